@@ -1,0 +1,50 @@
+"""The ``slem`` command: every heavy step of the pipeline runs through it on the compute node.
+
+Subcommands are imported lazily so that ``slem --help`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from slem import __version__
+
+SUBCOMMANDS = {
+    "basis": ("slem.cli.basis", "basis", "Build a strictly confined pseudo-atomic-orbital basis from UPF files."),
+    "project": ("slem.cli.project", "project", "Project a QE SCF onto the LCAO basis: H(R), S(R), D(R)."),
+    "train": ("slem.cli.train", "train", "Train a SLEM model from a YAML/JSON config."),
+    "predict": ("slem.cli.predict", "predict", "Predict H, S and D blocks for structures with a trained model."),
+    "bands": ("slem.cli.bands", "bands", "Band structure from predicted (or reference) H and S, with a plot."),
+    "export": ("slem.cli.export", "export", "Convert frames to and from DeePTB and DeepH folders."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module_name, attribute, _ = SUBCOMMANDS[name]
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, _, help_text) in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="slem")
+def cli() -> None:
+    """SLEM: strictly localized equivariant models of LCAO operators.
+
+    Typical flow: slem basis -> slem project (per SCF) -> slem train -> slem predict / slem bands.
+    """
+
+
+if __name__ == "__main__":
+    cli()
