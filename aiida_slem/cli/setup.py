@@ -1,0 +1,189 @@
+"""``aiida-slem setup``: everything a user needs on this machine, created once, unchanged on reruns."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR, FAMILY_LABEL, available_choices
+
+QE_EXECUTABLES = {
+    "pw": ("pw.x", "quantumespresso.pw"),
+    "pp": ("pp.x", "quantumespresso.pp"),
+    "projwfc": ("projwfc.x", "quantumespresso.projwfc"),
+}
+QE_INSTALL_HINT = (
+    "Quantum ESPRESSO is missing. Install it with:\n"
+    "    sudo apt-get install quantum-espresso quantum-espresso-data\n"
+    "(Debian/Ubuntu; it provides pw.x, pp.x, projwfc.x and the pseudopotentials in /usr/share/espresso/pseudo)."
+)
+CACHED_PLUGINS = ("aiida.calculations:quantumespresso.pw", "aiida.calculations:quantumespresso.pp",
+                  "aiida.calculations:slem.project", "aiida.calculations:slem.basis")
+
+
+def _report(item: str, state: str, detail: str = "") -> None:
+    colour = {"created": "green", "exists": "blue", "updated": "yellow"}.get(state, "white")
+    click.echo(f"  {item:<34} " + click.style(f"{state:<8}", fg=colour) + (f" {detail}" if detail else ""))
+
+
+def find_executables() -> dict[str, Path]:
+    found = {label: shutil.which(exe) for label, (exe, _) in QE_EXECUTABLES.items()}
+    missing = [QE_EXECUTABLES[label][0] for label, path in found.items() if path is None]
+    if missing:
+        raise click.ClickException(f"{', '.join(missing)} not found on PATH.\n{QE_INSTALL_HINT}")
+    slem_exe = shutil.which("slem") or str(Path(sys.executable).parent / "slem")
+    if not Path(slem_exe).exists():
+        raise click.ClickException("the 'slem' command is not installed: run 'pip install -e .' in the repository")
+    found["slem"] = slem_exe
+    return {label: Path(path) for label, path in found.items()}
+
+
+def ensure_profile(profile_name: str | None, backend: str) -> str:
+    """Load the requested (or default) profile, creating one with ``verdi presto`` when none exists."""
+    from aiida.manage.configuration import get_config
+
+    config = get_config(create=True)
+    names = config.profile_names
+    if profile_name and profile_name in names:
+        _report(f"profile {profile_name}", "exists")
+        return profile_name
+    if not profile_name and config.default_profile_name in names:
+        _report(f"profile {config.default_profile_name}", "exists", "(default)")
+        return config.default_profile_name
+    name = profile_name or "aiida-slem"
+    command = ["verdi", "presto", "--profile-name", name]
+    if backend == "embedded":
+        command.append("--use-zeromq")
+    else:
+        command += ["--use-postgres", "--postgres-username", "postgres", "--postgres-hostname", "localhost"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise click.ClickException(f"creating the profile failed:\n{result.stdout}\n{result.stderr}")
+    from aiida.manage.configuration import reset_config
+
+    reset_config()  # verdi presto wrote the config file in another process
+    _report(f"profile {name}", "created", f"({backend})")
+    return name
+
+
+def ensure_computer(label: str = "localhost"):
+    from aiida import orm
+
+    try:
+        computer = orm.load_computer(label)
+        _report(f"computer {label}", "exists")
+    except Exception:
+        computer = orm.Computer(
+            label=label, hostname="localhost", description="this machine", transport_type="core.local",
+            scheduler_type="core.direct", workdir=str(Path.home() / "aiida_run"),
+        ).store()
+        _report(f"computer {label}", "created")
+    if not computer.is_configured:
+        computer.configure(safe_interval=0)
+    computer.set_minimum_job_poll_interval(0.5)
+    computer.set_default_mpiprocs_per_machine(1)
+    return computer
+
+
+def ensure_code(label: str, executable: Path, plugin: str | None, computer) -> None:
+    from aiida import orm
+
+    candidates = orm.QueryBuilder().append(orm.InstalledCode, filters={"label": label}).all(flat=True)
+    existing = [code for code in candidates if code.computer.pk == computer.pk]
+    if existing:
+        code = existing[0]
+        if str(code.filepath_executable) == str(executable):
+            _report(f"code {label}@{computer.label}", "exists", str(executable))
+            return
+        raise click.ClickException(
+            f"code {label}@{computer.label} exists but points to {code.filepath_executable}, not {executable}; "
+            f"remove or relabel it ('verdi code relabel {code.pk} {label}-old') and rerun"
+        )
+    code = orm.InstalledCode(computer=computer, filepath_executable=str(executable), default_calc_job_plugin=plugin)
+    code.label = label
+    code.description = f"{executable.name} for aiida-slem"
+    if label == "slem":
+        code.prepend_text = "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}"
+    code.store()
+    _report(f"code {label}@{computer.label}", "created", str(executable))
+
+
+def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
+    from aiida import orm
+    from aiida_pseudo.data.pseudo import UpfData
+    from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
+
+    if orm.QueryBuilder().append(CutoffsPseudoPotentialFamily, filters={"label": FAMILY_LABEL}).count():
+        _report(f"pseudo family {FAMILY_LABEL}", "exists")
+        return
+    choices = available_choices(pseudo_dir)
+    if not choices:
+        raise click.ClickException(f"no norm-conserving UPF found in {pseudo_dir}.\n{QE_INSTALL_HINT}")
+    with tempfile.TemporaryDirectory() as folder:
+        for choice in choices:
+            shutil.copy(pseudo_dir / choice.filename, Path(folder) / choice.filename)
+        family = CutoffsPseudoPotentialFamily.create_from_folder(Path(folder), FAMILY_LABEL, pseudo_type=UpfData)
+    cutoffs = {c.element: {"cutoff_wfc": c.cutoff_wfc, "cutoff_rho": c.cutoff_rho} for c in choices}
+    family.set_cutoffs(cutoffs, "normal", unit="Ry")
+    family.description = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
+    _report(f"pseudo family {FAMILY_LABEL}", "created")
+    for choice in choices:
+        click.echo(f"      {choice.element:<3} {choice.filename:<22} {choice.cutoff_wfc:.0f}/{choice.cutoff_rho:.0f} Ry"
+                   f"  {choice.why}")
+
+
+def _loadable(identifier: str) -> bool:
+    from aiida.plugins.entry_point import load_entry_point_from_string
+
+    try:
+        load_entry_point_from_string(identifier)
+    except Exception:  # a plugin of this package that is not installed yet must not block setup
+        return False
+    return True
+
+
+def ensure_caching() -> None:
+    from aiida.manage.configuration import get_config
+
+    config = get_config()
+    profile = config.get_profile(None)
+    current = list(config.get_option("caching.enabled_for", profile.name, default=[]) or [])
+    wanted = sorted(set(current) | {name for name in CACHED_PLUGINS if _loadable(name)})
+    if wanted == sorted(current):
+        _report("caching (pw, pp, project)", "exists")
+        return
+    config.set_option("caching.enabled_for", wanted, scope=profile.name)
+    config.store()
+    _report("caching (pw, pp, project)", "updated")
+
+
+@click.command("setup")
+@click.option("--profile", "profile_name", default=None, help="Profile to use or create (default: the default one).")
+@click.option("--backend", type=click.Choice(["embedded", "psql"]), default="embedded", show_default=True,
+              help="For a new profile: embedded = SQLite + ZeroMQ broker (no services); "
+                   "psql = PostgreSQL + RabbitMQ on localhost.")
+@click.option("--computer", "computer_label", default="localhost", show_default=True)
+def setup(profile_name: str | None, backend: str, computer_label: str) -> None:
+    """Prepare this machine for aiida-slem. Safe to run again: existing items are left alone.
+
+    Creates (when missing) an AiiDA profile, the localhost computer, InstalledCodes pw, pp, projwfc and slem,
+    the pseudopotential family SLEM/NC/PBE/Debian, and enables caching for the DFT and projection steps.
+    """
+    executables = find_executables()
+    click.echo("aiida-slem setup")
+    name = ensure_profile(profile_name, backend)
+    from aiida import load_profile
+
+    load_profile(name, allow_switch=True)
+    computer = ensure_computer(computer_label)
+    for label, (_, plugin) in QE_EXECUTABLES.items():
+        ensure_code(label, executables[label], plugin, computer)
+    ensure_code("slem", executables["slem"], None, computer)
+    ensure_pseudo_family()
+    ensure_caching()
+    click.echo(f"Done. Check with 'verdi -p {name} status' and 'verdi -p {name} code list'.")

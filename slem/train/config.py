@@ -1,0 +1,335 @@
+"""Training configuration: schema, pure validation and dataset-dependent checks.
+
+``validate_config`` never opens the dataset, so the AiiDA side can call it at submission time
+on a machine that does not hold the data. ``check_config_against_dataset`` does the checks
+that need the HDF5 file (split sizes, operators present, basis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+OPERATOR_NAMES = ("H", "S", "D")
+
+
+class ConfigError(ValueError):
+    """The training configuration is invalid; the message lists every problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid training config:\n  - " + "\n  - ".join(self.problems))
+
+
+@dataclass
+class DatasetSection:
+    path: str
+    validation_path: str | None = None  # a second frames file whose frames are all used for validation
+
+
+@dataclass
+class TrainingSection:
+    max_steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 1
+    lr: float = 5e-3
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0
+    scheduler: Literal["plateau", "cosine", "none"] = "plateau"
+    scheduler_params: dict = field(default_factory=dict)
+    ema: float | None = None
+    seed: int = 0
+    eigenvalue_loss: float = 0.0
+    eigenvalue_kpoints: int = 4
+    onsite_shift: bool = False
+    operator_weights: dict = field(default_factory=dict)
+    checkpoint_every: int = 100
+    validate_every: int = 50
+    edge_chunk: int | None = None
+    dtype: Literal["float32", "float64"] = "float32"
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetSection
+    output_dir: str = "slem_run"
+    operators: list[str] = field(default_factory=lambda: ["H", "S"])
+    model: dict = field(default_factory=dict)
+    training: TrainingSection = field(default_factory=TrainingSection)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SCHEDULER_PARAMS = {
+    "plateau": {"factor": float, "patience": int, "min_lr": float, "threshold": float},
+    "cosine": {"min_lr": float, "warmup_steps": int},
+    "none": {},
+}
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(sorted(allowed))}"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Return (ok, value); ints are accepted for floats, YAML strings like '5e-3' for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, out = _coerce(value, arg)
+            if ok:
+                return True, out
+        return False, value
+    if origin is Literal:
+        return value in typing.get_args(tp), value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):  # PyYAML reads '5e-3' (no dot) as a string
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list or tp is list:
+        return isinstance(value, (list, tuple)), list(value) if isinstance(value, (list, tuple)) else value
+    if origin is dict or tp is dict:
+        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+    raise TypeError(f"unsupported schema type {tp}")
+
+
+def _section(cls: type, data: Any, where: str, problems: list[str]) -> dict:
+    if not isinstance(data, Mapping):
+        problems.append(f"'{where}' must be a mapping, got {type(data).__name__}")
+        return {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"unknown key '{where}.{key}'{_suggest(str(key), list(fields))}")
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            continue
+        ok, coerced = _coerce(value, hints[key])
+        if not ok:
+            problems.append(
+                f"'{where}.{key}' must be {_type_name(hints[key])}, got {value!r} ({type(value).__name__})"
+            )
+            continue
+        out[key] = coerced
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if no_default and name not in data:
+            problems.append(f"missing required key '{where}.{name}'")
+    return out
+
+
+def _model_fields() -> list[str] | None:
+    """Field names of the model's config dataclass, or None when the model package is unavailable."""
+    try:
+        from slem.model import SlemConfig  # noqa: PLC0415 - optional until the model package is installed
+    except ImportError:
+        return None
+    if dataclasses.is_dataclass(SlemConfig):
+        return [f.name for f in dataclasses.fields(SlemConfig)]
+    return None
+
+
+def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
+    """Check a config mapping (as read from YAML/JSON) and return a ``TrainConfig``.
+
+    Pure: reads no files. Raises ``ConfigError`` listing every problem found."""
+    problems: list[str] = []
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"the config must be a mapping of sections, got {type(raw).__name__}"])
+    top = _section(TrainConfig, raw, "config", problems)
+    if "dataset" not in raw:
+        problems[:] = [p for p in problems if "config.dataset" not in p]
+        problems.append("missing section 'dataset' (give at least dataset.path: frames.h5)")
+    dataset = _section(DatasetSection, raw.get("dataset", {}), "dataset", problems) if "dataset" in raw else {}
+    training = _section(TrainingSection, raw.get("training", {}) or {}, "training", problems)
+
+    ops = top.get("operators", ["H", "S"])
+    if not ops:
+        problems.append("'operators' is empty; train at least one of H, S, D")
+    for op in ops:
+        if op not in OPERATOR_NAMES:
+            problems.append(f"unknown operator {op!r} in 'operators'; expected a subset of {list(OPERATOR_NAMES)}")
+    if len(set(ops)) != len(ops):
+        problems.append(f"'operators' lists an operator twice: {ops}")
+
+    model = top.get("model", {})
+    known = _model_fields()
+    if known is not None:
+        for key in model:
+            if key not in known:
+                problems.append(f"unknown key 'model.{key}'{_suggest(str(key), known)}")
+
+    _check_training(training, ops, problems)
+    if problems:
+        raise ConfigError(problems)
+    return TrainConfig(
+        dataset=DatasetSection(**dataset),
+        output_dir=top.get("output_dir", "slem_run"),
+        operators=list(ops),
+        model=dict(model),
+        training=TrainingSection(**training),
+    )
+
+
+def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
+    if t.get("max_steps") is None and t.get("epochs") is None:
+        problems.append("give 'training.max_steps' or 'training.epochs' (how long to train)")
+    if t.get("max_steps") is not None and t.get("epochs") is not None:
+        problems.append("give only one of 'training.max_steps' and 'training.epochs'")
+    positive = ("max_steps", "epochs", "batch_size", "checkpoint_every", "validate_every", "edge_chunk",
+                "eigenvalue_kpoints")
+    for key in positive:
+        if t.get(key) is not None and t[key] <= 0:
+            problems.append(f"'training.{key}' must be positive, got {t[key]}")
+    if "lr" in t and not t["lr"] > 0:
+        problems.append(f"'training.lr' must be positive, got {t['lr']}")
+    for key in ("weight_decay", "eigenvalue_loss"):
+        if t.get(key, 0.0) < 0:
+            problems.append(f"'training.{key}' must be >= 0, got {t[key]}")
+    if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:
+        problems.append(f"'training.ema' is the EMA decay and must lie in (0, 1), e.g. 0.99; got {t['ema']}")
+    if t.get("eigenvalue_loss", 0.0) > 0 and "H" not in ops:
+        problems.append("'training.eigenvalue_loss' needs operator H (and S if the basis is non-orthogonal)")
+    scheduler = t.get("scheduler", "plateau")
+    allowed = _SCHEDULER_PARAMS.get(scheduler, {})
+    for key, value in t.get("scheduler_params", {}).items():
+        if key not in allowed:
+            problems.append(
+                f"unknown key 'training.scheduler_params.{key}' for scheduler '{scheduler}'"
+                f"{_suggest(str(key), list(allowed)) if allowed else '; this scheduler takes no parameters'}"
+            )
+            continue
+        ok, _ = _coerce(value, allowed[key])
+        if not ok:
+            problems.append(f"'training.scheduler_params.{key}' must be {allowed[key].__name__}, got {value!r}")
+    for op, w in t.get("operator_weights", {}).items():
+        if op not in ops:
+            problems.append(f"'training.operator_weights' names {op!r}, which is not in 'operators' {ops}")
+        elif not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0:
+            problems.append(f"'training.operator_weights.{op}' must be a number >= 0, got {w!r}")
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML or JSON config file into a plain mapping (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist"])
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml  # noqa: PLC0415
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a config error for the user
+        raise ConfigError([f"cannot parse {path}: {exc}"]) from exc
+    return data if data is not None else {}
+
+
+def resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
+    """Make relative dataset and output paths relative to the config file's folder."""
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    return dataclasses.replace(
+        config,
+        dataset=DatasetSection(path=fix(config.dataset.path), validation_path=fix(config.dataset.validation_path)),
+        output_dir=fix(config.output_dir),
+    )
+
+
+def check_config_against_dataset(config: TrainConfig, path: str | Path | None = None) -> dict:
+    """Checks that need the frames file: it exists, has a non-empty training split, holds every
+    requested operator and its basis matches ``model.basis`` if that is given.
+
+    Returns ``{"species": [...], "basis": {...}, "split": {...}}`` inferred from the data."""
+    from slem.data.frame import read_file_info, read_frames  # noqa: PLC0415 - keeps validate_config light
+
+    path = Path(path or config.dataset.path)
+    problems: list[str] = []
+    if not path.is_file():
+        raise ConfigError([f"dataset file {path} does not exist (dataset.path)"])
+    info = read_file_info(path)
+    split = {k: list(v) for k, v in info["split"].items()}
+    if not split:  # a file without a split trains on everything
+        split = {"train": list(range(info["n_frames"]))}
+    if not split.get("train"):
+        problems.append(f"dataset {path} has an empty 'train' split; write the file with split={{'train': [...]}}")
+    frames = read_frames(path, indices=sorted({i for v in split.values() for i in v}))
+    sources = [(path, frames)]
+    if config.dataset.validation_path:
+        vpath = Path(config.dataset.validation_path)
+        if not vpath.is_file():
+            problems.append(f"validation file {vpath} does not exist (dataset.validation_path)")
+        else:
+            sources.append((vpath, read_frames(vpath)))
+    basis: dict[str, str] = {}
+    for src, fr in sources:
+        for k, frame in enumerate(fr):
+            missing = [op for op in config.operators if op not in frame.operators]
+            if missing:
+                problems.append(
+                    f"frame {k} of {src} lacks operator(s) {missing}; drop them from 'operators' or "
+                    "re-project with them"
+                )
+                break
+            for el, shells in frame.basis.items():
+                if basis.setdefault(el, shells) != shells:
+                    problems.append(f"{src}: element {el} has basis {shells} here but {basis[el]} elsewhere")
+    species = sorted({s for _, fr in sources for f in fr for s in f.symbols})
+    wanted = config.model.get("basis")
+    if wanted:
+        for el in species:
+            if el in wanted and wanted[el] != basis.get(el):
+                problems.append(
+                    f"model.basis gives {el}: {wanted[el]} but the dataset uses {basis.get(el)}; "
+                    "remove model.basis to take it from the data"
+                )
+            elif el not in wanted:
+                problems.append(f"model.basis has no entry for element {el}, which the dataset contains")
+    if config.model.get("species"):
+        extra = sorted(set(species) - set(config.model["species"]))
+        if extra:
+            problems.append(f"dataset contains element(s) {extra} not listed in model.species")
+    if problems:
+        raise ConfigError(problems)
+    return {"species": species, "basis": {el: basis[el] for el in species}, "split": split}
