@@ -85,6 +85,7 @@ class PseudoAtom:
         self._screen: tuple[CubicSpline, CubicSpline, float] | None = None
         self.free_energies: dict[tuple[int, int], float] = {}
         self.free_radius = 0.0
+        self.scf_iterations = 0
 
     # potentials ----------------------------------------------------------------------------
     def _local(self, r: np.ndarray) -> np.ndarray:
@@ -131,7 +132,9 @@ class PseudoAtom:
             h += cross + cross.T
         idx = [i for i, (lb, _, _) in enumerate(self._betas) if lb == l]
         if idx:
-            proj = np.stack([b.T @ (w * r * self._betas[i][1](r) * (r <= self._betas[i][2])) for i in idx], axis=1)
+            proj = np.stack(
+                [b.T @ (w * r * self._betas[i][1](r) * (r <= self._betas[i][2])) for i in idx], axis=1
+            )
             h += proj @ self._dij[np.ix_(idx, idx)] @ proj.T
         h[np.diag_indices_from(h)] += basis.kinetic
         return h
@@ -144,7 +147,9 @@ class PseudoAtom:
         vectors = vectors * np.sign(peak)
         return Channel(basis, energies[:n_states], vectors)
 
-    def solve(self, l: int, r_c: float, n_states: int = 1, confinement: SoftConfinement | None = None) -> Channel:
+    def solve(
+        self, l: int, r_c: float, n_states: int = 1, confinement: SoftConfinement | None = None
+    ) -> Channel:
         """Eigenstates of the screened atom in channel l inside r_c (bohr), optionally soft-confined."""
         r, w = simpson_grid(r_c, self.spacing)
         v_scr, g = self._screening(r)
@@ -176,11 +181,14 @@ class PseudoAtom:
                 for s in states:
                     radial = channel.radial(r, s.index)
                     n_out += s.occupation * radial**2 / (4.0 * np.pi)
-                    dn_out += s.occupation * 2.0 * radial * channel.radial_derivative(r, s.index) / (4.0 * np.pi)
+                    dn_out += (
+                        s.occupation * 2.0 * radial * channel.radial_derivative(r, s.index) / (4.0 * np.pi)
+                    )
             residual = float(np.sum(w * 4.0 * np.pi * r**2 * np.abs(n_out - n)))
             n = (1.0 - mixing) * n + mixing * n_out
             dn = (1.0 - mixing) * dn + mixing * dn_out
             if residual < tol:
+                self.scf_iterations = iteration
                 break
         else:
             raise ScfNotConvergedError(
@@ -192,12 +200,14 @@ class PseudoAtom:
         self.free_radius = r_free
         self.free_energies = {(s.l, s.index): float(channels[s.l].energies[s.index]) for s in self.states}
         self.free_channels = channels
-        return iteration
+        return self.scf_iterations
 
     def _initial_density(self, r, w, n_electrons):
         rho = np.asarray(self.upf.rho_atom)
         if rho.size != self.upf.r.size or not np.any(rho > 0):
-            rho = sum(s.occupation * c.values**2 for s, c in zip(self.states, self._occupied_chi(), strict=True))
+            rho = sum(
+                s.occupation * c.values**2 for s, c in zip(self.states, self._occupied_chi(), strict=True)
+            )
         spline = log_mesh_spline(self.upf.r, rho / (4.0 * np.pi * self.upf.r**2))
         rc = np.minimum(r, self.upf.r[-1])
         rs = np.maximum(rc, self.upf.r[0])

@@ -74,7 +74,7 @@ def _f_pbe(n, sigma):
 
 
 def parse_functional(text: str) -> Functional:
-    """Map a UPF functional string ("SLA PW PBE PBE", "PBX PBC", "SLA PZ NOGX NOGC", "PBE") to a functional."""
+    """Map a UPF functional string ("SLA PW PBE PBE", "PBX PBC", "SLA PZ NOGX NOGC", "PBE")."""
     tokens = [t for t in text.upper().replace("-", " ").split() if t]
     known_pbe = {"PBE", "PBX", "PBC", "SLA", "PW"}
     if tokens == ["PBE"] or (tokens and set(tokens) <= known_pbe and {"PBX", "PBC", "PBE"} & set(tokens)):
@@ -97,7 +97,9 @@ def _energy_density(functional: Functional, n, sigma):
     return n * (_ex_lda(n) + ec)
 
 
-def xc_terms(functional: Functional, n: np.ndarray, dn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def xc_terms(
+    functional: Functional, n: np.ndarray, dn: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (f, f_n, 2 f_sigma dn/dr) for a spherical density n(r) with radial derivative dn.
 
     f is the energy per volume (Ha/bohr^3); f_n is the local potential (Ha). The third array g

@@ -139,22 +139,43 @@ def frame_from_blocks(
     basis: Mapping[str, str],
     blocks: Mapping[str, Mapping[tuple[int, int, int, int, int], np.ndarray]],
     metadata: dict | None = None,
+    missing: str = "error",
 ) -> Frame:
     """Build a frame from per-pair block dictionaries keyed (i, j, Rx, Ry, Rz).
 
-    All operators must hold the same pairs (the union is taken from the first)."""
+    Pairs are stored sorted by key. With ``missing="error"`` all operators must hold the same
+    pairs; with ``missing="zero"`` the union is taken and a block an operator lacks is zero
+    (DeePTB and DeepH files omit vanishing blocks, e.g. S beyond r_a + r_b while H still reaches
+    further through the non-local pseudopotential)."""
     nums = [atomic_numbers[z] if isinstance(z, str) else int(z) for z in numbers]
     if not blocks:
         raise FrameFormatError("at least one operator is needed to build a frame")
-    keys = sorted(next(iter(blocks.values())).keys())
+    if missing not in ("error", "zero"):
+        raise ValueError(f"missing must be 'error' or 'zero', got {missing!r}")
+    keys = sorted(set().union(*(table.keys() for table in blocks.values())))
     pairs = np.array([k[:2] for k in keys], dtype=np.int64).reshape(-1, 2)
     shifts = np.array([k[2:] for k in keys], dtype=np.int64).reshape(-1, 3)
     operators = {}
     for name, table in blocks.items():
-        if set(table) != set(keys):
+        if missing == "error" and len(table) != len(keys):
             raise FrameFormatError(f"operator {name} does not hold the same pairs as the others")
-        operators[name] = np.concatenate([np.asarray(table[k]).ravel() for k in keys]) if keys else np.zeros(0)
+        parts = []
+        for k in keys:
+            block = table.get(k)
+            if block is None:
+                block = np.zeros(_block_shape(nums, basis, k))
+            parts.append(np.asarray(block).ravel())
+        operators[name] = np.concatenate(parts) if keys else np.zeros(0)
     return Frame(nums, positions, cell, pbc, dict(basis), pairs, shifts, operators, metadata or {})
+
+
+def _block_shape(numbers: Sequence[int], basis: Mapping[str, str], key: tuple) -> tuple[int, int]:
+    try:
+        return tuple(n_orbitals(basis[chemical_symbols[numbers[a]]]) for a in key[:2])
+    except KeyError as exc:
+        raise FrameFormatError(f"no basis given for element {exc.args[0]}") from exc
+    except IndexError as exc:
+        raise FrameFormatError(f"pair {key} names an atom beyond the {len(numbers)} atoms") from exc
 
 
 # --- HDF5 ---------------------------------------------------------------------------
@@ -212,6 +233,9 @@ def write_frames(
             group = handle.create_group("frames")
             for index, frame in enumerate(frames):
                 _write_frame_group(group.create_group(str(index)), frame)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; frame files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -237,7 +261,9 @@ def _open_checked(path: str | os.PathLike) -> h5py.File:
         )
     if int(handle.attrs.get("version", -1)) > FORMAT_VERSION:
         handle.close()
-        raise FrameFormatError(f"{path} uses format version {handle.attrs['version']}; upgrade slem to read it")
+        raise FrameFormatError(
+            f"{path} uses format version {handle.attrs['version']}; upgrade slem to read it"
+        )
     return handle
 
 

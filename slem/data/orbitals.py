@@ -50,3 +50,22 @@ def n_orbitals(basis: str) -> int:
 def orbital_counts(basis: Mapping[str, str]) -> dict[str, int]:
     """Number of orbitals per element for a ``{"Si": "2s2p1d"}`` mapping."""
     return {element: n_orbitals(shells) for element, shells in basis.items()}
+
+
+def parse_basis_spec(specs: str | list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Parse ``"Si=2s2p1d,C=1s1p"`` (or a list of ``"El=shells"`` items) into a basis mapping.
+
+    Every shell string is checked with :func:`parse_shells`."""
+    items = [specs] if isinstance(specs, str) else list(specs)
+    basis: dict[str, str] = {}
+    for item in (part.strip() for text in items for part in text.split(",")):
+        if not item:
+            continue
+        element, sep, shells = item.partition("=")
+        if not sep or not element.strip() or not shells.strip():
+            raise BasisStringError(f"basis item {item!r} is not of the form 'Si=2s2p1d'")
+        parse_shells(shells)
+        basis[element.strip()] = shells.strip()
+    if not basis:
+        raise BasisStringError("empty basis; give e.g. 'Si=2s2p1d'")
+    return basis

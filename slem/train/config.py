@@ -224,8 +224,8 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
             problems.append(f"'training.{key}' must be >= 0, got {t[key]}")
     if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:
         problems.append(f"'training.ema' is the EMA decay and must lie in (0, 1), e.g. 0.99; got {t['ema']}")
-    if t.get("eigenvalue_loss", 0.0) > 0 and "H" not in ops:
-        problems.append("'training.eigenvalue_loss' needs operator H (and S if the basis is non-orthogonal)")
+    if t.get("eigenvalue_loss", 0.0) > 0 and not {"H", "S"} <= set(ops):
+        problems.append("'training.eigenvalue_loss' needs operators H and S (bands solve H c = E S c)")
     scheduler = t.get("scheduler", "plateau")
     allowed = _SCHEDULER_PARAMS.get(scheduler, {})
     for key, value in t.get("scheduler_params", {}).items():

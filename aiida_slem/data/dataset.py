@@ -1,0 +1,61 @@
+"""``DatasetData``: many frames in one ``slem-frames`` HDF5 file, with the train/validation/test split."""
+
+from __future__ import annotations
+
+import pathlib
+
+from slem.data.frame import Frame, FrameFormatError, read_frames
+
+from ._file import SlemFileData
+from ._frames import inspect_frames_file
+
+SPLITS = ("train", "validation", "test")
+
+
+class DatasetData(SlemFileData):
+    """Attributes: ``n_frames``, ``n_frames_per_split``, ``split`` (frame indices per split), ``formulas``,
+    ``elements``, ``basis``, ``basis_label``, ``cutoffs`` (orbital radius per element, Angstrom) and
+    ``operators`` (present in every frame)."""
+
+    DEFAULT_FILENAME = "dataset.h5"
+
+    def _inspect(self, path: pathlib.Path) -> dict:
+        info, frames = inspect_frames_file(path)
+        if not frames:
+            raise FrameFormatError(f"{path.name} holds no frame; a dataset needs at least one")
+        split = {name: sorted(int(i) for i in indices) for name, indices in info["split"].items()}
+        unknown = sorted(set(split) - set(SPLITS))
+        if unknown:
+            raise FrameFormatError(f"unknown split name(s) {unknown}; use {SPLITS}")
+        bases = {tuple(sorted(f["basis"].items())) for f in frames}
+        if len(bases) != 1:
+            raise FrameFormatError(f"{path.name} mixes frames with different bases: {sorted(bases)}")
+        file_attrs = info["attrs"]
+        return {
+            "n_frames": len(frames),
+            "split": split,
+            "n_frames_per_split": {name: len(split.get(name, [])) for name in SPLITS},
+            "formulas": sorted({f["formula"] for f in frames}),
+            "elements": sorted({el for f in frames for el in f["elements"]}),
+            "basis": frames[0]["basis"],
+            "basis_label": file_attrs.get("basis_label", frames[0]["metadata"].get("basis_label", "")),
+            "cutoffs": file_attrs.get("cutoffs", {}),
+            "operators": sorted(set.intersection(*(set(f["operators"]) for f in frames))),
+            "n_atoms": [f["n_atoms"] for f in frames],
+        }
+
+    @property
+    def n_frames(self) -> int:
+        return self.base.attributes.get("n_frames")
+
+    @property
+    def split(self) -> dict[str, list[int]]:
+        return self.base.attributes.get("split")
+
+    def get_frames(self, split: str | None = None) -> list[Frame]:
+        """All frames, or those of one split (``train``, ``validation`` or ``test``)."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+        indices = None if split is None else self.split.get(split, [])
+        with self.local_path() as path:
+            return read_frames(path, indices)

@@ -1,0 +1,154 @@
+"""``slem basis``: build the confined PAO basis of every element from its UPF into one basis file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from slem.basis.atom import valence_states
+from slem.basis.generate import DEFAULT_ENERGY_SHIFT_EV, DEFAULT_SPLIT_NORM, generate_basis
+from slem.basis.orbital import ElementBasis, write_basis
+from slem.basis.presets import DEFAULT_PRESET, PRESETS
+from slem.data.orbitals import L_LETTERS
+from slem.qe.upf import Upf, read_upf
+
+
+def _parse_radii(specs: tuple[str, ...]) -> tuple[float | None, dict[str, dict[int, float] | float]]:
+    """``4.0`` (all elements), ``Si=4.0`` (one element) or ``Si.p=4.5`` (one l of one element)."""
+    default: float | None = None
+    per_element: dict[str, dict[int, float] | float] = {}
+    for spec in specs:
+        key, _, value = spec.rpartition("=")
+        try:
+            radius = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{spec!r}: expected 4.0, Si=4.0 or Si.p=4.5 (Angstrom)") from None
+        if not key:
+            default = radius
+        elif "." in key:
+            element, _, shell = key.partition(".")
+            l = L_LETTERS.index(shell) if shell in L_LETTERS else int(shell) if shell.isdigit() else None
+            if l is None:
+                raise click.BadParameter(f"{spec!r}: the shell after '.' must be s, p, d, f or an integer l")
+            entry = per_element.setdefault(element, {})
+            if not isinstance(entry, dict):
+                raise click.BadParameter(f"{spec!r}: {element} already has one radius for all l")
+            entry[l] = radius
+        else:
+            per_element[key] = radius
+    return default, per_element
+
+
+def _radii_for(upf: Upf, default, per_element):
+    if upf.element not in per_element:
+        return default
+    value = per_element[upf.element]
+    if isinstance(value, dict) and default is not None:
+        # Only the valence shells take the global radius; the polarisation shell follows its parent.
+        return {**{state.l: default for state in valence_states(upf)}, **value}
+    return value
+
+
+def summary_rows(bases: dict[str, ElementBasis]) -> list[str]:
+    head = f"{'element':<8}{'label':<6}{'shells':<10}{'n_orb':>6}  {'radii (Angstrom)':<26}eigenvalues (eV)"
+    rows = [head, "-" * len(head)]
+    for element, basis in sorted(bases.items()):
+        radii = " ".join(f"{l}:{v:.2f}" for l, v in basis.params["radii"].items())
+        eig = " ".join(
+            f"{l}:" + ",".join(f"{e:.2f}" for e in v) for l, v in basis.params["eigenvalues"].items()
+        )
+        rows.append(f"{element:<8}{basis.label:<6}{basis.shells:<10}{basis.n_orbitals:>6}  {radii:<26}{eig}")
+    return rows
+
+
+def summary_json(bases: dict[str, ElementBasis], output: Path) -> dict:
+    labels = sorted({b.label for b in bases.values()})
+    return {
+        "file": str(output),
+        "elements": sorted(bases),
+        "label": labels[0] if len(labels) == 1 else "+".join(labels),
+        "shells": {el: b.shells for el, b in bases.items()},
+        "radii": {el: float(b.cutoff) for el, b in bases.items()},
+        "radii_per_l": {el: b.params["radii"] for el, b in bases.items()},
+        "n_orbitals": {el: b.n_orbitals for el, b in bases.items()},
+        "eigenvalues": {el: b.params["eigenvalues"] for el, b in bases.items()},
+        "upf_md5": {el: b.upf_md5 for el, b in bases.items()},
+        "upf_name": {el: b.upf_name for el, b in bases.items()},
+        "params": {el: {k: v for k, v in b.params.items() if k != "orbitals"} for el, b in bases.items()},
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+@click.command("basis")
+@click.argument("upfs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--preset", default=DEFAULT_PRESET, show_default=True, type=click.Choice(list(PRESETS), False))
+@click.option(
+    "--radius",
+    "radius",
+    multiple=True,
+    help="Confinement radius in Angstrom: 4.0 (all), Si=4.0 (one element) or Si.p=4.5; repeatable. "
+    "Unset radii are chosen by --energy-shift.",
+)
+@click.option(
+    "--energy-shift",
+    default=DEFAULT_ENERGY_SHIFT_EV,
+    show_default=True,
+    type=float,
+    help="Rise of each confined eigenvalue over the free atom's (eV) that fixes unset radii.",
+)
+@click.option("--split-norm", default=DEFAULT_SPLIT_NORM, show_default=True, type=float)
+@click.option("-o", "--output", default="basis.h5", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json-summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a JSON summary (elements, label, shells, radii, UPF md5).",
+)
+def basis(upfs, preset, radius, energy_shift, split_norm, output, json_summary) -> None:
+    """Build a strictly confined pseudo-atomic-orbital basis from norm-conserving UPF files.
+
+    Example: slem basis Si.pbe-rrkj.UPF C.pbe-mt_gipaw.UPF --preset DZP --radius Si=4.3 -o basis.h5
+    """
+    default, per_element = _parse_radii(radius)
+    bases: dict[str, ElementBasis] = {}
+    try:
+        upf_data = [read_upf(path) for path in upfs]
+        elements = [upf.element for upf in upf_data]
+        duplicated = sorted({el for el in elements if elements.count(el) > 1})
+        if duplicated:
+            raise click.UsageError(f"several UPF files for {', '.join(duplicated)}; give one per element")
+        unknown = set(per_element) - set(elements)
+        if unknown:
+            raise click.UsageError(
+                f"--radius names {', '.join(sorted(unknown))}, but no UPF for it was given"
+            )
+        for path, upf in zip(upfs, upf_data, strict=True):
+            bases[upf.element] = generate_basis(
+                path,
+                preset=preset,
+                radii=_radii_for(upf, default, per_element),
+                energy_shift_ev=energy_shift,
+                split_norm=split_norm,
+            )
+    except click.UsageError:
+        raise
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    write_basis(output, bases)
+    for row in summary_rows(bases):
+        click.echo(row)
+    click.echo(f"wrote {output}")
+    if json_summary is not None:
+        _write_json(json_summary, summary_json(bases, output))
+        click.echo(f"wrote {json_summary}")

@@ -1,0 +1,88 @@
+"""Small helpers shared by the DeePTB and DeepH folder converters."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .frame import Frame, FrameFormatError
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Open an HDF5 file for writing under a temporary name; rename it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as handle:
+            yield handle
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def publish(tmp: str | os.PathLike, path: Path) -> None:
+    """Rename a finished temporary file into place with ordinary permissions (mkstemp makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise FrameFormatError(
+            f"{path} is not a readable HDF5 file ({exc}); it may be truncated or corrupt: regenerate it"
+        ) from exc
+
+
+def load_text(path: Path, dtype: type = float) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+    try:
+        return np.loadtxt(path, dtype=dtype, ndmin=1)
+    except ValueError as exc:
+        raise FrameFormatError(f"{path} could not be parsed as a table of numbers ({exc})") from exc
+
+
+def completed_blocks(frame: Frame, operator: str) -> dict[tuple[int, int, int, int, int], np.ndarray]:
+    """All blocks of ``operator`` with every missing reverse partner X_ji(-R) = X_ij(R)^T added.
+
+    DeePTB and DeepH expect both directions. H, S and D are real symmetric operators, so the
+    partner is the transpose. Blocks that are exactly zero are dropped except the onsite ones:
+    both tools read an absent block as zero and their own writers omit vanishing blocks."""
+    blocks = frame.blocks(operator)
+    for (i, j, *r), block in list(blocks.items()):
+        partner = (j, i, -r[0], -r[1], -r[2])
+        if partner not in blocks:
+            blocks[partner] = block.T
+    return {
+        key: block
+        for key, block in blocks.items()
+        if np.any(block != 0) or (key[0] == key[1] and not any(key[2:]))
+    }
+
+
+def check_basis(frame_basis: Mapping[str, str], given: Mapping[str, str] | None) -> None:
+    """A basis given on the command line must agree with the one a frame carries."""
+    if given is None:
+        return
+    for element, shells in frame_basis.items():
+        if element in given and given[element] != shells:
+            raise FrameFormatError(
+                f"basis {element}={given[element]} was given but the frames hold {element}={shells}; "
+                "drop --basis or give the frames' basis"
+            )

@@ -1,0 +1,106 @@
+"""Eigenvalue loss: band energies of predicted and reference blocks at a few k-points.
+
+The Bloch phase uses the full bond vector, exp(i k.(tau_j + R.cell - tau_i)), instead of
+exp(i k.R.cell). The two matrices differ by a diagonal unitary, so eigenvalues agree, and the
+graph's edge vectors are all that is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from .dataset import orbitals_per_atom
+from .loss import half_mae_rmse
+
+
+def _dense_index(norb: np.ndarray, atoms: np.ndarray, edges: np.ndarray, edge_index: np.ndarray,
+                 onsite_off: np.ndarray, hop_off: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Row/column of every packed element of one frame in its dense (n, n) matrix."""
+    local = np.zeros(int(atoms.max()) + 1, dtype=np.int64)
+    local[atoms] = np.concatenate([[0], np.cumsum(norb[atoms])[:-1]])
+    on_pos, on_row, on_col = [], [], []
+    for a in atoms:
+        n = norb[a]
+        r, c = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        on_pos.append(onsite_off[a] + np.arange(n * n))
+        on_row.append(local[a] + r.ravel())
+        on_col.append(local[a] + c.ravel())
+    hop_pos, hop_row, hop_col, hop_edge = [], [], [], []
+    for e in edges:
+        i, j = edge_index[:, e]
+        ni, nj = norb[i], norb[j]
+        r, c = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
+        hop_pos.append(hop_off[e] + np.arange(ni * nj))
+        hop_row.append(local[i] + r.ravel())
+        hop_col.append(local[j] + c.ravel())
+        hop_edge.append(np.full(ni * nj, e))
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
+    return tuple(map(cat, (on_pos, on_row, on_col, hop_pos, hop_row, hop_col, hop_edge)))
+
+
+def _bloch(onsite: torch.Tensor, hopping: torch.Tensor, idx: tuple, phase: torch.Tensor, n: int) -> torch.Tensor:
+    on_pos, on_row, on_col, hop_pos, hop_row, hop_col, _ = idx
+    m = torch.zeros((n, n), dtype=phase.dtype, device=phase.device)
+    m = m.index_put((on_row, on_col), onsite[on_pos].to(phase.dtype), accumulate=True)
+    m = m.index_put((hop_row, hop_col), hopping[hop_pos].to(phase.dtype) * phase, accumulate=True)
+    return 0.5 * (m + m.conj().T)  # removes the tiny anti-Hermitian part of an imperfect prediction
+
+
+def generalized_eigvalsh(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    chol = torch.linalg.cholesky(s)
+    a = torch.linalg.solve_triangular(chol, h, upper=False)
+    a = torch.linalg.solve_triangular(chol, a.conj().T, upper=False).conj().T
+    return torch.linalg.eigvalsh(0.5 * (a + a.conj().T))
+
+
+def edge_vectors(graph: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """tau_j + R.cell - tau_i per edge from the graph."""
+    if "edge_vectors" in graph:
+        return graph["edge_vectors"]
+    i, j = graph["edge_index"]
+    return graph["pos"][j] - graph["pos"][i] + graph["edge_shift"]
+
+
+def kpoints_for(cell: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Gamma plus n-1 fixed pseudo-random k-points, Cartesian 1/Angstrom (with 2*pi)."""
+    frac = np.random.default_rng([seed, 7919]).random((max(n - 1, 0), 3)) - 0.5
+    frac = np.vstack([np.zeros((1, 3)), frac])
+    if abs(np.linalg.det(cell)) < 1e-8:
+        return np.zeros((1, 3))  # no lattice: a molecule has one "k-point"
+    return 2 * np.pi * frac @ np.linalg.inv(cell).T
+
+
+def eigenvalue_loss(pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], species: list[str],
+                    basis: dict[str, str], n_kpoints: int, seed: int) -> torch.Tensor:
+    """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
+
+    Uses the predicted S when S is predicted, else the reference S for both sides."""
+    norb = orbitals_per_atom(graph, species, basis)
+    edge_index = graph["edge_index"].cpu().numpy()
+    batch = graph["batch"].cpu().numpy() if "batch" in graph else np.zeros(len(norb), np.int64)
+    onsite_off = np.concatenate([[0], np.cumsum(norb * norb)])
+    hop_off = np.concatenate([[0], np.cumsum(norb[edge_index[0]] * norb[edge_index[1]])])
+    vec = edge_vectors(graph)
+    cells = graph["cell"].reshape(-1, 3, 3).cpu().numpy()
+    cdtype = torch.complex128 if vec.dtype == torch.float64 else torch.complex64
+    s_pred = ("S_onsite" in pred) and ("S_hopping" in pred)
+    losses = []
+    for f in range(int(batch.max()) + 1):
+        atoms = np.flatnonzero(batch == f)
+        edges = np.flatnonzero(batch[edge_index[0]] == f)
+        idx = tuple(torch.as_tensor(a, device=vec.device) for a in
+                    _dense_index(norb, atoms, edges, edge_index, onsite_off, hop_off))
+        n = int(norb[atoms].sum())
+        kpts = torch.as_tensor(kpoints_for(cells[min(f, len(cells) - 1)], n_kpoints, seed), dtype=vec.dtype,
+                               device=vec.device)
+        for k in kpts:
+            phase = torch.exp(1j * (vec[idx[6]] @ k).to(cdtype))
+            s_ref = _bloch(graph["S_onsite"], graph["S_hopping"], idx, phase, n)
+            s_model = _bloch(pred["S_onsite"], pred["S_hopping"], idx, phase, n) if s_pred else s_ref
+            e_ref = generalized_eigvalsh(_bloch(graph["H_onsite"], graph["H_hopping"], idx, phase, n), s_ref)
+            e_pred = generalized_eigvalsh(_bloch(pred["H_onsite"], pred["H_hopping"], idx, phase, n), s_model)
+            losses.append(half_mae_rmse(e_pred, e_ref.detach()))
+    return torch.stack(losses).mean()

@@ -1,0 +1,265 @@
+"""The training loop: fixed-step optimisation with validation, checkpoints, exact resume,
+walltime signals and data-parallel ranks."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slem import __version__
+
+from . import model_io
+from .checkpoint import load_checkpoint, restore_training_state, save_checkpoint
+from .config import TrainConfig, check_config_against_dataset
+from .dataset import GraphCache, batch_layout, file_sha256, graph_to, load_splits
+from .distributed import (DataOrder, DistInfo, all_reduce_sums, any_rank, average_gradients,
+                          broadcast_parameters)
+from .ema import EMA
+from .evaluate import evaluate
+from .loss import BlockLoss
+from .metrics import MetricsLogger, plot_learning_curve
+from .optim import make_optimizer, make_scheduler, scheduler_step
+from .status import NanLossError, WalltimeStop
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, device: torch.device | str = "cpu", resume: str | None = None,
+                 dist_info: DistInfo | None = None, progress: bool | None = None):
+        self.config = config
+        self.t = config.training
+        self.device = torch.device(device)
+        self.dist = dist_info or DistInfo()
+        self.out = Path(config.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and self.dist.is_main
+        self.resume = resume
+        self.callbacks: list[Callable[[Trainer], None]] = []
+        self._stop_requested = False
+        self.step = 0
+        self.best_metric = math.inf
+        self.best_validation: dict = {}
+
+    def request_stop(self) -> None:
+        """Ask for a clean stop at the next step boundary (what SIGTERM/SIGUSR1 do)."""
+        self._stop_requested = True
+
+    # --- setup --------------------------------------------------------------------------
+    def setup(self) -> None:
+        info = check_config_against_dataset(self.config)
+        self.species, self.basis = info["species"], info["basis"]
+        self.data = load_splits(self.config, info["split"])
+        self.dtype = torch.float64 if self.t.dtype == "float64" else torch.float32
+        torch.manual_seed(self.t.seed)
+        np.random.seed(self.t.seed)
+        random.seed(self.t.seed)
+        self.model_config = model_io.make_model_config(self.config.model, self.species, self.basis)
+        self.model = model_io.build(self.model_config).to(device=self.device, dtype=self.dtype)
+        self.cutoffs = model_io.cutoffs(self.model_config)
+        frames = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}
+        self.graphs = GraphCache(
+            lambda f: model_io.graph_from_frame(f, self.model_config, self.dtype, self.config.operators), frames
+        )
+        self.loss_fn = BlockLoss(self.config.operators, self.t.operator_weights, self.t.onsite_shift)
+        self.optimizer = make_optimizer(self.model, self.t)
+        self.order = DataOrder(list(range(len(self.data.train))), self.t.batch_size, self.t.seed, self.dist)
+        self.max_steps = self.t.max_steps or self.t.epochs * self.order.batches_per_epoch
+        self.scheduler = make_scheduler(self.optimizer, self.t, self.max_steps)
+        self.ema = EMA(self.model, self.t.ema) if self.t.ema else None
+        resume_path = self._resume_path()
+        if resume_path is None:
+            # rescale statistics come from the training data only, before any optimisation
+            model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
+            broadcast_parameters(self.model, self.dist)
+            if self.ema is not None:
+                self.ema = EMA(self.model, self.t.ema)
+        else:
+            state = load_checkpoint(resume_path, map_location=self.device)
+            restore_training_state(state, model=self.model, optimizer=self.optimizer,
+                                   scheduler=self.scheduler, ema=self.ema)
+            self.order.load_state_dict(state["data_state"])
+            self.step = state["step"]
+            self.best_metric = state["best_metric"]
+            self.best_validation = state["extra"].get("best_validation", {})
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        self.logger = MetricsLogger(self.out, enabled=self.dist.is_main,
+                                    resume_step=self.step if resume_path else None)
+
+    def _resume_path(self) -> Path | None:
+        if self.resume in (None, "none", "no"):
+            return None
+        if self.resume == "auto":
+            latest = self.ckpt_dir / "latest.pt"
+            return latest if latest.is_file() else None
+        path = Path(self.resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume {path}: no such checkpoint")
+        return path
+
+    # --- loop ---------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.setup()
+        old = self._install_signal_handlers()
+        try:
+            self._loop()
+        finally:
+            self._restore_signal_handlers(old)
+            self.logger.close()
+        return self.finish()
+
+    def _loop(self) -> None:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress, desc="train")
+        self.model.train()
+        while self.step < self.max_steps:
+            if any_rank(self._stop_requested, self.dist, self.device):
+                self.save("latest.pt")
+                raise WalltimeStop(f"stopped by signal at step {self.step}; resume with --resume auto")
+            values = self._train_step()
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['loss']:.4g}")
+            scheduler_step(self.scheduler, self.t, None)
+            if self.step % self.t.validate_every == 0 or self.step == self.max_steps:
+                self._validate(values)
+            if self.step % self.t.checkpoint_every == 0 or self.step == self.max_steps:
+                self.save("latest.pt")
+            for callback in self.callbacks:
+                callback(self)
+        bar.close()
+
+    def _train_step(self) -> dict:
+        ids = self.order.next_batch()
+        graph = graph_to(model_io.collate([self.graphs.get("train", i) for i in ids]), self.device)
+        layout = batch_layout(graph, self.species, self.basis, self.device) if self.t.onsite_shift else None
+        self.optimizer.zero_grad(set_to_none=True)
+        pred = self.model(graph)
+        loss, parts = self.loss_fn(pred, graph, layout)
+        if self.t.eigenvalue_loss > 0:
+            from .eigen_loss import eigenvalue_loss  # noqa: PLC0415
+
+            eig = eigenvalue_loss(pred, graph, self.species, self.basis, self.t.eigenvalue_kpoints, self.t.seed)
+            parts["eigenvalue"] = float(eig.detach())
+            loss = loss + self.t.eigenvalue_loss * eig
+        bad = not torch.isfinite(loss).item()
+        if any_rank(bad, self.dist, self.device):
+            raise NanLossError(f"loss is {float(loss)} at step {self.step + 1} (frames {ids}); lower "
+                               "training.lr or check the dataset for corrupt blocks")
+        loss.backward()
+        average_gradients(self.model, self.dist)
+        if self.t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        values = {"loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"], **parts}
+        if self.dist.enabled:
+            summed = all_reduce_sums({"loss": values["loss"]}, self.dist, self.device)
+            values["loss"] = summed["loss"] / self.dist.world_size
+        self.logger.log("train", self.step + 1, values)
+        return values
+
+    def _evaluate(self, split: str) -> dict:
+        graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
+        args = (graphs, self.loss_fn, self.config.operators, self.species, self.basis, self.device,
+                self.dist, self.t.edge_chunk)
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                return evaluate(self.model, *args)
+        return evaluate(self.model, *args)
+
+    def _validate(self, train_values: dict) -> None:
+        if self.data.validation:
+            metrics = self._evaluate("validation")
+        else:  # no validation frames: select on the training loss
+            metrics = {"loss": train_values["loss"]}
+        self.logger.log("validation", self.step, metrics)
+        scheduler_step(self.scheduler, self.t, metrics["loss"])
+        if metrics["loss"] < self.best_metric:
+            self.best_metric = metrics["loss"]
+            self.best_validation = {**metrics, "step": self.step}
+            self.save("best.pt")
+
+    def save(self, name: str) -> None:
+        if not self.dist.is_main:
+            return
+        save_checkpoint(self.ckpt_dir / name, model=self.model, optimizer=self.optimizer,
+                        scheduler=self.scheduler, ema=self.ema, step=self.step,
+                        data_state=self.order.state_dict(), best_metric=self.best_metric,
+                        extra={"best_validation": self.best_validation})
+
+    # --- outputs ------------------------------------------------------------------------
+    def _load_best_weights(self) -> None:
+        best = self.ckpt_dir / "best.pt"
+        if not best.is_file():
+            return
+        state = load_checkpoint(best, map_location=self.device)
+        weights = state["ema"]["shadow"] if state["ema"] is not None else state["model"]
+        self.model.load_state_dict(weights, strict=state["ema"] is None)
+
+    def finish(self) -> dict:
+        """Best weights (averaged if EMA) -> model.pt, test metrics, summary.json, learning curve."""
+        if self.dist.enabled:
+            torch.distributed.barrier()
+        self._load_best_weights()
+        test = self._evaluate_plain("test") if self.data.test else {}
+        summary = {}
+        if self.dist.is_main:
+            model_path = self.out / "model.pt"
+            model_io.save(model_path, self.model, {
+                "training_data_sha256": self.data.sha256, "slem_version": __version__,
+                "species": self.species, "basis": self.basis, "cutoffs": self.cutoffs,
+                "operators": self.config.operators, "steps": self.step,
+                "best_validation": self.best_validation, "test": test,
+            })
+            summary = {
+                "steps": self.step, "n_params": self.n_params, "model_sha256": file_sha256(model_path),
+                "species": self.species, "basis": self.basis, "r_cut": self.cutoffs,
+                "operators": self.config.operators,
+                "best_validation": self.best_validation, "test": test,
+                "training_data_sha256": self.data.sha256,
+            }
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            plot_learning_curve(self.out / "metrics.jsonl", self.out / "learning_curve.png")
+        return summary
+
+    def _evaluate_plain(self, split: str) -> dict:
+        graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
+        return evaluate(self.model, graphs, self.loss_fn, self.config.operators, self.species, self.basis,
+                        self.device, self.dist, self.t.edge_chunk)
+
+    # --- signals ------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for sig in _STOP_SIGNALS:
+            old[sig] = signal.signal(sig, lambda *_: self.request_stop())
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old: dict) -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,65 @@
+"""Test configuration shared by the whole suite.
+
+The AiiDA profile is chosen by ``AIIDA_SLEM_TEST_BACKEND``:
+- ``embedded`` (default): SQLite storage + AiiDA's built-in ZeroMQ broker, no services needed;
+- ``psql``: PostgreSQL storage (a fresh database on the local server) + RabbitMQ on localhost.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+pytest_plugins = ["aiida.tools.pytest_fixtures"]
+
+BACKEND = os.environ.get("AIIDA_SLEM_TEST_BACKEND", "embedded")
+
+
+def _local_postgres_storage(tmp_path_factory) -> dict:
+    """A new database on the PostgreSQL server already running on localhost (trust auth)."""
+    from aiida.manage.external.postgres import Postgres
+
+    dbinfo = {"host": os.environ.get("PGHOST", "localhost"), "port": int(os.environ.get("PGPORT", 5432)),
+              "user": os.environ.get("PGUSER", "postgres")}
+    postgres = Postgres(interactive=False, quiet=True, dbinfo=dbinfo)
+    if not postgres.is_connected:
+        pytest.exit(f"AIIDA_SLEM_TEST_BACKEND=psql but PostgreSQL is not reachable at {dbinfo}", returncode=3)
+    user, password, name = "aiida_slem_test", "aiida_slem_test", f"aiida_slem_test_{uuid.uuid4().hex[:12]}"
+    if not postgres.dbuser_exists(user):
+        postgres.create_dbuser(user, password, "CREATEDB")
+    # the server's template locale (en_US.UTF-8) is not installed here; C.UTF-8 always is
+    postgres.execute(
+        f'CREATE DATABASE "{name}" OWNER "{user}" ENCODING \'UTF8\' '
+        "LC_COLLATE='C.UTF-8' LC_CTYPE='C.UTF-8' TEMPLATE=template0"
+    )
+    return {
+        "database_engine": "postgresql_psycopg",
+        "database_hostname": dbinfo["host"],
+        "database_port": dbinfo["port"],
+        "database_name": name,
+        "database_username": user,
+        "database_password": password,
+        "repository_uri": tmp_path_factory.mktemp("repository").as_uri(),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
+    """Override of aiida's fixture: a profile with a broker, so daemon tests can run on either back end."""
+    if BACKEND == "psql":
+        kwargs = {"storage_backend": "core.psql_dos", "storage_config": _local_postgres_storage(tmp_path_factory),
+                  "broker_backend": "core.rabbitmq"}
+    elif BACKEND == "embedded":
+        kwargs = {"storage_backend": "core.sqlite_dos", "broker_backend": "core.zeromq"}
+    else:
+        raise pytest.UsageError(f"AIIDA_SLEM_TEST_BACKEND must be 'embedded' or 'psql', not {BACKEND!r}")
+    with aiida_profile_factory(aiida_config, **kwargs) as profile:
+        profile.set_option("warnings.rabbitmq_version", False)
+        yield profile
+
+
+@pytest.fixture(scope="session")
+def aiida_backend_name(aiida_profile) -> str:
+    return f"{aiida_profile.storage_backend}+{aiida_profile.process_control_backend}"

@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+
+from slem.data.frame import Frame, write_frames
+from slem.train.config import ConfigError, check_config_against_dataset, load_config_file, validate_config
+
+BASE = {"dataset": {"path": "frames.h5"}, "operators": ["H", "S"], "training": {"max_steps": 10}}
+
+
+def _with(**sections):
+    cfg = json.loads(json.dumps(BASE))
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def test_valid_config_defaults():
+    cfg = validate_config(BASE)
+    assert cfg.training.optimizer == "adam"
+    assert cfg.training.max_steps == 10
+    assert cfg.operators == ["H", "S"]
+
+
+def test_yaml_float_strings_are_accepted(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: {path: f.h5}\ntraining: {max_steps: 3, lr: 5e-3}\n")
+    cfg = validate_config(load_config_file(path))
+    assert cfg.training.lr == pytest.approx(5e-3)
+
+
+@pytest.mark.parametrize(
+    "cfg, fragment",
+    [
+        (_with(training={"max_step": 10}), "did you mean 'max_steps'"),
+        (_with(trainig={"lr": 1}), "did you mean 'training'"),
+        (_with(training={"lr": "fast"}), "'training.lr' must be float"),
+        (_with(training={"batch_size": 1.5}), "'training.batch_size' must be int"),
+        (_with(training={"optimizer": "sgd"}), "'training.optimizer' must be one of"),
+        (_with(operators=["H", "X"]), "unknown operator 'X'"),
+        (_with(training={"ema": 1.5}), "must lie in (0, 1)"),
+        (_with(training={"scheduler": "cosine", "scheduler_params": {"patience": 3}}), "scheduler_params.patience"),
+        (_with(training={"epochs": 3}), "only one of"),
+        ({"training": {"max_steps": 1}}, "missing section 'dataset'"),
+        (_with(dataset={"validation": "v.h5"}), "did you mean 'validation_path'"),
+        (_with(operators=["H"], training={"eigenvalue_loss": 1.0}), "needs operators H and S"),
+        (_with(training={"onsite_shift": "yes"}), "'training.onsite_shift' must be bool"),
+    ],
+)
+def test_config_errors(cfg, fragment):
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert fragment in str(err.value)
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        validate_config(_with(training={"lr": -1, "max_step": 3}))
+    assert len(err.value.problems) >= 2
+
+
+def _frame(ops=("H", "S")):
+    norb = 4  # 1s1p
+    pairs = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    shifts = np.zeros((4, 3), int)
+    values = {op: np.arange(4 * norb * norb, dtype=float) for op in ops}
+    return Frame([14, 14], [[0, 0, 0], [1.3, 1.3, 1.3]], np.eye(3) * 5.4, [True] * 3, {"Si": "1s1p"},
+                 pairs, shifts, values)
+
+
+def test_dataset_checks(tmp_path):
+    path = tmp_path / "frames.h5"
+    write_frames(path, [_frame(), _frame()], split={"train": [0], "validation": [1]})
+    cfg = validate_config(_with(dataset={"path": str(path)}))
+    info = check_config_against_dataset(cfg)
+    assert info["species"] == ["Si"] and info["basis"] == {"Si": "1s1p"}
+
+    with pytest.raises(ConfigError, match="lacks operator"):
+        check_config_against_dataset(validate_config(_with(dataset={"path": str(path)}, operators=["H", "D"])))
+    with pytest.raises(ConfigError, match="dataset uses 1s1p"):
+        check_config_against_dataset(
+            validate_config(_with(dataset={"path": str(path)}, model={"basis": {"Si": "2s2p1d"}}))
+        )
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_config_against_dataset(validate_config(_with(dataset={"path": str(tmp_path / "none.h5")})))
+
+    empty = tmp_path / "empty.h5"
+    write_frames(empty, [_frame()], split={"train": [], "test": [0]})
+    with pytest.raises(ConfigError, match="empty 'train' split"):
+        check_config_against_dataset(validate_config(_with(dataset={"path": str(empty)})))
+

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from slem.train.loss import BlockLoss, block_errors, element_layout, half_mae_rmse, onsite_shift
+
+
+def test_half_mae_rmse_value():
+    pred = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    ref = torch.tensor([1.0, 2.0, 3.0, 0.0])
+    # MAE = 1, RMSE = sqrt(16/4) = 2
+    assert float(half_mae_rmse(pred, ref)) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="does not match"):
+        half_mae_rmse(pred, ref[:3])
+
+
+def _graph(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    norb = np.array([4, 1])  # one 1s1p atom, one 1s atom, in two frames
+    edge_index = np.array([[0, 1], [1, 0]])
+    out = {"edge_index": torch.tensor(edge_index), "batch": torch.tensor([0, 0])}
+    n_on, n_hop = int((norb**2).sum()), int((norb[edge_index[0]] * norb[edge_index[1]]).sum())
+    for op in "HS":
+        out[f"{op}_onsite"] = torch.randn(n_on, generator=g, dtype=torch.float64)
+        out[f"{op}_hopping"] = torch.randn(n_hop, generator=g, dtype=torch.float64)
+    return out, norb, edge_index
+
+
+def test_block_loss_zero_for_exact_prediction_and_averages_classes():
+    graph, _, _ = _graph()
+    loss_fn = BlockLoss(["H", "S"])
+    pred = {k: v.clone() for k, v in graph.items() if "_" in k and k[0] in "HS"}
+    loss, parts = loss_fn(pred, graph)
+    assert float(loss) == pytest.approx(0.0, abs=1e-12)
+    pred["H_onsite"] = pred["H_onsite"] + 1.0  # error 1 everywhere in one class of one operator
+    loss, parts = loss_fn(pred, graph)
+    assert parts["H_onsite"] == pytest.approx(1.0)
+    assert parts["H"] == pytest.approx(0.5)
+    assert float(loss) == pytest.approx(0.25)  # mean over H and S
+
+
+def test_onsite_shift_removes_constant_potential():
+    graph, norb, edge_index = _graph(1)
+    # make S onsite diagonal 1, as for normalised orbitals
+    layout = element_layout(norb, edge_index, np.array([0, 0]))
+    graph["S_onsite"][layout.onsite_diag] = 1.0
+    mu = 0.37
+    pred = {
+        "H_onsite": graph["H_onsite"] + mu * graph["S_onsite"],
+        "H_hopping": graph["H_hopping"] + mu * graph["S_hopping"],
+        "S_onsite": graph["S_onsite"].clone(),
+        "S_hopping": graph["S_hopping"].clone(),
+    }
+    plain = BlockLoss(["H", "S"])
+    shifted = BlockLoss(["H", "S"], use_onsite_shift=True)
+    assert float(plain(pred, graph)[0]) > 0.1
+    assert float(shifted(pred, graph, layout)[0]) == pytest.approx(0.0, abs=1e-12)
+    on, hop = onsite_shift((pred["H_onsite"], pred["H_hopping"]), (graph["H_onsite"], graph["H_hopping"]),
+                           (graph["S_onsite"], graph["S_hopping"]), layout)
+    torch.testing.assert_close(on, pred["H_onsite"])
+    with pytest.raises(ValueError, match="needs both H and S"):
+        BlockLoss(["H"], use_onsite_shift=True)
+
+
+def test_block_errors_sums():
+    graph, _, _ = _graph()
+    pred = {k: v + 2.0 for k, v in graph.items() if "_" in k and k[0] in "HS"}
+    errs = block_errors(pred, graph, ["H"])
+    a, s, n = errs["H"]
+    assert a == pytest.approx(2.0 * n) and s == pytest.approx(4.0 * n)
+    assert n == errs["H_onsite"][2] + errs["H_hopping"][2]
+
+
+def test_loss_gradient_flows():
+    graph, _, _ = _graph()
+    pred = {k: (v + 0.1).requires_grad_() for k, v in graph.items() if "_" in k and k[0] in "HS"}
+    loss, _ = BlockLoss(["H", "S"], weights={"S": 2.0})(pred, graph)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in pred.values())
