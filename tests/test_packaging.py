@@ -49,7 +49,8 @@ def test_wheel_imports(wheel, tmp_path):
     # the dependencies still come from site-packages, after the wheel.
     search_path = ":".join([str(tmp_path), *site.getsitepackages()])
     result = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"PYTHONPATH": search_path}, check=True
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"PYTHONPATH": search_path},
+        cwd=tmp_path, check=True,
     )
     for line in result.stdout.split():
         assert line.startswith(str(tmp_path)), f"imported {line} instead of the wheel's copy"

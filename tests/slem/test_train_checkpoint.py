@@ -14,6 +14,8 @@ from slem.train.status import write_status
 
 def _setup(seed=0):
     torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1)
@@ -31,7 +33,7 @@ def _train(model, opt, sched, ema, order, steps):
         loss.backward()
         opt.step()
         ema.update(model)
-        sched.step(float(loss))
+        sched.step(float(loss.detach()))
 
 
 def test_exact_resume_of_tiny_module(tmp_path):
