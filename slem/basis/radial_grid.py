@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.optimize import brentq
 from scipy.special import spherical_jn
 
 
@@ -37,7 +36,11 @@ def _bessel_zeros(l: int, x_max: float) -> np.ndarray:
     x = np.arange(0.5, x_max + np.pi, 0.05)
     y = spherical_jn(l, x)
     idx = np.nonzero(np.sign(y[:-1]) * np.sign(y[1:]) < 0)[0]
-    return np.array([brentq(lambda t: spherical_jn(l, t), x[i], x[i + 1], xtol=1e-14) for i in idx])
+    # Newton from the bracket midpoints (brackets 0.05 wide, zeros simple): converged in a few steps.
+    z = 0.5 * (x[idx] + x[idx + 1])
+    for _ in range(8):
+        z = z - spherical_jn(l, z) / spherical_jn(l, z, derivative=True)
+    return z
 
 
 def bessel_zeros(l: int, x_max: float) -> np.ndarray:

@@ -10,7 +10,12 @@ from pathlib import Path
 import click
 
 from slem.basis.atom import valence_states
-from slem.basis.generate import DEFAULT_ENERGY_SHIFT_EV, DEFAULT_SPLIT_NORM, generate_basis
+from slem.basis.generate import (
+    DEFAULT_ENERGY_SHIFT_EV,
+    DEFAULT_SPLIT_NORM,
+    DEFAULT_SPLIT_NORM_3,
+    generate_basis,
+)
 from slem.basis.orbital import ElementBasis, write_basis
 from slem.basis.presets import DEFAULT_PRESET, PRESETS
 from slem.data.orbitals import L_LETTERS
@@ -107,7 +112,20 @@ def _write_json(path: Path, data: dict) -> None:
     type=float,
     help="Rise of each confined eigenvalue over the free atom's (eV) that fixes unset radii.",
 )
-@click.option("--split-norm", default=DEFAULT_SPLIT_NORM, show_default=True, type=float)
+@click.option(
+    "--split-norm",
+    default=DEFAULT_SPLIT_NORM,
+    show_default=True,
+    type=float,
+    help="Norm of the first zeta beyond the second zeta's radius (SIESTA's PAO.SplitNorm).",
+)
+@click.option(
+    "--split-norm-3",
+    default=DEFAULT_SPLIT_NORM_3,
+    show_default=True,
+    type=float,
+    help="Split norm of the third zeta (TZP, TZ2P).",
+)
 @click.option("-o", "--output", default="basis.h5", show_default=True, type=click.Path(path_type=Path))
 @click.option(
     "--json-summary",
@@ -115,7 +133,7 @@ def _write_json(path: Path, data: dict) -> None:
     default=None,
     help="Also write a JSON summary (elements, label, shells, radii, UPF md5).",
 )
-def basis(upfs, preset, radius, energy_shift, split_norm, output, json_summary) -> None:
+def basis(upfs, preset, radius, energy_shift, split_norm, split_norm_3, output, json_summary) -> None:
     """Build a strictly confined pseudo-atomic-orbital basis from norm-conserving UPF files.
 
     Example: slem basis Si.pbe-rrkj.UPF C.pbe-mt_gipaw.UPF --preset DZP --radius Si=4.3 -o basis.h5

@@ -104,9 +104,9 @@ def read_upf(path: str | Path) -> Upf:
         "USPP",
         "PAW",
     }:
-        kind = "PAW" if (_truthy(header.get("is_paw", "F")) or pseudo_type == "PAW") else "ultrasoft"
+        kind = "a PAW" if (_truthy(header.get("is_paw", "F")) or pseudo_type == "PAW") else "an ultrasoft"
         raise UpfError(
-            f"{path.name} is a {kind} pseudopotential; the LCAO projection needs a norm-conserving one "
+            f"{path.name} is {kind} pseudopotential; the LCAO projection needs a norm-conserving one "
             "(e.g. Si.pbe-rrkj.UPF, C.pbe-mt_gipaw.UPF from /usr/share/espresso/pseudo)"
         )
     if _truthy(header.get("has_so", "F")):

@@ -15,7 +15,9 @@ from slem.qe.upf import read_upf
 PSEUDO = Path("/usr/share/espresso/pseudo")
 FREE_RADIUS = 12.0 / 0.529177210903
 
-pytestmark = pytest.mark.skipif(not (PSEUDO / "Si.pbe-rrkj.UPF").is_file(), reason="QE pseudopotentials missing")
+pytestmark = pytest.mark.skipif(
+    not (PSEUDO / "Si.pbe-rrkj.UPF").is_file(), reason="QE pseudopotentials missing"
+)
 
 # Pseudo-atom eigenvalues (eV) printed by QE 6.7's ld1.x in test mode (&test, configts = the PP_CHI
 # occupations) for the same UPF files: "e PS (Ry)" column times 13.6057.
@@ -42,7 +44,9 @@ def test_free_atom_reproduces_ld1_and_pp_chi(name):
     occupied = [c for c in upf.chi if c.occupation > 0]
     for state, chi in zip(atom.states, occupied, strict=True):
         u = atom.free_channels[state.l].radial(upf.r, state.index) * upf.r
-        overlap = np.sum(upf.rab * u * chi.values) / np.sqrt(np.sum(upf.rab * u**2) * np.sum(upf.rab * chi.values**2))
+        overlap = np.sum(upf.rab * u * chi.values) / np.sqrt(
+            np.sum(upf.rab * u**2) * np.sum(upf.rab * chi.values**2)
+        )
         assert overlap > 0.9999, (name, state.label, overlap)
 
 
@@ -96,8 +100,22 @@ def test_pbe_reduces_to_pw92_lda_without_gradient_and_derivatives_match_finite_d
         np.testing.assert_allclose(fn, fd, rtol=1e-6)
         if functional.gga:
             hs = 1e-6 * dn**2
-            fds = (_energy_density(functional, n, dn**2 + hs) - _energy_density(functional, n, dn**2 - hs)) / (2 * hs)
+            fds = (
+                _energy_density(functional, n, dn**2 + hs) - _energy_density(functional, n, dn**2 - hs)
+            ) / (2 * hs)
             np.testing.assert_allclose(g, 2.0 * fds * dn, rtol=1e-5)
             assert np.all(f < 0)
         else:
             assert not np.any(g)
+
+
+def test_single_blas_thread_restores_the_thread_count():
+    from slem.basis._threads import _openblas_controls, single_blas_thread
+
+    controls = _openblas_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS loaded")
+    before = [getter() for _, getter in controls]
+    with single_blas_thread():
+        assert [getter() for _, getter in controls] == [1] * len(controls)
+    assert [getter() for _, getter in controls] == before
