@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
-from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5
+from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
 from .orbitals import parse_shells, shells_to_string
 
@@ -110,7 +110,7 @@ def _basis_from_types(
 def _read_operator(path: Path, index: list[np.ndarray]) -> dict:
     blocks = {}
     with open_h5(path) as handle:
-        for name, dataset in handle.items():
+        for name, dataset in read_datasets(handle).items():
             try:
                 rx, ry, rz, i, j = (int(v) for v in json.loads(name))
             except (ValueError, TypeError) as exc:
@@ -120,7 +120,7 @@ def _read_operator(path: Path, index: list[np.ndarray]) -> dict:
             i, j = i - 1, j - 1
             if not (0 <= i < len(index) and 0 <= j < len(index)):
                 raise FrameFormatError(f"{path}: key {name} names an atom outside 1..{len(index)}")
-            block = np.asarray(dataset[()])
+            block = dataset
             if np.iscomplexobj(block):
                 raise FrameFormatError(f"{path}: block {name} is complex (spinful data is not supported)")
             if block.shape != (len(index[i]), len(index[j])):
@@ -189,6 +189,7 @@ def write_deeph(
             raise FrameFormatError(
                 f"frame {n} has a singular cell; DeepH needs a lattice (put molecules in a box)"
             )
+    for n, frame in enumerate(frames):
         folder = root / str(n)
         folder.mkdir(parents=True, exist_ok=True)
         types = [parse_shells(frame.basis[s]) for s in frame.symbols]
@@ -211,7 +212,9 @@ def write_deeph(
         for op in frame.operators:
             blocks = completed_blocks(frame, op)
             with atomic_h5(folder / H5_NAMES[op][0]) as handle:
-                for (i, j, rx, ry, rz), block in sorted(blocks.items()):
-                    deeph = block[np.ix_(inverse[i], inverse[j])]
-                    handle.create_dataset(f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]", data=deeph)
+                items = {
+                    f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]": block[np.ix_(inverse[i], inverse[j])]
+                    for (i, j, rx, ry, rz), block in sorted(blocks.items())
+                }
+                write_datasets(handle, items)
     return root

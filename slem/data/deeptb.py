@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5
+from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
 from .orbitals import n_orbitals
 
@@ -102,10 +102,13 @@ def _parse_key(key: str, one_based: bool) -> tuple[int, int, int, int, int]:
 
 
 def _frame_group(handle, frame_index: int, path: Path):
-    for name in (str(frame_index), str(frame_index + 1)) if "0" not in handle else (str(frame_index),):
-        if name in handle:
-            return handle[name]
-    raise FrameFormatError(f"{path} has no group for frame {frame_index} (groups: {sorted(handle)[:5]} ...)")
+    # DeePTB numbers frame groups from "0", or from "1" when there is no "0"
+    name = str(frame_index) if "0" in handle else str(frame_index + 1)
+    if name not in handle:
+        raise FrameFormatError(
+            f"{path} has no group {name!r} for frame {frame_index} (groups: {sorted(handle)[:5]})"
+        )
+    return handle[name]
 
 
 def _read_operator(path: Path, frame_index: int, norb: np.ndarray) -> dict:
@@ -113,12 +116,12 @@ def _read_operator(path: Path, frame_index: int, norb: np.ndarray) -> dict:
         group = _frame_group(handle, frame_index, path)
         one_based = "0_0_0_0_0" not in group and "1_1_0_0_0" in group
         blocks = {}
-        for name, dataset in group.items():
+        for name, dataset in read_datasets(group).items():
             key = _parse_key(name, one_based)
             i, j = key[:2]
             if not (0 <= i < len(norb) and 0 <= j < len(norb)):
                 raise FrameFormatError(f"{path}: block {name} names an atom outside 0..{len(norb) - 1}")
-            block = np.asarray(dataset[()])
+            block = dataset
             if np.iscomplexobj(block):
                 raise FrameFormatError(f"{path}: block {name} is complex (spin-orbit data is not supported)")
             if block.shape != (norb[i], norb[j]):
@@ -142,7 +145,7 @@ def read_deeptb(
         info = _load_info(folder, root)
         frame_basis = _load_basis(folder, root, basis)
         nframes = int(info["nframes"])
-        pbc = np.broadcast_to(np.asarray(info["pbc"], dtype=bool), (3,))
+        pbc = np.array(np.broadcast_to(np.asarray(info["pbc"], dtype=bool), (3,)))
         pos = load_text(folder / "positions.dat").reshape(-1, 3)
         natoms = int(info.get("natoms", -1))
         natoms = natoms if natoms > 0 else len(pos) // max(nframes, 1)
@@ -153,7 +156,7 @@ def read_deeptb(
             cell = load_text(folder / "cell.dat").reshape(-1, 3)
             if len(cell) not in (3, 3 * nframes):
                 raise FrameFormatError(f"{folder}/cell.dat must have 3 or 3*nframes rows, got {len(cell)}")
-            cells = np.broadcast_to(cell.reshape(-1, 3, 3), (nframes, 3, 3))
+            cells = np.array(np.broadcast_to(cell.reshape(-1, 3, 3), (nframes, 3, 3)))
         elif pbc.any():
             raise FileNotFoundError(f"{folder}/cell.dat is missing but info.json says the system is periodic")
         else:
@@ -161,7 +164,7 @@ def read_deeptb(
         numbers = load_text(folder / "atomic_numbers.dat").astype(np.int64)
         if len(numbers) not in (natoms, natoms * nframes):
             raise FrameFormatError(f"{folder}/atomic_numbers.dat must have natoms or nframes*natoms entries")
-        numbers = np.broadcast_to(numbers.reshape(-1, natoms), (nframes, natoms))
+        numbers = np.array(np.broadcast_to(numbers.reshape(-1, natoms), (nframes, natoms)))
         if info["pos_type"] == "frac":
             pos = np.einsum("fna,fab->fnb", pos, cells)
         present = {}
@@ -196,12 +199,13 @@ def write_deeptb(
     frames = list(frames)
     if not frames:
         raise ValueError("no frames to export")
+    for frame in frames:
+        check_basis(frame.basis, basis)
     root.mkdir(parents=True, exist_ok=True)
     pbcs = {tuple(bool(p) for p in f.pbc) for f in frames}
     if len(pbcs) == 1:
         (root / "info.json").write_text(json.dumps(_info(frames[0], natoms=False), indent=2))
     for n, frame in enumerate(frames):
-        check_basis(frame.basis, basis)
         for shells in frame.basis.values():
             n_orbitals(shells)  # a bad shell string fails here with its own message
         folder = root / f"{prefix}.{n}"
@@ -215,9 +219,8 @@ def write_deeptb(
             blocks = completed_blocks(frame, op)
             _check_onsite(frame, blocks, op)
             with atomic_h5(folder / H5_NAMES[op][0]) as handle:
-                group = handle.create_group("0")
-                for key in sorted(blocks):
-                    group.create_dataset("_".join(map(str, key)), data=blocks[key])
+                items = {"_".join(map(str, key)): blocks[key] for key in sorted(blocks)}
+                write_datasets(handle.create_group("0"), items)
     return root
 
 

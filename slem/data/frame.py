@@ -93,16 +93,19 @@ class Frame:
         return flat.reshape(norb[i], norb[j])
 
     def blocks(self, operator: str) -> dict[tuple[int, int, int, int, int], np.ndarray]:
-        """All blocks keyed (i, j, Rx, Ry, Rz), as DeePTB keys them."""
+        """All blocks keyed (i, j, Rx, Ry, Rz), as DeePTB keys them (views into the packed array)."""
+        norb = self.orbitals_per_atom
+        offsets = self.block_offsets  # computed once: block() recomputes it on every call
+        values = self.operators[operator]
         return {
-            (int(i), int(j), *map(int, r)): self.block(operator, p)
-            for p, ((i, j), r) in enumerate(zip(self.pairs, self.cell_shifts, strict=True))
+            (i, j, *r): values[offsets[p] : offsets[p + 1]].reshape(norb[i], norb[j])
+            for p, ((i, j), r) in enumerate(zip(self.pairs.tolist(), self.cell_shifts.tolist(), strict=True))
         }
 
     def pair_lookup(self) -> dict[tuple[int, int, int, int, int], int]:
         return {
-            (int(i), int(j), *map(int, r)): p
-            for p, ((i, j), r) in enumerate(zip(self.pairs, self.cell_shifts, strict=True))
+            (i, j, *r): p
+            for p, ((i, j), r) in enumerate(zip(self.pairs.tolist(), self.cell_shifts.tolist(), strict=True))
         }
 
     # --- checks ---------------------------------------------------------------------

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import vesin
 
 
 class CutoffError(ValueError):
@@ -73,6 +72,8 @@ def neighbor_list(
             raise CutoffError(
                 f"periodic direction {axis} has a zero lattice vector; give the cell or set pbc False"
             )
+    import vesin  # noqa: PLC0415 - vesin imports torch when present (~2 s); only pay for it here
+
     calculator = vesin.NeighborList(cutoff=float(radii.max()), full_list=True)
     i, j, shifts = calculator.compute(positions, cell, pbc, "ijS")
     i = i.astype(np.int64)
