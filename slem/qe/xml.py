@@ -103,7 +103,9 @@ def read_qe_xml(path: str | Path) -> QeScf:
     symbols = [a.get("name") for a in atoms]
 
     species_root = _find(out, "atomic_species", path)
-    pseudo_files = {s.get("name"): _find(s, "pseudo_file", path).text.strip() for s in species_root.findall("species")}
+    pseudo_files = {
+        s.get("name"): _find(s, "pseudo_file", path).text.strip() for s in species_root.findall("species")
+    }
 
     basis = _find(out, "basis_set", path)
     grid = _find(basis, "fft_grid", path)
@@ -112,9 +114,9 @@ def read_qe_xml(path: str | Path) -> QeScf:
     kpts = np.array([_floats(k.find("k_point").text) for k in ks])
     alat = float(structure.get("alat"))
     conv = out.find("convergence_info/scf_conv/convergence_achieved")
-    energies = {
-        child.tag: float(child.text) for child in out.find("total_energy") or [] if child.text and child.text.strip()
-    }
+    total = out.find("total_energy")
+    children = list(total) if total is not None else []
+    energies = {child.tag: float(child.text) for child in children if child.text and child.text.strip()}
     occupations = (band.findtext("occupations_kind") or "").strip()
     return QeScf(
         path=path,

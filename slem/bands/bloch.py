@@ -1,0 +1,93 @@
+"""H(k) = sum_R H(R) exp(i k.R) from a Frame's blocks, and band energies from (H(k), S(k)).
+
+k-points are fractional (reduced) coordinates of the reciprocal cell unless ``cartesian`` is
+set, in which case they are Cartesian in Angstrom^-1 including the 2 pi (k.r is a phase).
+A frame may hold each bond once (i, j, R) without its partner (j, i, -R), as DeePTB files do:
+the missing transposed block is then added, so half and full pair lists give the same H(k).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+
+from slem.data.frame import Frame
+
+
+class BandsError(ValueError):
+    """The frame cannot be Bloch-summed (missing operator, unusable overlap)."""
+
+
+def to_fractional(frame: Frame, kpts: np.ndarray, cartesian: bool = False) -> np.ndarray:
+    k = np.atleast_2d(np.asarray(kpts, dtype=np.float64))
+    if k.shape[-1] != 3:
+        raise BandsError(f"k-points must have 3 components, got shape {k.shape}")
+    return k @ frame.cell.T / (2 * np.pi) if cartesian else k
+
+
+def _terms(frame: Frame, operator: str):
+    """(row offset, col offset, block, R) for every block and every missing transposed partner."""
+    if operator not in frame.operators:
+        raise BandsError(f"frame has no operator {operator!r}; it holds {sorted(frame.operators)}")
+    offsets = np.concatenate([[0], np.cumsum(frame.orbitals_per_atom)])
+    lookup = frame.pair_lookup()
+    for p, ((i, j), r) in enumerate(zip(frame.pairs, frame.cell_shifts, strict=True)):
+        block = frame.block(operator, p)
+        yield offsets[i], offsets[j], block, r
+        if (int(j), int(i), *(-int(x) for x in r)) not in lookup:
+            yield offsets[j], offsets[i], block.T, -r
+
+
+def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: bool = False) -> np.ndarray:
+    """Dense X(k), shape (nk, n_orb, n_orb), complex."""
+    k_frac = to_fractional(frame, kpts, cartesian)
+    n = int(frame.orbitals_per_atom.sum())
+    out = np.zeros((len(k_frac), n, n), dtype=np.complex128)
+    for row, col, block, r in _terms(frame, operator):
+        phase = np.exp(2j * np.pi * (k_frac @ r))
+        out[:, row : row + block.shape[0], col : col + block.shape[1]] += phase[:, None, None] * block
+    return out
+
+
+def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian: bool = False):
+    """X(k) at one k as a scipy.sparse CSR matrix, for cells too large for dense storage."""
+    k_frac = to_fractional(frame, kpt, cartesian)[0]
+    n = int(frame.orbitals_per_atom.sum())
+    rows, cols, vals = [], [], []
+    for row, col, block, r in _terms(frame, operator):
+        a, b = np.meshgrid(np.arange(block.shape[0]) + row, np.arange(block.shape[1]) + col, indexing="ij")
+        rows.append(a.ravel())
+        cols.append(b.ravel())
+        vals.append((np.exp(2j * np.pi * (k_frac @ r)) * block).ravel())
+    return scipy.sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+
+
+def band_energies(
+    frame: Frame,
+    kpts: np.ndarray,
+    cartesian: bool = False,
+    n_bands: int | None = None,
+    hamiltonian: str = "H",
+) -> np.ndarray:
+    """Eigenvalues (nk, n_bands) in eV of H(k) c = e S(k) c (S = identity if the frame has no S)."""
+    h = bloch_matrices(frame, hamiltonian, kpts, cartesian)
+    s = bloch_matrices(frame, "S", kpts, cartesian) if "S" in frame.operators else None
+    n = h.shape[1] if n_bands is None else min(int(n_bands), h.shape[1])
+    out = np.empty((len(h), n))
+    for index in range(len(h)):
+        hk = 0.5 * (h[index] + h[index].conj().T)
+        if s is None:
+            out[index] = np.linalg.eigvalsh(hk)[:n]
+            continue
+        sk = 0.5 * (s[index] + s[index].conj().T)
+        try:
+            out[index] = scipy.linalg.eigh(hk, sk, eigvals_only=True, subset_by_index=(0, n - 1))
+        except np.linalg.LinAlgError as exc:
+            raise BandsError(
+                f"S(k) is not positive definite at k-point {index}; "
+                "the overlap blocks are incomplete or wrong"
+            ) from exc
+    return out

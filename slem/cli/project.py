@@ -1,0 +1,107 @@
+"""``slem project``: one pw.x SCF -> one frame of H(R), S(R), D(R) blocks (plus a JSON summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+
+def _parse_kmesh(text: str) -> tuple[int, int, int] | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        mesh = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        mesh = ()
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise click.BadParameter(f"{text!r}: give 'auto' or three positive integers such as 8,8,8")
+    return mesh
+
+
+def _find_pseudo(name: str, dirs: list[Path]) -> Path:
+    for folder in dirs:
+        if (folder / name).is_file():
+            return folder / name
+    raise click.ClickException(
+        f"pseudopotential {name} not found in {', '.join(str(d) for d in dirs)}; pass --pseudo-dir"
+    )
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+@click.command("project")
+@click.option(
+    "--scf-dir", type=click.Path(path_type=Path), help="Folder holding data-file-schema.xml (prefix.save)."
+)
+@click.option("--xml", "xml_path", type=click.Path(path_type=Path), help="The data-file-schema.xml itself.")
+@click.option(
+    "--potential", required=True, type=click.Path(path_type=Path), help="pp.x plot_num=1 file (Ry)."
+)
+@click.option(
+    "--basis", "basis_path", required=True, type=click.Path(path_type=Path), help="slem-basis HDF5 file."
+)
+@click.option("--pseudo-dir", type=click.Path(path_type=Path), help="Folder with the SCF's UPF files.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Frame file to write (HDF5)."
+)
+@click.option(
+    "--kmesh", default="auto", show_default=True, help="Projection mesh: 'auto' (alias-free) or n1,n2,n3."
+)
+@click.option("--summary", type=click.Path(path_type=Path), help="Write the checks as JSON here.")
+def project(
+    scf_dir: Path | None,
+    xml_path: Path | None,
+    potential: Path,
+    basis_path: Path,
+    pseudo_dir: Path | None,
+    output: Path,
+    kmesh: str,
+    summary: Path | None,
+) -> None:
+    """Project a pw.x SCF (norm-conserving, insulating) onto a confined LCAO basis."""
+    from slem.basis.orbital import BasisFileError, read_basis
+    from slem.data.frame import write_frames
+    from slem.projection.project import ProjectionError
+    from slem.projection.project import project as run_projection
+    from slem.qe.potential import PotentialFileError, read_filplot
+    from slem.qe.upf import UpfError, read_upf
+    from slem.qe.xml import QeXmlError, read_qe_xml
+
+    if (scf_dir is None) == (xml_path is None):
+        raise click.UsageError("give exactly one of --scf-dir and --xml")
+    mesh = _parse_kmesh(kmesh)
+    try:
+        scf = read_qe_xml(xml_path if xml_path is not None else scf_dir)
+        pot = read_filplot(potential)
+        bases = read_basis(basis_path)
+        search = [
+            d for d in (pseudo_dir, scf.path.parent, Path(scf.pseudo_dir) if scf.pseudo_dir else None) if d
+        ]
+        upfs = {label: read_upf(_find_pseudo(name, search)) for label, name in scf.pseudo_files.items()}
+        result = run_projection(scf, pot, bases, upfs, kmesh=mesh)
+    except (QeXmlError, PotentialFileError, BasisFileError, UpfError, ProjectionError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    write_frames(output, [result.frame])
+    checks = {**result.checks, "output": str(output)}
+    if summary is not None:
+        _write_json(summary, {**result.frame.metadata, "output": str(output)})
+    click.echo(
+        f"projected {result.frame.n_atoms} atoms, {checks['n_pairs']} pairs, k-mesh {checks['kmesh']} "
+        f"in {checks['seconds']:.1f} s -> {output}\n"
+        f"  sum Tr(DS) = {checks['sum_tr_ds']:.8f} (N_el = {checks['n_electrons']:g})\n"
+        f"  sum Tr(DH) = {checks['sum_tr_dh_ev']:.6f} eV, band energy {checks['band_energy_ev']:.6f} eV\n"
+        f"  HOMO {checks['homo_ev']:.4f} eV (QE {checks['qe_homo_ev']}), LUMO {checks['lumo_ev']}\n"
+        f"  largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV, |S| {checks['max_s_beyond']:.2e}"
+    )
+    if not checks["kmesh_alias_free"]:
+        click.echo("  WARNING: k-mesh too coarse, blocks are aliased: " + "; ".join(checks["kmesh_problems"]))
