@@ -1,0 +1,88 @@
+"""Model configuration: a plain dataclass that round-trips through dicts (YAML/JSON/checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from slem.data.orbitals import parse_shells
+from slem.model.irreps import Irreps
+
+KNOWN_HEADS = ("H", "S", "D")
+
+
+class ModelConfigError(ValueError):
+    """The model configuration is inconsistent."""
+
+
+@dataclass
+class SlemConfig:
+    species: list[str]
+    basis: dict[str, str]
+    r_cut: dict[str, float]
+    n_layers: int = 3
+    hidden_irreps: str = "32x0e+32x1o+16x2e"
+    latent_dim: int = 64
+    latent_hidden: list[int] = field(default_factory=lambda: [128])
+    n_radial: int = 10
+    heads: list[str] = field(default_factory=lambda: ["H", "S"])
+    avg_num_neighbors: float = 50.0
+    poly_p: float = 6.0
+    overlap_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        problems = []
+        self.species = list(self.species)
+        self.heads = list(self.heads)
+        if isinstance(self.r_cut, (int, float)):
+            self.r_cut = {s: float(self.r_cut) for s in self.species}
+        self.r_cut = {s: float(v) for s, v in dict(self.r_cut).items()}
+        self.basis = dict(self.basis)
+        for s in self.species:
+            if s not in self.basis:
+                problems.append(f"species {s!r} has no basis (basis={{'{s}': '1s1p'}})")
+            else:
+                try:
+                    parse_shells(self.basis[s])
+                except ValueError as err:
+                    problems.append(str(err))
+            if s not in self.r_cut or not float(self.r_cut[s]) > 0:
+                problems.append(f"species {s!r} needs a positive cutoff in r_cut (Angstrom)")
+        if not self.species:
+            problems.append("species list is empty")
+        for h in self.heads:
+            if h not in KNOWN_HEADS:
+                problems.append(f"unknown head {h!r}; choose from {KNOWN_HEADS}")
+        if self.n_layers < 1:
+            problems.append("n_layers must be >= 1")
+        try:
+            hidden = Irreps.parse(self.hidden_irreps)
+            if hidden.mul(0, 1) == 0:
+                problems.append("hidden_irreps needs 0e channels (the latent update reads them)")
+        except ValueError as err:
+            problems.append(str(err))
+        if self.avg_num_neighbors <= 0:
+            problems.append("avg_num_neighbors must be positive")
+        if self.dtype not in ("float32", "float64"):
+            problems.append("dtype must be 'float32' or 'float64'")
+        if problems:
+            raise ModelConfigError("invalid SLEM model config: " + "; ".join(problems))
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlemConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ModelConfigError(f"unknown model config keys {unknown}; known keys: {sorted(names)}")
+        return cls(**data)

@@ -1,0 +1,48 @@
+"""Fit the output statistics (rescale) of every head from training graphs with targets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from slem.model.blocks import expand_blocks
+from slem.model.slem import SlemModel, SlemNet
+
+
+@torch.no_grad()
+def fit_rescale(
+    model: SlemModel, graphs: Sequence[dict], operators: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Set per-species / per-pair statistics from the targets ``X_onsite`` / ``X_hopping`` of ``graphs``.
+
+    Heads whose targets no graph holds are left unchanged. Returns the number of graphs used per head."""
+    names = [h for h in model.heads if operators is None or h in operators]
+    mask = model.orbital_mask
+    used: dict[str, int] = {}
+    for name in names:
+        head = model.heads[name]
+        samples = []
+        for graph in graphs:
+            if f"{name}_onsite" not in graph or f"{name}_hopping" not in graph:
+                continue
+            geom = model.geometry(graph)
+            species, ei = geom.species, geom.edge_index
+            dev = mask.device
+            onsite = expand_blocks(graph[f"{name}_onsite"].to(dev, model.dtype), mask[species], mask[species])
+            hopping = expand_blocks(graph[f"{name}_hopping"].to(dev, model.dtype),
+                                    mask[species[ei[0]]], mask[species[ei[1]]])
+            samples.append((geom, onsite, hopping))
+        used[name] = len(samples)
+        if not samples:
+            continue
+        if isinstance(head, SlemNet):
+            node_t = [head.node_asm.to_irreps(o) for _, o, _ in samples]
+            edge_t = [head.edge_asm.to_irreps(h) for _, _, h in samples]
+            head.rescale_node.fit([torch.cat(fs) for fs in zip(*node_t, strict=True)],
+                                  torch.cat([g.species for g, _, _ in samples]))
+            head.rescale_edge.fit([torch.cat(fs) for fs in zip(*edge_t, strict=True)],
+                                  torch.cat([head.pair_types(g) for g, _, _ in samples]))
+        else:
+            head.fit(samples)
+    return used

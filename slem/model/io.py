@@ -1,0 +1,93 @@
+"""Save and load a model with its config and metadata in one torch file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import slem
+from slem.data.orbitals import parse_shells
+from slem.model.config import SlemConfig
+from slem.model.slem import SlemModel, build_model
+
+FORMAT = "slem-model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file is unreadable or does not match what the caller expects."""
+
+
+def data_hash(paths: Iterable[str | Path]) -> str:
+    """sha256 over the contents of the training files (in the given order), for provenance."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(path: str | Path, model: SlemModel, extra_metadata: Mapping[str, Any] | None = None) -> None:
+    """Write state dict, config and metadata (basis, species, cutoffs, version) atomically."""
+    cfg = model.config
+    metadata = {
+        "basis": dict(cfg.basis),
+        "species": list(cfg.species),
+        "r_cut": dict(cfg.r_cut),
+        "heads": list(cfg.heads),
+        "slem_version": slem.__version__,
+        "dtype": str(model.dtype).replace("torch.", ""),
+    }
+    metadata.update(dict(extra_metadata or {}))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "config": cfg.to_dict(), "state_dict": state, "metadata": metadata}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_model(path: str | Path, expected_basis: Mapping[str, str] | None = None,
+               map_location: str | torch.device = "cpu") -> tuple[SlemModel, dict[str, Any]]:
+    """Rebuild the model from a file; with ``expected_basis``, refuse a model trained on another basis."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch.load raises pickle, zip and OS errors alike
+        raise ModelFileError(f"cannot read model file {path}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a SLEM model file (expected format {FORMAT}); "
+                             "write it with slem.model.save_model")
+    config = SlemConfig.from_dict(payload["config"])
+    if expected_basis is not None:
+        _check_basis(config, expected_basis, path)
+    model = build_model(config)
+    dtype = next(v.dtype for v in payload["state_dict"].values() if v.is_floating_point())
+    model = model.to(dtype)
+    model.load_state_dict(payload["state_dict"])
+    return model.to(map_location), payload["metadata"]
+
+
+def _check_basis(config: SlemConfig, expected: Mapping[str, str], path) -> None:
+    problems = []
+    for s, shells in expected.items():
+        if s not in config.basis:
+            problems.append(f"{s}: not in the model (model species {config.species})")
+        elif parse_shells(config.basis[s]) != parse_shells(shells):
+            problems.append(f"{s}: model basis {config.basis[s]!r}, expected {shells!r}")
+    if problems:
+        raise ModelFileError(
+            f"model {path} was trained for a different orbital basis: " + "; ".join(problems)
+            + ". Use a model trained on this basis, or project the data onto the model's basis."
+        )

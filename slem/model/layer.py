@@ -1,0 +1,122 @@
+"""One SLEM layer: hidden edge state, latent, edge (hopping) features, node (onsite) features.
+
+Strict locality: node i aggregates messages built from [n_i || V_ij] only, and V_ij itself is
+updated from [n_i || V_ij] and pair geometry. Node j's features enter only the edge features
+e_ij = SO2([n_i || V_ij || n_j]), which are never sent back to the nodes. So n_i depends on the
+cutoff sphere of i, and e_ij on the spheres of i and j, for any number of layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from slem.model.gate import Gate
+from slem.model.irreps import Feats, Irreps, cat_feats, combine, index_feats, scatter_feats
+from slem.model.linear import EquivariantLinear, LatentScale
+from slem.model.norm import SeparableLayerNorm
+from slem.model.radial import ScalarMLP
+from slem.model.so2 import SO2Linear
+
+# Fixed residual mix of DeePTB/Allegro: sigmoid(0)=0.5 between new and old, normalised.
+RES_OLD = 1.0 / math.sqrt(1.25)
+RES_NEW = 0.5 * RES_OLD
+
+
+class GatedSO2(nn.Module):
+    """SO2 -> gate -> linear -> per-channel latent scale/shift."""
+
+    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, latent_dim: int):
+        super().__init__()
+        self.gate = Gate(irreps_out)
+        self.so2 = SO2Linear(irreps_in, self.gate.irreps_in, latent_dim)
+        self.post = EquivariantLinear(irreps_out, irreps_out)
+        self.scale = LatentScale(irreps_out, latent_dim)
+
+    def forward(self, feats: Feats, wigner: list[torch.Tensor], latent: torch.Tensor,
+                scale_latent: torch.Tensor | None = None) -> Feats:
+        y = self.post(self.gate(self.so2(feats, wigner, latent)))
+        return self.scale(y, latent if scale_latent is None else scale_latent)
+
+
+class SlemLayer(nn.Module):
+    def __init__(self, n_species: int, node_in: Irreps, hidden_in: Irreps, edge_in: Irreps,
+                 hidden_out: Irreps, node_out: Irreps, edge_out: Irreps, latent_dim: int,
+                 latent_hidden: list[int], avg_num_neighbors: float):
+        super().__init__()
+        self.node_in, self.hidden_in, self.edge_in = node_in, hidden_in, edge_in
+        self.hidden_out, self.node_out, self.edge_out = hidden_out, node_out, edge_out
+        self.norm_node = SeparableLayerNorm(node_in)
+        self.norm_hidden_in = SeparableLayerNorm(hidden_in)
+        self.norm_hidden = SeparableLayerNorm(hidden_out)
+        self.latent_norm = nn.LayerNorm(latent_dim)
+        self.latent_norm_in = nn.LayerNorm(latent_dim)
+
+        self.hidden_update = GatedSO2(node_in + hidden_in, hidden_out, latent_dim)
+        self.hidden_res = EquivariantLinear(hidden_in, hidden_out)
+        self.n_scalar = hidden_out.mul(0, 1)
+        self.latent_mlp = ScalarMLP([2 * n_species + latent_dim + self.n_scalar, *latent_hidden, latent_dim])
+
+        self.edge_update = GatedSO2(node_in + hidden_out + node_in, edge_out, latent_dim)
+        self.edge_res = EquivariantLinear(edge_in, edge_out)
+
+        self.node_update = GatedSO2(node_in + hidden_out, node_out, latent_dim)
+        self.node_res = EquivariantLinear(node_in, node_out)
+        self.inv_sqrt_avg = 1.0 / math.sqrt(avg_num_neighbors)
+
+    def node_message_input(self, node: Feats, hidden: Feats, edge_index: torch.Tensor) -> Feats:
+        """[n_i || V_ij]: the only input of node messages. Tests override this to break locality."""
+        return cat_feats([(self.node_in, index_feats(node, edge_index[0])), (self.hidden_out, hidden)])[1]
+
+    def forward(self, latent: torch.Tensor, hidden: Feats, edge: Feats, node: Feats, onehot: torch.Tensor,
+                edge_index: torch.Tensor, wigner: list[torch.Tensor], fcut: torch.Tensor,
+                edge_chunk: int | None = None):
+        """Update all states; with ``edge_chunk`` the per-edge work runs in slices of that many edges,
+        so temporaries scale with the slice while only the persistent edge states scale with E."""
+        node_n = self.norm_node(node)
+        n_edges = edge_index.shape[1]
+        if edge_chunk is None or n_edges <= edge_chunk:
+            latent, hidden, edge, msg = self._edge_step(latent, hidden, edge, node_n, onehot, edge_index,
+                                                        wigner, fcut)
+            agg = scatter_feats(msg, edge_index[0], node[0].shape[0])
+        else:
+            parts, agg = [], None
+            for s in range(0, n_edges, edge_chunk):
+                sl = slice(s, s + edge_chunk)
+                *states, msg = self._edge_step(latent[sl], [h[sl] for h in hidden], [e[sl] for e in edge],
+                                               node_n, onehot, edge_index[:, sl], [w[sl] for w in wigner],
+                                               fcut[sl])
+                parts.append(states)
+                part = scatter_feats(msg, edge_index[0, sl], node[0].shape[0])
+                agg = part if agg is None else [a + b for a, b in zip(agg, part, strict=True)]
+            latent = torch.cat([p[0] for p in parts])
+            hidden = [torch.cat(fs) for fs in zip(*[p[1] for p in parts], strict=True)]
+            edge = [torch.cat(fs) for fs in zip(*[p[2] for p in parts], strict=True)]
+        agg = [f * self.inv_sqrt_avg for f in agg]
+        node = combine(RES_NEW, agg, RES_OLD, self.node_res(node))
+        return latent, hidden, edge, node
+
+    def _edge_step(self, latent, hidden, edge, node_n, onehot, edge_index, wigner, fcut):
+        centre, neigh = edge_index
+        node_i = index_feats(node_n, centre)
+
+        # 1-2. hidden edge state and latent, from [n_i || V_ij] and the pair geometry only
+        inp = cat_feats([(self.node_in, node_i), (self.hidden_in, self.norm_hidden_in(hidden))])[1]
+        new_hidden = self.hidden_update(inp, wigner, latent, self.latent_norm(latent))
+        scalars = new_hidden[self.hidden_out.index(0, 1)][:, :, 0] if self.n_scalar else latent[:, :0]
+        new_latent = self.latent_mlp(torch.cat(
+            [onehot[centre], self.latent_norm_in(latent), scalars, onehot[neigh]], dim=1))
+        latent = RES_NEW * fcut[:, None] * new_latent + RES_OLD * latent
+        hidden = combine(RES_NEW, new_hidden, RES_OLD, self.hidden_res(hidden))
+        hidden_n = self.norm_hidden(hidden)
+
+        # 3. edge (hopping) features: the only place where n_j enters
+        inp = cat_feats([(self.node_in, node_i), (self.hidden_out, hidden_n),
+                         (self.node_in, index_feats(node_n, neigh))])[1]
+        edge = combine(RES_NEW, self.edge_update(inp, wigner, latent), RES_OLD, self.edge_res(edge))
+
+        # 4. node features from per-edge messages of [n_i || V_ij]
+        msg = self.node_update(self.node_message_input(node_n, hidden_n, edge_index), wigner, latent)
+        return latent, hidden, edge, msg

@@ -1,0 +1,66 @@
+"""Equivariant linear maps on grouped irreps features."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from slem.model.irreps import Feats, Irreps
+
+
+class EquivariantLinear(nn.Module):
+    """Channel mixing within each (l, p); bias on 0e only. Output groups with no input stay zero."""
+
+    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, bias: bool = True):
+        super().__init__()
+        self.irreps_in, self.irreps_out = irreps_in, irreps_out
+        self.weights = nn.ParameterList()
+        self.route: list[int | None] = []
+        for mul, l, p in irreps_out.groups:
+            k = irreps_in.index(l, p)
+            self.route.append(k)
+            if k is not None:
+                mul_in = irreps_in.groups[k][0]
+                self.weights.append(nn.Parameter(torch.randn(mul, mul_in) / math.sqrt(mul_in)))
+        k0 = irreps_out.index(0, 1)
+        self.bias_group = k0 if bias else None
+        self.bias = nn.Parameter(torch.zeros(irreps_out.groups[k0][0])) if (bias and k0 is not None) else None
+
+    def forward(self, feats: Feats) -> Feats:
+        out: Feats = []
+        w = iter(self.weights)
+        ref = feats[0]
+        for g, ((mul, l, _), k) in enumerate(zip(self.irreps_out.groups, self.route, strict=True)):
+            if k is None:
+                y = ref.new_zeros((ref.shape[0], mul, 2 * l + 1))
+            else:
+                y = torch.matmul(next(w), feats[k])
+            if g == self.bias_group and self.bias is not None:
+                y = y + self.bias[:, None]
+            out.append(y)
+        return out
+
+
+class LatentScale(nn.Module):
+    """Per-edge, per-channel scale (and 0e shift) generated linearly from the invariant latent."""
+
+    def __init__(self, irreps: Irreps, latent_dim: int):
+        super().__init__()
+        self.irreps = irreps
+        self.n_scalar = irreps.mul(0, 1)
+        self.k0 = irreps.index(0, 1)
+        self.proj = nn.Linear(latent_dim, irreps.num_channels + self.n_scalar)
+
+    def forward(self, feats: Feats, latent: torch.Tensor) -> Feats:
+        coeffs = self.proj(latent)
+        out: Feats = []
+        start = 0
+        for g, (mul, _, _) in enumerate(self.irreps.groups):
+            y = feats[g] * coeffs[:, start : start + mul, None]
+            if g == self.k0:
+                y = y + coeffs[:, -self.n_scalar :, None]
+            out.append(y)
+            start += mul
+        return out
