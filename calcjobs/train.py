@@ -1,0 +1,377 @@
+"""``slem.train``: train a SLEM model with ``slem train`` on the compute resource, on CPU or GPUs.
+
+The dataset travels as a node (its HDF5 file is copied into the working directory), never as a path on
+the submitting machine, so the provenance graph always records what the model was trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+from aiida import orm
+from aiida.common import datastructures
+from aiida.engine import CalcJob
+
+from aiida_slem.data.dataset import DatasetData
+from aiida_slem.data.model import SlemModelData
+
+from .gpu import WATCHDOG_MARKER, check_gpu_request, gpu_request, walltime_stop_seconds, watchdog_text
+
+RUN_CONFIG = "slem_train.json"
+OUTPUT_DIR = "output"
+DATASET_FILE = "dataset.h5"
+VALIDATION_FILE = "validation.h5"
+PARENT_MODEL_FILE = "parent_model.pt"
+STDOUT = "slem-train.out"
+STDERR = "slem-train.err"
+RETRIEVED_OUTPUTS = ("status.json", "summary.json", "metrics.jsonl", "learning_curve.png", "config.json")
+MODEL_FILE = "model.pt"
+
+
+def run_config(config: dict, with_validation: bool, init_model: bool = False) -> dict:
+    """The config file ``slem train`` reads: the user's sections plus the paths this CalcJob controls."""
+    raw = copy.deepcopy(config)
+    raw["dataset"] = {"path": DATASET_FILE}
+    if with_validation:
+        raw["dataset"]["validation_path"] = VALIDATION_FILE
+    raw["output_dir"] = OUTPUT_DIR
+    if init_model:
+        raw.setdefault("training", {})["init_model"] = PARENT_MODEL_FILE
+    return raw
+
+
+def supports_init_model() -> bool:
+    """Whether this ``slem`` can start training from a trained model's weights (fine-tuning)."""
+    from slem.train.config import TrainingSection
+
+    return "init_model" in {f.name for f in dataclasses.fields(TrainingSection)}
+
+
+def train_split_size(dataset: DatasetData) -> int:
+    """Frames the trainer will use for training: a file without a split trains on every frame."""
+    split = dataset.base.attributes.get("split", {}) or {}
+    if not split:
+        return int(dataset.base.attributes.get("n_frames", 0))
+    return len(split.get("train", []))
+
+
+def check_config(config: dict, validation: bool) -> str | None:
+    from slem.train.config import ConfigError, validate_config
+
+    for key, why in (
+        (
+            "dataset",
+            "the training frames come from the `dataset` (and `validation_dataset`) input "
+            "nodes, so that the provenance graph records them; remove config.dataset",
+        ),
+        ("output_dir", "the CalcJob chooses the output folder; remove config.output_dir"),
+    ):
+        if key in config:
+            return f"config.{key} must not be given: {why}"
+    try:
+        validate_config(run_config(config, validation))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def check_dataset(config: dict, dataset: DatasetData, role: str, needs_train: bool) -> str | None:
+    """Operators, split and basis of a dataset node against the config, from its attributes only."""
+    attributes = dataset.base.attributes
+    operators = config.get("operators", ["H", "S"])
+    missing = sorted(set(operators) - set(attributes.get("operators", [])))
+    if missing:
+        return (
+            f"{role} <{dataset.pk or 'unstored'}> lacks operator(s) {missing} (it holds "
+            f"{attributes.get('operators')}); drop them from config.operators or project the frames with them"
+        )
+    if needs_train and train_split_size(dataset) == 0:
+        return (
+            f"{role} <{dataset.pk or 'unstored'}> has zero frames in its 'train' split (split sizes "
+            f"{attributes.get('n_frames_per_split')}); rebuild it with frames assigned to 'train'"
+        )
+    basis = attributes.get("basis", {})
+    wanted = (config.get("model") or {}).get("basis")
+    if wanted:
+        differing = {el: (wanted.get(el), shells) for el, shells in basis.items() if wanted.get(el) != shells}
+        if differing:
+            return (
+                f"config.model.basis differs from the basis of {role} <{dataset.pk or 'unstored'}> "
+                f"(element: (config, dataset)) {differing}; remove model.basis to take it from the data"
+            )
+    species = (config.get("model") or {}).get("species")
+    if species and not set(attributes.get("elements", [])) <= set(species):
+        return (
+            f"{role} contains element(s) {sorted(set(attributes['elements']) - set(species))} that "
+            f"config.model.species {species} does not list"
+        )
+    return None
+
+
+def check_parent_model(model: SlemModelData, dataset: DatasetData) -> str | None:
+    model_basis = model.base.attributes.get("basis", {})
+    dataset_basis = dataset.base.attributes.get("basis", {})
+    differing = {
+        el: (model_basis.get(el), shells)
+        for el, shells in dataset_basis.items()
+        if model_basis.get(el) != shells
+    }
+    if differing:
+        return (
+            f"the dataset <{dataset.pk or 'unstored'}> does not match the basis of parent_model "
+            f"<{model.pk or 'unstored'}> (element: (model, dataset)) {differing}; fine-tuning needs frames "
+            "projected onto the model's basis"
+        )
+    if not supports_init_model():
+        return (
+            "fine-tuning from parent_model needs a slem version whose training config has "
+            "training.init_model; this one has not. Train from scratch or resume with parent_folder"
+        )
+    return None
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    """Everything that can be checked before the job reaches the cluster."""
+    config = inputs["config"].get_dict()
+    validation = inputs.get("validation_dataset")
+    error = check_config(config, validation is not None)
+    if error:
+        return error
+    error = check_dataset(config, inputs["dataset"], "dataset", needs_train=True)
+    if error:
+        return error
+    if validation is not None:
+        error = check_dataset(config, validation, "validation_dataset", needs_train=False)
+        if error:
+            return error
+        if validation.base.attributes.get("basis") != inputs["dataset"].base.attributes.get("basis"):
+            return "validation_dataset and dataset use different bases; project both onto the same basis"
+    if "parent_folder" in inputs and "parent_model" in inputs:
+        return "give parent_folder (resume a run) or parent_model (fine-tune a model), not both"
+    if "parent_model" in inputs:
+        error = check_parent_model(inputs["parent_model"], inputs["dataset"])
+        if error:
+            return error
+    return check_resources(inputs)
+
+
+def check_resources(inputs: dict) -> str | None:
+    code = inputs.get("code")
+    options = inputs.get("metadata", {}).get("options", {})
+    computer = inputs.get("metadata", {}).get("computer") or getattr(code, "computer", None)
+    if computer is None:
+        return None  # the CalcJob itself reports the missing computer
+    gpus = int(inputs["gpus"].value) if "gpus" in inputs else 0
+    kind = inputs["gpu_kind"].value if "gpu_kind" in inputs else None
+    per_task = bool(inputs["gpus_per_task"].value) if "gpus_per_task" in inputs else False
+    parent = inputs.get("parent_folder")
+    if parent is not None and parent.computer.uuid != computer.uuid:
+        return (
+            f"parent_folder is on computer '{parent.computer.label}' but this job runs on "
+            f"'{computer.label}'; checkpoints can only be resumed on the same computer"
+        )
+    return check_gpu_request(
+        computer.scheduler_type,
+        gpus,
+        kind,
+        dict(options.get("resources", {})),
+        options.get("custom_scheduler_commands", "") or "",
+        per_task,
+    )
+
+
+class SlemTrainCalculation(CalcJob):
+    """Run ``slem train`` on a ``DatasetData``; outputs a ``SlemModelData``, metrics and learning curves."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("dataset", valid_type=DatasetData, help="Training frames (and split); copied to the job.")
+        spec.input(
+            "validation_dataset",
+            valid_type=DatasetData,
+            required=False,
+            help="Validation frames; replaces the validation split of `dataset`.",
+        )
+        spec.input(
+            "config",
+            valid_type=orm.Dict,
+            help="The slem training config without `dataset` and `output_dir`: sections operators, model, "
+            "training. Validated with slem.train.config.validate_config at submission.",
+        )
+        spec.input(
+            "parent_folder",
+            valid_type=orm.RemoteData,
+            required=False,
+            help="remote_folder of an earlier slem.train job: resume from its checkpoints/latest.pt.",
+        )
+        spec.input(
+            "parent_model",
+            valid_type=SlemModelData,
+            required=False,
+            help="Fine-tune: start from the weights of this model (its basis must match the dataset's).",
+        )
+        spec.input(
+            "gpus",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help="GPUs to request (one node). 0: CPU. >1: data-parallel with torchrun.",
+        )
+        spec.input(
+            "gpu_kind",
+            valid_type=orm.Str,
+            required=False,
+            help="GPU type for the scheduler, e.g. 'a100' (Slurm gres gpu:a100:N, PBS gpu_model).",
+        )
+        spec.input(
+            "gpus_per_task",
+            valid_type=orm.Bool,
+            required=False,
+            help="Slurm: request --gpus-per-task instead of --gres.",
+        )
+        spec.input(
+            "metadata.options.walltime_margin_seconds",
+            valid_type=int,
+            required=False,
+            help="Stop training this long before max_wallclock_seconds to write the checkpoint "
+            "(default: 10% of the walltime, at most 300 s; 0 on the direct scheduler).",
+        )
+        spec.inputs.validator = validate_inputs
+        options = spec.inputs["metadata"]["options"]
+        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        options["withmpi"].default = False
+        options["parser_name"].default = "slem.train"
+        options["output_filename"].default = STDOUT
+
+        spec.output(
+            "model", valid_type=SlemModelData, required=False, help="The trained model (best weights)."
+        )
+        spec.output(
+            "metrics",
+            valid_type=orm.Dict,
+            required=False,
+            help="State, steps, n_params, best validation and test metrics.",
+        )
+        spec.output(
+            "learning_curves",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="Per-step train and validation values, arrays '<kind>_<name>' with '<kind>_step'.",
+        )
+        spec.output(
+            "learning_curve_plot", valid_type=orm.SinglefileData, required=False, help="learning_curve.png"
+        )
+        spec.default_output_node = "metrics"
+
+        spec.exit_code(
+            300, "ERROR_NO_RETRIEVED_TEMPORARY_FOLDER", message="The temporary retrieved folder is missing."
+        )
+        spec.exit_code(
+            301,
+            "ERROR_NO_STATUS",
+            message="'slem train' ended without writing status.json (crashed or killed): {message}",
+        )
+        spec.exit_code(302, "ERROR_MISSING_OUTPUT", message="'slem train' finished but {message} is missing.")
+        spec.exit_code(303, "ERROR_INVALID_MODEL", message="The model file is not valid: {message}")
+        spec.exit_code(310, "ERROR_CONFIG", message="'slem train' rejected the configuration: {message}")
+        spec.exit_code(
+            400,
+            "ERROR_OUT_OF_WALLTIME",
+            message="Training stopped at the walltime after step {step}; resume from remote_folder.",
+        )
+        spec.exit_code(
+            410, "ERROR_OUT_OF_MEMORY", message="Training ran out of (CPU or GPU) memory: {message}"
+        )
+        spec.exit_code(420, "ERROR_NAN_LOSS", message="The training loss became NaN or infinite: {message}")
+
+    def prepare_for_submission(self, folder):
+        inputs = self.inputs
+        config = inputs.config.get_dict()
+        with_validation = "validation_dataset" in inputs
+        fine_tune = "parent_model" in inputs
+        with folder.open(RUN_CONFIG, "w") as handle:
+            json.dump(run_config(config, with_validation, fine_tune), handle, indent=2)
+        folder.get_subfolder(OUTPUT_DIR, create=True)
+
+        local_copy_list = [(inputs.dataset.uuid, inputs.dataset.filename, DATASET_FILE)]
+        if with_validation:
+            local_copy_list.append(
+                (inputs.validation_dataset.uuid, inputs.validation_dataset.filename, VALIDATION_FILE)
+            )
+        if fine_tune:
+            local_copy_list.append(
+                (inputs.parent_model.uuid, inputs.parent_model.filename, PARENT_MODEL_FILE)
+            )
+
+        remote_copy_list = []
+        arguments = ["train", RUN_CONFIG, "--no-progress"]
+        if "parent_folder" in inputs:
+            # checkpoints and the metrics log only: a stale status.json or model.pt must never be parsed
+            parent = inputs.parent_folder
+            root = f"{parent.get_remote_path()}/{OUTPUT_DIR}"
+            remote_copy_list += [
+                (parent.computer.uuid, f"{root}/checkpoints", f"{OUTPUT_DIR}/checkpoints"),
+                (parent.computer.uuid, f"{root}/metrics.jsonl", f"{OUTPUT_DIR}/metrics.jsonl"),
+            ]
+            arguments += ["--resume", "auto"]
+
+        gpus = inputs.gpus.value
+        arguments += ["--device", "cuda" if gpus > 0 else "cpu"]
+        if gpus > 1:
+            arguments += ["--ddp", "--nproc", str(gpus)]
+
+        prepend, append = self._scheduler_texts(gpus)
+        codeinfo = datastructures.CodeInfo()
+        codeinfo.code_uuid = inputs.code.uuid
+        codeinfo.cmdline_params = arguments
+        codeinfo.stdout_name = STDOUT
+        codeinfo.stderr_name = STDERR
+
+        calcinfo = datastructures.CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = local_copy_list
+        calcinfo.remote_copy_list = remote_copy_list
+        calcinfo.prepend_text = prepend
+        calcinfo.append_text = append
+        calcinfo.retrieve_list = [
+            STDOUT,
+            STDERR,
+            WATCHDOG_MARKER,
+            *(f"{OUTPUT_DIR}/{name}" for name in RETRIEVED_OUTPUTS),
+        ]
+        calcinfo.retrieve_temporary_list = [f"{OUTPUT_DIR}/{MODEL_FILE}"]
+        return calcinfo
+
+    def _scheduler_texts(self, gpus: int) -> tuple[str, str]:
+        """GPU directives (merged into custom_scheduler_commands) and the prepend/append shell text."""
+        computer = self.node.computer
+        options = self.inputs.metadata.options
+        resources = dict(options.resources)
+        request = gpu_request(
+            computer.scheduler_type,
+            gpus,
+            self.inputs.gpu_kind.value if "gpu_kind" in self.inputs else None,
+            resources,
+            options.get("max_memory_kb"),
+            bool(self.inputs.gpus_per_task.value) if "gpus_per_task" in self.inputs else False,
+        )
+        if request.scheduler_commands:
+            # built from the immutable input: a second prepare_for_submission (retried upload) is idempotent
+            user = options.get("custom_scheduler_commands", "") or ""
+            self.node.set_option(
+                "custom_scheduler_commands",
+                "\n".join(part for part in (user, request.scheduler_commands) if part),
+            )
+        prepend, append = [request.prepend_text] if request.prepend_text else [], []
+        stop_after = walltime_stop_seconds(
+            computer.scheduler_type,
+            options.get("max_wallclock_seconds"),
+            options.get("walltime_margin_seconds"),
+        )
+        if stop_after is not None:
+            watchdog_prepend, watchdog_append = watchdog_text(stop_after)
+            prepend.append(watchdog_prepend)
+            append.append(watchdog_append)
+        return "\n".join(prepend), "\n".join(append)

@@ -1,0 +1,133 @@
+"""``SlemTrainWorkChain`` error handlers, each facing a real failure provoked with tiny limits:
+a walltime of a few seconds (direct scheduler, enforced by the job's watchdog), an address-space limit
+(``ulimit -v``) and an absurd learning rate."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida_slem.calcjobs.train import SlemTrainCalculation
+from aiida_slem.workflows.train import SlemTrainWorkChain
+from train_fixtures import *  # noqa: F403
+from train_fixtures import tiny_config
+
+pytestmark = pytest.mark.slow
+
+WALLTIME = SlemTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status
+OOM = SlemTrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status
+NAN = SlemTrainCalculation.exit_codes.ERROR_NAN_LOSS.status
+RESOURCES = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+
+
+def workchain(code, dataset, config: dict, max_iterations: int = 6, **options):
+    builder = SlemTrainWorkChain.get_builder()
+    builder.max_iterations = orm.Int(max_iterations)
+    builder.train.code = code
+    builder.train.dataset = dataset
+    builder.train.config = orm.Dict(config)
+    builder.train.metadata.options.resources = RESOURCES
+    for key, value in options.items():
+        builder.train.metadata.options[key] = value
+    return run_get_node(builder)
+
+
+def children(node) -> list:
+    return sorted(node.called, key=lambda child: child.ctime)
+
+
+def state_dict(model_node) -> dict:
+    from slem.model import load_model
+
+    with model_node.local_path() as path:
+        model, _ = load_model(path)
+    return model.state_dict()
+
+
+def test_walltime_stop_resumes_to_the_uninterrupted_weights(slem_code, si64_dataset):
+    config = tiny_config(max_steps=500, validate_every=50, checkpoint_every=1000)
+    start = time.monotonic()
+    reference, ref_node = run_get_node(
+        SlemTrainCalculation,
+        code=slem_code,
+        dataset=si64_dataset,
+        config=orm.Dict(config),
+        metadata={"options": {"resources": RESOURCES}},
+    )
+    total = time.monotonic() - start
+    assert ref_node.is_finished_ok, ref_node.exit_message
+    span = _training_span(ref_node)
+    # stop the first run 40% into its training steps: start-up takes 8 s to 30 s on this shared machine, so
+    # the training span must be long enough for the stop to land within it (the handler grows the walltime
+    # if start-up alone took longer, so the chain finishes whatever the load)
+    walltime = max(2, int(total - 0.6 * span))
+
+    results, node = workchain(
+        slem_code, si64_dataset, config, max_iterations=8, max_wallclock_seconds=walltime
+    )
+    assert node.is_finished_ok, node.exit_message
+    calls = children(node)
+    assert calls[0].exit_status == WALLTIME
+    resumed = [c for c in calls if "parent_folder" in c.inputs]
+    assert resumed, "no run resumed from a checkpoint"
+    steps = [c.outputs.metrics["step"] for c in calls if c.exit_status == WALLTIME]
+    assert any(step and 0 < step < 500 for step in steps), steps
+    assert "'--resume' 'auto'" in resumed[-1].base.repository.get_object_content("_aiidasubmit.sh")
+    assert results["metrics"]["steps"] == 500
+    # the learning curve of the resumed chain is the full, gap-free one
+    assert list(results["learning_curves"].get_array("train_step")) == list(range(1, 501))
+
+    ours, theirs = state_dict(results["model"]), state_dict(reference["model"])
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+def _training_span(calculation) -> float:
+    """Seconds between the first and the last training step, from the times in the job's metrics log."""
+    lines = calculation.outputs.retrieved.base.repository.get_object_content("metrics.jsonl").splitlines()
+    times = [record["time"] for record in map(json.loads, lines) if record["kind"] == "train"]
+    return times[-1] - times[0]
+
+
+def test_out_of_memory_halves_the_batch(slem_code, si64_dataset_two_train):
+    """Measured here: peak address space 1.06 GB at batch 1 and 1.26 GB at batch 2 for this model, so a
+    1.16 GB limit fails batch 2 only."""
+    config = tiny_config(max_steps=2, batch_size=2, validate_every=2)
+    config["model"].update({"r_cut": {"Si": 6.0}, "hidden_irreps": "64x0e+64x1o+32x2e"})
+    results, node = workchain(slem_code, si64_dataset_two_train, config, prepend_text="ulimit -v 1187840")
+    assert node.is_finished_ok, node.exit_message
+    calls = children(node)
+    assert calls[0].exit_status == OOM, (calls[0].exit_status, calls[0].exit_message)
+    assert calls[-1].inputs.config["training"]["batch_size"] == 1
+    assert "parent_folder" not in calls[-1].inputs  # a new batch size means a new data order: from scratch
+    assert results["metrics"]["steps"] == 2
+
+
+def test_nan_loss_lowers_the_learning_rate(slem_code, si64_dataset):
+    config = tiny_config(max_steps=10, lr=10.0)
+    results, node = workchain(slem_code, si64_dataset, config)
+    assert node.is_finished_ok, node.exit_message
+    calls = children(node)
+    assert calls[0].exit_status == NAN
+    assert "loss is" in calls[0].exit_message
+    lrs = [c.inputs.config["training"]["lr"] for c in calls]
+    assert lrs == pytest.approx([10.0 * 0.1**k for k in range(len(calls))])
+    assert all(c.exit_status == NAN for c in calls[:-1]) and calls[-1].is_finished_ok
+    assert results["metrics"]["steps"] == 10
+
+
+def test_config_error_at_run_time_is_not_retried(slem_code, si64_dataset):
+    """A model section that passes validate_config but not the model's own checks fails once, then stops."""
+    config = tiny_config(max_steps=2)
+    config["model"]["hidden_irreps"] = "8x1o"  # no scalar channels: rejected when the model is built
+    _, node = workchain(slem_code, si64_dataset, config)
+    assert node.exit_status == SlemTrainWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
+    calls = children(node)
+    assert len(calls) == 1
+    assert calls[0].exit_status == SlemTrainCalculation.exit_codes.ERROR_CONFIG.status
+    assert "hidden_irreps" in json.dumps(calls[0].outputs.metrics.get_dict())

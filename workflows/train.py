@@ -1,0 +1,178 @@
+"""``SlemTrainWorkChain``: ``slem.train`` with restarts after walltime, out-of-memory and NaN losses."""
+
+from __future__ import annotations
+
+import copy
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida_slem.calcjobs.train import SlemTrainCalculation
+
+
+class SlemTrainWorkChain(BaseRestartWorkChain):
+    """Train a SLEM model; resume from checkpoints when the walltime ends a run, and adapt the config
+    when a run runs out of memory or its loss diverges."""
+
+    _process_class = SlemTrainCalculation
+
+    defaults = AttributeDict(
+        {
+            "walltime_growth": 2.0,  # when a run stopped before writing a new checkpoint
+            "lr_factor": 0.1,
+            "max_lr_reductions": 3,
+            "first_edge_chunk": 4096,
+            "min_edge_chunk": 64,
+        }
+    )
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(SlemTrainCalculation, namespace="train")
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(
+                cls.run_process,
+                cls.inspect_process,
+            ),
+            cls.results,
+        )
+        spec.expose_outputs(SlemTrainCalculation)
+        spec.exit_code(
+            300,
+            "ERROR_UNRECOVERABLE_FAILURE",
+            message="The training failed in a way that a restart cannot fix: {message}",
+        )
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(SlemTrainCalculation, "train"))
+        self.ctx.config = self.ctx.inputs.config.get_dict()
+        self.ctx.checkpoint_step = 0
+        self.ctx.lr_reductions = 0
+
+    def _set_training(self, **changes) -> None:
+        config = copy.deepcopy(self.ctx.config)
+        config.setdefault("training", {}).update(changes)
+        self.ctx.config = config
+        self.ctx.inputs.config = orm.Dict(config)
+
+    def _restart_from_scratch(self) -> None:
+        self.ctx.inputs.pop("parent_folder", None)
+        self.ctx.checkpoint_step = 0
+
+    def report_error_handled(self, calculation, action: str) -> None:
+        self.report(
+            f"{calculation.process_label}<{calculation.pk}> failed with exit status "
+            f"{calculation.exit_status}: {calculation.exit_message}"
+        )
+        self.report(f"Action taken: {action}")
+
+    @process_handler(
+        priority=600,
+        exit_codes=[
+            SlemTrainCalculation.exit_codes.ERROR_CONFIG,
+            SlemTrainCalculation.exit_codes.ERROR_INVALID_MODEL,
+        ],
+    )
+    def handle_unrecoverable(self, calculation):
+        """The config or the produced model is wrong: a restart would fail the same way."""
+        self.report_error_handled(calculation, "none, aborting")
+        return ProcessHandlerReport(
+            True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(message=calculation.exit_message)
+        )
+
+    @process_handler(priority=500, exit_codes=[SlemTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME])
+    def handle_out_of_walltime(self, calculation):
+        """Resume from the run's latest checkpoint; if it wrote none, grow the walltime instead."""
+        step = _reported_step(calculation)
+        if step is not None and step > self.ctx.checkpoint_step:
+            self.ctx.checkpoint_step = step
+            # the checkpoint now holds any fine-tuned start, so the parent model is no longer needed
+            self.ctx.inputs.pop("parent_model", None)
+            self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
+            self.report_error_handled(calculation, f"resuming from the checkpoint of step {step}")
+            return ProcessHandlerReport(True)
+        options = self.ctx.inputs.metadata.options
+        walltime = options.get("max_wallclock_seconds")
+        if walltime:
+            options["max_wallclock_seconds"] = int(walltime * self.defaults.walltime_growth)
+            action = (
+                f"no new checkpoint (stopped during start-up): max_wallclock_seconds {walltime} -> "
+                f"{options['max_wallclock_seconds']}"
+            )
+        else:
+            action = "no new checkpoint and no walltime option to grow: restarting unchanged"
+        self.report_error_handled(calculation, action)
+        return ProcessHandlerReport(True)
+
+    @process_handler(priority=450, exit_codes=[SlemTrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
+    def handle_out_of_memory(self, calculation):
+        """Halve the batch (a new data order, so from scratch); at batch size 1 chunk the edges instead."""
+        training = self.ctx.config.get("training", {})
+        batch_size = int(training.get("batch_size", 1))
+        edge_chunk = training.get("edge_chunk")
+        if batch_size > 1:
+            self._set_training(batch_size=batch_size // 2)
+            self._restart_from_scratch()
+            action = f"batch_size {batch_size} -> {batch_size // 2}, restarting from scratch"
+        elif edge_chunk is None or edge_chunk // 2 >= self.defaults.min_edge_chunk:
+            new_chunk = self.defaults.first_edge_chunk if edge_chunk is None else edge_chunk // 2
+            self._set_training(edge_chunk=new_chunk)
+            action = (
+                f"edge_chunk {edge_chunk} -> {new_chunk}"  # the data order is unchanged: resume if possible
+            )
+            if "parent_folder" in self.ctx.inputs or _reported_step(calculation):
+                self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
+                action += ", resuming from the latest checkpoint"
+        else:
+            self.report_error_handled(calculation, "none: batch_size is 1 and edge_chunk is at its minimum")
+            return ProcessHandlerReport(
+                True,
+                self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(
+                    message="out of memory at batch_size 1 and the smallest edge_chunk; request more "
+                    "(GPU) memory or a smaller model"
+                ),
+            )
+        self.report_error_handled(calculation, action)
+        return ProcessHandlerReport(True)
+
+    @process_handler(priority=400, exit_codes=[SlemTrainCalculation.exit_codes.ERROR_NAN_LOSS])
+    def handle_nan_loss(self, calculation):
+        """Lower the learning rate and train again from scratch.
+
+        A checkpoint restores the optimizer with its old learning rate, so resuming would diverge again;
+        starting over with the smaller rate is the reproducible choice."""
+        if self.ctx.lr_reductions >= self.defaults.max_lr_reductions:
+            self.report_error_handled(
+                calculation, f"none: the learning rate was already lowered {self.ctx.lr_reductions} times"
+            )
+            return ProcessHandlerReport(
+                True,
+                self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(
+                    message="the loss diverges even at a much lower learning rate; check the dataset "
+                    "for bad frames"
+                ),
+            )
+        lr = float(self.ctx.config.get("training", {}).get("lr", _default_lr()))
+        new_lr = lr * self.defaults.lr_factor
+        self.ctx.lr_reductions += 1
+        self._set_training(lr=new_lr)
+        self._restart_from_scratch()
+        self.report_error_handled(calculation, f"learning rate {lr:g} -> {new_lr:g}, restarting from scratch")
+        return ProcessHandlerReport(True)
+
+
+def _reported_step(calculation) -> int | None:
+    try:
+        step = calculation.outputs.metrics.get("step")
+    except AttributeError:
+        return None
+    return int(step) if step is not None else None
+
+
+def _default_lr() -> float:
+    from slem.train.config import TrainingSection
+
+    return TrainingSection().lr
