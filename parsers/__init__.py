@@ -1,0 +1,1 @@
+"""Parsers of aiida-slem, including ``slem.md`` (pw.x MD with velocities and temperatures)."""

@@ -57,6 +57,8 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
         raise pytest.UsageError(f"AIIDA_SLEM_TEST_BACKEND must be 'embedded' or 'psql', not {BACKEND!r}")
     with aiida_profile_factory(aiida_config, **kwargs) as profile:
         profile.set_option("warnings.rabbitmq_version", False)
+        # stopping the daemon at teardown takes longer than the 2 s default on 2 busy cores
+        profile.set_option("daemon.timeout", 60)
         yield profile
 
 

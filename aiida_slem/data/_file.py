@@ -21,7 +21,9 @@ class SlemFileData(orm.SinglefileData):
 
     def __init__(self, file=None, filename: str | None = None, **kwargs) -> None:
         if file is not None and filename is None:
-            filename = pathlib.Path(file).name if isinstance(file, (str, pathlib.Path)) else self.DEFAULT_FILENAME
+            filename = (
+                pathlib.Path(file).name if isinstance(file, (str, pathlib.Path)) else self.DEFAULT_FILENAME
+            )
         super().__init__(file, filename=filename, **kwargs)
 
     def set_file(self, file, filename: str | None = None) -> None:

@@ -18,6 +18,13 @@ def formula_of(numbers: np.ndarray) -> str:
     return Formula.from_list([chemical_symbols[z] for z in numbers]).format("hill")
 
 
+def label_string(label) -> str:
+    """A basis label as one string; ``slem project`` records one label per element."""
+    if isinstance(label, dict):
+        return "+".join(sorted(set(label.values())))
+    return str(label or "")
+
+
 def inspect_frame_group(group: h5py.Group, where: str) -> dict:
     """Check one frame group from its small datasets and the operators' shapes; return its summary."""
     try:
@@ -46,7 +53,9 @@ def inspect_frame_group(group: h5py.Group, where: str) -> dict:
     expected = int((norb[pairs[:, 0]] * norb[pairs[:, 1]]).sum()) if len(pairs) else 0
     for name, shape in shapes.items():
         if shape != (expected,):
-            raise FrameFormatError(f"{where}: operator {name} has shape {shape}, the pairs and basis need ({expected},)")
+            raise FrameFormatError(
+                f"{where}: operator {name} has shape {shape}, the pairs and basis need ({expected},)"
+            )
     return {
         "n_atoms": int(len(numbers)),
         "formula": formula_of(numbers),

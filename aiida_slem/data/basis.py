@@ -70,7 +70,7 @@ class BasisData(SlemFileData):
             return read_basis(path)
 
     def check_pseudos(self, pseudos: dict) -> None:
-        """Raise ``ValueError`` unless every pseudo (``{kind: UpfData}``) is the UPF this basis was built from."""
+        """Raise ``ValueError`` unless each pseudo ``{kind: UpfData}`` is the UPF the basis was built from."""
         for kind, pseudo in pseudos.items():
             element = pseudo.element
             if element not in self.upf_md5:

@@ -7,7 +7,7 @@ import pathlib
 from slem.data.frame import Frame, FrameFormatError, read_frames
 
 from ._file import SlemFileData
-from ._frames import inspect_frames_file
+from ._frames import inspect_frames_file, label_string
 
 SPLITS = ("train", "validation", "test")
 
@@ -38,7 +38,8 @@ class DatasetData(SlemFileData):
             "formulas": sorted({f["formula"] for f in frames}),
             "elements": sorted({el for f in frames for el in f["elements"]}),
             "basis": frames[0]["basis"],
-            "basis_label": file_attrs.get("basis_label", frames[0]["metadata"].get("basis_label", "")),
+            "basis_label": file_attrs.get("basis_label")
+            or label_string(frames[0]["metadata"].get("basis_label")),
             "cutoffs": file_attrs.get("cutoffs", {}),
             "operators": sorted(set.intersection(*(set(f["operators"]) for f in frames))),
             "n_atoms": [f["n_atoms"] for f in frames],

@@ -27,7 +27,9 @@ def check_split(split: dict, labels: list[str]) -> None:
     for name, members in split.items():
         for label in members:
             if label not in labels:
-                raise ValueError(f"split '{name}' names frame '{label}', which is not among the inputs {labels}")
+                raise ValueError(
+                    f"split '{name}' names frame '{label}', which is not among the inputs {labels}"
+                )
             if label in seen:
                 raise ValueError(f"frame '{label}' is in both '{seen[label]}' and '{name}'")
             seen[label] = name
@@ -37,7 +39,9 @@ def check_split(split: dict, labels: list[str]) -> None:
 
 
 @calcfunction
-def merge_operator_frames(split: orm.Dict, basis: BasisData | None = None, **frames: OperatorData) -> DatasetData:
+def merge_operator_frames(
+    split: orm.Dict, basis: BasisData | None = None, **frames: OperatorData
+) -> DatasetData:
     """Concatenate the frames (ordered by label) into one file; ``split`` maps split name -> frame labels."""
     labels = sorted(frames)
     if not labels:
@@ -56,9 +60,12 @@ def merge_operator_frames(split: orm.Dict, basis: BasisData | None = None, **fra
     if basis is not None:
         attrs = {"basis_label": basis.label, "cutoffs": basis.radii, "basis_uuid": basis.uuid}
         for label in labels:
-            if frames[label].base.attributes.get("basis") != {el: basis.shells[el] for el in
-                                                              frames[label].base.attributes.get("elements")}:
-                raise ValueError(f"frame '{label}' was not projected onto the basis {basis.label} <{basis.uuid}>")
+            if frames[label].base.attributes.get("basis") != {
+                el: basis.shells[el] for el in frames[label].base.attributes.get("elements")
+            }:
+                raise ValueError(
+                    f"frame '{label}' was not projected onto the basis {basis.label} <{basis.uuid}>"
+                )
     with tempfile.TemporaryDirectory() as tmp:
         path = write_frames(pathlib.Path(tmp) / "dataset.h5", loaded, split=indices, attrs=attrs)
         return DatasetData(path)

@@ -20,8 +20,14 @@ class SlemModelData(SlemFileData):
 
     DEFAULT_FILENAME = "model.pt"
 
-    def __init__(self, file=None, filename: str | None = None, config: dict | None = None,
-                 metrics: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        file=None,
+        filename: str | None = None,
+        config: dict | None = None,
+        metrics: dict | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(file, filename=filename, **kwargs)
         if file is not None:
             if config is None:

@@ -7,7 +7,7 @@ import pathlib
 from slem.data.frame import Frame, FrameFormatError, read_frames
 
 from ._file import SlemFileData
-from ._frames import inspect_frames_file
+from ._frames import inspect_frames_file, label_string
 
 SUMMARY_KEYS = (
     "n_electrons",
@@ -43,16 +43,20 @@ class OperatorData(SlemFileData):
                 "use DatasetData for many frames"
             )
         frame = frames[0]
-        attributes = {key: frame[key] for key in ("n_atoms", "formula", "elements", "basis", "operators", "n_pairs")}
-        if "basis_label" in frame["metadata"]:
-            attributes["basis_label"] = frame["metadata"]["basis_label"]
+        attributes = {
+            key: frame[key] for key in ("n_atoms", "formula", "elements", "basis", "operators", "n_pairs")
+        }
+        label = label_string(frame["metadata"].get("basis_label"))
+        if label:
+            attributes["basis_label"] = label
         return attributes
 
     def set_summary(self, summary: dict) -> None:
         """Record the projection checks (sum rules, band energy, SCF convergence) as queryable attributes."""
         for key in SUMMARY_KEYS:
             if key in summary:
-                self.base.attributes.set(key, summary[key])
+                value = label_string(summary[key]) if key == "basis_label" else summary[key]
+                self.base.attributes.set(key, value)
 
     @property
     def n_atoms(self) -> int:

@@ -55,7 +55,10 @@ def _write_json(path: Path, data: dict) -> None:
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="Frame file to write (HDF5)."
 )
 @click.option(
-    "--kmesh", default="auto", show_default=True, help="Projection mesh: 'auto' (alias-free) or n1,n2,n3."
+    "--kmesh",
+    default="auto",
+    show_default=True,
+    help="k-mesh for D: 'auto' (resolves all stored bonds) or n1,n2,n3.",
 )
 @click.option("--summary", type=click.Path(path_type=Path), help="Write the checks as JSON here.")
 def project(
@@ -101,7 +104,8 @@ def project(
         f"  sum Tr(DS) = {checks['sum_tr_ds']:.8f} (N_el = {checks['n_electrons']:g})\n"
         f"  sum Tr(DH) = {checks['sum_tr_dh_ev']:.6f} eV, band energy {checks['band_energy_ev']:.6f} eV\n"
         f"  HOMO {checks['homo_ev']:.4f} eV (QE {checks['qe_homo_ev']}), LUMO {checks['lumo_ev']}\n"
-        f"  largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV, |S| {checks['max_s_beyond']:.2e}"
+        f"  H stored to r_i + r_j + {result.frame.metadata['h_range_extra_angstrom']} A; "
+        f"largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV (S is zero beyond r_i + r_j)"
     )
     if not checks["kmesh_alias_free"]:
         click.echo("  WARNING: k-mesh too coarse, blocks are aliased: " + "; ".join(checks["kmesh_problems"]))

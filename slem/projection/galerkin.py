@@ -1,5 +1,8 @@
 """Kohn-Sham matrices of a localized basis at one k-point, by Galerkin projection on plane waves.
 
+This is the exact plane-wave reference: the tests check pw.x's eigenvalues with it and compare
+the real-space projection (realspace.py, used by ``project``) against it.
+
 Everything here is in atomic units with energies in Ry (pw.x's internal units): kinetic
 |k+G|^2, the pp.x potential in Ry and UPF D_ij in Ry need no conversion between them.
 """
@@ -16,6 +19,7 @@ from slem.qe.upf import Upf
 
 from .planewaves import apply_local_potential, g_sphere, local_potential_matrix, potential_in_g
 from .radial import BOHR, bloch_coefficients, orbital_transform, projector_transform
+from .realspace import expanded_dion
 
 DENSE_ROW_CHUNK = 256
 
@@ -35,16 +39,6 @@ class SpeciesData:
         return sum(2 * l + 1 for l in self.orbital_ls)
 
 
-def _expanded_dion(upf: Upf) -> np.ndarray:
-    index = [(b, l, m) for b, beta in enumerate(upf.betas) for l in [beta.l] for m in range(2 * l + 1)]
-    d = np.zeros((len(index), len(index)))
-    for a, (b1, l1, m1) in enumerate(index):
-        for c, (b2, l2, m2) in enumerate(index):
-            if l1 == l2 and m1 == m2:
-                d[a, c] = upf.dij[b1, b2]
-    return d
-
-
 def species_data(basis: ElementBasis | None, upf: Upf, qmax: float) -> SpeciesData:
     """Tabulate the radial transforms of one species' orbitals and KB projectors up to qmax (bohr^-1)."""
     kkbeta = max((b.cutoff_index for b in upf.betas), default=0)
@@ -56,7 +50,7 @@ def species_data(basis: ElementBasis | None, upf: Upf, qmax: float) -> SpeciesDa
         cutoff_bohr=(basis.cutoff / BOHR) if basis is not None else 0.0,
         beta_ls=[b.l for b in upf.betas],
         beta_splines=beta_splines,
-        dion_ry=_expanded_dion(upf),
+        dion_ry=expanded_dion(upf),
         beta_radius_bohr=upf.max_projector_radius,
     )
 

@@ -95,3 +95,25 @@ class BlockAccumulator:
         for key, idx in self.groups.items():
             out[idx] = np.abs(self.blocks[key]).reshape(len(idx), -1).max(axis=1)
         return out
+
+
+class BlockSet:
+    """Blocks keyed (i, j, Rx, Ry, Rz) grouped by atom pair for fast Bloch sums X(k) = sum_R X(R) e^{ik.R}."""
+
+    def __init__(self, blocks: dict[tuple[int, int, int, int, int], np.ndarray], slices: list[slice]) -> None:
+        self.slices = slices
+        self.n = slices[-1].stop if slices else 0
+        grouped: dict[tuple[int, int], list] = {}
+        for (i, j, *r), block in blocks.items():
+            grouped.setdefault((i, j), []).append((r, block))
+        self.groups = [
+            (i, j, np.array([r for r, _ in v], dtype=np.float64), np.stack([b for _, b in v]))
+            for (i, j), v in grouped.items()
+        ]
+
+    def at(self, k_frac: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n, self.n), dtype=np.complex128)
+        for i, j, shifts, stack in self.groups:
+            phase = np.exp(2j * np.pi * (shifts @ k_frac))
+            out[self.slices[i], self.slices[j]] += np.tensordot(phase, stack, axes=1)
+        return out

@@ -1,8 +1,10 @@
 """From a pw.x SCF to one Frame holding H(R), S(R) and D(R) in a confined LCAO basis.
 
-H and S come from Galerkin projection (galerkin.py) on a k-mesh chosen so that their
-transform to real space does not alias (kmesh.py). D comes from the generalised eigenvectors
-of (H(k), S(k)) on the same mesh: D_ij(R) = (2/N_k) sum_k sum_occ c_in^* c_jn exp(i k.R), so
+H and S are assembled pair by pair in real space (realspace.py): exact two-centre integrals for
+S, the kinetic energy and <phi|beta>, the KB term from those (threecentre.py), and the local
+potential by quadrature on the pp.x grid (realgrid.py). D comes from the generalised eigenvectors
+of the Bloch sums (H(k), S(k)) of the stored blocks on a mesh whose supercell resolves every
+stored bond (kmesh.py): D_ij(R) = (2/N_k) sum_k sum_occ c_in^* c_jn exp(i k.R), so
 that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the band
 energy (2/N_k) sum_k sum_occ eps_nk of the LCAO Hamiltonian.
 """
@@ -22,14 +24,19 @@ from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
 
-from .galerkin import GalerkinProjector, species_data
-from .kmesh import auto_kmesh, check_kmesh, perpendicular_heights, reduced_mesh
-from .pairs import BlockAccumulator, pairs_within
+from .kmesh import auto_kmesh, check_kmesh, reduced_mesh
+from .pairs import BlockAccumulator, BlockSet, pairs_within
 from .radial import BOHR, RYDBERG
+from .realspace import RealSpaceOperators
 from .threecentre import nonlocal_blocks
 
 HARTREE = 2 * RYDBERG
 POSITION_TOLERANCE_BOHR = 1e-4
+# H is stored for bonds up to r_i + r_j + x_ab: beyond r_i + r_j only the three-centre KB term
+# <phi_i|beta_c> D <beta_c|phi_j> survives, and x_ab is where its worst case over the position of
+# one third atom drops below H_TAIL_TOLERANCE / 2 (the factor 2 covers a second centre). S is
+# exactly zero there. See docs/projection.md.
+H_TAIL_TOLERANCE_EV = 1e-4
 
 
 class ProjectionError(ValueError):
@@ -95,50 +102,86 @@ def project(
 ) -> ProjectionResult:
     """Project the SCF's Kohn-Sham Hamiltonian onto ``bases`` (keyed by element).
 
-    ``upfs`` is keyed by the SCF's species labels. ``kmesh=None`` picks the alias-free mesh."""
-    started = time.perf_counter()
+    ``upfs`` is keyed by the SCF's species labels. ``kmesh=None`` picks the alias-free mesh
+    on which D is computed."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     _check_inputs(scf, potential, bases, upfs)
-    ecut_ry = 2 * scf.ecutwfc_ha
-    qmax = np.sqrt(ecut_ry) + 0.1
     elements = {label: upfs[label].element for label in scf.species}
-    species = {label: species_data(bases[elements[label]], upfs[label], qmax) for label in scf.species}
-    projector = GalerkinProjector(
-        scf.cell_bohr, scf.positions_bohr, scf.symbols, potential.values_ry, ecut_ry, species
+    cell, positions, symbols = scf.cell_bohr, scf.positions_bohr, scf.symbols
+    radii = np.array([bases[elements[s]].cutoff / BOHR for s in symbols])
+    beta_radii = np.array([upfs[s].max_projector_radius for s in symbols])
+    ops = RealSpaceOperators(
+        {s: bases[elements[s]] for s in scf.species},
+        {s: upfs[s] for s in scf.species},
+        max(2 * radii.max() + 2 * beta_radii.max(), radii.max() + beta_radii.max()),
     )
+    reach = {
+        (a, b): ops.nonlocal_reach(a, b, 0.5 * H_TAIL_TOLERANCE_EV / RYDBERG)
+        for a in scf.species
+        for b in scf.species
+    }
+    # CPU seconds per step: on a shared machine they do not follow the load as wall times do.
+    timings = {"tables": time.process_time() - cpu_started}
 
-    radii = np.array([species[s].cutoff_bohr for s in scf.symbols])
-    beta_radii = np.array([species[s].beta_radius_bohr for s in scf.symbols])
-    # T + V_loc reach r_i + r_j and <phi|beta> reaches r_i + r_beta; the KB term, which reaches
-    # r_i + r_j + 2 r_beta, is assembled in real space from <phi|beta> (threecentre.py).
-    max_range = max(2 * radii.max(), radii.max() + beta_radii.max())
+    def keys_of(pairs: np.ndarray, shifts: np.ndarray) -> list:
+        return [(int(i), int(j), *map(int, r)) for (i, j), r in zip(pairs, shifts, strict=True)]
+
+    pairs, shifts, lengths = pairs_within(positions, cell, radii, extra=max(reach.values()))
+    within = lengths < np.array(
+        [radii[i] + radii[j] + reach[(symbols[i], symbols[j])] for i, j in pairs], dtype=np.float64
+    ).reshape(-1)
+    pairs, shifts, lengths = pairs[within], shifts[within], lengths[within]
+    keys = keys_of(pairs, shifts)
+    overlapping = lengths < radii[pairs[:, 0]] + radii[pairs[:, 1]]
+    near_keys = [k for k, inside in zip(keys, overlapping, strict=True) if inside]
+    wide_pairs, wide_shifts, _ = pairs_within(positions, cell, radii, extra=2 * beta_radii.max())
+    proj_pairs, proj_shifts, _ = pairs_within(positions, cell, radii, radii_j=beta_radii)
+
+    s_all = ops.two_centre("S", keys, cell, positions, symbols)
+    kinetic = ops.two_centre("T", near_keys, cell, positions, symbols)
+    projections = ops.two_centre("P", keys_of(proj_pairs, proj_shifts), cell, positions, symbols)
+    timings["two_centre"] = time.process_time() - cpu_started - timings["tables"]
+    local = ops.local(near_keys, cell, positions, symbols, potential.values_ry)
+    timings["local_potential"] = time.process_time() - cpu_started - sum(timings.values())
+    dions = [ops.dion[s] for s in symbols]
+    nonlocal_part = nonlocal_blocks(projections, dions, wanted=set(keys_of(wide_pairs, wide_shifts)))
+    # S between non-overlapping spheres is zero analytically; the table's value is quadrature noise.
+    max_s_beyond = max((float(np.abs(s_all[k]).max()) for k in keys if k not in kinetic), default=0.0)
+    s_blocks, h_blocks = {}, {}
+    for key in keys:
+        n_i, n_j = s_all[key].shape
+        s_blocks[key] = s_all[key] if key in kinetic else np.zeros((n_i, n_j))
+        h = kinetic[key] + local[key] if key in kinetic else np.zeros((n_i, n_j))
+        h_blocks[key] = h + nonlocal_part.get(key, 0.0)
+    stored = set(keys)
+    max_h_beyond = max(
+        (float(np.abs(b).max()) for k, b in nonlocal_part.items() if k not in stored), default=0.0
+    )
+    timings["nonlocal"] = time.process_time() - cpu_started - sum(timings.values())
+
+    max_range = float(lengths.max()) if len(lengths) else 0.0
     if kmesh is None:
-        kmesh = auto_kmesh(scf.cell_bohr, max_range)
-    problems = check_kmesh(scf.cell_bohr, kmesh, max_range)
-
-    pairs, shifts, lengths = pairs_within(scf.positions_bohr, scf.cell_bohr, radii)
-    wide_pairs, wide_shifts, wide_lengths = pairs_within(
-        scf.positions_bohr, scf.cell_bohr, radii, extra=2 * beta_radii.max()
-    )
-    # Bonds just beyond r_i + r_j that the mesh still resolves without aliasing: there the
-    # dropped S and T + V_loc (plane-wave truncation tails only) are measured.
-    alias_free = (perpendicular_heights(scf.cell_bohr) * np.asarray(kmesh)).min() - 2 * radii.max()
-    probe = (wide_lengths >= radii[wide_pairs[:, 0]] + radii[wide_pairs[:, 1]]) & (wide_lengths < alias_free)
-    proj_pairs, proj_shifts, _ = pairs_within(scf.positions_bohr, scf.cell_bohr, radii, radii_j=beta_radii)
+        kmesh = auto_kmesh(cell, max_range)
+    problems = check_kmesh(cell, kmesh, max_range)
+    slices, start = [], 0
+    for s in symbols:
+        n = sum(2 * o.l + 1 for o in bases[elements[s]].orbitals)
+        slices.append(slice(start, start + n))
+        start += n
+    n_orbitals = start
+    n_occ = int(round(scf.n_electrons / 2))
+    if n_occ > n_orbitals:
+        raise ProjectionError(f"{n_occ} occupied bands but only {n_orbitals} orbitals in the basis")
+    h_set, s_set = BlockSet(h_blocks, slices), BlockSet(s_blocks, slices)
     k_frac, weights = reduced_mesh(kmesh)
     n_k = float(np.prod(kmesh))
-    recip = 2 * np.pi * np.linalg.inv(scf.cell_bohr).T
-    slices = projector.orbital_slices
-    acc = {name: BlockAccumulator(pairs, shifts, slices, n_k) for name in "HSD"}
-    probe_acc = {name: BlockAccumulator(wide_pairs[probe], wide_shifts[probe], slices, n_k) for name in "HS"}
-    acc_p = BlockAccumulator(proj_pairs, proj_shifts, slices, n_k, col_slices=projector.projector_slices)
-    n_occ = int(round(scf.n_electrons / 2))
-    if n_occ > projector.n_orbitals:
-        raise ProjectionError(f"{n_occ} occupied bands but only {projector.n_orbitals} orbitals in the basis")
+    acc_d = BlockAccumulator(pairs, shifts, slices, n_k)
     band_energy, homo, lumo, min_s_eig = 0.0, -np.inf, np.inf, np.inf
     for kf, w in zip(k_frac, weights, strict=True):
-        overlap, local, phi_beta, dion = projector.matrices_split(kf @ recip)
-        hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
-        hamiltonian = 0.5 * (hamiltonian + hamiltonian.conj().T)
+        overlap, hamiltonian = s_set.at(kf), h_set.at(kf)
+        if np.allclose(2 * kf, np.round(2 * kf)):
+            # exp(i k.R) = +-1 at time-reversal-invariant k: real matrices, a 4x cheaper eigh.
+            overlap, hamiltonian = overlap.real.copy(), hamiltonian.real.copy()
         s_eigs = np.linalg.eigvalsh(overlap)
         min_s_eig = min(min_s_eig, float(s_eigs[0]))
         if s_eigs[0] < 1e-8:
@@ -151,41 +194,25 @@ def project(
         homo = max(homo, eps[n_occ - 1])
         if n_occ < len(eps):
             lumo = min(lumo, eps[n_occ])
-        acc["H"].add(kf, w, local, -1)
-        acc["S"].add(kf, w, overlap, -1)
-        acc["D"].add(kf, w, 2.0 * (occ.conj() @ occ.T), +1)
-        acc_p.add(kf, w, phi_beta, -1)
-        probe_acc["H"].add(kf, w, local, -1)
-        probe_acc["S"].add(kf, w, overlap, -1)
+        acc_d.add(kf, w, 2.0 * (occ.conj() @ occ.T), +1)
+    timings["density_matrix"] = time.process_time() - cpu_started - sum(timings.values())
 
-    dions = [species[s].dion_ry for s in scf.symbols]
-    wide_keys = {(int(i), int(j), *map(int, r)) for (i, j), r in zip(wide_pairs, wide_shifts, strict=True)}
-    nonlocal_part = nonlocal_blocks(acc_p.block_dict(), dions, wanted=wide_keys)
-    h_blocks = acc["H"].block_dict()
-    for key, block in nonlocal_part.items():
-        if key in h_blocks:
-            h_blocks[key] += block
-    stored_keys = set(h_blocks)
-    beyond = {key: b for key, b in nonlocal_part.items() if key not in stored_keys}
-    for key, block in probe_acc["H"].block_dict().items():
-        beyond[key] = beyond.get(key, 0.0) + block
-    max_h_beyond = max((float(np.abs(b).max()) for b in beyond.values()), default=0.0)
-    max_s_beyond = float(probe_acc["S"].block_max().max()) if probe.any() else 0.0
-    keys = [(int(i), int(j), *map(int, r)) for (i, j), r in zip(pairs, shifts, strict=True)]
     h_packed = np.concatenate([h_blocks[key].ravel() for key in keys])
-    operators = {"H": h_packed * RYDBERG, "S": acc["S"].packed(), "D": acc["D"].packed()}
-    symbols = [elements[s] for s in scf.symbols]
+    s_packed = np.concatenate([s_blocks[key].ravel() for key in keys])
+    operators = {"H": h_packed * RYDBERG, "S": s_packed, "D": acc_d.packed()}
+    element_list = [elements[s] for s in symbols]
     basis_strings = {elements[s]: bases[elements[s]].shells for s in scf.species}
     frame = Frame(
-        numbers=[atomic_numbers[s] for s in symbols],
-        positions=scf.positions_bohr * BOHR,
-        cell=scf.cell_bohr * BOHR,
+        numbers=[atomic_numbers[s] for s in element_list],
+        positions=positions * BOHR,
+        cell=cell * BOHR,
         pbc=[True, True, True],
         basis=basis_strings,
         pairs=pairs,
         cell_shifts=shifts,
         operators=operators,
     )
+
     tr_ds = float(np.dot(operators["D"], operators["S"]))
     tr_dh = float(np.dot(operators["D"], operators["H"]))
     checks = {
@@ -199,24 +226,31 @@ def project(
         "qe_homo_ev": scf.homo_ha * HARTREE if scf.homo_ha is not None else None,
         "max_h_beyond_ev": max_h_beyond * RYDBERG,
         "max_s_beyond": max_s_beyond,
-        "beyond_probe_max_bond_angstrom": float(alias_free * BOHR),
+        "h_range_extra_angstrom": {
+            f"{elements[a]}-{elements[b]}": round(x * BOHR, 3) for (a, b), x in reach.items()
+        },
+        "h_tail_tolerance_ev": H_TAIL_TOLERANCE_EV,
         "min_overlap_eigenvalue": min_s_eig,
         "kmesh": list(map(int, kmesh)),
         "kmesh_alias_free": not problems,
         "kmesh_problems": problems,
         "n_pairs": len(pairs),
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "cpu_seconds_by_step": {k: round(v, 3) for k, v in timings.items()},
     }
     frame.metadata = {
         **checks,
-        "source": "slem project (Galerkin projection of a pw.x SCF)",
-        "ecutwfc_ry": ecut_ry,
+        "source": "slem project (real-space projection of a pw.x SCF)",
+        "ecutwfc_ry": 2 * scf.ecutwfc_ha,
         "ecutrho_ry": 2 * scf.ecutrho_ha,
         "fft_grid": list(scf.fft_grid),
         "basis_label": {e: b.label for e, b in bases.items() if e in basis_strings},
         "basis_shells": basis_strings,
-        "cutoff_radii_angstrom": {elements[s]: species[s].cutoff_bohr * BOHR for s in scf.species},
-        "projector_radius_angstrom": {elements[s]: species[s].beta_radius_bohr * BOHR for s in scf.species},
+        "cutoff_radii_angstrom": {elements[s]: bases[elements[s]].cutoff for s in scf.species},
+        "projector_radius_angstrom": {elements[s]: upfs[s].max_projector_radius * BOHR for s in scf.species},
+        "pair_range": "S: r_i + r_j (exactly zero beyond); H: r_i + r_j + h_range_extra_angstrom[pair]",
+        "method": "two-centre S, T, <phi|beta> (radial Fourier + Gaunt); V_loc on the pp.x grid",
         "scf_converged": bool(scf.converged),
         "qe_energies_ev": {k: v * HARTREE for k, v in scf.energies_ha.items()},
         "qe_fermi_energy_ev": scf.fermi_energy_ha * HARTREE if scf.fermi_energy_ha is not None else None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.special import spherical_jn
+from scipy.special import lpmv, spherical_jn
 
 BOHR = 0.529177210903  # Angstrom
 RYDBERG = 13.605693122994  # eV
@@ -51,7 +51,22 @@ def real_ylm(l: int, vectors: np.ndarray) -> np.ndarray:
             ],
             axis=1,
         )
-    raise ValueError(f"angular momentum l={l} is not supported (s, p, d, f only)")
+    if l > 8:
+        raise ValueError(f"angular momentum l={l} is not supported (s, p, d, f for orbitals; l <= 8 inside)")
+    # l >= 4 appears only inside two-centre expansions, where any orthonormal real set works.
+    from math import factorial
+
+    phi = np.arctan2(y, x)
+    out = np.empty((len(v), 2 * l + 1))
+    for m in range(-l, l + 1):
+        a = abs(m)
+        norm = np.sqrt((2 * l + 1) / (4 * pi) * factorial(l - a) / factorial(l + a))
+        legendre = lpmv(a, l, z)
+        if m == 0:
+            out[:, l] = norm * legendre
+        else:
+            out[:, l + m] = np.sqrt(2) * norm * legendre * (np.cos(a * phi) if m > 0 else np.sin(a * phi))
+    return out
 
 
 def _qgrid(qmax: float) -> np.ndarray:
@@ -99,3 +114,77 @@ def bloch_coefficients(
         radial = spline(qnorm) * phase * (-1j) ** l
         columns.append(radial[:, None] * ylm[l])
     return np.concatenate(columns, axis=1)
+
+
+def spherical_bessels(lmax: int, x: np.ndarray) -> list[np.ndarray]:
+    """[j_0(x), ..., j_lmax(x)] for x >= 0: one sin and cos, upward recurrence where it is stable
+    (x > l + 1), scipy's spherical_jn for the few smaller arguments (~10x faster than scipy alone)."""
+    x = np.asarray(x, dtype=np.float64)
+    safe = np.where(x > 0.5, x, 1.0)
+    s, c = np.sin(safe), np.cos(safe)
+    inv = 1.0 / safe
+    out = [s * inv]
+    if lmax >= 1:
+        out.append((out[0] - c) * inv)
+    for n in range(1, lmax):
+        out.append((2 * n + 1) * inv * out[n] - out[n - 1])
+    for l in range(lmax + 1):
+        near = x <= l + 1.0
+        if near.any():
+            out[l][near] = _bessel_series(l, x[near])
+    return out
+
+
+def _bessel_series(l: int, x: np.ndarray) -> np.ndarray:
+    """j_l(x) = x^l / (2l+1)!! sum_k (-x^2/2)^k / (k! (2l+3)(2l+5)...(2l+2k+1)), for x <= l + 1."""
+    half = -0.5 * x * x
+    term = np.ones_like(x)
+    total = np.ones_like(x)
+    for k in range(1, 40):
+        term = term * half / (k * (2 * l + 2 * k + 1))
+        total += term
+        if np.abs(term).max() < 1e-17:
+            break
+    double_factorial = float(np.prod(np.arange(1, 2 * l + 2, 2)))
+    return x**l / double_factorial * total
+
+
+def spherical_bessel(l: int, x: np.ndarray) -> np.ndarray:
+    """j_l(x) for x >= 0 (see spherical_bessels)."""
+    return spherical_bessels(l, x)[l]
+
+
+def simpson_weights(n: int, step: float) -> np.ndarray:
+    """Composite Simpson weights on n uniform points (n odd)."""
+    if n % 2 == 0:
+        raise ValueError("Simpson's rule needs an odd number of points")
+    w = np.full(n, 2.0)
+    w[1::2] = 4.0
+    w[0] = w[-1] = 1.0
+    return w * step / 3.0
+
+
+def orbital_transforms(orbitals, q: np.ndarray) -> np.ndarray:
+    """F_l(q) (n_orbitals, len(q)) of basis orbitals (uniform grid from 0, Angstrom) in bohr units."""
+    out = np.empty((len(orbitals), len(q)))
+    kernels: dict = {}
+    for n, o in enumerate(orbitals):
+        r = np.asarray(o.r, dtype=np.float64) / BOHR
+        key = (o.l, len(r), float(r[1]))
+        if key not in kernels:
+            m = len(r) - (1 - len(r) % 2)  # Simpson on an odd number of points; R vanishes at the end
+            w = np.zeros(len(r))
+            w[:m] = simpson_weights(m, r[1] - r[0])
+            kernels[key] = spherical_bessel(o.l, np.outer(q, r)) * (w * r**2)
+        out[n] = kernels[key] @ (np.asarray(o.values, dtype=np.float64) * BOHR**1.5)
+    return out
+
+
+def projector_transforms(upf, q: np.ndarray) -> np.ndarray:
+    """B_l(q) = integral r (r beta) j_l(q r) dr (n_beta, len(q)) on the UPF mesh, QE's Simpson rule."""
+    kkbeta = max((b.cutoff_index for b in upf.betas), default=0)
+    r, rab = upf.r[:kkbeta], upf.rab[:kkbeta]
+    out = np.empty((len(upf.betas), len(q)))
+    for n, b in enumerate(upf.betas):
+        out[n] = qe_simpson(b.values[:kkbeta] * r * spherical_bessel(b.l, np.outer(q, r)), rab)
+    return out

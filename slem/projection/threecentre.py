@@ -1,8 +1,8 @@
 """The Kleinman-Bylander term assembled in real space from two-centre <phi|beta> blocks.
 
 V_NL,ij(R) = sum_c sum_R' P_ic(R') D_c P_jc(R' - R)^T with
-P_ic(R') = <phi_i(r - tau_i)|beta_c(r - tau_c - R')>. P has the short range r_i + r_beta, so
-the k-mesh only has to resolve that (and r_i + r_j for T + V_loc), not r_i + r_j + 2 r_beta.
+P_ic(R') = <phi_i(r - tau_i)|beta_c(r - tau_c - R')>, two-centre blocks of range r_i + r_beta;
+the product reaches r_i + r_j + 2 r_beta.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ CHECKPOINT_VERSION = 1
 def capture_rng_state() -> dict:
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 - the global state is what must be saved
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -27,7 +27,7 @@ def capture_rng_state() -> dict:
 
 def restore_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002 - the global state is what must be saved
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -88,9 +88,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         # written by this code only.
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001
-        raise RuntimeError(f"checkpoint {path} cannot be read ({exc}); delete it or resume from best.pt") from exc
+        raise RuntimeError(
+            f"checkpoint {path} cannot be read ({exc}); delete it or resume from best.pt"
+        ) from exc
     if state.get("version") != CHECKPOINT_VERSION:
-        raise RuntimeError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}")
+        raise RuntimeError(
+            f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}"
+        )
     return state
 
 

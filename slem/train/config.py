@@ -53,7 +53,6 @@ class TrainingSection:
     checkpoint_every: int = 100
     validate_every: int = 50
     edge_chunk: int | None = None
-    dtype: Literal["float32", "float64"] = "float32"
     grad_clip: float | None = None
 
 
@@ -76,7 +75,26 @@ _SCHEDULER_PARAMS = {
 }
 
 
+# names other trainers use for the same settings
+_ALIASES = {
+    "learning_rate": "lr",
+    "steps": "max_steps",
+    "num_steps": "max_steps",
+    "n_steps": "max_steps",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "batch": "batch_size",
+    "ema_decay": "ema",
+    "lr_scheduler": "scheduler",
+    "output": "output_dir",
+    "outdir": "output_dir",
+    "data": "dataset",
+}
+
+
 def _suggest(key: str, allowed: list[str]) -> str:
+    if _ALIASES.get(key) in allowed:
+        return f"; did you mean '{_ALIASES[key]}'?"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(sorted(allowed))}"
 
@@ -176,7 +194,9 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
     if "dataset" not in raw:
         problems[:] = [p for p in problems if "config.dataset" not in p]
         problems.append("missing section 'dataset' (give at least dataset.path: frames.h5)")
-    dataset = _section(DatasetSection, raw.get("dataset", {}), "dataset", problems) if "dataset" in raw else {}
+    dataset = (
+        _section(DatasetSection, raw.get("dataset", {}), "dataset", problems) if "dataset" in raw else {}
+    )
     training = _section(TrainingSection, raw.get("training", {}) or {}, "training", problems)
 
     ops = top.get("operators", ["H", "S"])
@@ -184,7 +204,9 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
         problems.append("'operators' is empty; train at least one of H, S, D")
     for op in ops:
         if op not in OPERATOR_NAMES:
-            problems.append(f"unknown operator {op!r} in 'operators'; expected a subset of {list(OPERATOR_NAMES)}")
+            problems.append(
+                f"unknown operator {op!r} in 'operators'; expected a subset of {list(OPERATOR_NAMES)}"
+            )
     if len(set(ops)) != len(ops):
         problems.append(f"'operators' lists an operator twice: {ops}")
 
@@ -194,6 +216,16 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
         for key in model:
             if key not in known:
                 problems.append(f"unknown key 'model.{key}'{_suggest(str(key), known)}")
+    if "heads" in model and sorted(model["heads"]) != sorted(ops):
+        problems.append(
+            f"model.heads {model['heads']} differs from 'operators' {ops}; drop model.heads "
+            "(the heads are the trained operators)"
+        )
+    r_cut = model.get("r_cut")
+    if r_cut is not None:
+        values = r_cut.values() if isinstance(r_cut, Mapping) else [r_cut]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+            problems.append(f"model.r_cut must be a positive number or {{element: Angstrom}}, got {r_cut!r}")
 
     _check_training(training, ops, problems)
     if problems:
@@ -212,8 +244,15 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
         problems.append("give 'training.max_steps' or 'training.epochs' (how long to train)")
     if t.get("max_steps") is not None and t.get("epochs") is not None:
         problems.append("give only one of 'training.max_steps' and 'training.epochs'")
-    positive = ("max_steps", "epochs", "batch_size", "checkpoint_every", "validate_every", "edge_chunk",
-                "eigenvalue_kpoints")
+    positive = (
+        "max_steps",
+        "epochs",
+        "batch_size",
+        "checkpoint_every",
+        "validate_every",
+        "edge_chunk",
+        "eigenvalue_kpoints",
+    )
     for key in positive:
         if t.get(key) is not None and t[key] <= 0:
             problems.append(f"'training.{key}' must be positive, got {t[key]}")
@@ -237,7 +276,9 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
             continue
         ok, _ = _coerce(value, allowed[key])
         if not ok:
-            problems.append(f"'training.scheduler_params.{key}' must be {allowed[key].__name__}, got {value!r}")
+            problems.append(
+                f"'training.scheduler_params.{key}' must be {allowed[key].__name__}, got {value!r}"
+            )
     for op, w in t.get("operator_weights", {}).items():
         if op not in ops:
             problems.append(f"'training.operator_weights' names {op!r}, which is not in 'operators' {ops}")
@@ -265,6 +306,7 @@ def load_config_file(path: str | Path) -> dict:
 
 def resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
     """Make relative dataset and output paths relative to the config file's folder."""
+
     def fix(p: str | None) -> str | None:
         if p is None or Path(p).is_absolute():
             return p
@@ -272,64 +314,18 @@ def resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
 
     return dataclasses.replace(
         config,
-        dataset=DatasetSection(path=fix(config.dataset.path), validation_path=fix(config.dataset.validation_path)),
+        dataset=DatasetSection(
+            path=fix(config.dataset.path), validation_path=fix(config.dataset.validation_path)
+        ),
         output_dir=fix(config.output_dir),
     )
 
 
 def check_config_against_dataset(config: TrainConfig, path: str | Path | None = None) -> dict:
     """Checks that need the frames file: it exists, has a non-empty training split, holds every
-    requested operator and its basis matches ``model.basis`` if that is given.
+    requested operator, and its basis matches ``model.basis`` if that is given.
 
-    Returns ``{"species": [...], "basis": {...}, "split": {...}}`` inferred from the data."""
-    from slem.data.frame import read_file_info, read_frames  # noqa: PLC0415 - keeps validate_config light
+    Returns ``{"species", "basis", "split", "r_cut"}`` inferred from the data (see data_checks.py)."""
+    from .data_checks import check_against_dataset  # noqa: PLC0415 - keeps validate_config free of h5py
 
-    path = Path(path or config.dataset.path)
-    problems: list[str] = []
-    if not path.is_file():
-        raise ConfigError([f"dataset file {path} does not exist (dataset.path)"])
-    info = read_file_info(path)
-    split = {k: list(v) for k, v in info["split"].items()}
-    if not split:  # a file without a split trains on everything
-        split = {"train": list(range(info["n_frames"]))}
-    if not split.get("train"):
-        problems.append(f"dataset {path} has an empty 'train' split; write the file with split={{'train': [...]}}")
-    frames = read_frames(path, indices=sorted({i for v in split.values() for i in v}))
-    sources = [(path, frames)]
-    if config.dataset.validation_path:
-        vpath = Path(config.dataset.validation_path)
-        if not vpath.is_file():
-            problems.append(f"validation file {vpath} does not exist (dataset.validation_path)")
-        else:
-            sources.append((vpath, read_frames(vpath)))
-    basis: dict[str, str] = {}
-    for src, fr in sources:
-        for k, frame in enumerate(fr):
-            missing = [op for op in config.operators if op not in frame.operators]
-            if missing:
-                problems.append(
-                    f"frame {k} of {src} lacks operator(s) {missing}; drop them from 'operators' or "
-                    "re-project with them"
-                )
-                break
-            for el, shells in frame.basis.items():
-                if basis.setdefault(el, shells) != shells:
-                    problems.append(f"{src}: element {el} has basis {shells} here but {basis[el]} elsewhere")
-    species = sorted({s for _, fr in sources for f in fr for s in f.symbols})
-    wanted = config.model.get("basis")
-    if wanted:
-        for el in species:
-            if el in wanted and wanted[el] != basis.get(el):
-                problems.append(
-                    f"model.basis gives {el}: {wanted[el]} but the dataset uses {basis.get(el)}; "
-                    "remove model.basis to take it from the data"
-                )
-            elif el not in wanted:
-                problems.append(f"model.basis has no entry for element {el}, which the dataset contains")
-    if config.model.get("species"):
-        extra = sorted(set(species) - set(config.model["species"]))
-        if extra:
-            problems.append(f"dataset contains element(s) {extra} not listed in model.species")
-    if problems:
-        raise ConfigError(problems)
-    return {"species": species, "basis": {el: basis[el] for el in species}, "split": split}
+    return check_against_dataset(config, path)

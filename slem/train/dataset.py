@@ -69,11 +69,17 @@ class GraphCache:
 
 
 def orbitals_per_atom(graph: dict, species: list[str], basis: dict[str, str]) -> np.ndarray:
+    if "norb" in graph:
+        return graph["norb"].cpu().numpy().astype(np.int64)
     counts = np.array([n_orbitals(basis[s]) for s in species], dtype=np.int64)
-    return counts[np.asarray(graph["species"].cpu() if torch.is_tensor(graph["species"]) else graph["species"])]
+    return counts[
+        np.asarray(graph["species"].cpu() if torch.is_tensor(graph["species"]) else graph["species"])
+    ]
 
 
-def batch_layout(graph: dict, species: list[str], basis: dict[str, str], device: torch.device) -> ElementLayout:
+def batch_layout(
+    graph: dict, species: list[str], basis: dict[str, str], device: torch.device
+) -> ElementLayout:
     norb = orbitals_per_atom(graph, species, basis)
     edge_index = graph["edge_index"].cpu().numpy()
     batch = graph["batch"].cpu().numpy() if "batch" in graph else np.zeros(len(norb), dtype=np.int64)

@@ -130,7 +130,9 @@ class DataOrder:
 
     def load_state_dict(self, state: dict) -> None:
         if state["seed"] != self.seed or list(state["indices"]) != self.indices:
-            raise RuntimeError("the checkpoint was written for a different seed or training split; "
-                               "start a new output_dir or restore the original config")
+            raise RuntimeError(
+                "the checkpoint was written for a different seed or training split; "
+                "start a new output_dir or restore the original config"
+            )
         self.epoch = state["epoch"]
         self.batch = state["batch"]

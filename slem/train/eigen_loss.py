@@ -12,12 +12,17 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .dataset import orbitals_per_atom
 from .loss import half_mae_rmse
 
 
-def _dense_index(norb: np.ndarray, atoms: np.ndarray, edges: np.ndarray, edge_index: np.ndarray,
-                 onsite_off: np.ndarray, hop_off: np.ndarray) -> tuple[np.ndarray, ...]:
+def _dense_index(
+    norb: np.ndarray,
+    atoms: np.ndarray,
+    edges: np.ndarray,
+    edge_index: np.ndarray,
+    onsite_off: np.ndarray,
+    hop_off: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """Row/column of every packed element of one frame in its dense (n, n) matrix."""
     local = np.zeros(int(atoms.max()) + 1, dtype=np.int64)
     local[atoms] = np.concatenate([[0], np.cumsum(norb[atoms])[:-1]])
@@ -41,7 +46,9 @@ def _dense_index(norb: np.ndarray, atoms: np.ndarray, edges: np.ndarray, edge_in
     return tuple(map(cat, (on_pos, on_row, on_col, hop_pos, hop_row, hop_col, hop_edge)))
 
 
-def _bloch(onsite: torch.Tensor, hopping: torch.Tensor, idx: tuple, phase: torch.Tensor, n: int) -> torch.Tensor:
+def _bloch(
+    onsite: torch.Tensor, hopping: torch.Tensor, idx: tuple, phase: torch.Tensor, n: int
+) -> torch.Tensor:
     on_pos, on_row, on_col, hop_pos, hop_row, hop_col, _ = idx
     m = torch.zeros((n, n), dtype=phase.dtype, device=phase.device)
     m = m.index_put((on_row, on_col), onsite[on_pos].to(phase.dtype), accumulate=True)
@@ -73,34 +80,49 @@ def kpoints_for(cell: np.ndarray, n: int, seed: int) -> np.ndarray:
     return 2 * np.pi * frac @ np.linalg.inv(cell).T
 
 
-def eigenvalue_loss(pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], species: list[str],
-                    basis: dict[str, str], n_kpoints: int, seed: int) -> torch.Tensor:
-    """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
-
-    Uses the predicted S when S is predicted, else the reference S for both sides."""
-    norb = orbitals_per_atom(graph, species, basis)
+def batch_eigenvalues(
+    blocks: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], n_kpoints: int, seed: int
+) -> list[torch.Tensor]:
+    """Generalized eigenvalues (nk, n_orb) per frame of the batch from packed H and S blocks
+    (``H_onsite``, ``H_hopping``, ``S_onsite``, ``S_hopping``), at ``kpoints_for`` k-points."""
+    norb = graph["norb"].cpu().numpy().astype(np.int64)
     edge_index = graph["edge_index"].cpu().numpy()
-    batch = graph["batch"].cpu().numpy() if "batch" in graph else np.zeros(len(norb), np.int64)
+    batch = graph["batch"].cpu().numpy()
     onsite_off = np.concatenate([[0], np.cumsum(norb * norb)])
     hop_off = np.concatenate([[0], np.cumsum(norb[edge_index[0]] * norb[edge_index[1]])])
     vec = edge_vectors(graph)
     cells = graph["cell"].reshape(-1, 3, 3).cpu().numpy()
     cdtype = torch.complex128 if vec.dtype == torch.float64 else torch.complex64
-    s_pred = ("S_onsite" in pred) and ("S_hopping" in pred)
-    losses = []
+    out = []
     for f in range(int(batch.max()) + 1):
         atoms = np.flatnonzero(batch == f)
         edges = np.flatnonzero(batch[edge_index[0]] == f)
-        idx = tuple(torch.as_tensor(a, device=vec.device) for a in
-                    _dense_index(norb, atoms, edges, edge_index, onsite_off, hop_off))
+        idx = tuple(
+            torch.as_tensor(a, device=vec.device)
+            for a in _dense_index(norb, atoms, edges, edge_index, onsite_off, hop_off)
+        )
         n = int(norb[atoms].sum())
-        kpts = torch.as_tensor(kpoints_for(cells[min(f, len(cells) - 1)], n_kpoints, seed), dtype=vec.dtype,
-                               device=vec.device)
+        kpts = torch.as_tensor(kpoints_for(cells[f], n_kpoints, seed), dtype=vec.dtype, device=vec.device)
+        energies = []
         for k in kpts:
             phase = torch.exp(1j * (vec[idx[6]] @ k).to(cdtype))
-            s_ref = _bloch(graph["S_onsite"], graph["S_hopping"], idx, phase, n)
-            s_model = _bloch(pred["S_onsite"], pred["S_hopping"], idx, phase, n) if s_pred else s_ref
-            e_ref = generalized_eigvalsh(_bloch(graph["H_onsite"], graph["H_hopping"], idx, phase, n), s_ref)
-            e_pred = generalized_eigvalsh(_bloch(pred["H_onsite"], pred["H_hopping"], idx, phase, n), s_model)
-            losses.append(half_mae_rmse(e_pred, e_ref.detach()))
-    return torch.stack(losses).mean()
+            s = _bloch(blocks["S_onsite"], blocks["S_hopping"], idx, phase, n)
+            energies.append(
+                generalized_eigvalsh(_bloch(blocks["H_onsite"], blocks["H_hopping"], idx, phase, n), s)
+            )
+        out.append(torch.stack(energies))
+    return out
+
+
+def eigenvalue_loss(
+    pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], n_kpoints: int, seed: int
+) -> torch.Tensor:
+    """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
+
+    Uses the predicted S when S is predicted, else the reference S on both sides."""
+    ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
+    model = {**ref, **{k: pred[k] for k in ref if k in pred}}
+    with torch.no_grad():
+        e_ref = batch_eigenvalues(ref, graph, n_kpoints, seed)
+    e_pred = batch_eigenvalues(model, graph, n_kpoints, seed)
+    return torch.stack([half_mae_rmse(p, r) for p, r in zip(e_pred, e_ref, strict=True)]).mean()

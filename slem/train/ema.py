@@ -9,25 +9,26 @@ import torch
 
 
 class EMA:
-    """Shadow copy of floating-point parameters and buffers, updated as s <- d*s + (1-d)*p.
+    """Shadow copy of the trainable parameters, updated as s <- d*s + (1-d)*p.
 
-    The effective decay ramps up as min(decay, (1+n)/(10+n)) so early averages are not
-    dominated by the random initialisation."""
+    Buffers (rescale statistics, cutoffs) are not averaged: they are fixed before training and
+    averaging would only add rounding. The effective decay ramps up as min(decay, (1+n)/(10+n))
+    so early averages are not dominated by the random initialisation."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
         self.decay = decay
         self.num_updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         self.num_updates += 1
         d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
-        for k, v in model.state_dict().items():
+        for k, p in model.named_parameters():
             if k in self.shadow:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+                self.shadow[k].mul_(d).add_(p.detach(), alpha=1.0 - d)
 
     @contextlib.contextmanager
     def applied(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:

@@ -17,9 +17,17 @@ _UNIT = {"H": "meV", "S": "", "D": ""}
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, graphs: list[dict], loss_fn: BlockLoss, operators: list[str],
-             species: list[str], basis: dict[str, str], device: torch.device, dist: DistInfo,
-             edge_chunk: int | None = None) -> dict:
+def evaluate(
+    model: torch.nn.Module,
+    graphs: list[dict],
+    loss_fn: BlockLoss,
+    operators: list[str],
+    species: list[str],
+    basis: dict[str, str],
+    device: torch.device,
+    dist: DistInfo,
+    edge_chunk: int | None = None,
+) -> dict:
     """Mean loss per frame and MAE/RMSE per operator and block class over all elements.
 
     Keys look like ``H_mae_meV``, ``H_onsite_rmse_meV``, ``S_mae``. Works on a rank's shard;

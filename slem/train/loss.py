@@ -35,8 +35,9 @@ class ElementLayout:
     n_frames: int
 
 
-def element_layout(norb: np.ndarray, edge_index: np.ndarray, batch: np.ndarray,
-                   device: torch.device | str = "cpu") -> ElementLayout:
+def element_layout(
+    norb: np.ndarray, edge_index: np.ndarray, batch: np.ndarray, device: torch.device | str = "cpu"
+) -> ElementLayout:
     """Layout of the packed arrays from orbitals per atom (N,), edges (2, E) and frame of each atom (N,)."""
     norb = np.asarray(norb, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
@@ -78,28 +79,42 @@ def onsite_shift(
 class BlockLoss:
     """Loss over the requested operators; returns (total, parts) with parts keyed like 'H_onsite'."""
 
-    def __init__(self, operators: Sequence[str], weights: Mapping[str, float] | None = None,
-                 use_onsite_shift: bool = False):
+    def __init__(
+        self,
+        operators: Sequence[str],
+        weights: Mapping[str, float] | None = None,
+        use_onsite_shift: bool = False,
+    ):
         self.operators = list(operators)
         self.weights = {op: float((weights or {}).get(op, 1.0)) for op in self.operators}
         if use_onsite_shift and not {"H", "S"} <= set(self.operators):
             raise ValueError("onsite_shift needs both H and S in 'operators' (the shift is mu*S)")
         self.use_onsite_shift = use_onsite_shift
 
-    def targets(self, pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor],
-                layout: ElementLayout | None) -> dict[str, torch.Tensor]:
+    def targets(
+        self,
+        pred: Mapping[str, torch.Tensor],
+        graph: Mapping[str, torch.Tensor],
+        layout: ElementLayout | None,
+    ) -> dict[str, torch.Tensor]:
         ref = {f"{op}_{c}": graph[f"{op}_{c}"] for op in self.operators for c in ("onsite", "hopping")}
         if self.use_onsite_shift:
             if layout is None:
                 raise ValueError("onsite_shift needs the element layout of the batch")
             ref["H_onsite"], ref["H_hopping"] = onsite_shift(
-                (pred["H_onsite"], pred["H_hopping"]), (ref["H_onsite"], ref["H_hopping"]),
-                (graph["S_onsite"], graph["S_hopping"]), layout,
+                (pred["H_onsite"], pred["H_hopping"]),
+                (ref["H_onsite"], ref["H_hopping"]),
+                (graph["S_onsite"], graph["S_hopping"]),
+                layout,
             )
         return ref
 
-    def __call__(self, pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor],
-                 layout: ElementLayout | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self,
+        pred: Mapping[str, torch.Tensor],
+        graph: Mapping[str, torch.Tensor],
+        layout: ElementLayout | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         ref = self.targets(pred, graph, layout)
         parts: dict[str, float] = {}
         total = 0.0
@@ -117,8 +132,9 @@ class BlockLoss:
         return total / norm, parts
 
 
-def block_errors(pred: Mapping[str, torch.Tensor], ref: Mapping[str, torch.Tensor],
-                 operators: Sequence[str]) -> dict[str, tuple[float, float, int]]:
+def block_errors(
+    pred: Mapping[str, torch.Tensor], ref: Mapping[str, torch.Tensor], operators: Sequence[str]
+) -> dict[str, tuple[float, float, int]]:
     """Sums for error statistics: key -> (sum |d|, sum d^2, count), for onsite, hopping and all.
 
     Sums rather than means so they can be accumulated over batches and ranks."""
@@ -126,7 +142,7 @@ def block_errors(pred: Mapping[str, torch.Tensor], ref: Mapping[str, torch.Tenso
     for op in operators:
         both = []
         for c in ("onsite", "hopping"):
-            d = (pred[f"{op}_{c}"].detach().to(torch.float64) - ref[f"{op}_{c}"].detach().to(torch.float64))
+            d = pred[f"{op}_{c}"].detach().to(torch.float64) - ref[f"{op}_{c}"].detach().to(torch.float64)
             both.append(d)
             out[f"{op}_{c}"] = (float(d.abs().sum()), float((d * d).sum()), d.numel())
         d = torch.cat(both)

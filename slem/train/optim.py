@@ -21,8 +21,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainingSection, max_ste
     if t.scheduler == "plateau":
         # patience counts validations, since the scheduler is stepped on the validation loss
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=float(p.get("factor", 0.8)), patience=int(p.get("patience", 10)),
-            threshold=float(p.get("threshold", 1e-4)), min_lr=float(p.get("min_lr", 0.0)),
+            optimizer,
+            mode="min",
+            factor=float(p.get("factor", 0.8)),
+            patience=int(p.get("patience", 10)),
+            threshold=float(p.get("threshold", 1e-4)),
+            min_lr=float(p.get("min_lr", 0.0)),
         )
     if t.scheduler == "cosine":
         warmup = int(p.get("warmup_steps", 0))

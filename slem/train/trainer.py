@@ -19,10 +19,16 @@ from slem import __version__
 
 from . import model_io
 from .checkpoint import load_checkpoint, restore_training_state, save_checkpoint
-from .config import TrainConfig, check_config_against_dataset
+from .config import ConfigError, TrainConfig, check_config_against_dataset
 from .dataset import GraphCache, batch_layout, file_sha256, graph_to, load_splits
-from .distributed import (DataOrder, DistInfo, all_reduce_sums, any_rank, average_gradients,
-                          broadcast_parameters)
+from .distributed import (
+    DataOrder,
+    DistInfo,
+    all_reduce_sums,
+    any_rank,
+    average_gradients,
+    broadcast_parameters,
+)
 from .ema import EMA
 from .evaluate import evaluate
 from .loss import BlockLoss
@@ -42,8 +48,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, device: torch.device | str = "cpu", resume: str | None = None,
-                 dist_info: DistInfo | None = None, progress: bool | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device | str = "cpu",
+        resume: str | None = None,
+        dist_info: DistInfo | None = None,
+        progress: bool | None = None,
+    ):
         self.config = config
         self.t = config.training
         self.device = torch.device(device)
@@ -67,16 +79,23 @@ class Trainer:
         info = check_config_against_dataset(self.config)
         self.species, self.basis = info["species"], info["basis"]
         self.data = load_splits(self.config, info["split"])
-        self.dtype = torch.float64 if self.t.dtype == "float64" else torch.float32
         torch.manual_seed(self.t.seed)
-        np.random.seed(self.t.seed)
+        np.random.seed(self.t.seed)  # noqa: NPY002 - the global state is what must be saved
         random.seed(self.t.seed)
-        self.model_config = model_io.make_model_config(self.config.model, self.species, self.basis)
-        self.model = model_io.build(self.model_config).to(device=self.device, dtype=self.dtype)
+        try:
+            self.model_config = model_io.make_model_config(
+                self.config.model, self.species, self.basis, info["r_cut"], self.config.operators
+            )
+            model = model_io.build(self.model_config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ConfigError([f"model section: {exc}"]) from exc
+        self.dtype = self.model_config.torch_dtype
+        self.model = model.to(device=self.device, dtype=self.dtype)
         self.cutoffs = model_io.cutoffs(self.model_config)
         frames = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}
         self.graphs = GraphCache(
-            lambda f: model_io.graph_from_frame(f, self.model_config, self.dtype, self.config.operators), frames
+            lambda f: model_io.graph_from_frame(f, self.model_config, self.dtype, self.config.operators),
+            frames,
         )
         self.loss_fn = BlockLoss(self.config.operators, self.t.operator_weights, self.t.onsite_shift)
         self.optimizer = make_optimizer(self.model, self.t)
@@ -93,8 +112,9 @@ class Trainer:
                 self.ema = EMA(self.model, self.t.ema)
         else:
             state = load_checkpoint(resume_path, map_location=self.device)
-            restore_training_state(state, model=self.model, optimizer=self.optimizer,
-                                   scheduler=self.scheduler, ema=self.ema)
+            restore_training_state(
+                state, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, ema=self.ema
+            )
             self.order.load_state_dict(state["data_state"])
             self.step = state["step"]
             self.best_metric = state["best_metric"]
@@ -103,8 +123,9 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        self.logger = MetricsLogger(self.out, enabled=self.dist.is_main,
-                                    resume_step=self.step if resume_path else None)
+        self.logger = MetricsLogger(
+            self.out, enabled=self.dist.is_main, resume_step=self.step if resume_path else None
+        )
 
     def _resume_path(self) -> Path | None:
         if self.resume in (None, "none", "no"):
@@ -132,6 +153,8 @@ class Trainer:
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress, desc="train")
+        if self.step == 0 and self.data.validation:  # the starting point of the learning curve
+            self.logger.log("validation", 0, self._evaluate("validation"))
         self.model.train()
         while self.step < self.max_steps:
             if any_rank(self._stop_requested, self.dist, self.device):
@@ -160,13 +183,15 @@ class Trainer:
         if self.t.eigenvalue_loss > 0:
             from .eigen_loss import eigenvalue_loss  # noqa: PLC0415
 
-            eig = eigenvalue_loss(pred, graph, self.species, self.basis, self.t.eigenvalue_kpoints, self.t.seed)
+            eig = eigenvalue_loss(pred, graph, self.t.eigenvalue_kpoints, self.t.seed)
             parts["eigenvalue"] = float(eig.detach())
             loss = loss + self.t.eigenvalue_loss * eig
         bad = not torch.isfinite(loss).item()
         if any_rank(bad, self.dist, self.device):
-            raise NanLossError(f"loss is {float(loss)} at step {self.step + 1} (frames {ids}); lower "
-                               "training.lr or check the dataset for corrupt blocks")
+            raise NanLossError(
+                f"loss is {float(loss.detach())} at step {self.step + 1} (frames {ids}); lower "
+                "training.lr or check the dataset for corrupt blocks"
+            )
         loss.backward()
         average_gradients(self.model, self.dist)
         if self.t.grad_clip:
@@ -183,8 +208,16 @@ class Trainer:
 
     def _evaluate(self, split: str) -> dict:
         graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
-        args = (graphs, self.loss_fn, self.config.operators, self.species, self.basis, self.device,
-                self.dist, self.t.edge_chunk)
+        args = (
+            graphs,
+            self.loss_fn,
+            self.config.operators,
+            self.species,
+            self.basis,
+            self.device,
+            self.dist,
+            self.t.edge_chunk,
+        )
         if self.ema is not None:
             with self.ema.applied(self.model):
                 return evaluate(self.model, *args)
@@ -205,10 +238,17 @@ class Trainer:
     def save(self, name: str) -> None:
         if not self.dist.is_main:
             return
-        save_checkpoint(self.ckpt_dir / name, model=self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, ema=self.ema, step=self.step,
-                        data_state=self.order.state_dict(), best_metric=self.best_metric,
-                        extra={"best_validation": self.best_validation})
+        save_checkpoint(
+            self.ckpt_dir / name,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            ema=self.ema,
+            step=self.step,
+            data_state=self.order.state_dict(),
+            best_metric=self.best_metric,
+            extra={"best_validation": self.best_validation},
+        )
 
     # --- outputs ------------------------------------------------------------------------
     def _load_best_weights(self) -> None:
@@ -216,39 +256,86 @@ class Trainer:
         if not best.is_file():
             return
         state = load_checkpoint(best, map_location=self.device)
-        weights = state["ema"]["shadow"] if state["ema"] is not None else state["model"]
-        self.model.load_state_dict(weights, strict=state["ema"] is None)
+        self.model.load_state_dict(state["model"])
+        if state["ema"] is not None:
+            self.model.load_state_dict(state["ema"]["shadow"], strict=False)
 
     def finish(self) -> dict:
         """Best weights (averaged if EMA) -> model.pt, test metrics, summary.json, learning curve."""
-        if self.dist.enabled:
-            torch.distributed.barrier()
+        ddp = self._ddp_agreement() if self.dist.enabled else None
         self._load_best_weights()
         test = self._evaluate_plain("test") if self.data.test else {}
         summary = {}
         if self.dist.is_main:
             model_path = self.out / "model.pt"
-            model_io.save(model_path, self.model, {
-                "training_data_sha256": self.data.sha256, "slem_version": __version__,
-                "species": self.species, "basis": self.basis, "cutoffs": self.cutoffs,
-                "operators": self.config.operators, "steps": self.step,
-                "best_validation": self.best_validation, "test": test,
-            })
+            model_io.save(
+                model_path,
+                self.model,
+                {
+                    "training_data_sha256": self.data.sha256,
+                    "slem_version": __version__,
+                    "species": self.species,
+                    "basis": self.basis,
+                    "cutoffs": self.cutoffs,
+                    "operators": self.config.operators,
+                    "steps": self.step,
+                    # with the shift, H is learnt up to H + mu*S: its energy zero is arbitrary
+                    "onsite_shift": self.t.onsite_shift,
+                    "training_config": self.config.to_dict(),
+                    "best_validation": self.best_validation,
+                    "test": test,
+                },
+            )
             summary = {
-                "steps": self.step, "n_params": self.n_params, "model_sha256": file_sha256(model_path),
-                "species": self.species, "basis": self.basis, "r_cut": self.cutoffs,
+                "steps": self.step,
+                "n_params": self.n_params,
+                "model_sha256": file_sha256(model_path),
+                "species": self.species,
+                "basis": self.basis,
+                "r_cut": self.cutoffs,
                 "operators": self.config.operators,
-                "best_validation": self.best_validation, "test": test,
+                "best_validation": self.best_validation,
+                "test": test,
                 "training_data_sha256": self.data.sha256,
             }
+            if ddp is not None:
+                summary["ddp"] = ddp
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             plot_learning_curve(self.out / "metrics.jsonl", self.out / "learning_curve.png")
         return summary
 
+    def _ddp_agreement(self) -> dict:
+        """Checksums of the live weights on every rank: data parallelism must keep them identical."""
+        flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in self.model.parameters()])
+        local = torch.stack(
+            [
+                flat.sum(),
+                flat.abs().sum(),
+                (flat * torch.arange(len(flat), dtype=flat.dtype, device=flat.device)).sum(),
+            ]
+        )
+        gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
+        torch.distributed.all_gather(gathered, local)
+        sums = [g.tolist() for g in gathered]
+        return {
+            "world_size": self.dist.world_size,
+            "weight_checksums": sums,
+            "weights_agree": all(x == sums[0] for x in sums),
+        }
+
     def _evaluate_plain(self, split: str) -> dict:
         graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
-        return evaluate(self.model, graphs, self.loss_fn, self.config.operators, self.species, self.basis,
-                        self.device, self.dist, self.t.edge_chunk)
+        return evaluate(
+            self.model,
+            graphs,
+            self.loss_fn,
+            self.config.operators,
+            self.species,
+            self.basis,
+            self.device,
+            self.dist,
+            self.t.edge_chunk,
+        )
 
     # --- signals ------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict:

@@ -45,12 +45,24 @@ def codes(aiida_code_installed, localhost) -> dict[str, orm.InstalledCode]:
     """InstalledCodes for pw.x, pp.x and slem, serial and single-threaded (2 shared cores)."""
     threads = "export OMP_NUM_THREADS=1"
     return {
-        "pw": aiida_code_installed(label="pw", default_calc_job_plugin="quantumespresso.pw",
-                                   filepath_executable=_executable("pw.x"), prepend_text=threads),
-        "pp": aiida_code_installed(label="pp", default_calc_job_plugin="quantumespresso.pp",
-                                   filepath_executable=_executable("pp.x"), prepend_text=threads),
-        "slem": aiida_code_installed(label="slem", default_calc_job_plugin="slem.project",
-                                     filepath_executable=_executable("slem"), prepend_text=threads),
+        "pw": aiida_code_installed(
+            label="pw",
+            default_calc_job_plugin="quantumespresso.pw",
+            filepath_executable=_executable("pw.x"),
+            prepend_text=threads,
+        ),
+        "pp": aiida_code_installed(
+            label="pp",
+            default_calc_job_plugin="quantumespresso.pp",
+            filepath_executable=_executable("pp.x"),
+            prepend_text=threads,
+        ),
+        "slem": aiida_code_installed(
+            label="slem",
+            default_calc_job_plugin="slem.project",
+            filepath_executable=_executable("slem"),
+            prepend_text=threads,
+        ),
     }
 
 
@@ -101,7 +113,7 @@ def write_test_basis(path: Path, upf_md5: str = "0" * 32, shells: str = "1s1p") 
     r = np.linspace(0.0, 4.0, 201)
     orbitals = []
     for index, l in enumerate(parse_shells(shells)):
-        values = r**l * np.exp(-r**2) * (r < 4.0)
+        values = r**l * np.exp(-(r**2)) * (r < 4.0)
         values /= np.sqrt(np.trapezoid(values**2 * r**2, r))
         zeta = parse_shells(shells)[:index].count(l)
         orbitals.append(RadialOrbital(l=l, zeta=zeta, r=r, values=values, cutoff=4.0))
@@ -109,16 +121,24 @@ def write_test_basis(path: Path, upf_md5: str = "0" * 32, shells: str = "1s1p") 
     return write_basis(path, {"Si": basis})
 
 
-def write_test_frame(path: Path, n_atoms: int = 2, shells: str = "1s1p", seed: int = 0,
-                     metadata: dict | None = None) -> Path:
+def write_test_frame(
+    path: Path, n_atoms: int = 2, shells: str = "1s1p", seed: int = 0, metadata: dict | None = None
+) -> Path:
     """A valid one-frame file with random H, S, D blocks for onsite and nearest pairs."""
     rng = np.random.default_rng(seed)
     norb = n_orbitals(shells)
     positions = rng.uniform(0, 5, size=(n_atoms, 3))
     keys = [(i, j, 0, 0, 0) for i in range(n_atoms) for j in range(n_atoms)] + [(0, 0, 1, 0, 0)]
     blocks = {op: {k: rng.normal(size=(norb, norb)) for k in keys} for op in ("H", "S", "D")}
-    frame = frame_from_blocks(["Si"] * n_atoms, positions, np.eye(3) * 5.43, [True] * 3, {"Si": shells}, blocks,
-                              metadata or {"basis_label": "SZ"})
+    frame = frame_from_blocks(
+        ["Si"] * n_atoms,
+        positions,
+        np.eye(3) * 5.43,
+        [True] * 3,
+        {"Si": shells},
+        blocks,
+        metadata or {"basis_label": "SZ"},
+    )
     return write_frames(path, [frame])
 
 

@@ -77,7 +77,10 @@ def test_operator_data_rejects_bad_files(tmp_path):
 
 
 def _frames(tmp_path, count):
-    return {f"frame_{i}": OperatorData(write_test_frame(tmp_path / f"f{i}.h5", seed=i)).store() for i in range(count)}
+    return {
+        f"frame_{i}": OperatorData(write_test_frame(tmp_path / f"f{i}.h5", seed=i)).store()
+        for i in range(count)
+    }
 
 
 def test_merge_links_every_frame_and_records_the_split(tmp_path):
@@ -90,7 +93,10 @@ def test_merge_links_every_frame_and_records_the_split(tmp_path):
     assert dataset.base.attributes.get("n_frames_per_split") == {"train": 2, "validation": 1, "test": 1}
     assert dataset.base.attributes.get("formulas") == ["Si2"]
     creator = dataset.creator
-    sources = {link.link_label: link.node.uuid for link in creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC)}
+    sources = {
+        link.link_label: link.node.uuid
+        for link in creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC)
+    }
     assert {sources[label] for label in frames} == {node.uuid for node in frames.values()}
     test_frames = dataset.get_frames("test")
     assert test_frames[0].metadata["source_uuid"] == frames["frame_3"].uuid

@@ -1,4 +1,4 @@
-"""``slem.md`` parser on a real pw.x MD output: temperatures parsed, velocities reconstructed and consistent."""
+"""``slem.md`` parser on a real pw.x MD output: temperatures parsed, velocities rebuilt and consistent."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.plugins import ParserFactory
-from conftest import si8_structure
-
 from aiida_slem.parsers.md import kinetic_temperature, parse_temperatures
+from conftest import si8_structure
 
 EXPECTED_TEMPERATURES = [600.0, 618.49595061, 638.15335631, 658.54376458, 679.22939544, 699.74444422]
 
@@ -18,9 +17,13 @@ EXPECTED_TEMPERATURES = [600.0, 618.49595061, 638.15335631, 658.54376458, 679.22
 def md_calc_node(aiida_localhost, fixtures_dir):
     """A finished PwCalculation node whose retrieved folder holds the stored real MD output."""
     structure = si8_structure(rattle=0.05, seed=1).store()
-    parameters = orm.Dict({"CONTROL": {"calculation": "md", "dt": 20, "nstep": 6},
-                           "SYSTEM": {"ecutwfc": 16, "occupations": "fixed", "nosym": True},
-                           "IONS": {"ion_temperature": "initial", "tempw": 600}}).store()
+    parameters = orm.Dict(
+        {
+            "CONTROL": {"calculation": "md", "dt": 20, "nstep": 6},
+            "SYSTEM": {"ecutwfc": 16, "occupations": "fixed", "nosym": True},
+            "IONS": {"ion_temperature": "initial", "tempw": 600},
+        }
+    ).store()
     node = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:quantumespresso.pw")
     node.set_option("resources", {"num_machines": 1})
     node.set_option("output_filename", "aiida.out")
@@ -63,7 +66,6 @@ def test_md_parser_adds_velocities_and_temperatures(md_calc_node):
 
 def test_md_parser_leaves_scf_runs_alone():
     from aiida_quantumespresso.parsers.pw import PwParser
-
     from aiida_slem.parsers.md import SlemMdParser
 
     assert issubclass(SlemMdParser, PwParser)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.interpolate import CubicSpline
+from scipy.special import spherical_jn
 
 from slem.bands import bloch_matrices
+from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.data.frame import Frame
 from slem.projection.kmesh import auto_kmesh, check_kmesh, perpendicular_heights, reduced_mesh
 from slem.projection.pairs import BlockAccumulator, pairs_within
 from slem.projection.planewaves import apply_local_potential, g_sphere, local_potential_matrix
-from slem.projection.radial import Q_STEP, orbital_transform, real_ylm
+from slem.projection.radial import (
+    BOHR,
+    Q_STEP,
+    orbital_transform,
+    orbital_transforms,
+    real_ylm,
+    spherical_bessels,
+)
+from slem.projection.realgrid import GridOrbitals, local_potential_blocks
+from slem.projection.twocentre import TwoCentreTable, real_gaunt
 
 
 def test_real_harmonics_orthonormal_and_ordered():
@@ -101,3 +113,91 @@ def test_block_accumulator_inverts_the_bloch_sum():
     for kf, w, h in zip(frac, weights, hk, strict=True):
         acc.add(kf, w, h, -1)
     assert np.allclose(acc.packed(), packed, atol=1e-12)
+
+
+def test_fast_spherical_bessels_match_scipy():
+    x = np.concatenate([np.linspace(0.0, 12.0, 5001), np.linspace(12.0, 600.0, 5001)])
+    for l, values in enumerate(spherical_bessels(7, x)):
+        assert np.abs(values - spherical_jn(l, x)).max() < 1e-13
+
+
+def test_real_gaunt_expands_products_of_harmonics():
+    """Y_a(v) Y_b(v) = sum_LM G(a, b, LM) Y_LM(v) exactly, L = |l_a - l_b| .. l_a + l_b."""
+    v = np.random.default_rng(5).normal(size=(50, 3))
+    for l1, l2 in [(1, 1), (2, 1), (2, 2), (3, 2), (3, 3)]:
+        product = np.einsum("pa,pb->pab", real_ylm(l1, v), real_ylm(l2, v))
+        expansion = sum(
+            np.einsum("abm,pm->pab", real_gaunt(l1, l2, big_l), real_ylm(big_l, v))
+            for big_l in range(abs(l1 - l2), l1 + l2 + 1)
+        )
+        assert np.abs(product - expansion).max() < 1e-12
+    assert np.allclose(real_gaunt(1, 1, 0)[:, :, 0], np.eye(3) / np.sqrt(4 * np.pi))
+
+
+def _gaussian_basis(exponent: float = 0.8, cutoff: float = 3.5) -> ElementBasis:
+    """s, p, d Gaussians smoothly cut at ``cutoff`` (Angstrom), as a basis file would hold them."""
+    r = np.arange(0.0, cutoff + 0.005, 0.005)
+    orbitals = []
+    for l in range(3):
+        values = np.where(r < cutoff, r**l * np.exp(-exponent * r**2) * (1 - (r / cutoff) ** 2) ** 3, 0.0)
+        values /= np.sqrt(np.trapezoid(values**2 * r**2, r))
+        orbitals.append(RadialOrbital(l=l, zeta=0, r=r, values=values, cutoff=cutoff))
+    return ElementBasis("X", "test", orbitals)
+
+
+def _orbital_values(basis: ElementBasis, vectors_bohr: np.ndarray) -> np.ndarray:
+    """Orbitals at points by a per-orbital cubic spline (the same interpolation GridOrbitals uses)."""
+    r = np.linalg.norm(vectors_bohr, axis=1)
+    cols = []
+    for o in basis.orbitals:
+        radial = CubicSpline(o.r / BOHR, o.values * BOHR**1.5)(np.minimum(r, o.r[-1] / BOHR))
+        cols.append((np.where(r < o.cutoff / BOHR, radial, 0.0))[:, None] * real_ylm(o.l, vectors_bohr))
+    return np.concatenate(cols, axis=1)
+
+
+def test_two_centre_overlap_and_kinetic_against_direct_quadrature():
+    basis = _gaussian_basis(exponent=1.2, cutoff=2.4)
+    q = np.linspace(0.0, 30.0, 1501)
+    radial = list(zip([o.l for o in basis.orbitals], orbital_transforms(basis.orbitals, q), strict=True))
+    radius = basis.cutoff / BOHR
+    s_table = TwoCentreTable(radial, radial, q, 0, 2 * radius)
+    bond = np.array([1.1, -2.3, 1.7])
+    h = 0.1
+    axis = np.arange(-radius - h, radius + h, h)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    direct = _orbital_values(basis, grid).T @ _orbital_values(basis, grid - bond) * h**3
+    assert np.abs(s_table.blocks(bond[None])[0] - direct).max() < 2e-4
+    onsite = s_table.blocks(np.zeros((1, 3)))[0]
+    assert np.allclose(np.diag(onsite), 1.0, atol=1e-6)
+    # Kinetic energy of a Gaussian-like s orbital is positive and symmetric in the pair.
+    t_table = TwoCentreTable(radial, radial, q, 2, 2 * radius)
+    t_ab, t_ba = t_table.blocks(bond[None])[0], t_table.blocks(-bond[None])[0]
+    assert np.allclose(t_ab, t_ba.T, atol=1e-10)
+    assert np.all(np.diag(t_table.blocks(np.zeros((1, 3)))[0]) > 0)
+
+
+def test_local_potential_lenses_match_brute_force_quadrature():
+    """The row-intersection bookkeeping equals a plain sum over every grid point of the spheres."""
+    basis = _gaussian_basis(cutoff=2.2)
+    cell = np.array([[6.5, 0.0, 0.0], [1.2, 6.0, 0.0], [0.3, -0.8, 7.1]])
+    positions = np.array([[0.2, 0.1, 0.3], [3.1, 2.9, 3.6]])
+    shape = (18, 20, 22)
+    frac = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), -1)
+    potential = np.cos(2 * np.pi * frac[..., 0]) + 0.5 * np.sin(2 * np.pi * (frac[..., 1] - 2 * frac[..., 2]))
+    orbitals = {"X": GridOrbitals(basis)}
+    radii = np.full(2, orbitals["X"].cutoff)
+    pairs, shifts, _ = pairs_within(positions, cell, radii)
+    keys = [(int(i), int(j), *map(int, r)) for (i, j), r in zip(pairs, shifts, strict=True)]
+    blocks = local_potential_blocks(cell, positions, ["X", "X"], potential, orbitals, keys)
+    both = local_potential_blocks(cell, positions, ["X", "X"], potential, orbitals, keys, memory_budget=0)
+    dv = abs(np.linalg.det(cell)) / potential.size
+    lattice = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    points = (frac.reshape(-1, 3)[None, :, :] + lattice[:, None, :]).reshape(-1, 3) @ cell
+    v_points = np.tile(potential.ravel(), len(lattice))
+    for key in keys[:: max(1, len(keys) // 6)]:
+        i, j, *r = key
+        left = _orbital_values(basis, points - positions[i])
+        right = _orbital_values(basis, points - positions[j] - np.array(r) @ cell)
+        expected = (left * v_points[:, None]).T @ right * dv
+        assert np.abs(blocks[key] - expected).max() < 1e-9
+        assert np.abs(both[key] - expected).max() < 1e-9

@@ -14,7 +14,7 @@ from slem.train.status import write_status
 
 def _setup(seed=0):
     torch.manual_seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002
     random.seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -26,8 +26,10 @@ def _train(model, opt, sched, ema, order, steps):
     for _ in range(steps):
         ids = order.next_batch()
         # data and noise depend on the batch and on every RNG, so a badly restored state shows up
-        x = torch.tensor([[i, i * 0.5, 1.0] for i in ids], dtype=torch.float32) + 0.01 * torch.randn(len(ids), 3)
-        x = x + float(np.random.rand()) + random.random()
+        x = torch.tensor([[i, i * 0.5, 1.0] for i in ids], dtype=torch.float32) + 0.01 * torch.randn(
+            len(ids), 3
+        )
+        x = x + float(np.random.rand()) + random.random()  # noqa: NPY002
         opt.zero_grad()
         loss = (model(x) ** 2).mean()
         loss.backward()
@@ -44,8 +46,16 @@ def test_exact_resume_of_tiny_module(tmp_path):
     model, opt, sched, ema = _setup()
     order = DataOrder(list(range(7)), 2, seed=3, info=DistInfo())
     _train(model, opt, sched, ema, order, 5)
-    save_checkpoint(tmp_path / "latest.pt", model=model, optimizer=opt, scheduler=sched, ema=ema, step=5,
-                    data_state=order.state_dict(), best_metric=1.0)
+    save_checkpoint(
+        tmp_path / "latest.pt",
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        ema=ema,
+        step=5,
+        data_state=order.state_dict(),
+        best_metric=1.0,
+    )
     _train(model, opt, sched, ema, order, 3)  # wander off, then come back
 
     model2, opt2, sched2, ema2 = _setup(seed=99)

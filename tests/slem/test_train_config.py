@@ -43,7 +43,10 @@ def test_yaml_float_strings_are_accepted(tmp_path):
         (_with(training={"optimizer": "sgd"}), "'training.optimizer' must be one of"),
         (_with(operators=["H", "X"]), "unknown operator 'X'"),
         (_with(training={"ema": 1.5}), "must lie in (0, 1)"),
-        (_with(training={"scheduler": "cosine", "scheduler_params": {"patience": 3}}), "scheduler_params.patience"),
+        (
+            _with(training={"scheduler": "cosine", "scheduler_params": {"patience": 3}}),
+            "scheduler_params.patience",
+        ),
         (_with(training={"epochs": 3}), "only one of"),
         ({"training": {"max_steps": 1}}, "missing section 'dataset'"),
         (_with(dataset={"validation": "v.h5"}), "did you mean 'validation_path'"),
@@ -68,8 +71,16 @@ def _frame(ops=("H", "S")):
     pairs = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
     shifts = np.zeros((4, 3), int)
     values = {op: np.arange(4 * norb * norb, dtype=float) for op in ops}
-    return Frame([14, 14], [[0, 0, 0], [1.3, 1.3, 1.3]], np.eye(3) * 5.4, [True] * 3, {"Si": "1s1p"},
-                 pairs, shifts, values)
+    return Frame(
+        [14, 14],
+        [[0, 0, 0], [1.3, 1.3, 1.3]],
+        np.eye(3) * 5.4,
+        [True] * 3,
+        {"Si": "1s1p"},
+        pairs,
+        shifts,
+        values,
+    )
 
 
 def test_dataset_checks(tmp_path):
@@ -80,7 +91,9 @@ def test_dataset_checks(tmp_path):
     assert info["species"] == ["Si"] and info["basis"] == {"Si": "1s1p"}
 
     with pytest.raises(ConfigError, match="lacks operator"):
-        check_config_against_dataset(validate_config(_with(dataset={"path": str(path)}, operators=["H", "D"])))
+        check_config_against_dataset(
+            validate_config(_with(dataset={"path": str(path)}, operators=["H", "D"]))
+        )
     with pytest.raises(ConfigError, match="dataset uses 1s1p"):
         check_config_against_dataset(
             validate_config(_with(dataset={"path": str(path)}, model={"basis": {"Si": "2s2p1d"}}))
@@ -88,8 +101,17 @@ def test_dataset_checks(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         check_config_against_dataset(validate_config(_with(dataset={"path": str(tmp_path / "none.h5")})))
 
+    with pytest.raises(ConfigError, match="validation file .* does not exist"):
+        missing_val = _with(dataset={"path": str(path), "validation_path": str(tmp_path / "v.h5")})
+        check_config_against_dataset(validate_config(missing_val))
+    val = tmp_path / "val.h5"
+    write_frames(val, [_frame(ops=("H",))])
+    with pytest.raises(ConfigError, match=r"frame 0 of .*val.h5 lacks operator\(s\) \['S'\]"):
+        check_config_against_dataset(
+            validate_config(_with(dataset={"path": str(path), "validation_path": str(val)}))
+        )
+
     empty = tmp_path / "empty.h5"
     write_frames(empty, [_frame()], split={"train": [], "test": [0]})
     with pytest.raises(ConfigError, match="empty 'train' split"):
         check_config_against_dataset(validate_config(_with(dataset={"path": str(empty)})))
-

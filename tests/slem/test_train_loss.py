@@ -55,8 +55,12 @@ def test_onsite_shift_removes_constant_potential():
     shifted = BlockLoss(["H", "S"], use_onsite_shift=True)
     assert float(plain(pred, graph)[0]) > 0.1
     assert float(shifted(pred, graph, layout)[0]) == pytest.approx(0.0, abs=1e-12)
-    on, hop = onsite_shift((pred["H_onsite"], pred["H_hopping"]), (graph["H_onsite"], graph["H_hopping"]),
-                           (graph["S_onsite"], graph["S_hopping"]), layout)
+    on, hop = onsite_shift(
+        (pred["H_onsite"], pred["H_hopping"]),
+        (graph["H_onsite"], graph["H_hopping"]),
+        (graph["S_onsite"], graph["S_hopping"]),
+        layout,
+    )
     torch.testing.assert_close(on, pred["H_onsite"])
     with pytest.raises(ValueError, match="needs both H and S"):
         BlockLoss(["H"], use_onsite_shift=True)
@@ -77,3 +81,24 @@ def test_loss_gradient_flows():
     loss, _ = BlockLoss(["H", "S"], weights={"S": 2.0})(pred, graph)
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in pred.values())
+
+
+def test_batch_eigenvalues_match_frame_bands():
+    """The eigenvalue loss's Bloch sums (bond-vector gauge) give the bands of slem.bands."""
+    from pathlib import Path
+
+    from slem.bands import band_energies
+    from slem.data.frame import read_frames
+    from slem.data.graph import build_graph, collate
+    from slem.train.data_checks import infer_cutoffs
+    from slem.train.eigen_loss import batch_eigenvalues, kpoints_for
+
+    frames = read_frames(Path(__file__).parents[1] / "data" / "si8_frames.h5", [0, 1])
+    cutoffs = infer_cutoffs(frames, ["Si"])
+    graphs = [build_graph(f, ["Si"], cutoffs, torch.float64, ("H", "S")) for f in frames]
+    # every stored pair with a non-zero overlap is an edge, so the graph holds the frame's operators
+    energies = batch_eigenvalues(collate(graphs), collate(graphs), n_kpoints=3, seed=1)
+    for frame, e in zip(frames, energies, strict=True):
+        kpts = kpoints_for(frame.cell, 3, 1)
+        ref = band_energies(frame, kpts, cartesian=True)
+        np.testing.assert_allclose(e.numpy(), ref, atol=1e-9)

@@ -1,0 +1,132 @@
+"""``aiida-slem retrain MODEL --structure FILE``: the pipeline that made MODEL, rerun on a new structure.
+
+The new pipeline gets the first one's protocol, overrides, job options, GPUs and codes (recorded in its
+``builder_parameters`` input), plus optional training-config overrides. With caching on (``aiida-slem
+setup`` turns it on for pw.x and projection jobs) any DFT already done for identical inputs is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import click
+
+
+def producing_pipeline(model):
+    """The SlemPipelineWorkChain whose training produced ``model``."""
+    node = model.creator
+    while node is not None and node.process_label != "SlemPipelineWorkChain":
+        node = node.caller
+    if node is None:
+        raise click.ClickException(
+            f"model <{model.pk}> was not produced by a SlemPipelineWorkChain; retrain needs "
+            "the pipeline's settings (run submit_pipeline.py instead)"
+        )
+    if "builder_parameters" not in node.inputs:
+        raise click.ClickException(
+            f"pipeline <{node.pk}> was not built with get_builder_from_protocol, so its "
+            "protocol is unknown; build a new pipeline with submit_pipeline.py"
+        )
+    return node
+
+
+def pipeline_codes(pipeline) -> dict:
+    inputs = pipeline.inputs
+    return {
+        "pw": inputs.md.md.pw.code,
+        "pp": inputs.dataset.operator.pp.code,
+        "slem": inputs.train.train.code,
+    }
+
+
+def retrain_builder(model, structure, config_overrides: dict | None = None, label: str = "structure"):
+    """A pipeline builder for ``structure`` with the settings of the pipeline that produced ``model``."""
+    from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+
+    from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+
+    pipeline = producing_pipeline(model)
+    parameters = pipeline.inputs.builder_parameters.get_dict()
+    overrides = dict(parameters.get("overrides") or {})
+    overrides.pop("hold_out_structure", None)  # it named a structure of the first run
+    if config_overrides:
+        train = overrides.get("train", {})
+        overrides["train"] = recursive_merge(train, {"config": config_overrides})
+    builder = SlemPipelineWorkChain.get_builder_from_protocol(
+        pipeline_codes(pipeline),
+        {label: structure},
+        protocol=parameters.get("protocol"),
+        overrides=overrides,
+        options=parameters.get("options") or None,
+        gpus=parameters.get("gpus"),
+    )
+    return builder, pipeline
+
+
+@click.command("retrain")
+@click.argument("model_pk", metavar="MODEL", type=int)
+@click.option(
+    "--structure",
+    "structure_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+    required=True,
+    help="An ase-readable structure file (cif, POSCAR, xyz, ...).",
+)
+@click.option(
+    "--config-overrides",
+    type=str,
+    default=None,
+    help='JSON merged into the training config, e.g. \'{"training": {"max_steps": 500}}\'.',
+)
+@click.option(
+    "--run", "run_here", is_flag=True, help="Run in this process instead of submitting to the daemon."
+)
+def retrain(
+    model_pk: int, structure_file: pathlib.Path, config_overrides: str | None, run_here: bool
+) -> None:
+    """Rerun the pipeline of MODEL on the structure in FILE; prints the new pipeline's PK."""
+    import ase.io
+    from aiida import load_profile, orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node, submit
+
+    from aiida_slem.data.model import SlemModelData
+
+    load_profile()
+    try:
+        model = orm.load_node(model_pk)
+    except NotExistent as exc:
+        raise click.ClickException(
+            f"no node with PK {model_pk}; list models with 'aiida-slem models'"
+        ) from exc
+    if not isinstance(model, SlemModelData):
+        raise click.ClickException(f"node {model_pk} is a {model.__class__.__name__}, not a SlemModelData")
+    try:
+        overrides = json.loads(config_overrides) if config_overrides else None
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--config-overrides is not valid JSON: {exc}") from exc
+    try:
+        atoms = ase.io.read(structure_file)
+    except Exception as exc:  # noqa: BLE001 - ase raises many types for unreadable files
+        raise click.ClickException(f"ase cannot read {structure_file}: {exc}") from exc
+    label = "".join(c if c.isalnum() else "_" for c in structure_file.stem) or "structure"
+    try:
+        builder, pipeline = retrain_builder(model, orm.StructureData(ase=atoms), overrides, label)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if run_here:
+        _, node = run_get_node(builder)
+    else:
+        from aiida.engine.daemon.client import get_daemon_client
+
+        if not get_daemon_client().is_daemon_running:
+            raise click.ClickException("no daemon runs: start one with 'verdi daemon start' or pass --run")
+        node = submit(builder)
+    node.base.extras.set("retrained_from_model", model.uuid)
+    click.echo(
+        f"SlemPipelineWorkChain<{node.pk}> ({'finished' if run_here else 'submitted'}) retrains the settings "
+        f"of pipeline <{pipeline.pk}> (model <{model.pk}>) on {atoms.get_chemical_formula()}"
+    )
+    if run_here and node.is_finished_ok:
+        click.echo(f"new model <{node.outputs.model.pk}>, dataset <{node.outputs.dataset.pk}>")

@@ -1,0 +1,200 @@
+"""The whole comparison of predicted frames with reference frames and pw.x eigenvalues, as one function.
+
+Inputs are Frames and arrays, outputs a JSON-able report and PNG files, so it runs the same inside a
+calcfunction (small frames) or a compute-node job (big ones).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from slem.bands import bloch_matrices
+from slem.data.frame import Frame
+
+from .bands import band_errors, validation_kpoints
+from .blocks import block_errors, parity_samples
+from .plots import band_plot, parity_plot
+
+MAX_ORBITALS = 3000  # dense diagonalisation per k-point; beyond this use a compute-node job
+
+
+@dataclass
+class Settings:
+    kpath_npoints: int = 40
+    n_random_k: int = 10
+    seed: int = 0
+    conduction_window_eV: float = 2.0
+    thresholds: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown validation setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**data)
+
+
+def overlap_minimum(frame: Frame, kpts: np.ndarray) -> float:
+    """Smallest eigenvalue of S(k) over ``kpts``: (H, S) have physical bands only if it is positive."""
+    return float(min(np.linalg.eigvalsh(0.5 * (s + s.conj().T))[0] for s in bloch_matrices(frame, "S", kpts)))
+
+
+def eigenvalues(h_frame: Frame, s_frame: Frame, kpts: np.ndarray) -> np.ndarray:
+    """Generalised eigenvalues (nk, n_orb) of H(k) of ``h_frame`` with S(k) of ``s_frame`` (same atoms)."""
+    hs, ss = bloch_matrices(h_frame, "H", kpts), bloch_matrices(s_frame, "S", kpts)
+    return np.array(
+        [
+            scipy.linalg.eigh(0.5 * (h + h.conj().T), 0.5 * (s + s.conj().T), eigvals_only=True)
+            for h, s in zip(hs, ss, strict=True)
+        ]
+    )
+
+
+def frame_kpoints(frame: Frame, settings: Settings) -> dict:
+    return validation_kpoints(frame.cell, settings.kpath_npoints, settings.n_random_k, settings.seed)
+
+
+def _split_errors(pred: np.ndarray, ref: np.ndarray, n_valence: int, n_path: int, window: float) -> dict:
+    out = {"all": band_errors(pred, ref, n_valence, window)}
+    if 0 < n_path < len(pred):
+        out["path"] = band_errors(pred[:n_path], ref[:n_path], n_valence, window)
+        out["random"] = band_errors(pred[n_path:], ref[n_path:], n_valence, window)
+    return out
+
+
+def _mean(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _mean_abs(values: list[float | None]) -> float | None:
+    values = [abs(v) for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def verdict(summary: dict, thresholds: dict) -> dict:
+    """Check each threshold (an upper bound on |summary entry|); ``passed`` if all hold."""
+    checks = {}
+    for key, limit in sorted(thresholds.items()):
+        value = summary.get(key)
+        ok = value is not None and abs(value) <= float(limit)
+        checks[key] = {"value": value, "threshold": float(limit), "passed": bool(ok)}
+        if value is None:
+            checks[key]["note"] = f"'{key}' was not measured; known entries: {sorted(summary)}"
+    return {"checks": checks, "passed": all(c["passed"] for c in checks.values())}
+
+
+def compare(
+    predicted: list[Frame],
+    reference: list[Frame],
+    labels: list[str],
+    n_electrons: list[float],
+    settings: Settings,
+    outdir: pathlib.Path,
+    pw_bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[dict, dict[str, pathlib.Path]]:
+    """Block and band errors plus plots. ``pw_bands[label] = (fractional k-points, eigenvalues eV)``
+    must sample the k-points of ``frame_kpoints``. Returns (report, {plot name: PNG path})."""
+    pw_bands = pw_bands or {}
+    for frame in reference:
+        n_orb = int(frame.orbitals_per_atom.sum())
+        if n_orb > MAX_ORBITALS:
+            raise ValueError(
+                f"a reference frame has {n_orb} orbitals (> {MAX_ORBITALS}); dense band errors would "
+                "be too slow here: validate on smaller held-out cells"
+            )
+    operators = sorted(set.intersection(*(set(f.operators) for f in predicted + reference)), key="HSD".index)
+    report: dict = {
+        "blocks": block_errors(predicted, reference, operators),
+        "bands": {},
+        "operators": operators,
+    }
+    plots: dict[str, pathlib.Path] = {}
+    samples = {op: parity_samples(predicted, reference, op, seed=settings.seed) for op in operators}
+    plots["parity"] = outdir / "parity.png"
+    parity_plot(plots["parity"], samples, report["blocks"])
+
+    for label, pred, ref, n_el in zip(labels, predicted, reference, n_electrons, strict=True):
+        if abs(n_el / 2 - round(n_el / 2)) > 1e-6:
+            raise ValueError(
+                f"frame {label}: {n_el} electrons is not an even number; only closed-shell "
+                "insulators are compared band by band"
+            )
+        n_valence = int(round(n_el / 2))
+        kinfo = frame_kpoints(ref, settings)
+        kpts = np.asarray(kinfo["kpoints"])
+        # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors can
+        # be indefinite; the bands of the predicted H are then taken with the exact (reference) S, and said so
+        s_min_ref, s_min_pred = overlap_minimum(ref, kpts), overlap_minimum(pred, kpts)
+        if s_min_ref <= 0:
+            raise ValueError(
+                f"frame {label}: the reference S(k) is not positive definite (smallest eigenvalue "
+                f"{s_min_ref:.3g}); the reference frame is damaged, re-project it"
+            )
+        overlap = pred if s_min_pred > 0 else ref
+        e_pred, e_ref = eigenvalues(pred, overlap, kpts), eigenvalues(ref, ref, kpts)
+        window = settings.conduction_window_eV
+        entry = {
+            "overlap_used": "predicted"
+            if overlap is pred
+            else "reference (the predicted S is not positive definite)",
+            "predicted_S_min_eigenvalue": s_min_pred,
+            "reference_S_min_eigenvalue": s_min_ref,
+            "n_valence": n_valence,
+            "n_path": kinfo["n_path"],
+            "n_random": settings.n_random_k,
+            "vs_lcao": _split_errors(e_pred, e_ref, n_valence, kinfo["n_path"], window),
+        }
+        curves = {"LCAO reference": e_ref, "SLEM": e_pred}
+        if label in pw_bands:
+            k_pw, e_pw = (np.asarray(a, float) for a in pw_bands[label])
+            if k_pw.shape != kpts.shape or np.abs(k_pw - kpts).max() > 1e-6:
+                raise ValueError(
+                    f"frame {label}: the pw.x eigenvalues were computed at other k-points than the "
+                    "validation k-points; rerun the pw.x bands step with these k-points"
+                )
+            entry["vs_pw"] = _split_errors(e_pred, e_pw, n_valence, kinfo["n_path"], window)
+            entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_valence, kinfo["n_path"], window)
+            curves = {"pw.x": e_pw, **curves}
+        report["bands"][label] = entry
+        if kinfo["n_path"]:
+            n_path = kinfo["n_path"]
+            aligned = {name: e[:n_path] - e[:n_path, n_valence - 1].max() for name, e in curves.items()}
+            plots[f"bands_{label}"] = outdir / f"bands_{label}.png"
+            gap = entry["vs_lcao"]["all"].get("gap_error_meV")
+            title = f"{label}\nvalence MAE vs LCAO {entry['vs_lcao']['all']['valence_mae_meV']:.1f} meV" + (
+                f", gap error {gap:.0f} meV" if gap is not None else ""
+            )
+            band_plot(plots[f"bands_{label}"], kinfo, aligned, n_valence, title)
+
+    report["summary"] = summarise(report)
+    report["verdict"] = verdict(report["summary"], settings.thresholds)
+    return report, plots
+
+
+def summarise(report: dict) -> dict:
+    """Flat headline numbers: block MAEs and frame-averaged band errors (meV)."""
+    summary = {}
+    for op, errors in report["blocks"].items():
+        unit = "_meV" if errors["unit"] == "meV" else ""
+        summary[f"{op}_mae{unit}"] = errors["all"].get("mae")
+        summary[f"{op}_rmse{unit}"] = errors["all"].get("rmse")
+        for kind in ("onsite", "hopping"):
+            if kind in errors:
+                summary[f"{op}_{kind}_mae{unit}"] = errors[kind].get("mae")
+    bands = list(report["bands"].values())
+    summary["frames_with_reference_S"] = sum(b["overlap_used"] != "predicted" for b in bands)
+    for ref in ("vs_lcao", "vs_pw", "lcao_vs_pw"):
+        entries = [b[ref]["all"] for b in bands if ref in b]
+        if not entries:
+            continue
+        for key in ("valence_mae_meV", "conduction_mae_meV", "offset_meV"):
+            summary[f"{key[:-4]}_{ref}_meV"] = _mean([e.get(key) for e in entries])
+        summary[f"gap_error_{ref}_meV"] = _mean_abs([e.get("gap_error_meV") for e in entries])
+    return summary

@@ -1,0 +1,78 @@
+"""Input checks shared by the slem CalcJobs and WorkChains; each returns an error message or ``None``
+(the form AiiDA port validators use), so bad input is refused before any process node exists."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from aiida import orm
+
+from slem.qe.upf import UpfError, read_upf
+
+MIN_DISTANCE_ANGSTROM = 0.5
+
+
+def check_norm_conserving(pseudos: dict) -> str | None:
+    """Every pseudo must be a norm-conserving, scalar-relativistic UPF that slem can read."""
+    for kind, pseudo in sorted(pseudos.items()):
+        try:
+            with pseudo.as_path() as path:
+                read_upf(path)
+        except UpfError as exc:
+            return f"pseudopotential for kind {kind}: {exc}"
+        except (AttributeError, OSError) as exc:
+            return f"pseudopotential for kind {kind} is not a readable UPF file ({exc})"
+    return None
+
+
+def check_pseudos_cover(structure: orm.StructureData, pseudos: dict) -> str | None:
+    missing = sorted(set(structure.get_kind_names()) - set(pseudos))
+    if missing:
+        return (
+            f"no pseudopotential for kind(s) {missing} of structure <{structure.pk or 'unstored'}>; "
+            f"the family or 'pseudos' gives only {sorted(pseudos)}. Add a norm-conserving UPF per element "
+            "(see 'aiida-slem setup' for the installed family)"
+        )
+    return None
+
+
+def check_periodic_structure(structure: orm.StructureData) -> str | None:
+    """The projection and pw.x need a 3D-periodic cell, and atoms not on top of each other."""
+    if tuple(structure.pbc) != (True, True, True):
+        return (
+            f"structure <{structure.pk or 'unstored'}> has pbc={tuple(structure.pbc)}; the LCAO operators "
+            "are defined for 3D-periodic cells only. Put a molecule or slab in a box with vacuum and "
+            "pbc=(True, True, True)"
+        )
+    if abs(np.linalg.det(np.array(structure.cell))) < 1e-6:
+        return f"structure <{structure.pk or 'unstored'}> has a singular cell {structure.cell}"
+    closest = min_distance(structure)
+    if closest < MIN_DISTANCE_ANGSTROM:
+        return (
+            f"structure <{structure.pk or 'unstored'}> has atoms {closest:.3f} Angstrom apart (minimum "
+            f"{MIN_DISTANCE_ANGSTROM}); remove duplicated or overlapping atoms"
+        )
+    return None
+
+
+def min_distance(structure: orm.StructureData) -> float:
+    """Shortest distance between two atoms, periodic images included (one image shell suffices here)."""
+    cell = np.array(structure.cell)
+    positions = np.array([site.position for site in structure.sites])
+    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3))) @ cell
+    best = np.inf
+    for i in range(len(positions)):
+        diff = positions[None, :, :] + shifts[:, None, :] - positions[i]
+        dist = np.linalg.norm(diff, axis=-1)
+        dist[13, i] = np.inf  # the atom itself (zero shift is index 13)
+        best = min(best, float(dist.min()))
+    return best
+
+
+def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> str | None:
+    return (
+        check_periodic_structure(structure)
+        or check_pseudos_cover(structure, pseudos)
+        or check_norm_conserving({kind: pseudos[kind] for kind in structure.get_kind_names()})
+    )

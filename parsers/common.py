@@ -1,0 +1,34 @@
+"""Helpers shared by the parsers of the ``slem`` command's CalcJobs."""
+
+from __future__ import annotations
+
+import json
+
+from aiida.parsers import Parser
+
+
+def command_error(parser: Parser) -> str | None:
+    """The last ``Error:`` line click printed to the job's stderr (or stdout), if the command failed."""
+    names = parser.retrieved.base.repository.list_object_names()
+    for option in ("scheduler_stderr", "output_filename"):
+        name = parser.node.get_option(option)
+        if not name or name not in names:
+            continue
+        text = parser.retrieved.base.repository.get_object_content(name)
+        errors = [
+            line.strip() for line in text.splitlines() if line.strip().startswith(("Error:", "Traceback"))
+        ]
+        if errors:
+            tail = [line.strip() for line in text.splitlines() if line.strip()][-1]
+            return errors[-1] if errors[-1].startswith("Error:") else tail
+    return None
+
+
+def read_summary(parser: Parser, filename: str) -> dict:
+    """The JSON summary from the retrieved folder; raises ``FileNotFoundError`` or ``ValueError``."""
+    if filename not in parser.retrieved.base.repository.list_object_names():
+        raise FileNotFoundError(filename)
+    data = json.loads(parser.retrieved.base.repository.get_object_content(filename))
+    if not isinstance(data, dict):
+        raise ValueError(f"{filename} holds a {type(data).__name__}, not an object")
+    return data

@@ -1,0 +1,51 @@
+"""``slem predict MODEL STRUCTURE... -o pred.h5``: predicted H, S, D blocks as frames or DeePTB folders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("structures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Frames HDF5 file (--format slem) or folder (--format deeptb).",
+)
+@click.option("--format", "fmt", type=click.Choice(["slem", "deeptb"]), default="slem", show_default=True)
+@click.option(
+    "--edge-chunk", type=int, default=None, help="Edges per model chunk (bounds memory on big cells)."
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def predict(
+    model: str, structures: tuple[str, ...], output: str, fmt: str, edge_chunk: int | None, device: str
+) -> None:
+    """Predict operator blocks for every structure in STRUCTURES (ase-readable files or slem frames HDF5)."""
+    from slem.data.frame import write_frames  # noqa: PLC0415
+    from slem.predict import Predictor, read_structures  # noqa: PLC0415
+
+    try:
+        predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
+        items = [s for path in structures for s in read_structures(path)]
+    except (FileNotFoundError, ValueError) as exc:
+        click.echo(f"slem predict: {exc}", err=True)
+        sys.exit(2)
+    frames = []
+    for k, item in enumerate(items):
+        frames.append(predictor.predict(item))
+        click.echo(
+            f"predicted structure {k}: {frames[-1].n_atoms} atoms, {len(frames[-1].pairs)} blocks", err=True
+        )
+    if fmt == "slem":
+        write_frames(output, frames, attrs={"predicted_by": str(Path(model).resolve())})
+    else:
+        from slem.data.deeptb import write_deeptb  # noqa: PLC0415
+
+        write_deeptb(frames, output)
+    click.echo(str(output))

@@ -1,0 +1,109 @@
+"""Training-config checks that need the frames file, and what the data implies for the model
+(species, basis, per-species cutoffs). ``slem.train.config.check_config_against_dataset`` is the
+public entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from slem.data.frame import read_file_info, read_frames
+
+from .config import ConfigError, TrainConfig
+
+
+def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -> dict:
+    """Checks that need the frames file: it exists, has a non-empty training split, holds every
+    requested operator and its basis matches ``model.basis`` if that is given.
+
+    Returns ``{"species": [...], "basis": {...}, "split": {...}}`` inferred from the data."""
+    path = Path(path or config.dataset.path)
+    problems: list[str] = []
+    if not path.is_file():
+        raise ConfigError([f"dataset file {path} does not exist (dataset.path)"])
+    info = read_file_info(path)
+    split = {k: list(v) for k, v in info["split"].items()}
+    if not split:  # a file without a split trains on everything
+        split = {"train": list(range(info["n_frames"]))}
+    if not split.get("train"):
+        problems.append(
+            f"dataset {path} has an empty 'train' split; write the file with split={{'train': [...]}}"
+        )
+    frames = read_frames(path, indices=sorted({i for v in split.values() for i in v}))
+    sources = [(path, frames)]
+    if config.dataset.validation_path:
+        vpath = Path(config.dataset.validation_path)
+        if not vpath.is_file():
+            problems.append(f"validation file {vpath} does not exist (dataset.validation_path)")
+        else:
+            sources.append((vpath, read_frames(vpath)))
+    basis: dict[str, str] = {}
+    for src, fr in sources:
+        for k, frame in enumerate(fr):
+            missing = [op for op in config.operators if op not in frame.operators]
+            if missing:
+                problems.append(
+                    f"frame {k} of {src} lacks operator(s) {missing}; drop them from 'operators' or "
+                    "re-project with them"
+                )
+                break
+            for el, shells in frame.basis.items():
+                if basis.setdefault(el, shells) != shells:
+                    problems.append(f"{src}: element {el} has basis {shells} here but {basis[el]} elsewhere")
+    species = sorted({s for _, fr in sources for f in fr for s in f.symbols})
+    wanted = config.model.get("basis")
+    if wanted:
+        for el in species:
+            if el in wanted and wanted[el] != basis.get(el):
+                problems.append(
+                    f"model.basis gives {el}: {wanted[el]} but the dataset uses {basis.get(el)}; "
+                    "remove model.basis to take it from the data"
+                )
+            elif el not in wanted:
+                problems.append(f"model.basis has no entry for element {el}, which the dataset contains")
+    if config.model.get("species"):
+        extra = sorted(set(species) - set(config.model["species"]))
+        if extra:
+            problems.append(f"dataset contains element(s) {extra} not listed in model.species")
+    r_cut = config.model.get("r_cut")
+    if isinstance(r_cut, Mapping):
+        missing = sorted(set(species) - set(r_cut))
+        if missing:
+            problems.append(f"model.r_cut has no cutoff for {missing}, which the dataset contains")
+    if problems:
+        raise ConfigError(problems)
+    return {
+        "species": species,
+        "basis": {el: basis[el] for el in species},
+        "split": split,
+        "r_cut": infer_cutoffs([f for _, fr in sources for f in fr], species),
+    }
+
+
+def infer_cutoffs(frames: list, species: list[str]) -> dict[str, float]:
+    """Per-species cutoff from the data when model.r_cut is not given.
+
+    The stored pairs are those whose orbitals overlap, |r| < r_a + r_b, so the longest bond
+    between two atoms of species s is about 2 r_s; SLEM's pair cutoff (r_a + r_b) / 2 then
+    reproduces the stored pair list. Mixed pairs fill in for a species with no like pair."""
+    like: dict[str, float] = {}
+    mixed: dict[str, float] = {}
+    for frame in frames:
+        symbols = np.array(frame.symbols)
+        lengths = np.linalg.norm(frame.bond_vectors, axis=1)
+        if "S" in frame.operators:  # the overlap's reach is the orbitals' reach; H may hold longer tails
+            sizes = frame.block_sizes
+            nonzero = np.add.reduceat(np.abs(frame.operators["S"]), frame.block_offsets[:-1]) > 1e-10
+            lengths = np.where(nonzero & (sizes > 0), lengths, 0.0)
+        si, sj = symbols[frame.pairs[:, 0]], symbols[frame.pairs[:, 1]]
+        for s in species:
+            same = (si == s) & (sj == s)
+            if same.any():
+                like[s] = max(like.get(s, 0.0), float(lengths[same].max()))
+            either = (si == s) | (sj == s)
+            if either.any():
+                mixed[s] = max(mixed.get(s, 0.0), float(lengths[either].max()))
+    # a hair above the longest stored bond so that bond is itself an edge
+    return {s: round(like.get(s, mixed.get(s, 0.0)) + 1e-3, 4) for s in species if s in like or s in mixed}

@@ -1,0 +1,80 @@
+"""The training code's only contact points with the model and graph packages."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from slem.data.frame import Frame
+from slem.data.graph import build_graph
+from slem.data.graph import collate as _collate
+
+
+def make_model_config(
+    model: Mapping,
+    species: list[str],
+    basis: dict[str, str],
+    r_cut: dict[str, float],
+    operators: Sequence[str],
+):
+    """SlemConfig from the config's ``model`` section; species, basis and r_cut come from the
+    data unless given, the heads are the trained operators."""
+    from slem.model import SlemConfig  # noqa: PLC0415
+
+    fields = dict(model)
+    fields.setdefault("species", list(species))
+    fields.setdefault("basis", dict(basis))
+    fields.setdefault("r_cut", dict(r_cut))
+    fields["heads"] = list(operators)
+    return SlemConfig(**fields)
+
+
+def build(model_config) -> torch.nn.Module:
+    from slem.model import build_model  # noqa: PLC0415
+
+    return build_model(model_config)
+
+
+def cutoffs(model_config) -> dict[str, float]:
+    r_cut = model_config.r_cut
+    if isinstance(r_cut, Mapping):
+        return {s: float(r_cut[s]) for s in model_config.species}
+    return {s: float(r_cut) for s in model_config.species}
+
+
+def graph_from_frame(frame: Frame, model_config, dtype: torch.dtype, operators: Sequence[str]) -> dict:
+    return build_graph(frame, list(model_config.species), cutoffs(model_config), dtype, operators)
+
+
+def collate(graphs: Sequence[dict]) -> dict:
+    return graphs[0] if len(graphs) == 1 else _collate(graphs)
+
+
+def fit_rescale(model: torch.nn.Module, graphs: list[dict], operators: Sequence[str]) -> None:
+    from slem.model import fit_rescale as _fit  # noqa: PLC0415
+
+    params = inspect.signature(_fit).parameters
+    if "operators" in params:
+        _fit(model, graphs, operators=list(operators))
+    else:
+        _fit(model, graphs)
+
+
+def forward(model: torch.nn.Module, graph: dict, edge_chunk: int | None = None) -> dict:
+    if edge_chunk:
+        return model(graph, edge_chunk=edge_chunk)
+    return model(graph)
+
+
+def save(path: str | Path, model: torch.nn.Module, metadata: dict) -> None:
+    from slem.model import save_model  # noqa: PLC0415
+
+    save_model(path, model, metadata)
+
+
+def config_dict(model_config) -> dict:
+    return dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)

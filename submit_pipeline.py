@@ -1,0 +1,253 @@
+"""Run the whole SLEM pipeline: ``verdi run submit_pipeline.py [options]``.
+
+With no option: the ``fast`` protocol on bulk Si (8-atom cubic cell) on this profile's localhost codes,
+through the daemon if one runs (submit, then poll and print progress) or in this process otherwise.
+Ends with a table of the held-out errors, the plot files and the PKs to query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from aiida import orm
+from aiida.engine import run_get_node, submit
+
+MATERIALS = {
+    "Si": ("Si", "diamond", 5.43),
+    "C": ("C", "diamond", 3.567),
+    "SiC": ("SiC", "zincblende", 4.36),
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="verdi run submit_pipeline.py", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--structure", type=pathlib.Path, help="An ase-readable structure file (cif, POSCAR, xyz)."
+    )
+    source.add_argument(
+        "--material",
+        choices=sorted(MATERIALS),
+        default="Si",
+        help="Built-in conventional cubic cell (default: Si, 8 atoms).",
+    )
+    parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
+    parser.add_argument(
+        "--computer",
+        default="localhost",
+        help="Computer whose codes pw, pp and slem are used (labels pw@COMPUTER, ...).",
+    )
+    parser.add_argument(
+        "--gpus", type=int, default=None, help="GPUs for training (one is used for prediction)."
+    )
+    parser.add_argument(
+        "--overrides",
+        type=json.loads,
+        default=None,
+        help='JSON merged into the protocol, e.g. \'{"train": {"config": {"training": '
+        '{"max_steps": 100}}}}\'.',
+    )
+    parser.add_argument(
+        "--options",
+        type=json.loads,
+        default=None,
+        help='metadata.options for every job, e.g. \'{"queue_name": "gpu", "account": "abc"}\'.',
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--submit",
+        dest="mode",
+        action="store_const",
+        const="submit",
+        help="Submit to the daemon (default when a daemon runs).",
+    )
+    mode.add_argument(
+        "--run",
+        dest="mode",
+        action="store_const",
+        const="run",
+        help="Run in this process (default when no daemon runs).",
+    )
+    parser.add_argument(
+        "--plots-dir",
+        type=pathlib.Path,
+        default=None,
+        help="Where to copy the PNG plots (default: ./slem_pipeline_<PK>).",
+    )
+    return parser.parse_args(argv)
+
+
+def load_structure(args: argparse.Namespace) -> tuple[str, orm.StructureData]:
+    if args.structure is not None:
+        import ase.io
+
+        if not args.structure.is_file():
+            sys.exit(f"--structure {args.structure}: no such file")
+        try:
+            atoms = ase.io.read(args.structure)
+        except Exception as exc:  # noqa: BLE001 - ase raises many types for unreadable files
+            sys.exit(f"--structure {args.structure}: ase cannot read it ({exc}); give cif, POSCAR, xyz, ...")
+        label = "".join(c if c.isalnum() else "_" for c in args.structure.stem) or "structure"
+        return label, orm.StructureData(ase=atoms)
+    from ase.build import bulk
+
+    formula, lattice, a = MATERIALS[args.material]
+    return args.material, orm.StructureData(ase=bulk(formula, lattice, a=a, cubic=True))
+
+
+def load_codes(computer: str) -> dict:
+    from aiida.common.exceptions import NotExistent
+
+    codes = {}
+    for name in ("pw", "pp", "slem"):
+        try:
+            codes[name] = orm.load_code(f"{name}@{computer}")
+        except NotExistent:
+            sys.exit(
+                f"no code '{name}@{computer}'; run 'aiida-slem setup' (localhost) or set up the code on "
+                f"{computer} as in docs/tutorial.md"
+            )
+    return codes
+
+
+def daemon_running() -> bool:
+    try:
+        from aiida.engine.daemon.client import get_daemon_client
+
+        return get_daemon_client().is_daemon_running
+    except Exception:  # noqa: BLE001 - no daemon configured for this profile
+        return False
+
+
+def poll(node: orm.WorkflowNode, interval: float = 10.0) -> None:
+    """Print each sub-process once when it starts and once when it ends, until the pipeline terminates."""
+    seen: dict[int, str] = {}
+    while True:
+        descendants, stack = [], list(node.called)
+        while stack:
+            child = stack.pop()
+            descendants.append(child)
+            stack.extend(child.called)
+        for child in sorted(descendants, key=lambda n: n.ctime):
+            state = "done" if child.is_terminated else "running"
+            if seen.get(child.pk) != state:
+                seen[child.pk] = state
+                status = (
+                    ""
+                    if not child.is_terminated
+                    else (" ok" if child.is_finished_ok else f" exit {child.exit_status}")
+                )
+                print(
+                    f"  {time.strftime('%H:%M:%S')} {child.process_label}<{child.pk}> {state}{status}",
+                    flush=True,
+                )
+        if node.is_terminated:
+            return
+        time.sleep(interval)
+
+
+def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
+    print(f"\nSlemPipelineWorkChain<{node.pk}>: {node.process_state.value}, exit status {node.exit_status}")
+    if not node.is_finished_ok:
+        print(
+            f"  {node.exit_message or 'see the report'}: verdi process report {node.pk}; "
+            f"aiida-slem status {node.pk}"
+        )
+        return
+    dataset, model = node.outputs.dataset, node.outputs.model
+    metrics = node.outputs.metrics.get_dict()
+    s = metrics["summary"]
+    split = dataset.base.attributes.get("n_frames_per_split", {})
+    rows = [
+        (
+            "frames (train / validation / test)",
+            f"{split.get('train', 0)} / {split.get('validation', 0)} / {split.get('test', 0)}",
+        ),
+        ("atoms per frame", ", ".join(map(str, sorted(set(dataset.base.attributes.get("n_atoms", [])))))),
+        ("model parameters", str(model.n_params)),
+    ]
+    for key, name in (
+        ("H_mae_meV", "H MAE (meV)"),
+        ("H_onsite_mae_meV", "  onsite"),
+        ("H_hopping_mae_meV", "  hopping"),
+        ("S_mae", "S MAE (x1e-3)"),
+        ("D_mae", "D MAE (x1e-3)"),
+        ("valence_mae_vs_lcao_meV", "valence band MAE vs LCAO (meV)"),
+        ("conduction_mae_vs_lcao_meV", "conduction band MAE vs LCAO (meV)"),
+        ("gap_error_vs_lcao_meV", "|gap error| vs LCAO (meV)"),
+        ("offset_vs_pw_meV", "absolute offset vs pw.x (meV, removed below)"),
+        ("valence_mae_vs_pw_meV", "valence band MAE vs pw.x (meV)"),
+        ("conduction_mae_vs_pw_meV", "conduction band MAE vs pw.x (meV)"),
+        ("gap_error_vs_pw_meV", "|gap error| vs pw.x (meV)"),
+        ("valence_mae_lcao_vs_pw_meV", "basis error alone: LCAO valence vs pw.x (meV)"),
+    ):
+        if s.get(key) is not None:
+            value = s[key] * (1000.0 if key in ("S_mae", "D_mae") else 1.0)
+            rows.append((name, f"{value:.2f}"))
+    verdict = metrics["verdict"]
+    for key, check in verdict["checks"].items():
+        value = "n/a" if check["value"] is None else f"{check['value']:.2f}"
+        rows.append(
+            (f"check {key} <= {check['threshold']:g}", f"{value}  {'pass' if check['passed'] else 'FAIL'}")
+        )
+    rows.append(("verdict", "PASSED" if verdict["passed"] else "FAILED"))
+    width = max(len(r[0]) for r in rows)
+    print("-" * (width + 24))
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print("-" * (width + 24))
+    folder = plots_dir or pathlib.Path(f"slem_pipeline_{node.pk}")
+    folder.mkdir(parents=True, exist_ok=True)
+    print("plots:")
+    for name, plot in sorted(node.outputs.plots.items()):
+        target = folder / plot.filename
+        target.write_bytes(plot.get_content(mode="rb"))
+        print(f"  {name:<40} SinglefileData<{plot.pk}>  {target}")
+    print(
+        f"\nPKs: pipeline {node.pk}, model {model.pk}, dataset {dataset.pk}, "
+        f"metrics {node.outputs.metrics.pk}"
+    )
+    print(f"  aiida-slem status {node.pk}\n  aiida-slem provenance {model.pk}\n  aiida-slem models")
+
+
+def main(argv: list[str]) -> int:
+    from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+
+    args = parse_args(argv)
+    label, structure = load_structure(args)
+    codes = load_codes(args.computer)
+    builder = SlemPipelineWorkChain.get_builder_from_protocol(
+        codes,
+        {label: structure},
+        protocol=args.protocol,
+        overrides=args.overrides,
+        options=args.options,
+        gpus=args.gpus,
+    )
+    mode = args.mode or ("submit" if daemon_running() else "run")
+    print(
+        f"SLEM pipeline, protocol '{args.protocol}', {structure.get_formula()} "
+        f"({len(structure.sites)} atoms), "
+        f"computer {args.computer}, mode {mode}"
+    )
+    if mode == "submit":
+        if not daemon_running():
+            sys.exit("--submit needs a running daemon: verdi daemon start (or use --run)")
+        node = submit(builder)
+        print(
+            f"submitted SlemPipelineWorkChain<{node.pk}>; progress (Ctrl-C stops watching, not the pipeline):"
+        )
+        poll(node)
+    else:
+        _, node = run_get_node(builder)
+    summary(node, args.plots_dir)
+    return 0 if node.is_finished_ok else 1
+
+
+# ``verdi run`` executes this file with __name__ == "__main__" and the script's own arguments in sys.argv
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,74 @@
+"""MdSamplingWorkChain: protocol builder, input refusal, and a real fast run on Si8."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.plugins import WorkflowFactory
+from ase import Atoms
+from conftest import si8_structure
+
+from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR
+
+MdSamplingWorkChain = WorkflowFactory("slem.md_sampling")
+
+
+def test_protocol_builder(codes, pseudo_family, si8):
+    builder = MdSamplingWorkChain.get_builder_from_protocol(
+        codes["pw"], si8, protocol="fast", overrides={"n_snapshots": 3}
+    )
+    parameters = builder.md.pw.parameters.get_dict()
+    assert parameters["CONTROL"]["calculation"] == "md"
+    assert parameters["SYSTEM"]["occupations"] == "fixed" and parameters["SYSTEM"]["nosym"] is True
+    assert builder.n_snapshots.value == 3 and builder.temperatures.get_list() == [600.0]
+    assert builder.md.pw.metadata.options["parser_name"] == "slem.md"
+    assert builder.md.kpoints.get_kpoints_mesh() == ([1, 1, 1], [0.5, 0.5, 0.5])
+    balanced = MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="balanced")
+    assert balanced.supercell.get_list() == [2, 2, 2]
+    with pytest.raises(ValueError, match="unknown protocol"):
+        MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="quick")
+
+
+def _builder(codes, structure, pseudos=None):
+    overrides = {"pseudos": pseudos} if pseudos else None
+    return MdSamplingWorkChain.get_builder_from_protocol(
+        codes["pw"], structure, protocol="fast", overrides=overrides
+    )
+
+
+def test_refuses_non_periodic_structure(codes, pseudo_family):
+    structure = si8_structure()
+    structure.pbc = (True, True, False)
+    with pytest.raises(ValueError, match="3D-periodic"):
+        run_get_node(_builder(codes, structure))
+
+
+def test_refuses_overlapping_atoms(codes, pseudo_family):
+    atoms = si8_structure().get_ase()
+    atoms.positions[1] = atoms.positions[0] + [0.1, 0.0, 0.0]
+    with pytest.raises(ValueError, match="apart"):
+        run_get_node(_builder(codes, orm.StructureData(ase=atoms)))
+
+
+def test_refuses_element_without_pseudo(codes, pseudo_family, si_upf):
+    atoms = Atoms("SiGe", positions=[[0, 0, 0], [1.4, 1.4, 1.4]], cell=np.eye(3) * 5.43, pbc=True)
+    with pytest.raises(ValueError, match="cannot cover|no pseudopotential"):
+        _builder(codes, orm.StructureData(ase=atoms))
+    builder = _builder(codes, si8_structure())
+    builder.structure = orm.StructureData(ase=atoms)
+    with pytest.raises(ValueError, match=r"no pseudopotential for kind\(s\) \['Ge'\]"):
+        run_get_node(builder)
+
+
+def test_refuses_ultrasoft_pseudo(codes, pseudo_family):
+    from aiida_pseudo.data.pseudo import UpfData
+
+    us = UpfData(DEBIAN_PSEUDO_DIR / "Si.pbe-nl-rrkjus_psl.1.0.0.UPF")
+    builder = _builder(codes, si8_structure(), pseudos={"Si": us})
+    with pytest.raises(ValueError, match="ultrasoft"):
+        run_get_node(builder)
+
+
+# The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.

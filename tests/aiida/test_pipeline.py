@@ -1,0 +1,266 @@
+"""End to end: one tiny SlemPipelineWorkChain (Si2, short MD, 4 frames, 20 training steps) through
+``aiida.engine.run``, shared by the tests of this module; then provenance, status, export and retrain.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from aiida import orm
+
+pytestmark = pytest.mark.slow
+
+# the smallest pipeline that still exercises every step: 2 MD runs, 3 + 1 frames, 20 training steps
+TINY = {
+    "md": {"supercell": [1, 1, 1], "equilibration_steps": 2, "stride": 2, "n_snapshots": 3, "n_held_out": 1},
+    "train": {
+        "config": {
+            "model": {"n_layers": 1},
+            "training": {"max_steps": 20, "validate_every": 10, "checkpoint_every": 10},
+        }
+    },
+    "validation": {"settings": {"kpath_npoints": 10, "n_random_k": 2}},
+}
+
+
+def _executable(name: str) -> str:
+    path = shutil.which(name) if name != "slem" else str(Path(sys.executable).parent / "slem")
+    if not path or not Path(path).exists():
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def module_codes(aiida_profile, tmp_path_factory) -> dict:
+    """Serial pw.x, pp.x and slem on a localhost computer that lives as long as the module."""
+    from aiida_slem.cli.setup import ensure_pseudo_family
+
+    computer = orm.Computer(
+        label=f"pipeline-{tmp_path_factory.getbasetemp().name}",
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(tmp_path_factory.mktemp("workdir")),
+    ).store()
+    computer.configure()
+    computer.set_minimum_job_poll_interval(0.0)
+    computer.set_default_mpiprocs_per_machine(1)
+    ensure_pseudo_family()
+    codes = {}
+    for name, executable, plugin in (
+        ("pw", "pw.x", "quantumespresso.pw"),
+        ("pp", "pp.x", "quantumespresso.pp"),
+        ("slem", "slem", "slem.project"),
+    ):
+        codes[name] = orm.InstalledCode(
+            label=name,
+            computer=computer,
+            filepath_executable=_executable(executable),
+            default_calc_job_plugin=plugin,
+            prepend_text="export OMP_NUM_THREADS=1",
+        ).store()
+    return codes
+
+
+def si2() -> orm.StructureData:
+    from ase.build import bulk
+
+    return orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
+
+
+@pytest.fixture(scope="module")
+def pipeline(module_codes):
+    from aiida.engine import run_get_node
+    from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+
+    builder = SlemPipelineWorkChain.get_builder_from_protocol(
+        module_codes, {"si2": si2()}, protocol="fast", overrides=TINY
+    )
+    _, node = run_get_node(builder)
+    return node
+
+
+def test_pipeline_finishes_with_validated_model(pipeline):
+    from aiida_slem.data.model import SlemModelData
+
+    assert pipeline.is_finished_ok, pipeline.exit_message
+    assert isinstance(pipeline.outputs.model, SlemModelData)
+    split = pipeline.outputs.dataset.base.attributes.get("n_frames_per_split")
+    assert split == {"train": 2, "validation": 1, "test": 1}
+    metrics = pipeline.outputs.metrics.get_dict()
+    summary = metrics["summary"]
+    for key in (
+        "H_mae_meV",
+        "S_mae",
+        "D_mae",
+        "valence_mae_vs_lcao_meV",
+        "valence_mae_vs_pw_meV",
+        "offset_vs_pw_meV",
+        "valence_mae_lcao_vs_pw_meV",
+        "gap_error_vs_lcao_meV",
+    ):
+        assert summary[key] is not None, key
+    assert summary["H_mae_meV"] > 0.0  # 20 steps cannot reproduce DFT exactly: the comparison is real
+    assert set(metrics["blocks"]["H"]) >= {"onsite", "hopping", "Si-Si"}
+    assert pipeline.outputs.passed.value == metrics["verdict"]["passed"]
+    for plot in pipeline.outputs.plots.values():
+        assert plot.get_content(mode="rb")[:4] == b"\x89PNG"
+    assert "parity" in pipeline.outputs.plots
+
+
+def test_validation_uses_only_held_out_frames(pipeline):
+    validation = next(n for n in pipeline.called if n.process_label == "SlemValidationWorkChain")
+    held_out = set(validation.inputs.frames)
+    assert held_out and all("held_out" in label for label in held_out)
+    dataset = pipeline.outputs.dataset
+    test_labels = {f.metadata["label"] for f in dataset.get_frames("test")}
+    train_labels = {
+        f.metadata["label"] for f in dataset.get_frames("train") + dataset.get_frames("validation")
+    }
+    assert held_out == test_labels
+    assert not held_out & train_labels
+
+
+def test_provenance_lists_every_pw_calculation_behind_the_model(pipeline):
+    from aiida_slem import provenance
+
+    found = {calc.pk for calc in provenance.pw_calculations(pipeline.outputs.model)}
+    # every pw.x run launched by the MD and dataset steps (walking the call graph, not data provenance)
+    steps = [n for n in pipeline.called if n.process_label in ("MdSamplingWorkChain", "DatasetWorkChain")]
+    expected = {n.pk for step in steps for n in step.called_descendants if n.process_label == "PwCalculation"}
+    # and the same set straight from the database: pw.x jobs upstream of the model in the data provenance
+    qb = orm.QueryBuilder()
+    qb.append(orm.Data, filters={"id": pipeline.outputs.model.pk}, tag="model")
+    qb.append(
+        orm.CalcJobNode,
+        with_descendants="model",
+        project="id",
+        filters={"process_type": "aiida.calculations:quantumespresso.pw"},
+    )
+    assert set(qb.all(flat=True)) == expected
+    assert len(expected) == 2 + 4  # two MD runs and one SCF per frame
+    assert found == expected
+    # the validation's pw.x bands runs did not feed the model
+    bands = [
+        n
+        for n in pipeline.called_descendants
+        if n.process_label == "PwCalculation" and n.inputs.parameters["CONTROL"]["calculation"] == "bands"
+    ]
+    assert bands and not {b.pk for b in bands} & found
+
+
+def test_status_tree(pipeline):
+    from aiida_slem.cli.status import progress, tree_lines
+
+    lines = tree_lines(pipeline)
+    assert lines[0].startswith(f"SlemPipelineWorkChain<{pipeline.pk}>")
+    for step in ("MdSamplingWorkChain", "DatasetWorkChain", "SlemTrainWorkChain", "SlemValidationWorkChain"):
+        assert any(step in line and "finished ok" in line for line in lines), step
+    done, failed, running = progress(pipeline)
+    assert done >= 2 + 4 * 3 + 1 + 1 + 1 and failed == 0 and running == 0
+
+
+def test_export_model_as_deeptb(pipeline, tmp_path):
+    from aiida_slem.cli.export import export_node
+    from slem.data.deeptb import read_deeptb
+
+    count, dataset = export_node(pipeline.outputs.model, "deeptb", tmp_path / "dptb")
+    assert dataset.uuid == pipeline.outputs.dataset.uuid
+    assert count == dataset.n_frames
+    assert (tmp_path / "dptb" / "slem_model.pt").is_file()
+    frames = read_deeptb(tmp_path / "dptb", {"Si": dataset.base.attributes.get("basis")["Si"]})
+    assert len(frames) == count
+
+
+def test_retrain_on_diamond_makes_a_separate_model(pipeline):
+    from aiida.engine import run_get_node
+    from ase.build import bulk
+
+    from aiida_slem import provenance
+    from aiida_slem.cli.retrain import retrain_builder
+
+    builder, source = retrain_builder(
+        pipeline.outputs.model,
+        orm.StructureData(ase=bulk("C", "diamond", a=3.567)),
+        {"training": {"max_steps": 10}},
+        label="diamond",
+    )
+    assert source.pk == pipeline.pk
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    model = node.outputs.model
+    assert model.uuid != pipeline.outputs.model.uuid
+    assert model.species == ["C"]
+    dataset = provenance.training_dataset(model)
+    assert dataset.uuid == node.outputs.dataset.uuid != pipeline.outputs.dataset.uuid
+    assert dataset.base.attributes.get("elements") == ["C"]
+    assert model.base.attributes.get("config")["training"]["max_steps"] == 10
+    behind = {calc.pk for calc in provenance.pw_calculations(model)}
+    assert behind and not behind & {calc.pk for calc in provenance.pw_calculations(pipeline.outputs.model)}
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    import time
+
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{what} did not happen within {timeout} s")
+        time.sleep(1.0)
+
+
+@pytest.mark.daemon
+def test_daemon_stop_mid_pipeline_loses_and_duplicates_nothing(module_codes, started_daemon_client):
+    """Submit, stop the daemon once the dataset step runs, restart it: it finishes, each step ran once."""
+    from aiida.common.links import LinkType
+    from aiida.engine import submit
+    from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+
+    overrides = {**TINY, "train": {"config": {"model": {"n_layers": 1}, "training": {"max_steps": 10}}}}
+    builder = SlemPipelineWorkChain.get_builder_from_protocol(
+        module_codes, {"si2": si2()}, protocol="fast", overrides=overrides
+    )
+    node = submit(builder)
+    _wait(
+        lambda: any(n.process_label == "OperatorWorkChain" for n in node.called_descendants),
+        600,
+        "the first OperatorWorkChain",
+    )
+    started_daemon_client.stop_daemon(wait=True, timeout=180)  # a busy worker finishes its step first
+    _wait(lambda: not started_daemon_client.is_daemon_running, 60, "the daemon stop")
+    before = {n.pk for n in node.called_descendants}
+    assert not node.is_terminated
+    started_daemon_client.start_daemon(timeout=180)
+    try:
+        _wait(lambda: node.is_terminated, 1200, "the end of the pipeline")
+    finally:
+        # stopped here with a long timeout: the session fixture's default one is too short on a busy machine
+        started_daemon_client.stop_daemon(wait=True, timeout=180)
+
+    assert node.is_finished_ok, node.exit_message
+    descendants = node.called_descendants
+    assert before <= {n.pk for n in descendants}  # nothing lost
+    assert all(n.is_finished_ok for n in descendants), [
+        (n.pk, n.process_label, n.exit_status) for n in descendants if not n.is_finished_ok
+    ]
+    steps = [n.process_label for n in node.called]
+    assert sorted(steps) == [
+        "DatasetWorkChain",
+        "MdSamplingWorkChain",
+        "SlemTrainWorkChain",
+        "SlemValidationWorkChain",
+    ]
+    dataset_step = next(n for n in node.called if n.process_label == "DatasetWorkChain")
+    operators = [n for n in dataset_step.called if n.process_label == "OperatorWorkChain"]
+    assert len(operators) == 4
+    labels = [n.base.links.get_incoming(link_type=LinkType.CALL_WORK).one().link_label for n in operators]
+    assert len(set(labels)) == 4
+    scf = [
+        n
+        for n in descendants
+        if n.process_label == "PwCalculation" and n.inputs.parameters["CONTROL"]["calculation"] == "scf"
+    ]
+    assert len(scf) == 4  # one SCF per frame: none was resubmitted after the restart

@@ -1,0 +1,173 @@
+"""The pure numerics of the validation step: block errors, band errors with offset, verdict, plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiida_slem.validation.bands import band_errors, validation_kpoints
+from aiida_slem.validation.blocks import block_errors
+from aiida_slem.validation.compare import Settings, compare, verdict
+from slem.bands import band_energies
+from slem.data.frame import frame_from_blocks
+
+SHELLS = "1s1p"
+NORB = 4
+
+
+def si2_frame(seed: int = 0, half: bool = False, drop: tuple | None = None, h_shift: float = 0.0):
+    """Two-atom diamond Si with a physical-looking sp Hamiltonian (S positive definite)."""
+    rng = np.random.default_rng(seed)
+    a = 5.43
+    cell = 0.5 * a * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]])
+    positions = np.array([[0, 0, 0], [0.25 * a] * 3])
+    keys = [(0, 0, 0, 0, 0), (1, 1, 0, 0, 0)]
+    for r in [(0, 0, 0), (-1, 0, 0), (0, -1, 0), (0, 0, -1)]:
+        keys.append((0, 1, *r))
+        if not half:
+            keys.append((1, 0, *(-x for x in r)))
+    h, s = {}, {}
+    onsite_h = np.diag([-5.0, 1.5, 1.5, 1.5])
+    for key in keys:
+        i, j, *r = key
+        if i == j:
+            h[key], s[key] = onsite_h + h_shift * np.eye(NORB), np.eye(NORB)
+    hop = {
+        k: rng.normal(scale=0.5, size=(NORB, NORB)) - 1.0 * np.eye(NORB)
+        for k in keys
+        if k[0] == 0 and k[1] == 1
+    }
+    hop_s = {k: rng.normal(scale=0.03, size=(NORB, NORB)) for k in hop}
+    for key in hop:
+        h[key], s[key] = hop[key], hop_s[key]
+        partner = (1, 0, *(-x for x in key[2:]))
+        if partner in keys:
+            h[partner], s[partner] = hop[key].T, hop_s[key].T
+    for blocks in (h, s):
+        if drop in blocks:
+            del blocks[drop]
+    return frame_from_blocks(
+        ["Si", "Si"], positions, cell, [True] * 3, {"Si": SHELLS}, {"H": h, "S": s}, {"label": "si2"}
+    )
+
+
+def test_identical_frames_have_zero_error():
+    frame = si2_frame()
+    errors = block_errors([frame], [frame], ["H", "S"])
+    assert errors["H"]["all"]["mae"] == 0.0
+    assert errors["H"]["unit"] == "meV"
+    assert set(errors["H"]) >= {"onsite", "hopping", "Si-Si", "onsite Si-Si", "hopping Si-Si"}
+    assert errors["H"]["blocks_missing_in_prediction"] == 0
+
+
+def test_onsite_shift_is_measured_in_meV_on_onsite_blocks_only():
+    reference, shifted = si2_frame(), si2_frame(h_shift=0.02)
+    errors = block_errors([shifted], [reference], ["H", "S"])
+    assert errors["H"]["hopping"]["mae"] == pytest.approx(0.0)
+    # 0.02 eV on the 4 diagonal elements of each 4x4 onsite block: 20 meV * 4 / 16
+    assert errors["H"]["onsite"]["mae"] == pytest.approx(5.0)
+    assert errors["H"]["onsite"]["max"] == pytest.approx(20.0)
+    assert errors["S"]["all"]["mae"] == pytest.approx(0.0)
+
+
+def test_half_pair_list_compares_equal_to_full_list():
+    errors = block_errors([si2_frame(half=True)], [si2_frame()], ["H", "S"])
+    assert errors["H"]["all"]["mae"] == pytest.approx(0.0)
+    assert errors["H"]["blocks_missing_in_prediction"] == 0
+
+
+def test_missing_block_counts_against_zero():
+    dropped = (0, 1, -1, 0, 0)
+    reference = si2_frame()
+    errors = block_errors([si2_frame(drop=dropped)], [reference], ["H"])
+    # the dropped block is refilled from its partner (1, 0, 1, 0, 0), so nothing is missing
+    assert errors["H"]["blocks_missing_in_prediction"] == 0
+    errors = block_errors([si2_frame(half=True, drop=dropped)], [reference], ["H"])
+    assert errors["H"]["blocks_missing_in_prediction"] == 2  # the block and its transposed partner
+    expected = np.abs(reference.blocks("H")[dropped]).mean()
+    assert errors["H"]["hopping"]["max"] == pytest.approx(1000 * np.abs(reference.blocks("H")[dropped]).max())
+    assert errors["H"]["hopping"]["mae"] == pytest.approx(1000 * expected * 2 / 8)
+
+
+def test_different_atoms_are_refused():
+    other = si2_frame()
+    other.positions = other.positions + 0.1
+    with pytest.raises(ValueError, match="different positions"):
+        block_errors([other], [si2_frame()], ["H"])
+
+
+def test_band_offset_is_reported_and_removed():
+    rng = np.random.default_rng(1)
+    reference = np.sort(rng.normal(size=(5, 8)), axis=1)
+    reference[:, 4:] += 3.0  # a gap above 4 valence bands
+    result = band_errors(reference + 0.1, reference, n_valence=4, window_eV=10.0)
+    assert result["offset_meV"] == pytest.approx(100.0)
+    assert result["valence_mae_raw_meV"] == pytest.approx(100.0)
+    assert result["valence_mae_meV"] == pytest.approx(0.0, abs=1e-9)
+    assert result["conduction_mae_meV"] == pytest.approx(0.0, abs=1e-9)
+    assert result["gap_error_meV"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gap_error_and_conduction_window():
+    reference = np.tile(np.array([-2.0, -1.0, 1.0, 1.5, 9.0]), (3, 1))
+    predicted = reference.copy()
+    predicted[:, 2:] += 0.05
+    result = band_errors(predicted, reference, n_valence=2, window_eV=2.0)
+    assert result["gap_error_meV"] == pytest.approx(50.0)
+    assert result["n_conduction_values"] == 6  # the band at 9 eV lies outside CBM + 2 eV
+    assert result["conduction_mae_meV"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="n_valence"):
+        band_errors(predicted, reference, n_valence=7, window_eV=2.0)
+
+
+def test_validation_kpoints_are_reproducible():
+    cell = np.eye(3) * 5.43
+    first, second = validation_kpoints(cell, 20, 5, 3), validation_kpoints(cell, 20, 5, 3)
+    assert first == second
+    assert len(first["kpoints"]) == first["n_path"] + 5
+    assert validation_kpoints(cell, 20, 5, 4)["kpoints"][-1] != first["kpoints"][-1]
+
+
+def test_verdict():
+    summary = {"H_mae_meV": 3.0, "gap_error_vs_lcao_meV": -40.0}
+    result = verdict(summary, {"H_mae_meV": 5.0, "gap_error_vs_lcao_meV": 30.0})
+    assert not result["passed"]
+    assert result["checks"]["H_mae_meV"]["passed"]
+    assert not result["checks"]["gap_error_vs_lcao_meV"]["passed"]
+    missing = verdict(summary, {"D_mae": 1.0})
+    assert not missing["passed"] and "not measured" in missing["checks"]["D_mae"]["note"]
+    assert verdict(summary, {})["passed"]
+
+
+def test_compare_reports_plots_and_pw_comparison(tmp_path):
+    reference, predicted = si2_frame(), si2_frame()
+    predicted.operators["H"] = reference.operators["H"] + 0.01 * reference.operators["S"]  # E -> E + 10 meV
+    settings = Settings(kpath_npoints=15, n_random_k=3, thresholds={"H_mae_meV": 0.5})
+    kpts = np.asarray(validation_kpoints(reference.cell, 15, 3, 0)["kpoints"])
+    pw = band_energies(reference, kpts) - 0.3  # a pretend plane-wave reference, offset by -0.3 eV
+    report, plots = compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path, {"si2": (kpts, pw)})
+    assert set(plots) == {"parity", "bands_si2"}
+    assert all(path.read_bytes()[:4] == b"\x89PNG" for path in plots.values())
+    bands = report["bands"]["si2"]
+    assert bands["vs_lcao"]["all"]["offset_meV"] == pytest.approx(10.0)
+    assert bands["vs_lcao"]["all"]["valence_mae_meV"] == pytest.approx(0.0, abs=1e-6)
+    assert bands["lcao_vs_pw"]["all"]["offset_meV"] == pytest.approx(300.0)
+    assert set(bands["vs_lcao"]) == {"all", "path", "random"}
+    assert report["summary"]["offset_vs_pw_meV"] == pytest.approx(310.0)
+    assert report["summary"]["H_mae_meV"] > 0.5
+    assert not report["verdict"]["passed"]
+    with pytest.raises(ValueError, match="other k-points"):
+        compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path, {"si2": (kpts[:-1], pw[:-1])})
+
+
+def test_indefinite_predicted_overlap_falls_back_to_reference_overlap(tmp_path):
+    reference, predicted = si2_frame(), si2_frame()
+    predicted.operators["S"] = reference.operators["S"] - 2.0 * (reference.operators["S"] == 1.0)  # onsite -1
+    predicted.operators["H"] = reference.operators["H"] + 0.02 * reference.operators["S"]
+    settings = Settings(kpath_npoints=10, n_random_k=2)
+    report, _ = compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path)
+    bands = report["bands"]["si2"]
+    assert bands["predicted_S_min_eigenvalue"] < 0 < bands["reference_S_min_eigenvalue"]
+    assert bands["overlap_used"].startswith("reference")
+    assert report["summary"]["frames_with_reference_S"] == 1
+    assert bands["vs_lcao"]["all"]["offset_meV"] == pytest.approx(20.0)

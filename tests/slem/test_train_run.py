@@ -1,0 +1,180 @@
+"""End-to-end training on projected Si8 frames: outputs, exact resume, failure exit codes."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from slem.cli.train import train as train_cli
+from slem.data.frame import read_frames, write_frames
+from slem.train.config import validate_config
+from slem.train.status import WalltimeStop
+from slem.train.trainer import Trainer
+
+SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
+TINY_MODEL = {
+    "r_cut": {"Si": 4.0},
+    "n_layers": 1,
+    "hidden_irreps": "8x0e+4x1o+4x2e",
+    "latent_dim": 16,
+    "latent_hidden": [16],
+    "n_radial": 6,
+    "avg_num_neighbors": 16.0,
+    "overlap_hidden": [16],
+}
+
+
+def tiny_config(out, **training) -> dict:
+    assert SI8.is_file(), f"{SI8} is missing; run tests/data/make_si8_frames.py"
+    t = {"max_steps": 6, "batch_size": 2, "lr": 5e-3, "validate_every": 2, "checkpoint_every": 100, "seed": 5}
+    t.update(training)
+    return {
+        "dataset": {"path": str(SI8)},
+        "operators": ["H", "S"],
+        "model": dict(TINY_MODEL),
+        "output_dir": str(out),
+        "training": t,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)
+
+
+def test_train_outputs(tmp_path):
+    cfg = validate_config(tiny_config(tmp_path / "run", ema=0.9))
+    summary = Trainer(cfg, progress=False).run()
+    out = tmp_path / "run"
+    for name in (
+        "model.pt",
+        "metrics.jsonl",
+        "summary.json",
+        "learning_curve.png",
+        "checkpoints/latest.pt",
+        "checkpoints/best.pt",
+        "config.json",
+    ):
+        assert (out / name).is_file(), name
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["steps"] == 6 and on_disk["n_params"] == summary["n_params"] > 0
+    assert (
+        on_disk["species"] == ["Si"]
+        and on_disk["basis"] == {"Si": "1s1p"}
+        and on_disk["r_cut"] == {"Si": 4.0}
+    )
+    assert on_disk["best_validation"]["H_mae_meV"] > 0 and on_disk["test"]["S_mae"] > 0
+    import hashlib
+
+    assert on_disk["model_sha256"] == hashlib.sha256((out / "model.pt").read_bytes()).hexdigest()
+    from slem.model import load_model
+
+    model, meta = load_model(out / "model.pt", expected_basis={"Si": "1s1p"})
+    assert meta["training_data_sha256"]["dataset"] == hashlib.sha256(SI8.read_bytes()).hexdigest()
+    kinds = [json.loads(line)["kind"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("train") == 6 and kinds.count("validation") == 4  # steps 0, 2, 4, 6
+
+
+@pytest.mark.parametrize("scheduler", ["plateau", pytest.param("cosine", marks=pytest.mark.slow)])
+def test_exact_resume_after_stop(tmp_path, scheduler):
+    extra = {"ema": 0.8, "scheduler": scheduler, "max_steps": 7, "onsite_shift": True}
+    Trainer(validate_config(tiny_config(tmp_path / "ref", **extra)), progress=False).run()
+
+    stopped = Trainer(validate_config(tiny_config(tmp_path / "cut", **extra)), progress=False)
+    # a real signal through the installed handler, as a scheduler's walltime warning would arrive
+    stopped.callbacks.append(lambda tr: os.kill(os.getpid(), signal.SIGUSR1) if tr.step == 3 else None)
+    with pytest.raises(WalltimeStop):
+        stopped.run()
+    assert _weights(tmp_path / "cut/checkpoints/latest.pt")["step"] == 3
+    Trainer(validate_config(tiny_config(tmp_path / "cut", **extra)), resume="auto", progress=False).run()
+
+    ref, res = (
+        _weights(tmp_path / "ref/checkpoints/latest.pt"),
+        _weights(tmp_path / "cut/checkpoints/latest.pt"),
+    )
+    assert ref["step"] == res["step"] == 7
+    for key in ref["model"]:
+        assert torch.equal(ref["model"][key], res["model"][key]), key
+    for key in ref["ema"]["shadow"]:
+        assert torch.equal(ref["ema"]["shadow"][key], res["ema"]["shadow"][key]), key
+    assert ref["optimizer"]["param_groups"][0]["lr"] == res["optimizer"]["param_groups"][0]["lr"]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut/metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(x)["step"] for x in (tmp_path / "ref/metrics.jsonl").read_text().splitlines()]
+
+
+def _write_config(tmp_path, cfg) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_cli_exit_codes(tmp_path, monkeypatch):
+    runner = CliRunner()
+    bad = tiny_config(tmp_path / "bad")
+    bad["training"]["learning_rate"] = 1.0
+    result = runner.invoke(train_cli, [str(_write_config(tmp_path, bad))])
+    assert result.exit_code == 2
+    assert "did you mean" in result.output or "did you mean" in str(result.stderr_bytes)
+    assert json.loads((tmp_path / "bad/status.json").read_text())["state"] == "config_error"
+
+    frames = read_frames(SI8, [0, 6])
+    onsite = frames[0].block_offsets[frames[0].pair_lookup()[(0, 0, 0, 0, 0)]]
+    frames[0].operators["H"][onsite] = np.nan  # a corrupt block: the loss becomes NaN at the first step
+    nan_file = tmp_path / "nan.h5"
+    write_frames(nan_file, frames, split={"train": [0], "validation": [1]})
+    cfg = tiny_config(tmp_path / "nan")
+    cfg["dataset"]["path"] = str(nan_file)
+    result = runner.invoke(train_cli, [str(_write_config(tmp_path, cfg)), "--device", "cpu"])
+    assert result.exit_code == 121
+    status = json.loads((tmp_path / "nan/status.json").read_text())
+    assert status["state"] == "nan" and "loss is nan" in status["message"]
+
+    def oom(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
+
+    monkeypatch.setattr(Trainer, "_train_step", oom)
+    result = runner.invoke(train_cli, [str(_write_config(tmp_path, tiny_config(tmp_path / "oom")))])
+    assert result.exit_code == 122
+    assert json.loads((tmp_path / "oom/status.json").read_text())["state"] == "oom"
+
+
+def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    runner = CliRunner()
+    config = _write_config(tmp_path, tiny_config(tmp_path / "run", max_steps=2))
+    assert runner.invoke(train_cli, [str(config)]).exit_code == 0
+    assert runner.invoke(train_cli, [str(config)]).exit_code == 2
+    result = runner.invoke(train_cli, [str(config), "--resume", "auto"])
+    assert result.exit_code == 0
+    assert json.loads((tmp_path / "run/status.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.slow
+def test_eigenvalue_loss_trains(tmp_path):
+    cfg = validate_config(
+        tiny_config(tmp_path / "eig", eigenvalue_loss=0.5, eigenvalue_kpoints=2, max_steps=3)
+    )
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    records = [json.loads(x) for x in (tmp_path / "eig/metrics.jsonl").read_text().splitlines()]
+    eig = [r["eigenvalue"] for r in records if r["kind"] == "train"]
+    assert len(eig) == 3 and all(np.isfinite(eig)) and eig[0] > 0
+
+
+def test_epochs_set_the_number_of_steps(tmp_path):
+    cfg = tiny_config(tmp_path / "ep", batch_size=2, validate_every=100)
+    del cfg["training"]["max_steps"]
+    cfg["training"]["epochs"] = 2
+    summary = Trainer(validate_config(cfg), progress=False).run()
+    assert summary["steps"] == 2 * 3  # 6 training frames in batches of 2

@@ -1,0 +1,209 @@
+"""``MdSamplingWorkChain``: pw.x MD on a supercell at several temperatures, then decorrelated snapshots.
+
+Snapshots come from a calcfunction, so every StructureData links back to its trajectory. Held-out
+snapshots come from separate runs at other temperatures, never from the training trajectories.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+
+from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
+
+
+@calcfunction
+def make_supercell(structure: orm.StructureData, repetitions: orm.List) -> orm.StructureData:
+    """The input cell repeated ``repetitions`` times along each lattice vector."""
+    return orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in repetitions.get_list())))
+
+
+@calcfunction
+def select_snapshots(
+    trajectory: orm.TrajectoryData,
+    structure: orm.StructureData,
+    skip: orm.Int,
+    stride: orm.Int,
+    count: orm.Int,
+) -> dict:
+    """Frames skip, skip + stride, ... (``count`` of them) as StructureData with ``structure``'s kinds."""
+    positions = trajectory.get_array("positions")
+    cells = trajectory.get_array("cells") if "cells" in trajectory.get_arraynames() else None
+    indices = skip.value + stride.value * np.arange(count.value)
+    if indices[-1] >= len(positions):
+        raise ValueError(f"the trajectory has {len(positions)} frames, frame {indices[-1]} is needed")
+    snapshots = {}
+    for number, index in enumerate(indices):
+        snapshot = orm.StructureData(
+            cell=structure.cell if cells is None else cells[min(index, len(cells) - 1)]
+        )
+        snapshot.pbc = structure.pbc
+        for kind in structure.kinds:
+            snapshot.append_kind(kind)
+        for site, position in zip(structure.sites, positions[index], strict=True):
+            snapshot.append_site(orm.Site(kind_name=site.kind_name, position=tuple(position)))
+        snapshot.base.extras.set("md_step", int(index))
+        snapshots[f"frame_{number:03d}"] = snapshot
+    return snapshots
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    structure = inputs["structure"]
+    error = check_structure_and_pseudos(structure, dict(inputs["md"]["pw"]["pseudos"]))
+    if error:
+        return error
+    if not inputs["temperatures"].get_list():
+        return "give at least one temperature"
+    if (
+        inputs["stride"].value < 1
+        or inputs["n_snapshots"].value < 1
+        or inputs["equilibration_steps"].value < 0
+    ):
+        return "stride and n_snapshots must be >= 1 and equilibration_steps >= 0"
+    return None
+
+
+def run_label(kind: str, temperature: float) -> str:
+    return f"{kind}_T{int(round(temperature))}"
+
+
+class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
+    """MD (PwBaseWorkChain, ``calculation='md'``) per temperature, then snapshots after equilibration."""
+
+    _protocol_file = "md_sampling.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(
+            PwBaseWorkChain,
+            namespace="md",
+            exclude=("pw.structure", "clean_workdir"),
+            namespace_options={
+                "help": "Inputs of the MD runs; CONTROL.nstep and IONS.tempw are set per run."
+            },
+        )
+        spec.input(
+            "structure", valid_type=orm.StructureData, help="The cell to repeat into the MD supercell."
+        )
+        spec.input("supercell", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]))
+        spec.input("temperatures", valid_type=orm.List, help="Temperatures (K) of the training-pool runs.")
+        spec.input(
+            "held_out_temperatures",
+            valid_type=orm.List,
+            default=lambda: orm.List([]),
+            help="Temperatures (K) of separate runs whose snapshots are held out.",
+        )
+        spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
+        spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
+        spec.input("n_snapshots", valid_type=orm.Int, default=lambda: orm.Int(4))
+        spec.input("n_held_out", valid_type=orm.Int, default=lambda: orm.Int(2))
+        spec.inputs.validator = validate_inputs
+        spec.outline(cls.setup, cls.run_md, cls.inspect_md, cls.select, cls.results)
+        spec.output("supercell", valid_type=orm.StructureData)
+        spec.output_namespace("trajectories", valid_type=orm.TrajectoryData, dynamic=True)
+        spec.output_namespace("snapshots.train", valid_type=orm.StructureData, dynamic=True)
+        spec.output_namespace("snapshots.held_out", valid_type=orm.StructureData, dynamic=True)
+        spec.exit_code(401, "ERROR_MD_FAILED", message="The MD run {label} failed with exit status {status}.")
+        spec.exit_code(
+            402,
+            "ERROR_TRAJECTORY_TOO_SHORT",
+            message="The MD run {label} has {frames} frames; {needed} are needed for the snapshots.",
+        )
+
+    @classmethod
+    def get_builder_from_protocol(cls, code, structure, protocol=None, overrides=None, options=None, **_):
+        """Builder for ``protocol`` (fast, balanced, precise) with ``overrides`` merged in and ``options``
+        set on every pw.x job."""
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        code = orm.load_code(code) if isinstance(code, str) else code
+        pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
+        n_atoms = len(structure.sites) * int(np.prod(inputs["supercell"]))
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.supercell = orm.List(list(inputs["supercell"]))
+        builder.temperatures = orm.List([float(t) for t in inputs["temperatures"]])
+        builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
+        for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out"):
+            builder[key] = orm.Int(inputs[key])
+        builder.md.pw.code = code
+        builder.md.pw.pseudos = pseudos
+        builder.md.pw.parameters = orm.Dict(pw_parameters(inputs, n_atoms))
+        builder.md.pw.metadata.options = calcjob_options(inputs["options"], options)
+        builder.md.pw.metadata.options["parser_name"] = "slem.md"
+        builder.md.kpoints = kpoints_mesh(inputs["kpoints_mesh"], inputs["kpoints_offset"])
+        builder.md.max_iterations = orm.Int(inputs["max_iterations"])
+        return builder
+
+    def setup(self):
+        self.ctx.supercell = make_supercell(self.inputs.structure, self.inputs.supercell)
+        runs = [("train", t, self.inputs.n_snapshots.value) for t in self.inputs.temperatures.get_list()]
+        runs += [
+            ("held_out", t, self.inputs.n_held_out.value)
+            for t in self.inputs.held_out_temperatures.get_list()
+        ]
+        self.ctx.runs = {run_label(kind, t): (kind, float(t), count) for kind, t, count in runs if count > 0}
+
+    def steps_needed(self, count: int) -> int:
+        return self.inputs.equilibration_steps.value + self.inputs.stride.value * (count - 1) + 1
+
+    def run_md(self):
+        futures = {}
+        for label, (_, temperature, count) in self.ctx.runs.items():
+            inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
+            inputs.pw.structure = self.ctx.supercell
+            parameters = inputs.pw.parameters.get_dict()
+            parameters.setdefault("IONS", {})["tempw"] = temperature
+            parameters["CONTROL"]["nstep"] = self.steps_needed(count)
+            inputs.pw.parameters = orm.Dict(parameters)
+            inputs.clean_workdir = orm.Bool(False)
+            inputs.metadata = {"call_link_label": f"md_{label}"}
+            futures[label] = self.submit(PwBaseWorkChain, **inputs)
+            self.report(f"launched PwBaseWorkChain<{futures[label].pk}> for MD run {label}")
+        return ToContext(**futures)
+
+    def inspect_md(self):
+        for label, (_, _, count) in self.ctx.runs.items():
+            node = self.ctx[label]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_MD_FAILED.format(label=label, status=node.exit_status)
+            frames = len(node.outputs.output_trajectory.get_array("positions"))
+            needed = self.steps_needed(count)
+            if frames < needed:
+                return self.exit_codes.ERROR_TRAJECTORY_TOO_SHORT.format(
+                    label=label, frames=frames, needed=needed
+                )
+        return None
+
+    def select(self):
+        self.ctx.snapshots = {"train": {}, "held_out": {}}
+        self.ctx.trajectories = {}
+        for label, (kind, _, count) in self.ctx.runs.items():
+            trajectory = self.ctx[label].outputs.output_trajectory
+            self.ctx.trajectories[label] = trajectory
+            picked = select_snapshots(
+                trajectory,
+                self.ctx.supercell,
+                self.inputs.equilibration_steps,
+                self.inputs.stride,
+                orm.Int(count),
+                metadata={"call_link_label": f"select_{label}"},
+            )
+            for name, structure in picked.items():
+                self.ctx.snapshots[kind][f"{label}_{name}"] = structure
+
+    def results(self):
+        self.out("supercell", self.ctx.supercell)
+        for label, trajectory in self.ctx.trajectories.items():
+            self.out(f"trajectories.{label}", trajectory)
+        for kind, snapshots in self.ctx.snapshots.items():
+            for name, structure in snapshots.items():
+                self.out(f"snapshots.{kind}.{name}", structure)
+        self.report(
+            f"{len(self.ctx.snapshots['train'])} training-pool and "
+            f"{len(self.ctx.snapshots['held_out'])} held-out snapshots"
+        )

@@ -1,0 +1,178 @@
+"""``OperatorWorkChain``: structure -> pw.x SCF -> local potential (pp.x) -> ``slem.project`` -> OperatorData.
+
+All three jobs run on the parent's computer; pp.x and slem.project copy what they need from the SCF's
+remote folder, so ``clean_workdir`` must stay off until the projection is done.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain
+from aiida.plugins import CalculationFactory
+from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+from aiida_slem.calcjobs.project import SlemProjectCalculation
+
+from aiida_slem.data.operator import OperatorData
+
+from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
+
+PpCalculation = CalculationFactory("quantumespresso.pp")
+PP_PARAMETERS = {"INPUTPP": {"plot_num": 1}, "PLOT": {"iflag": 3}}
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    occupations = inputs["scf"]["pw"]["parameters"].get_dict().get("SYSTEM", {}).get("occupations")
+    if occupations != "fixed":
+        return f"SYSTEM.occupations must be 'fixed' (insulators) for the density matrix, got {occupations!r}"
+    if "structure" not in inputs:
+        return None  # exposed inside a DatasetWorkChain, which checks every snapshot itself
+    pseudos = dict(inputs["scf"]["pw"]["pseudos"])
+    error = check_structure_and_pseudos(inputs["structure"], pseudos)
+    if error:
+        return error
+    basis = inputs.get("project", {}).get("basis")
+    if basis is not None:
+        try:
+            basis.check_pseudos({k: pseudos[k] for k in inputs["structure"].get_kind_names()})
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
+class OperatorWorkChain(SlemProtocolMixin, WorkChain):
+    """The LCAO operators H, S and D of one structure."""
+
+    _protocol_file = "operator.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "structure",
+            valid_type=orm.StructureData,
+            required=False,
+            help="The structure (required unless exposed in a DatasetWorkChain, which sets it).",
+        )
+        spec.expose_inputs(PwBaseWorkChain, namespace="scf", exclude=("pw.structure", "clean_workdir"))
+        spec.expose_inputs(PpCalculation, namespace="pp", exclude=("parent_folder", "parameters"))
+        spec.expose_inputs(
+            SlemProjectCalculation,
+            namespace="project",
+            exclude=("parent_folder", "potential_folder", "pseudos"),
+        )
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.run_scf,
+            cls.inspect_scf,
+            cls.run_pp,
+            cls.inspect_pp,
+            cls.run_project,
+            cls.inspect_project,
+            cls.results,
+        )
+        spec.output("operator", valid_type=OperatorData)
+        spec.output("scf_parameters", valid_type=orm.Dict)
+        spec.output("project_parameters", valid_type=orm.Dict)
+        spec.exit_code(
+            401, "ERROR_SCF_FAILED", message="The SCF PwBaseWorkChain failed with exit status {status}."
+        )
+        spec.exit_code(402, "ERROR_PP_FAILED", message="pp.x failed with exit status {status}.")
+        spec.exit_code(403, "ERROR_PROJECT_FAILED", message="slem project failed: {status} {message}")
+        spec.exit_code(410, "ERROR_QUALITY_CHECK_FAILED", message="The frame failed a check: {message}")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        pw_code,
+        pp_code,
+        slem_code,
+        structure,
+        basis=None,
+        protocol=None,
+        overrides=None,
+        options=None,
+        **_,
+    ):
+        """Builder for ``protocol`` (fast, balanced, precise); ``basis``: a BasisData from ``slem.basis``."""
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        pw_code, pp_code, slem_code = (
+            orm.load_code(c) if isinstance(c, str) else c for c in (pw_code, pp_code, slem_code)
+        )
+        job_options = calcjob_options(inputs["options"], options)
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.scf.pw.code = pw_code
+        builder.scf.pw.pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
+        builder.scf.pw.parameters = orm.Dict(pw_parameters(inputs, len(structure.sites)))
+        builder.scf.pw.metadata.options = job_options
+        if "kpoints_mesh" in inputs:
+            builder.scf.kpoints = kpoints_mesh(
+                inputs["kpoints_mesh"], inputs.get("kpoints_offset", [0, 0, 0])
+            )
+        else:
+            builder.scf.kpoints_distance = orm.Float(inputs["kpoints_distance"])
+        builder.scf.max_iterations = orm.Int(inputs["max_iterations"])
+        builder.pp.code = pp_code
+        builder.pp.metadata.options = {**job_options, "parse_data_files": False, "keep_data_files": False}
+        builder.project.code = slem_code
+        if basis is not None:
+            builder.project.basis = basis
+        if inputs["project_parameters"]:
+            builder.project.parameters = orm.Dict(inputs["project_parameters"])
+        builder.project.sum_rule_tolerance = orm.Float(inputs["sum_rule_tolerance"])
+        builder.project.metadata.options = job_options
+        return builder
+
+    def run_scf(self):
+        inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
+        inputs.pw.structure = self.inputs.structure
+        inputs.clean_workdir = orm.Bool(False)
+        inputs.metadata = {"call_link_label": "scf"}
+        return ToContext(scf=self.submit(PwBaseWorkChain, **inputs))
+
+    def inspect_scf(self):
+        if not self.ctx.scf.is_finished_ok:
+            return self.exit_codes.ERROR_SCF_FAILED.format(status=self.ctx.scf.exit_status)
+        return None
+
+    def run_pp(self):
+        inputs = AttributeDict(self.exposed_inputs(PpCalculation, namespace="pp"))
+        inputs.parent_folder = self.ctx.scf.outputs.remote_folder
+        inputs.parameters = orm.Dict(PP_PARAMETERS)
+        inputs.setdefault("metadata", {})["call_link_label"] = "potential"
+        return ToContext(pp=self.submit(PpCalculation, **inputs))
+
+    def inspect_pp(self):
+        if not self.ctx.pp.is_finished_ok:
+            return self.exit_codes.ERROR_PP_FAILED.format(status=self.ctx.pp.exit_status)
+        return None
+
+    def run_project(self):
+        inputs = AttributeDict(self.exposed_inputs(SlemProjectCalculation, namespace="project"))
+        inputs.parent_folder = self.ctx.scf.outputs.remote_folder
+        inputs.potential_folder = self.ctx.pp.outputs.remote_folder
+        inputs.pseudos = {
+            kind: self.inputs.scf.pw.pseudos[kind] for kind in self.inputs.structure.get_kind_names()
+        }
+        inputs.setdefault("metadata", {})["call_link_label"] = "project"
+        return ToContext(project=self.submit(SlemProjectCalculation, **inputs))
+
+    def inspect_project(self):
+        calc = self.ctx.project
+        if calc.is_finished_ok:
+            return None
+        if calc.exit_status in (
+            SlemProjectCalculation.exit_codes.ERROR_SUM_RULE_VIOLATED.status,
+            SlemProjectCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED.status,
+        ):
+            return self.exit_codes.ERROR_QUALITY_CHECK_FAILED.format(message=calc.exit_message)
+        return self.exit_codes.ERROR_PROJECT_FAILED.format(
+            status=calc.exit_status, message=calc.exit_message or ""
+        )
+
+    def results(self):
+        self.out("operator", self.ctx.project.outputs.operator)
+        self.out("scf_parameters", self.ctx.scf.outputs.output_parameters)
+        self.out("project_parameters", self.ctx.project.outputs.output_parameters)

@@ -1,0 +1,313 @@
+"""``SlemPipelineWorkChain``: structures + protocol -> MD sampling -> dataset -> training -> validation.
+
+One MdSamplingWorkChain per input structure; their snapshots form one dataset (frame labels are
+prefixed with the structure label). A structure named in ``hold_out_structure`` contributes only held-out
+frames, so the validation measures transfer to a structure the model never saw. Every step is a
+sub-workflow with its own protocol file, exposed here under its namespace (md, dataset, train, validation).
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain
+from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+
+from aiida_slem.data.basis import BasisData
+from aiida_slem.data.dataset import DatasetData
+from aiida_slem.data.model import SlemModelData
+from aiida_slem.pseudos import FAMILY_LABEL
+
+from .dataset import DatasetWorkChain
+from .md_sampling import MdSamplingWorkChain
+from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos
+from .train import SlemTrainWorkChain
+from .validation import SlemValidationWorkChain
+
+SECTIONS = ("md", "dataset", "train", "validation")
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    structures = inputs.get("structures", {})
+    if not structures:
+        return "give at least one structure in 'structures'"
+    pseudos = dict(inputs["md"]["md"]["pw"]["pseudos"])
+    kinds = {label: frozenset(s.get_kind_names()) for label, s in structures.items()}
+    if len(set(kinds.values())) > 1:
+        return (
+            f"the structures have different kinds {dict((k, sorted(v)) for k, v in kinds.items())}; one "
+            "dataset shares one set of pseudopotentials, so give structures with the same kinds "
+            "(one pipeline per composition)"
+        )
+    for label, structure in sorted(structures.items()):
+        error = check_structure_and_pseudos(structure, pseudos)
+        if error:
+            return f"structure {label}: {error}"
+    hold_out = inputs.get("hold_out_structure")
+    if hold_out is not None:
+        if hold_out.value not in structures:
+            return f"hold_out_structure {hold_out.value!r} is not one of the structures {sorted(structures)}"
+        if len(structures) < 2:
+            return "hold_out_structure needs at least one other structure to train on"
+    return None
+
+
+def _structures_dict(structures) -> dict[str, orm.StructureData]:
+    if isinstance(structures, orm.StructureData):
+        return {"structure": structures}
+    if isinstance(structures, dict):
+        return dict(structures)
+    return {f"structure_{i}": s for i, s in enumerate(structures)}
+
+
+class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
+    """From structures to a validated SLEM model, with every DFT calculation in the provenance graph."""
+
+    _protocol_file = "pipeline.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace(
+            "structures",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help="Input cells by label; each gets its own MD, all frames form one dataset.",
+        )
+        spec.input(
+            "hold_out_structure",
+            valid_type=orm.Str,
+            required=False,
+            help="Label of a structure whose frames are all held out (transfer test).",
+        )
+        spec.input(
+            "builder_parameters",
+            valid_type=orm.Dict,
+            required=False,
+            help="protocol, overrides, options and gpus given to get_builder_from_protocol; 'aiida-slem "
+            "retrain' "
+            "rebuilds the pipeline for a new structure from them.",
+        )
+        spec.expose_inputs(MdSamplingWorkChain, namespace="md", exclude=("structure",))
+        spec.expose_inputs(DatasetWorkChain, namespace="dataset", exclude=("snapshots",))
+        spec.expose_inputs(
+            SlemTrainWorkChain, namespace="train", exclude=("train.dataset", "train.validation_dataset")
+        )
+        spec.expose_inputs(SlemValidationWorkChain, namespace="validation", exclude=("model", "frames"))
+        # the sub-workflows' own validators expect the ports excluded here; validate_inputs covers them
+        for section in ("md", "dataset", "validation"):
+            spec.inputs[section].validator = None
+        spec.inputs["train"]["train"].validator = None  # it needs the dataset, which the pipeline makes
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.run_md,
+            cls.inspect_md,
+            cls.run_dataset,
+            cls.inspect_dataset,
+            cls.run_train,
+            cls.inspect_train,
+            cls.run_validation,
+            cls.inspect_validation,
+            cls.results,
+        )
+        spec.output("model", valid_type=SlemModelData)
+        spec.output("dataset", valid_type=DatasetData)
+        spec.output("basis", valid_type=BasisData)
+        spec.output("train_metrics", valid_type=orm.Dict)
+        spec.output(
+            "metrics", valid_type=orm.Dict, help="The validation report (blocks, bands, summary, verdict)."
+        )
+        spec.output("passed", valid_type=orm.Bool)
+        spec.output_namespace("plots", valid_type=orm.SinglefileData, dynamic=True)
+        spec.exit_code(401, "ERROR_MD_FAILED", message="MdSamplingWorkChain for {label} failed: {status}")
+        spec.exit_code(402, "ERROR_DATASET_FAILED", message="DatasetWorkChain failed: {status}")
+        spec.exit_code(403, "ERROR_TRAINING_FAILED", message="SlemTrainWorkChain failed: {status}")
+        spec.exit_code(404, "ERROR_VALIDATION_FAILED", message="SlemValidationWorkChain failed: {status}")
+        spec.exit_code(
+            405,
+            "ERROR_NO_HELD_OUT_FRAMES",
+            message="No held-out frame passed the quality gate; nothing to validate the model on.",
+        )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: dict,
+        structures,
+        protocol=None,
+        overrides=None,
+        options=None,
+        gpus: int | None = None,
+        **_,
+    ):
+        """Builder for ``protocol`` (fast, balanced, precise).
+
+        ``codes``: ``{"pw": ..., "pp": ..., "slem": ...}`` (Code nodes or labels). ``structures``: one
+        StructureData, a list or a ``{label: StructureData}`` dict. ``overrides``: ``{"md": ..., "dataset":
+        {..., "operator": ...}, "train": ..., "validation": ..., "hold_out_structure": label}``, each merged
+        into that step's protocol. ``options``: ``metadata.options`` for every job (e.g. a Slurm queue);
+        ``gpus``: GPUs for training (and one for prediction)."""
+        overrides = dict(overrides or {})
+        codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
+        missing = sorted({"pw", "pp", "slem"} - set(codes))
+        if missing:
+            raise ValueError(
+                f"codes lacks {missing}; give {{'pw': ..., 'pp': ..., 'slem': ...}} (see aiida-slem setup)"
+            )
+        structures = _structures_dict(structures)
+        own = {
+            k: overrides[k]
+            for k in ("train", "validation", "hold_out_structure", "options")
+            if k in overrides
+        }
+        inputs = cls.get_protocol_inputs(protocol, own)
+        first = next(iter(structures.values()))
+
+        md = MdSamplingWorkChain.get_builder_from_protocol(
+            codes["pw"], first, protocol, overrides.get("md"), options
+        )
+        family = (overrides.get("md") or {}).get("pseudo_family") or FAMILY_LABEL
+        pseudos = {}
+        for structure in structures.values():
+            pseudos.update(load_pseudos(structure, family))
+        md.md.pw.pseudos = pseudos
+        md_inputs = md._inputs(prune=True)
+        md_inputs.pop("structure")
+
+        supercell = orm.StructureData(ase=first.get_ase().repeat(tuple(md_inputs["supercell"].get_list())))
+        dataset = DatasetWorkChain.get_builder_from_protocol(
+            codes["pw"],
+            codes["pp"],
+            codes["slem"],
+            {"train": {"reference": supercell}},
+            protocol,
+            overrides.get("dataset"),
+            options,
+        )
+        dataset_inputs = dataset._inputs(prune=True)
+        dataset_inputs.pop("snapshots")
+
+        builder = cls.get_builder()
+        builder.structures = structures
+        builder.builder_parameters = orm.Dict(
+            {"protocol": protocol, "overrides": overrides, "options": options or {}, "gpus": gpus}
+        )
+        if inputs.get("hold_out_structure"):
+            builder.hold_out_structure = orm.Str(inputs["hold_out_structure"])
+        builder.md = md_inputs
+        builder.dataset = dataset_inputs
+        train = inputs["train"]
+        n_gpus = int(train["gpus"] if gpus is None else gpus)
+        job_options = calcjob_options(inputs["options"], options)
+        builder.train.max_iterations = orm.Int(train["max_iterations"])
+        builder.train.train.code = codes["slem"]
+        builder.train.train.config = orm.Dict(train["config"])
+        builder.train.train.gpus = orm.Int(n_gpus)
+        builder.train.train.metadata.options = job_options
+        validation = inputs["validation"]
+        builder.validation.settings = orm.Dict(validation["settings"])
+        builder.validation.predict.code = codes["slem"]
+        builder.validation.predict.gpus = orm.Int(min(n_gpus, 1))
+        builder.validation.predict.metadata.options = job_options
+        builder.validation.pw_code = codes["pw"]
+        # the pw.x bands runs go where the SCFs went, not to the (possibly GPU) training queue
+        builder.validation.pw_options = orm.Dict(
+            dict(dataset_inputs["operator"]["scf"]["pw"]["metadata"]["options"])
+        )
+        builder.validation.extra_bands = orm.Int(validation["extra_bands"])
+        return builder
+
+    def run_md(self):
+        futures = {}
+        for label, structure in sorted(self.inputs.structures.items()):
+            inputs = AttributeDict(self.exposed_inputs(MdSamplingWorkChain, namespace="md"))
+            inputs.structure = structure
+            inputs.md = AttributeDict(inputs.md)
+            inputs.md.pw = AttributeDict(inputs.md.pw)
+            inputs.md.pw.pseudos = {kind: inputs.md.pw.pseudos[kind] for kind in structure.get_kind_names()}
+            inputs.metadata = {"call_link_label": f"md_{label}"}
+            futures[f"md_{label}"] = self.submit(MdSamplingWorkChain, **inputs)
+            self.report(f"launched MdSamplingWorkChain<{futures[f'md_{label}'].pk}> for structure {label}")
+        return ToContext(**futures)
+
+    def inspect_md(self):
+        held_out_structure = (
+            self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None
+        )
+        snapshots = {"train": {}, "held_out": {}}
+        for label in sorted(self.inputs.structures):
+            node = self.ctx[f"md_{label}"]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_MD_FAILED.format(label=label, status=node.exit_status)
+            for kind in ("train", "held_out"):
+                target = "held_out" if label == held_out_structure else kind
+                for name, structure in node.outputs.snapshots[kind].items():
+                    snapshots[target][f"{label}_{name}"] = structure
+        if not snapshots["held_out"]:
+            return self.exit_codes.ERROR_NO_HELD_OUT_FRAMES
+        self.ctx.snapshots = snapshots
+        self.report(
+            f"{len(snapshots['train'])} training-pool and {len(snapshots['held_out'])} held-out snapshots"
+        )
+        return None
+
+    def run_dataset(self):
+        inputs = AttributeDict(self.exposed_inputs(DatasetWorkChain, namespace="dataset"))
+        inputs.snapshots = self.ctx.snapshots
+        inputs.metadata = {"call_link_label": "dataset"}
+        return ToContext(dataset=self.submit(DatasetWorkChain, **inputs))
+
+    def inspect_dataset(self):
+        node = self.ctx.dataset
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_DATASET_FAILED.format(
+                status=f"{node.exit_status} {node.exit_message or ''}"
+            )
+        held_out = {f"{label}" for label in self.ctx.snapshots["held_out"]}
+        self.ctx.test_frames = {
+            label: op for label, op in node.outputs.operators.items() if label in held_out
+        }
+        if not self.ctx.test_frames:
+            return self.exit_codes.ERROR_NO_HELD_OUT_FRAMES
+        return None
+
+    def run_train(self):
+        inputs = AttributeDict(self.exposed_inputs(SlemTrainWorkChain, namespace="train"))
+        inputs.train = AttributeDict(inputs.train)
+        inputs.train.dataset = self.ctx.dataset.outputs.dataset
+        inputs.metadata = {"call_link_label": "train"}
+        return ToContext(train=self.submit(SlemTrainWorkChain, **inputs))
+
+    def inspect_train(self):
+        node = self.ctx.train
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(
+                status=f"{node.exit_status} {node.exit_message or ''}"
+            )
+        return None
+
+    def run_validation(self):
+        inputs = AttributeDict(self.exposed_inputs(SlemValidationWorkChain, namespace="validation"))
+        inputs.model = self.ctx.train.outputs.model
+        inputs.frames = self.ctx.test_frames
+        inputs.metadata = {"call_link_label": "validation"}
+        return ToContext(validation=self.submit(SlemValidationWorkChain, **inputs))
+
+    def inspect_validation(self):
+        node = self.ctx.validation
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(
+                status=f"{node.exit_status} {node.exit_message or ''}"
+            )
+        return None
+
+    def results(self):
+        self.out("model", self.ctx.train.outputs.model)
+        self.out("train_metrics", self.ctx.train.outputs.metrics)
+        self.out("dataset", self.ctx.dataset.outputs.dataset)
+        self.out("basis", self.ctx.dataset.outputs.basis)
+        validation = self.ctx.validation.outputs
+        self.out("metrics", validation.metrics)
+        self.out("passed", validation.passed)
+        for name, node in validation.plots.items():
+            self.out(f"plots.{name}", node)

@@ -1,0 +1,336 @@
+"""``SlemValidationWorkChain``: a trained model against held-out DFT frames it has never seen.
+
+Steps: the held-out ``OperatorData`` are merged into one test ``DatasetData``; ``slem.predict`` predicts
+those very frames (same atoms, same positions, so blocks match by (i, j, R)); in parallel, pw.x computes
+plane-wave eigenvalues at the validation k-points (standard path + random k) from each frame's own SCF,
+found through the provenance graph. A calcfunction then compares everything and stores the report, the
+verdict against the protocol thresholds and the PNG plots.
+
+Why a separate pw.x ``bands`` run rather than the SCF's own k-points: the SCF of a small supercell
+samples one or a few k-points, too few to measure band errors or a gap; the ``bands`` run reuses the
+converged density (seconds for Si8) and samples exactly the k-points where the LCAO bands are evaluated.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+from aiida_slem.calcjobs.predict import SlemPredictCalculation
+
+from aiida_slem.data.dataset import DatasetData
+from aiida_slem.data.merge import merge_operator_frames
+from aiida_slem.data.model import SlemModelData
+from aiida_slem.data.operator import OperatorData
+from aiida_slem.validation.bands import validation_kpoints
+from aiida_slem.validation.compare import Settings, compare
+
+from .protocols import SlemProtocolMixin, calcjob_options
+
+
+def scf_of(operator: OperatorData):
+    """The pw.x SCF ``CalcJobNode`` a projected frame came from (via the projection's ``parent_folder``)."""
+    creator = operator.creator
+    if creator is None or "parent_folder" not in creator.inputs:
+        raise ValueError(
+            f"OperatorData<{operator.pk}> was not produced by a slem.project job; its SCF is unknown"
+        )
+    scf = creator.inputs.parent_folder.creator
+    if scf is None or "structure" not in scf.inputs:
+        raise ValueError(
+            f"the parent folder of OperatorData<{operator.pk}> does not come from a pw.x calculation"
+        )
+    return scf
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    frames = inputs.get("frames", {})
+    if not frames:
+        return "give at least one held-out OperatorData in 'frames'"
+    species = set(inputs["model"].base.attributes.get("species", []))
+    basis = inputs["model"].base.attributes.get("basis", {})
+    for label, frame in sorted(frames.items()):
+        unknown = sorted(set(frame.base.attributes.get("elements", [])) - species)
+        if unknown:
+            return (
+                f"frame {label} holds element(s) {unknown} the model was not trained on "
+                f"(species {sorted(species)})"
+            )
+        differing = {
+            el: (basis.get(el), b)
+            for el, b in frame.base.attributes.get("basis", {}).items()
+            if basis.get(el) != b
+        }
+        if differing:
+            return (
+                f"frame {label} was projected onto another basis than the model's "
+                f"(element: (model, frame)) {differing}"
+            )
+        if "n_electrons" not in frame.base.attributes:
+            return f"frame {label} lacks the n_electrons attribute that counts the valence bands"
+    try:
+        Settings.from_dict(inputs["settings"].get_dict())
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    if "pw_code" in inputs:
+        for label, frame in sorted(frames.items()):
+            try:
+                scf_of(frame)
+            except (ValueError, AttributeError) as exc:
+                return f"frame {label}: {exc}; drop 'pw_code' to skip the comparison with pw.x"
+    return None
+
+
+@calcfunction
+def compare_predictions(
+    predictions: DatasetData,
+    reference: DatasetData,
+    settings: orm.Dict,
+    n_electrons: orm.Dict,
+    **pw_bands: orm.BandsData,
+) -> dict:
+    """Block errors, band errors (vs the LCAO reference and vs pw.x), verdict and plots.
+
+    Array sizes held here: the held-out frames only (Si8 DZP: ~3 MB per frame, 104 orbitals, ~60 k-points
+    diagonalised densely), refused above ``MAX_ORBITALS`` orbitals per frame."""
+    reference_frames = reference.get_frames()
+    predicted_frames = predictions.get_frames()
+    labels = [f.metadata.get("label", str(i)) for i, f in enumerate(reference_frames)]
+    counts = n_electrons.get_dict()
+    bands = {label: (node.get_kpoints(), node.get_bands()) for label, node in pw_bands.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        report, plots = compare(
+            predicted_frames,
+            reference_frames,
+            labels,
+            [counts[lab] for lab in labels],
+            Settings.from_dict(settings.get_dict()),
+            pathlib.Path(tmp),
+            bands,
+        )
+        outputs = {"metrics": orm.Dict(report), "passed": orm.Bool(report["verdict"]["passed"])}
+        for name, path in plots.items():
+            outputs[f"{name}_plot"] = orm.SinglefileData(path, filename=path.name)
+    return outputs
+
+
+class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
+    """Errors of a model on held-out frames: H/S/D blocks and bands, vs LCAO and vs pw.x, with plots."""
+
+    _protocol_file = "pipeline.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("model", valid_type=SlemModelData)
+        spec.input_namespace(
+            "frames",
+            valid_type=OperatorData,
+            dynamic=True,
+            help="Held-out frames (never in the training or validation split), by label.",
+        )
+        spec.input(
+            "settings",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({}),
+            help="kpath_npoints, n_random_k, seed, conduction_window_eV, thresholds {summary key: max}.",
+        )
+        spec.expose_inputs(
+            SlemPredictCalculation,
+            namespace="predict",
+            exclude=("model", "structure", "structures", "dataset"),
+        )
+        spec.input(
+            "pw_code",
+            valid_type=orm.AbstractCode,
+            required=False,
+            help="pw.x for plane-wave eigenvalues at the validation k-points; without it only the LCAO "
+            "reference is compared.",
+        )
+        spec.input(
+            "pw_options", valid_type=orm.Dict, required=False, help="metadata.options of the pw.x runs."
+        )
+        spec.input(
+            "extra_bands",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(8),
+            help="Conduction bands pw.x computes above the valence bands (at least this many).",
+        )
+        # its validator needs the model and dataset excluded here; the CalcJob validates them on launch
+        spec.inputs["predict"].validator = None
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            cls.run_jobs,
+            cls.inspect,
+            cls.run_compare,
+            cls.results,
+        )
+        spec.output("test_dataset", valid_type=DatasetData, help="The held-out frames as one file.")
+        spec.output("predictions", valid_type=DatasetData)
+        spec.output("metrics", valid_type=orm.Dict, help="blocks, bands, summary and verdict.")
+        spec.output("passed", valid_type=orm.Bool, help="Whether every protocol threshold is met.")
+        spec.output_namespace("plots", valid_type=orm.SinglefileData, dynamic=True)
+        spec.output_namespace("pw_bands", valid_type=orm.BandsData, dynamic=True, required=False)
+        spec.exit_code(
+            401, "ERROR_PREDICT_FAILED", message="slem predict failed with exit status {status}: {message}"
+        )
+        spec.exit_code(
+            402, "ERROR_PW_BANDS_FAILED", message="The pw.x bands run for frame {label} failed: {status}"
+        )
+        spec.exit_code(403, "ERROR_COMPARISON_FAILED", message="The comparison failed: {message}")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls, slem_code, model, frames, pw_code=None, protocol=None, overrides=None, options=None, **_
+    ):
+        """Builder with the ``validation`` section of the pipeline protocol (thresholds, k-points)."""
+        protocol_inputs = cls.get_protocol_inputs(protocol, {"validation": overrides} if overrides else None)
+        inputs = {**protocol_inputs["validation"], "options": protocol_inputs["options"]}
+        builder = cls.get_builder()
+        builder.model = model
+        builder.frames = dict(frames)
+        builder.settings = orm.Dict(inputs["settings"])
+        builder.predict.code = orm.load_code(slem_code) if isinstance(slem_code, str) else slem_code
+        builder.predict.metadata.options = calcjob_options(inputs["options"], options)
+        if pw_code is not None:
+            builder.pw_code = orm.load_code(pw_code) if isinstance(pw_code, str) else pw_code
+            builder.pw_options = orm.Dict(calcjob_options(inputs["options"], options))
+            builder.extra_bands = orm.Int(inputs["extra_bands"])
+        return builder
+
+    def setup(self):
+        self.ctx.labels = sorted(self.inputs.frames)
+        self.ctx.test_dataset = merge_operator_frames(
+            split=orm.Dict({"test": self.ctx.labels}),
+            metadata={"call_link_label": "held_out_frames"},
+            **dict(self.inputs.frames),
+        )
+
+    def with_pw(self) -> bool:
+        return "pw_code" in self.inputs
+
+    def run_jobs(self):
+        """Prediction and the pw.x bands runs are independent: submit them together."""
+        futures = {"predict": self.submit_predict()}
+        if self.with_pw():
+            futures.update(self.submit_pw_bands())
+        return ToContext(**futures)
+
+    def submit_predict(self):
+        inputs = self.exposed_inputs(SlemPredictCalculation, namespace="predict")
+        inputs["model"] = self.inputs.model
+        inputs["dataset"] = self.ctx.test_dataset
+        inputs.setdefault("metadata", {})["call_link_label"] = "predict"
+        node = self.submit(SlemPredictCalculation, **inputs)
+        self.report(f"launched SlemPredictCalculation<{node.pk}> on {len(self.ctx.labels)} held-out frame(s)")
+        return node
+
+    def submit_pw_bands(self) -> dict:
+        settings = Settings.from_dict(self.inputs.settings.get_dict())
+        futures = {}
+        for label in self.ctx.labels:
+            frame = self.inputs.frames[label]
+            scf = scf_of(frame)
+            structure = scf.inputs.structure
+            kinfo = validation_kpoints(
+                np.array(structure.cell), settings.kpath_npoints, settings.n_random_k, settings.seed
+            )
+            kpoints = orm.KpointsData()
+            kpoints.set_cell_from_structure(structure)
+            kpoints.set_kpoints(kinfo["kpoints"], cartesian=False, weights=[1.0] * len(kinfo["kpoints"]))
+            parameters = scf.inputs.parameters.get_dict()
+            parameters["CONTROL"] = {
+                k: v for k, v in parameters.get("CONTROL", {}).items() if k not in ("tprnfor", "tstress")
+            }
+            parameters["CONTROL"]["calculation"] = "bands"
+            n_valence = int(round(frame.base.attributes.get("n_electrons") / 2))
+            extra = max(self.inputs.extra_bands.value, n_valence // 2)
+            parameters.setdefault("SYSTEM", {})["nbnd"] = n_valence + extra
+            parameters.setdefault("ELECTRONS", {})["diago_full_acc"] = True
+            options = self.inputs.pw_options.get_dict() if "pw_options" in self.inputs else {}
+            inputs = {
+                "pw": {
+                    "code": self.inputs.pw_code,
+                    "structure": structure,
+                    "parameters": orm.Dict(parameters),
+                    "pseudos": {kind: scf.inputs.pseudos[kind] for kind in structure.get_kind_names()},
+                    "parent_folder": scf.outputs.remote_folder,
+                    "metadata": {"options": options},
+                },
+                "kpoints": kpoints,
+                "metadata": {"call_link_label": f"pw_bands_{label}"},
+            }
+            futures[f"bands_{label}"] = self.submit(PwBaseWorkChain, **inputs)
+        self.report(
+            f"launched {len(futures)} pw.x bands run(s) at {settings.kpath_npoints} path + "
+            f"{settings.n_random_k} random k-points"
+        )
+        return futures
+
+    def inspect(self):
+        calc = self.ctx.predict
+        if not calc.is_finished_ok:
+            return self.exit_codes.ERROR_PREDICT_FAILED.format(
+                status=calc.exit_status, message=calc.exit_message
+            )
+        if self.with_pw():
+            for label in self.ctx.labels:
+                node = self.ctx[f"bands_{label}"]
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_PW_BANDS_FAILED.format(label=label, status=node.exit_status)
+        return None
+
+    def run_compare(self):
+        pw_bands = {
+            label: self.ctx[f"bands_{label}"].outputs.output_band
+            for label in self.ctx.labels
+            if self.with_pw()
+        }
+        counts = orm.Dict(
+            {
+                label: float(self.inputs.frames[label].base.attributes.get("n_electrons"))
+                for label in self.ctx.labels
+            }
+        )
+        try:
+            self.ctx.compared = compare_predictions(
+                self.ctx.predict.outputs.predictions,
+                self.ctx.test_dataset,
+                self.inputs.settings,
+                counts,
+                metadata={"call_link_label": "compare"},
+                **pw_bands,
+            )
+        except Exception as exc:  # noqa: BLE001 - the calcfunction node records the traceback
+            return self.exit_codes.ERROR_COMPARISON_FAILED.format(message=str(exc))
+        return None
+
+    def results(self):
+        compared = self.ctx.compared
+        self.out("test_dataset", self.ctx.test_dataset)
+        self.out("predictions", self.ctx.predict.outputs.predictions)
+        self.out("metrics", compared["metrics"])
+        self.out("passed", compared["passed"])
+        for name, node in compared.items():
+            if name.endswith("_plot"):
+                self.out(f"plots.{name[: -len('_plot')]}", node)
+        if self.with_pw():
+            for label in self.ctx.labels:
+                self.out(f"pw_bands.{label}", self.ctx[f"bands_{label}"].outputs.output_band)
+        summary = compared["metrics"]["summary"]
+        self.report(
+            "held-out errors: "
+            + ", ".join(
+                f"{k} {v:.3g}"
+                for k, v in sorted(summary.items())
+                if v is not None and ("mae" in k or "gap" in k)
+            )
+        )
+        verdict = compared["metrics"]["verdict"]
+        failed = [k for k, c in verdict["checks"].items() if not c["passed"]]
+        self.report("verdict: PASSED" if verdict["passed"] else f"verdict: FAILED ({', '.join(failed)})")
