@@ -10,9 +10,8 @@ import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 
-from slem.bands import bloch_matrices
+from slem.bands import bloch_matrices, generalized_eigvalsh
 from slem.data.frame import Frame
 
 from .bands import band_errors, validation_kpoints
@@ -28,6 +27,9 @@ class Settings:
     n_random_k: int = 10
     seed: int = 0
     conduction_window_eV: float = 2.0
+    # S(k) eigenvalues at or below this are dropped (canonical orthogonalisation) on both the predicted and
+    # the reference side; 0 solves the full generalised problem. See slem.bands.generalized_eigvalsh.
+    overlap_tolerance: float = 0.0
     thresholds: dict = field(default_factory=dict)
 
     @classmethod
@@ -37,7 +39,13 @@ class Settings:
             raise ValueError(
                 f"unknown validation setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
             )
-        return cls(**data)
+        settings = cls(**data)
+        if not 0.0 <= float(settings.overlap_tolerance) < 1.0:
+            raise ValueError(
+                f"overlap_tolerance must lie in [0, 1) (S is dimensionless, its diagonal is 1), "
+                f"got {settings.overlap_tolerance}"
+            )
+        return settings
 
 
 def overlap_minimum(frame: Frame, kpts: np.ndarray) -> float:
@@ -45,15 +53,16 @@ def overlap_minimum(frame: Frame, kpts: np.ndarray) -> float:
     return float(min(np.linalg.eigvalsh(0.5 * (s + s.conj().T))[0] for s in bloch_matrices(frame, "S", kpts)))
 
 
-def eigenvalues(h_frame: Frame, s_frame: Frame, kpts: np.ndarray) -> np.ndarray:
-    """Generalised eigenvalues (nk, n_orb) of H(k) of ``h_frame`` with S(k) of ``s_frame`` (same atoms)."""
+def eigenvalues(
+    h_frame: Frame, s_frame: Frame, kpts: np.ndarray, overlap_tolerance: float = 0.0
+) -> np.ndarray:
+    """Generalised eigenvalues (nk, n) of H(k) of ``h_frame`` with S(k) of ``s_frame`` (same atoms).
+
+    n is the number of orbitals, or with ``overlap_tolerance`` > 0 the fewest S(k) directions kept."""
     hs, ss = bloch_matrices(h_frame, "H", kpts), bloch_matrices(s_frame, "S", kpts)
-    return np.array(
-        [
-            scipy.linalg.eigh(0.5 * (h + h.conj().T), 0.5 * (s + s.conj().T), eigvals_only=True)
-            for h, s in zip(hs, ss, strict=True)
-        ]
-    )
+    rows = [generalized_eigvalsh(h, s, overlap_tolerance) for h, s in zip(hs, ss, strict=True)]
+    n = min(len(r) for r in rows)
+    return np.array([r[:n] for r in rows])
 
 
 def frame_kpoints(frame: Frame, settings: Settings) -> dict:
@@ -129,16 +138,19 @@ def compare(
         n_valence = int(round(n_el / 2))
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
-        # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors can
-        # be indefinite; the bands of the predicted H are then taken with the exact (reference) S, and said so
+        # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors
+        # can be indefinite; the bands of the predicted H are then taken with the exact (reference) S.
+        # With an overlap tolerance the directions below it are dropped anyway, so only an S(k) with an
+        # eigenvalue below -tolerance (a broken overlap model, not conditioning) needs the reference S.
+        tol = float(settings.overlap_tolerance)
         s_min_ref, s_min_pred = overlap_minimum(ref, kpts), overlap_minimum(pred, kpts)
         if s_min_ref <= 0:
             raise ValueError(
                 f"frame {label}: the reference S(k) is not positive definite (smallest eigenvalue "
                 f"{s_min_ref:.3g}); the reference frame is damaged, re-project it"
             )
-        overlap = pred if s_min_pred > 0 else ref
-        e_pred, e_ref = eigenvalues(pred, overlap, kpts), eigenvalues(ref, ref, kpts)
+        overlap = pred if (s_min_pred > 0 or (tol > 0 and s_min_pred > -tol)) else ref
+        e_pred, e_ref = eigenvalues(pred, overlap, kpts, tol), eigenvalues(ref, ref, kpts, tol)
         window = settings.conduction_window_eV
         entry = {
             "overlap_used": "predicted"
@@ -146,6 +158,8 @@ def compare(
             else "reference (the predicted S is not positive definite)",
             "predicted_S_min_eigenvalue": s_min_pred,
             "reference_S_min_eigenvalue": s_min_ref,
+            "overlap_tolerance": tol,
+            "n_bands_compared": int(min(e_pred.shape[1], e_ref.shape[1])),
             "n_valence": n_valence,
             "n_path": kinfo["n_path"],
             "n_random": settings.n_random_k,

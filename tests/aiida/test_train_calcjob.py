@@ -60,7 +60,7 @@ def test_training_job_produces_a_model_whose_predictions_match_slem_predict(
     curves = results["learning_curves"]
     assert list(curves.get_array("train_step")) == list(range(1, 11))
     assert np.all(np.isfinite(curves.get_array("train_loss")))
-    assert list(curves.get_array("validation_step")) == [5, 10]
+    assert list(curves.get_array("validation_step")) == [0, 5, 10]  # step 0 is the untrained start
     with results["learning_curve_plot"].open(mode="rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "remote_folder" in results

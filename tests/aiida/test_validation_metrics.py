@@ -8,7 +8,7 @@ import pytest
 from aiida_slem.validation.bands import band_errors, validation_kpoints
 from aiida_slem.validation.blocks import block_errors
 from aiida_slem.validation.compare import Settings, compare, verdict
-from slem.bands import band_energies
+from slem.bands import band_energies, bloch_matrices
 from slem.data.frame import frame_from_blocks
 
 SHELLS = "1s1p"
@@ -171,3 +171,25 @@ def test_indefinite_predicted_overlap_falls_back_to_reference_overlap(tmp_path):
     assert bands["overlap_used"].startswith("reference")
     assert report["summary"]["frames_with_reference_S"] == 1
     assert bands["vs_lcao"]["all"]["offset_meV"] == pytest.approx(20.0)
+
+
+def test_overlap_tolerance_is_applied_to_both_sides_and_checked(tmp_path):
+    """A predicted S slightly indefinite (within the tolerance) is used, not replaced by the reference S."""
+    reference, predicted = si2_frame(), si2_frame()
+    kpts = np.asarray(validation_kpoints(reference.cell, 10, 2, 0)["kpoints"])
+    s_min = min(np.linalg.eigvalsh(bloch_matrices(reference, "S", kpts))[:, 0])
+    onsite = np.zeros_like(reference.operators["S"])
+    for p, ((i, j), r) in enumerate(zip(reference.pairs, reference.cell_shifts, strict=True)):
+        if i == j and not r.any():
+            onsite[reference.block_offsets[p] : reference.block_offsets[p + 1]] = np.eye(NORB).ravel()
+    predicted.operators["S"] = reference.operators["S"] - (s_min + 1e-3) * onsite  # min eigenvalue -1e-3
+    tol = 0.02  # drops the predicted S(k) direction at -1e-3, none of the reference (min ~0.79)
+    settings = Settings.from_dict({"kpath_npoints": 10, "n_random_k": 2, "overlap_tolerance": tol})
+    report, _ = compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path)
+    bands = report["bands"]["si2"]
+    assert bands["predicted_S_min_eigenvalue"] < 0 and bands["overlap_used"] == "predicted"
+    assert bands["overlap_tolerance"] == tol and bands["n_bands_compared"] < 2 * NORB
+    exact, _ = compare([reference], [reference], ["si2"], [8.0], settings, tmp_path)
+    assert exact["bands"]["si2"]["vs_lcao"]["all"]["valence_mae_meV"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="overlap_tolerance"):
+        Settings.from_dict({"overlap_tolerance": -1.0})

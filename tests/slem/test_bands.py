@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slem.bands import band_energies, bloch_matrices, kpath
+from slem.bands import band_energies, bloch_matrices, generalized_eigvalsh, kpath
 from slem.bands.bloch import BandsError, bloch_matrix_sparse
 from slem.data.frame import frame_from_blocks
 
@@ -67,3 +67,43 @@ def test_errors_and_kpath():
         bloch_matrices(frame, "H", np.zeros((1, 2)))
     path = kpath(5.43 / 2 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0.0]]), "GXWLGK", npoints=50)
     assert path.kpts.shape == (50, 3) and path.labels[0] == "Γ" and len(path.labels) == 6
+
+
+def _near_dependent_problem(eps: float):
+    """(H, S) of 5 functions in a 6-dim orthonormal space; the fifth is a near copy of (b0 + b1)/sqrt 2.
+
+    Returns H, S, the exact eigenvalues of the 5-function span and those of the span without the
+    near-dependent direction (b0..b3), which canonical orthogonalisation should reproduce."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 6))
+    a = a + a.T
+    b = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    extra = (b[:, 0] + b[:, 1]) / np.sqrt(2) + eps * b[:, 4]
+    basis = np.column_stack([b[:, :4], extra / np.linalg.norm(extra)])
+    span5 = np.linalg.eigvalsh(b[:, :5].T @ a @ b[:, :5])
+    span4 = np.linalg.eigvalsh(b[:, :4].T @ a @ b[:, :4])
+    return basis.T @ a @ basis, basis.T @ basis, span5, span4
+
+
+def test_canonical_orthogonalisation_bounds_error_amplification_of_a_near_singular_overlap():
+    """Regression: Si8 DZP (S(k) eigenvalues down to 1.6e-4) turned 5 meV H noise into ~60 eV band errors."""
+    h, s, span5, span4 = _near_dependent_problem(1e-2)
+    assert np.linalg.eigvalsh(s)[0] < 1e-4
+    np.testing.assert_allclose(generalized_eigvalsh(h, s), span5, atol=1e-6)
+    noise = 1e-3 * np.random.default_rng(2).normal(size=h.shape)
+    noisy = h + 0.5 * (noise + noise.T)
+    assert np.abs(generalized_eigvalsh(noisy, s) - span5).max() > 1.0  # 1e-3 noise, a ghost band
+    cut = generalized_eigvalsh(noisy, s, overlap_tolerance=1e-2)
+    assert len(cut) == 4  # the one near-null direction of S is dropped
+    np.testing.assert_allclose(cut, span4, atol=3e-2)  # the noise level, not the 18 of the ghost
+    assert len(generalized_eigvalsh(noisy, s, overlap_tolerance=1e-2, n_bands=2)) == 2
+
+
+def test_band_energies_overlap_tolerance_keeps_a_well_conditioned_problem_and_rejects_bad_input():
+    frame, _ = _chain(half=False)
+    k = np.array([[x, 0.0, 0.0] for x in np.linspace(-0.5, 0.5, 5)])
+    np.testing.assert_allclose(
+        band_energies(frame, k, overlap_tolerance=1e-3), band_energies(frame, k), atol=1e-12
+    )
+    with pytest.raises(BandsError, match="overlap_tolerance"):
+        band_energies(frame, k, overlap_tolerance=-1.0)
