@@ -35,7 +35,8 @@ PBE_NORM_CONSERVING = (
         "C.pbe-mt_gipaw.UPF",
         60.0,
         240.0,
-        "PBE, norm-conserving Troullier-Martins; the only PBE NC carbon in Debian (C.UPF/C_3.98148 are LDA/odd Z)",
+        "PBE, norm-conserving Troullier-Martins; the only PBE NC carbon in Debian "
+        "(C.UPF/C_3.98148 are LDA/odd Z)",
     ),
 )
 

@@ -10,6 +10,9 @@ if ! pg_isready -q -h localhost 2>/dev/null; then
 fi
 if ! rabbitmqctl -q status >/dev/null 2>&1; then rabbitmq-server -detached || true; sleep 5; fi
 
+echo "=== ruff (lint) ==="
+python -m ruff check --output-format concise .
+
 echo "=== embedded profile (SQLite + ZeroMQ): whole suite ==="
 AIIDA_SLEM_TEST_BACKEND=embedded python -m pytest tests -ra -p no:cacheprovider "$@"
 echo "=== PostgreSQL + RabbitMQ profile: AiiDA tests ==="

@@ -21,8 +21,11 @@ def _local_postgres_storage(tmp_path_factory) -> dict:
     """A new database on the PostgreSQL server already running on localhost (trust auth)."""
     from aiida.manage.external.postgres import Postgres
 
-    dbinfo = {"host": os.environ.get("PGHOST", "localhost"), "port": int(os.environ.get("PGPORT", 5432)),
-              "user": os.environ.get("PGUSER", "postgres")}
+    dbinfo = {
+        "host": os.environ.get("PGHOST", "localhost"),
+        "port": int(os.environ.get("PGPORT", 5432)),
+        "user": os.environ.get("PGUSER", "postgres"),
+    }
     postgres = Postgres(interactive=False, quiet=True, dbinfo=dbinfo)
     if not postgres.is_connected:
         pytest.exit(f"AIIDA_SLEM_TEST_BACKEND=psql but PostgreSQL is not reachable at {dbinfo}", returncode=3)
@@ -49,8 +52,11 @@ def _local_postgres_storage(tmp_path_factory) -> dict:
 def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
     """Override of aiida's fixture: a profile with a broker, so daemon tests can run on either back end."""
     if BACKEND == "psql":
-        kwargs = {"storage_backend": "core.psql_dos", "storage_config": _local_postgres_storage(tmp_path_factory),
-                  "broker_backend": "core.rabbitmq"}
+        kwargs = {
+            "storage_backend": "core.psql_dos",
+            "storage_config": _local_postgres_storage(tmp_path_factory),
+            "broker_backend": "core.rabbitmq",
+        }
     elif BACKEND == "embedded":
         kwargs = {"storage_backend": "core.sqlite_dos", "broker_backend": "core.zeromq"}
     else:

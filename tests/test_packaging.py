@@ -1,4 +1,4 @@
-"""A normal wheel install maps the plugin directories into aiida_slem.* and puts nothing generic in site-packages."""
+"""A wheel install maps the plugin folders into aiida_slem.* and puts nothing generic in site-packages."""
 
 from __future__ import annotations
 
@@ -19,7 +19,18 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     shutil.rmtree(ROOT / "build", ignore_errors=True)  # a stale build/lib would leak old files into the wheel
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )
@@ -49,8 +60,12 @@ def test_wheel_imports(wheel, tmp_path):
     # the dependencies still come from site-packages, after the wheel.
     search_path = ":".join([str(tmp_path), *site.getsitepackages()])
     result = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"PYTHONPATH": search_path},
-        cwd=tmp_path, check=True,
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": search_path},
+        cwd=tmp_path,
+        check=True,
     )
     for line in result.stdout.split():
         assert line.startswith(str(tmp_path)), f"imported {line} instead of the wheel's copy"
@@ -65,5 +80,8 @@ def test_editable_install_maps_plugin_dirs():
 
 
 def test_slem_library_never_imports_aiida():
-    code = "import sys, slem, slem.data, slem.cli.main; assert not any(m.startswith('aiida') for m in sys.modules)"
+    code = (
+        "import sys, slem, slem.data, slem.cli.main;"
+        "assert not any(m.startswith('aiida') for m in sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,12 +13,28 @@ import click
 from slem import __version__
 
 SUBCOMMANDS = {
-    "setup": ("aiida_slem.cli.setup", "setup", "Profile, computer, codes and pseudopotential family (idempotent)."),
-    "status": ("aiida_slem.cli.status", "status", "Tree of a pipeline run with each step's state and timing."),
+    "setup": (
+        "aiida_slem.cli.setup",
+        "setup",
+        "Profile, computer, codes and pseudopotential family (idempotent).",
+    ),
+    "status": (
+        "aiida_slem.cli.status",
+        "status",
+        "Tree of a pipeline run with each step's state and timing.",
+    ),
     "models": ("aiida_slem.cli.models", "models", "Table of trained models with their validation errors."),
-    "provenance": ("aiida_slem.cli.provenance", "provenance", "DFT, MD, codes and pseudopotentials behind a model."),
+    "provenance": (
+        "aiida_slem.cli.provenance",
+        "provenance",
+        "DFT, MD, codes and pseudopotentials behind a model.",
+    ),
     "retrain": ("aiida_slem.cli.retrain", "retrain", "Rerun the pipeline of a model on a new structure."),
-    "export": ("aiida_slem.cli.export", "export", "Export a model's or dataset's data as DeePTB or DeepH folders."),
+    "export": (
+        "aiida_slem.cli.export",
+        "export",
+        "Export a model's or dataset's data as DeePTB or DeepH folders.",
+    ),
 }
 
 

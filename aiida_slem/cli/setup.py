@@ -20,10 +20,15 @@ QE_EXECUTABLES = {
 QE_INSTALL_HINT = (
     "Quantum ESPRESSO is missing. Install it with:\n"
     "    sudo apt-get install quantum-espresso quantum-espresso-data\n"
-    "(Debian/Ubuntu; it provides pw.x, pp.x, projwfc.x and the pseudopotentials in /usr/share/espresso/pseudo)."
+    "(Debian/Ubuntu; it provides pw.x, pp.x, projwfc.x and the pseudopotentials in "
+    "/usr/share/espresso/pseudo)."
 )
-CACHED_PLUGINS = ("aiida.calculations:quantumespresso.pw", "aiida.calculations:quantumespresso.pp",
-                  "aiida.calculations:slem.project", "aiida.calculations:slem.basis")
+CACHED_PLUGINS = (
+    "aiida.calculations:quantumespresso.pw",
+    "aiida.calculations:quantumespresso.pp",
+    "aiida.calculations:slem.project",
+    "aiida.calculations:slem.basis",
+)
 
 
 def _report(item: str, state: str, detail: str = "") -> None:
@@ -38,7 +43,9 @@ def find_executables() -> dict[str, Path]:
         raise click.ClickException(f"{', '.join(missing)} not found on PATH.\n{QE_INSTALL_HINT}")
     slem_exe = shutil.which("slem") or str(Path(sys.executable).parent / "slem")
     if not Path(slem_exe).exists():
-        raise click.ClickException("the 'slem' command is not installed: run 'pip install -e .' in the repository")
+        raise click.ClickException(
+            "the 'slem' command is not installed: run 'pip install -e .' in the repository"
+        )
     found["slem"] = slem_exe
     return {label: Path(path) for label, path in found.items()}
 
@@ -79,8 +86,12 @@ def ensure_computer(label: str = "localhost"):
         _report(f"computer {label}", "exists")
     except Exception:
         computer = orm.Computer(
-            label=label, hostname="localhost", description="this machine", transport_type="core.local",
-            scheduler_type="core.direct", workdir=str(Path.home() / "aiida_run"),
+            label=label,
+            hostname="localhost",
+            description="this machine",
+            transport_type="core.local",
+            scheduler_type="core.direct",
+            workdir=str(Path.home() / "aiida_run"),
         ).store()
         _report(f"computer {label}", "created")
     if not computer.is_configured:
@@ -101,10 +112,13 @@ def ensure_code(label: str, executable: Path, plugin: str | None, computer) -> N
             _report(f"code {label}@{computer.label}", "exists", str(executable))
             return
         raise click.ClickException(
-            f"code {label}@{computer.label} exists but points to {code.filepath_executable}, not {executable}; "
+            f"code {label}@{computer.label} exists but points to {code.filepath_executable}, "
+            f"not {executable}; "
             f"remove or relabel it ('verdi code relabel {code.pk} {label}-old') and rerun"
         )
-    code = orm.InstalledCode(computer=computer, filepath_executable=str(executable), default_calc_job_plugin=plugin)
+    code = orm.InstalledCode(
+        computer=computer, filepath_executable=str(executable), default_calc_job_plugin=plugin
+    )
     code.label = label
     code.description = f"{executable.name} for aiida-slem"
     if label == "slem":
@@ -127,14 +141,19 @@ def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for choice in choices:
             shutil.copy(pseudo_dir / choice.filename, Path(folder) / choice.filename)
-        family = CutoffsPseudoPotentialFamily.create_from_folder(Path(folder), FAMILY_LABEL, pseudo_type=UpfData)
+        family = CutoffsPseudoPotentialFamily.create_from_folder(
+            Path(folder), FAMILY_LABEL, pseudo_type=UpfData
+        )
     cutoffs = {c.element: {"cutoff_wfc": c.cutoff_wfc, "cutoff_rho": c.cutoff_rho} for c in choices}
     family.set_cutoffs(cutoffs, "normal", unit="Ry")
     family.description = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
     _report(f"pseudo family {FAMILY_LABEL}", "created")
     for choice in choices:
-        click.echo(f"      {choice.element:<3} {choice.filename:<22} {choice.cutoff_wfc:.0f}/{choice.cutoff_rho:.0f} Ry"
-                   f"  {choice.why}")
+        click.echo(
+            f"      {choice.element:<3} {choice.filename:<22} "
+            f"{choice.cutoff_wfc:.0f}/{choice.cutoff_rho:.0f} Ry"
+            f"  {choice.why}"
+        )
 
 
 def _loadable(identifier: str) -> bool:
@@ -163,10 +182,17 @@ def ensure_caching() -> None:
 
 
 @click.command("setup")
-@click.option("--profile", "profile_name", default=None, help="Profile to use or create (default: the default one).")
-@click.option("--backend", type=click.Choice(["embedded", "psql"]), default="embedded", show_default=True,
-              help="For a new profile: embedded = SQLite + ZeroMQ broker (no services); "
-                   "psql = PostgreSQL + RabbitMQ on localhost.")
+@click.option(
+    "--profile", "profile_name", default=None, help="Profile to use or create (default: the default one)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["embedded", "psql"]),
+    default="embedded",
+    show_default=True,
+    help="For a new profile: embedded = SQLite + ZeroMQ broker (no services); "
+    "psql = PostgreSQL + RabbitMQ on localhost.",
+)
 @click.option("--computer", "computer_label", default="localhost", show_default=True)
 def setup(profile_name: str | None, backend: str, computer_label: str) -> None:
     """Prepare this machine for aiida-slem. Safe to run again: existing items are left alone.

@@ -63,7 +63,9 @@ class ElementBasis:
     def check_order(self) -> None:
         ls = [o.l for o in self.orbitals]
         if ls != sorted(ls):
-            raise BasisFileError(f"{self.element}: orbitals must be stored s, then p, then d, then f; got l={ls}")
+            raise BasisFileError(
+                f"{self.element}: orbitals must be stored s, then p, then d, then f; got l={ls}"
+            )
 
 
 def write_basis(path: str | os.PathLike, bases: dict[str, ElementBasis]) -> Path:
@@ -110,7 +112,9 @@ def read_basis(path: str | os.PathLike) -> dict[str, ElementBasis]:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise BasisFileError(f"{path} is not a readable HDF5 file ({exc}); regenerate it with 'slem basis'") from exc
+        raise BasisFileError(
+            f"{path} is not a readable HDF5 file ({exc}); regenerate it with 'slem basis'"
+        ) from exc
     with handle:
         if handle.attrs.get("format") != BASIS_FORMAT:
             raise BasisFileError(f"{path} is not a {BASIS_FORMAT} file")

@@ -12,11 +12,23 @@ import click
 from slem import __version__
 
 SUBCOMMANDS = {
-    "basis": ("slem.cli.basis", "basis", "Build a strictly confined pseudo-atomic-orbital basis from UPF files."),
+    "basis": (
+        "slem.cli.basis",
+        "basis",
+        "Build a strictly confined pseudo-atomic-orbital basis from UPF files.",
+    ),
     "project": ("slem.cli.project", "project", "Project a QE SCF onto the LCAO basis: H(R), S(R), D(R)."),
     "train": ("slem.cli.train", "train", "Train a SLEM model from a YAML/JSON config."),
-    "predict": ("slem.cli.predict", "predict", "Predict H, S and D blocks for structures with a trained model."),
-    "bands": ("slem.cli.bands", "bands", "Band structure from predicted (or reference) H and S, with a plot."),
+    "predict": (
+        "slem.cli.predict",
+        "predict",
+        "Predict H, S and D blocks for structures with a trained model.",
+    ),
+    "bands": (
+        "slem.cli.bands",
+        "bands",
+        "Band structure from predicted (or reference) H and S, with a plot.",
+    ),
     "export": ("slem.cli.export", "export", "Convert frames to and from DeePTB and DeepH folders."),
 }
 

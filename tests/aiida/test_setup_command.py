@@ -38,10 +38,15 @@ def test_setup_is_idempotent_and_complete(tmp_path):
 
 def test_setup_without_quantum_espresso_says_what_to_install(tmp_path):
     bindir = Path(shutil.which("aiida-slem")).parent
-    result = _run([str(bindir / "aiida-slem"), "setup"], tmp_path, path=str(bindir))  # /bin is /usr/bin on Debian: keep it out
+    result = _run(
+        [str(bindir / "aiida-slem"), "setup"], tmp_path, path=str(bindir)
+    )  # /bin is /usr/bin on Debian: keep it out
     assert result.returncode != 0
     assert "apt-get install quantum-espresso quantum-espresso-data" in result.stderr
-    assert not (tmp_path / ".aiida").exists() or "profiles" not in (tmp_path / ".aiida" / "config.json").read_text()
+    assert (
+        not (tmp_path / ".aiida").exists()
+        or "profiles" not in (tmp_path / ".aiida" / "config.json").read_text()
+    )
 
 
 def test_plugin_entry_points_are_registered():

@@ -19,8 +19,15 @@ def _real_harmonics(vec: np.ndarray, l: int) -> np.ndarray:
     if l == 1:
         return np.array([y, z, x])
     if l == 2:
-        return np.array([np.sqrt(3) * x * y, np.sqrt(3) * y * z, z * z - 0.5 * (x * x + y * y),
-                         np.sqrt(3) * x * z, np.sqrt(3) / 2 * (x * x - y * y)])
+        return np.array(
+            [
+                np.sqrt(3) * x * y,
+                np.sqrt(3) * y * z,
+                z * z - 0.5 * (x * x + y * y),
+                np.sqrt(3) * x * z,
+                np.sqrt(3) / 2 * (x * x - y * y),
+            ]
+        )
     raise ValueError(l)
 
 
@@ -32,7 +39,9 @@ def test_model_wigner_rotates_the_project_harmonics():
     for _ in range(5):
         v = rng.normal(size=3)
         for l, block in ((1, d[:3, :3]), (2, d[3:, 3:])):
-            np.testing.assert_allclose(_real_harmonics(rotation @ v, l), block @ _real_harmonics(v, l), atol=1e-12)
+            np.testing.assert_allclose(
+                _real_harmonics(rotation @ v, l), block @ _real_harmonics(v, l), atol=1e-12
+            )
     torch.set_default_dtype(torch.float32)
 
 

@@ -76,7 +76,7 @@ def test_sic_bands_off_mesh(qe_runs):
         f"SiC DZP: valence mean/max {valence.mean():.1f}/{valence.max():.1f} meV, "
         f"conduction mean/max {conduction.mean():.1f}/{conduction.max():.1f} meV"
     )
-    assert valence.mean() <= 100.0
+    assert valence.mean() <= 60.0  # the same bound as Si DZP (measured 59 meV)
     assert result.checks["sum_tr_ds_error"] == pytest.approx(0.0, abs=1e-6)
 
 
