@@ -48,7 +48,10 @@ class TrainingSection:
     seed: int = 0
     eigenvalue_loss: float = 0.0
     eigenvalue_kpoints: int = 4
+    # > 0: the eigenvalue loss uses the reference S, dropping S(k) directions below it (1e-2 for DZP)
+    eigenvalue_overlap_tolerance: float = 0.0
     onsite_shift: bool = False
+    block_weighting: Literal["none", "norm"] = "none"  # "norm": weight blocks by their target RMS (loss.py)
     operator_weights: dict = field(default_factory=dict)
     checkpoint_every: int = 100
     validate_every: int = 50
@@ -258,7 +261,7 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
             problems.append(f"'training.{key}' must be positive, got {t[key]}")
     if "lr" in t and not t["lr"] > 0:
         problems.append(f"'training.lr' must be positive, got {t['lr']}")
-    for key in ("weight_decay", "eigenvalue_loss"):
+    for key in ("weight_decay", "eigenvalue_loss", "eigenvalue_overlap_tolerance"):
         if t.get(key, 0.0) < 0:
             problems.append(f"'training.{key}' must be >= 0, got {t[key]}")
     if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:

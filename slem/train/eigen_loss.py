@@ -63,6 +63,19 @@ def generalized_eigvalsh(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(0.5 * (a + a.conj().T))
 
 
+def canonical_eigvalsh(h: torch.Tensor, s: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Eigenvalues of h in the span of the S eigenvectors with eigenvalue > tolerance.
+
+    Near-null S directions (DZP has S(k) eigenvalues ~1e-4) make Cholesky fail or amplify H errors
+    ~1/s; dropping them, as the validation does, keeps the gradient on the physical bands. S carries no
+    gradient here: it is the reference overlap."""
+    w, u = torch.linalg.eigh(s.detach())
+    keep = w > tolerance
+    x = u[:, keep] / torch.sqrt(w[keep]).to(u.dtype)
+    a = x.conj().T @ h @ x
+    return torch.linalg.eigvalsh(0.5 * (a + a.conj().T))
+
+
 def edge_vectors(graph: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """tau_j + R.cell - tau_i per edge from the graph."""
     if "edge_vectors" in graph:
@@ -81,7 +94,11 @@ def kpoints_for(cell: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def batch_eigenvalues(
-    blocks: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], n_kpoints: int, seed: int
+    blocks: Mapping[str, torch.Tensor],
+    graph: Mapping[str, torch.Tensor],
+    n_kpoints: int,
+    seed: int,
+    overlap_tolerance: float = 0.0,
 ) -> list[torch.Tensor]:
     """Generalized eigenvalues (nk, n_orb) per frame of the batch from packed H and S blocks
     (``H_onsite``, ``H_hopping``, ``S_onsite``, ``S_hopping``), at ``kpoints_for`` k-points."""
@@ -107,22 +124,32 @@ def batch_eigenvalues(
         for k in kpts:
             phase = torch.exp(1j * (vec[idx[6]] @ k).to(cdtype))
             s = _bloch(blocks["S_onsite"], blocks["S_hopping"], idx, phase, n)
-            energies.append(
-                generalized_eigvalsh(_bloch(blocks["H_onsite"], blocks["H_hopping"], idx, phase, n), s)
-            )
-        out.append(torch.stack(energies))
+            h = _bloch(blocks["H_onsite"], blocks["H_hopping"], idx, phase, n)
+            if overlap_tolerance > 0:
+                energies.append(canonical_eigvalsh(h, s, overlap_tolerance))
+            else:
+                energies.append(generalized_eigvalsh(h, s))
+        kept = min(len(e) for e in energies)  # canonical orthogonalisation may keep fewer at some k
+        out.append(torch.stack([e[:kept] for e in energies]))
     return out
 
 
 def eigenvalue_loss(
-    pred: Mapping[str, torch.Tensor], graph: Mapping[str, torch.Tensor], n_kpoints: int, seed: int
+    pred: Mapping[str, torch.Tensor],
+    graph: Mapping[str, torch.Tensor],
+    n_kpoints: int,
+    seed: int,
+    overlap_tolerance: float = 0.0,
 ) -> torch.Tensor:
     """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
 
-    Uses the predicted S when S is predicted, else the reference S on both sides."""
+    Uses the predicted S when S is predicted, else the reference S on both sides. With
+    ``overlap_tolerance`` > 0 both sides use the reference S, canonically orthogonalised
+    (``canonical_eigvalsh``), so only the predicted H is trained by this term."""
     ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
-    model = {**ref, **{k: pred[k] for k in ref if k in pred}}
+    taken = ("H_onsite", "H_hopping") if overlap_tolerance > 0 else tuple(ref)
+    model = {**ref, **{k: pred[k] for k in taken if k in pred}}
     with torch.no_grad():
-        e_ref = batch_eigenvalues(ref, graph, n_kpoints, seed)
-    e_pred = batch_eigenvalues(model, graph, n_kpoints, seed)
+        e_ref = batch_eigenvalues(ref, graph, n_kpoints, seed, overlap_tolerance)
+    e_pred = batch_eigenvalues(model, graph, n_kpoints, seed, overlap_tolerance)
     return torch.stack([half_mae_rmse(p, r) for p, r in zip(e_pred, e_ref, strict=True)]).mean()

@@ -25,6 +25,46 @@ def half_mae_rmse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return 0.5 * (diff.abs().mean() + torch.sqrt((diff * diff).mean() + 1e-30))
 
 
+def weighted_half_mae_rmse(pred: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """½(MAE + RMSE) with per-element weights (normalised here, so only their ratios matter)."""
+    if pred.shape != ref.shape or weight.shape != ref.shape:
+        raise ValueError(
+            f"prediction {tuple(pred.shape)}, target {tuple(ref.shape)} "
+            f"and weights {tuple(weight.shape)} differ"
+        )
+    if pred.numel() == 0:
+        return pred.sum() * 0.0
+    w = weight / weight.sum().clamp_min(1e-30)
+    diff = pred - ref
+    return 0.5 * ((w * diff.abs()).sum() + torch.sqrt((w * diff * diff).sum() + 1e-30))
+
+
+def block_norm_weights(ref: torch.Tensor, sizes: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
+    """Per packed element: RMS of its block's target plus ``floor`` times the mean block RMS.
+
+    Far pairs are many and nearly zero, so an unweighted loss is won by predicting them and lets the
+    few large short-bond blocks (which set the bands) keep errors of ~0.1 eV; weighting by the block's
+    own magnitude makes those count, and the floor keeps the small far blocks (whose errors add up
+    coherently in H(k)) from being ignored."""
+    sizes = sizes.to(torch.long)
+    if int(sizes.sum()) != ref.numel():
+        raise ValueError(
+            f"block sizes sum to {int(sizes.sum())} but the packed target has {ref.numel()} elements"
+        )
+    seg = torch.repeat_interleave(torch.arange(len(sizes), device=ref.device), sizes)
+    sq = torch.zeros(len(sizes), dtype=ref.dtype, device=ref.device).index_add_(0, seg, ref.detach() ** 2)
+    rms = torch.sqrt(sq / sizes.clamp_min(1).to(ref.dtype))
+    mean = rms[sizes > 0].mean() if bool((sizes > 0).any()) else rms.new_tensor(1.0)
+    return (rms + floor * mean)[seg]
+
+
+def packed_block_sizes(graph: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Elements per block of the packed onsite and hopping arrays, from ``norb`` and ``edge_index``."""
+    norb = graph["norb"].to(torch.long)
+    edge_index = graph["edge_index"].to(torch.long).reshape(2, -1)
+    return {"onsite": norb * norb, "hopping": norb[edge_index[0]] * norb[edge_index[1]]}
+
+
 @dataclass
 class ElementLayout:
     """Per packed element: which frame it belongs to, and whether it is an onsite diagonal."""
@@ -84,7 +124,11 @@ class BlockLoss:
         operators: Sequence[str],
         weights: Mapping[str, float] | None = None,
         use_onsite_shift: bool = False,
+        block_weighting: str = "none",
     ):
+        if block_weighting not in ("none", "norm"):
+            raise ValueError(f"block_weighting must be 'none' or 'norm', got {block_weighting!r}")
+        self.block_weighting = block_weighting
         self.operators = list(operators)
         self.weights = {op: float((weights or {}).get(op, 1.0)) for op in self.operators}
         if use_onsite_shift and not {"H", "S"} <= set(self.operators):
@@ -118,11 +162,16 @@ class BlockLoss:
         ref = self.targets(pred, graph, layout)
         parts: dict[str, float] = {}
         total = 0.0
+        sizes = packed_block_sizes(graph) if self.block_weighting == "norm" else None
         for op in self.operators:
             per_class = []
             for c in ("onsite", "hopping"):
                 key = f"{op}_{c}"
-                value = half_mae_rmse(pred[key].to(ref[key].dtype), ref[key])
+                if sizes is None:
+                    value = half_mae_rmse(pred[key].to(ref[key].dtype), ref[key])
+                else:
+                    weight = block_norm_weights(ref[key], sizes[c])
+                    value = weighted_half_mae_rmse(pred[key].to(ref[key].dtype), ref[key], weight)
                 parts[key] = float(value.detach())
                 per_class.append(value)
             op_loss = sum(per_class) / len(per_class)

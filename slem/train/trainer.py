@@ -97,7 +97,9 @@ class Trainer:
             lambda f: model_io.graph_from_frame(f, self.model_config, self.dtype, self.config.operators),
             frames,
         )
-        self.loss_fn = BlockLoss(self.config.operators, self.t.operator_weights, self.t.onsite_shift)
+        self.loss_fn = BlockLoss(
+            self.config.operators, self.t.operator_weights, self.t.onsite_shift, self.t.block_weighting
+        )
         self.optimizer = make_optimizer(self.model, self.t)
         self.order = DataOrder(list(range(len(self.data.train))), self.t.batch_size, self.t.seed, self.dist)
         self.max_steps = self.t.max_steps or self.t.epochs * self.order.batches_per_epoch
@@ -183,7 +185,9 @@ class Trainer:
         if self.t.eigenvalue_loss > 0:
             from .eigen_loss import eigenvalue_loss  # noqa: PLC0415
 
-            eig = eigenvalue_loss(pred, graph, self.t.eigenvalue_kpoints, self.t.seed)
+            eig = eigenvalue_loss(
+                pred, graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance
+            )
             parts["eigenvalue"] = float(eig.detach())
             loss = loss + self.t.eigenvalue_loss * eig
         bad = not torch.isfinite(loss).item()

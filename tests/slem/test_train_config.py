@@ -52,6 +52,8 @@ def test_yaml_float_strings_are_accepted(tmp_path):
         (_with(dataset={"validation": "v.h5"}), "did you mean 'validation_path'"),
         (_with(operators=["H"], training={"eigenvalue_loss": 1.0}), "needs operators H and S"),
         (_with(training={"onsite_shift": "yes"}), "'training.onsite_shift' must be bool"),
+        (_with(training={"block_weighting": "pair"}), "'training.block_weighting' must be one of"),
+        (_with(training={"eigenvalue_overlap_tolerance": -1e-2}), "must be >= 0"),
     ],
 )
 def test_config_errors(cfg, fragment):

@@ -102,3 +102,53 @@ def test_batch_eigenvalues_match_frame_bands():
         kpts = kpoints_for(frame.cell, 3, 1)
         ref = band_energies(frame, kpts, cartesian=True)
         np.testing.assert_allclose(e.numpy(), ref, atol=1e-9)
+
+
+def test_block_norm_weighting_counts_large_blocks_more():
+    from slem.train.loss import block_norm_weights, weighted_half_mae_rmse
+
+    # two 1x1 hopping blocks: a short bond (target 1.0) and a far pair (target 0.0)
+    ref = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    sizes = torch.tensor([1, 1])
+    w = block_norm_weights(ref, sizes)  # rms + mean rms: 1.5 and 0.5
+    assert w.tolist() == pytest.approx([1.5, 0.5])
+    err_short = weighted_half_mae_rmse(ref + torch.tensor([0.1, 0.0], dtype=torch.float64), ref, w)
+    err_far = weighted_half_mae_rmse(ref + torch.tensor([0.0, 0.1], dtype=torch.float64), ref, w)
+    assert float(err_short) > 2.0 * float(err_far)  # weight ratio 3: MAE part x3, RMSE part x sqrt(3)
+    # equal weights reduce to the plain loss
+    pred = ref + torch.tensor([0.3, -0.1], dtype=torch.float64)
+    ones = torch.ones(2, dtype=torch.float64)
+    assert float(weighted_half_mae_rmse(pred, ref, ones)) == pytest.approx(float(half_mae_rmse(pred, ref)))
+    with pytest.raises(ValueError, match="block sizes sum"):
+        block_norm_weights(ref, torch.tensor([1, 2]))
+
+
+def test_block_loss_norm_weighting_uses_graph_block_sizes():
+    graph, norb, _ = _graph()
+    graph["norb"] = torch.tensor(norb)
+    pred = {k: v.clone() for k, v in graph.items() if "_" in k and k[0] in "HS"}
+    weighted = BlockLoss(["H", "S"], block_weighting="norm")
+    assert float(weighted(pred, graph)[0]) == pytest.approx(0.0, abs=1e-12)
+    pred["H_onsite"] = pred["H_onsite"] + 1.0  # a uniform error is weighted to the same value
+    assert weighted(pred, graph)[1]["H_onsite"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="block_weighting"):
+        BlockLoss(["H"], block_weighting="pair")
+
+
+def test_canonical_eigvalsh_drops_near_null_overlap_directions():
+    from slem.train.eigen_loss import canonical_eigvalsh, generalized_eigvalsh
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    h = a + a.T
+    b = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    s = b @ b.T + 6 * torch.eye(6, dtype=torch.float64)
+    # well-conditioned S: nothing dropped, same as the Cholesky route
+    assert torch.allclose(canonical_eigvalsh(h, s, 1e-6), generalized_eigvalsh(h, s), atol=1e-10)
+    # a rank-deficient S (two identical orbitals): one direction dropped, Cholesky impossible
+    c = torch.eye(6, dtype=torch.float64)
+    c[5] = c[4]
+    s_dep = c @ s @ c.T
+    assert canonical_eigvalsh(h, s_dep, 1e-8).shape == (5,)
+    with pytest.raises(RuntimeError):
+        generalized_eigvalsh(h, s_dep)
