@@ -71,3 +71,36 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
 @pytest.fixture(scope="session")
 def aiida_backend_name(aiida_profile) -> str:
     return f"{aiida_profile.storage_backend}+{aiida_profile.process_control_backend}"
+
+
+def _wait_for_rabbitmq_process_queue(profile, timeout: float = 180.0) -> None:
+    """RabbitMQ refuses (NO_ROUTE) a task sent before a daemon worker has declared the process queue,
+    which happens on a busy machine right after the daemon starts."""
+    import shutil
+    import subprocess
+    import time
+
+    if profile.process_control_backend != "core.rabbitmq" or shutil.which("rabbitmqctl") is None:
+        return
+    queue = f"aiida-{profile.uuid}.process.queue"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listing = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True)
+        if queue in listing.stdout.split():
+            return
+        time.sleep(1.0)
+    pytest.fail(f"no daemon worker declared {queue} within {timeout:.0f} s")
+
+
+@pytest.fixture
+def submit_and_await(submit_and_await, aiida_profile):
+    """aiida's fixture, but only once the daemon can actually receive the task."""
+    _wait_for_rabbitmq_process_queue(aiida_profile)
+    return submit_and_await
+
+
+@pytest.fixture
+def daemon_accepts_tasks(started_daemon_client, aiida_profile):
+    """A running daemon that can already receive tasks (see _wait_for_rabbitmq_process_queue)."""
+    _wait_for_rabbitmq_process_queue(aiida_profile)
+    return started_daemon_client

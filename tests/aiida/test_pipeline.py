@@ -213,7 +213,9 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.daemon
-def test_daemon_stop_mid_pipeline_loses_and_duplicates_nothing(module_codes, started_daemon_client):
+def test_daemon_stop_mid_pipeline_loses_and_duplicates_nothing(
+    module_codes, started_daemon_client, daemon_accepts_tasks
+):
     """Submit, stop the daemon once the dataset step runs, restart it: it finishes, each step ran once."""
     from aiida.common.links import LinkType
     from aiida.engine import submit
