@@ -50,6 +50,64 @@ def find_executables() -> dict[str, Path]:
     return {label: Path(path) for label, path in found.items()}
 
 
+def _psql_profile_command(name: str) -> list[str]:
+    """Create the database ourselves: `verdi presto --use-postgres` asks for the server's en_US.UTF-8
+    template locale, which minimal Debian images lack; C.UTF-8 always exists."""
+    from aiida.manage.external.postgres import Postgres
+
+    postgres = Postgres(
+        interactive=False, quiet=True, dbinfo={"host": "localhost", "port": 5432, "user": "postgres"}
+    )
+    if not postgres.is_connected:
+        raise click.ClickException(
+            "PostgreSQL is not reachable on localhost:5432 as user 'postgres'; start it "
+            "('pg_ctlcluster <version> main start') or use --backend embedded"
+        )
+    db = f"aiida_slem_{name}".replace("-", "_")
+    if not postgres.dbuser_exists(db):
+        postgres.create_dbuser(db, db, "CREATEDB")
+    if not postgres.db_exists(db):
+        postgres.execute(
+            f'CREATE DATABASE "{db}" OWNER "{db}" ENCODING \'UTF8\' '
+            "LC_COLLATE='C.UTF-8' LC_CTYPE='C.UTF-8' TEMPLATE=template0"
+        )
+    from aiida.manage.configuration import get_config
+
+    repository = Path(get_config().dirpath) / "repository" / f"psql_{name}"
+    return [
+        "verdi",
+        "profile",
+        "setup",
+        "core.psql_dos",
+        "--non-interactive",
+        "--profile-name",
+        name,
+        "--email",
+        "user@aiida-slem.local",
+        "--first-name",
+        "aiida",
+        "--last-name",
+        "slem",
+        "--institution",
+        "-",
+        "--broker",
+        "core.rabbitmq",
+        "--database-hostname",
+        "localhost",
+        "--database-port",
+        "5432",
+        "--database-name",
+        db,
+        "--database-username",
+        db,
+        "--database-password",
+        db,
+        "--repository-uri",
+        repository.as_uri(),
+        "--set-as-default",
+    ]
+
+
 def ensure_profile(profile_name: str | None, backend: str) -> str:
     """Load the requested (or default) profile, creating one with ``verdi presto`` when none exists."""
     from aiida.manage.configuration import get_config
@@ -67,7 +125,7 @@ def ensure_profile(profile_name: str | None, backend: str) -> str:
     if backend == "embedded":
         command.append("--use-zeromq")
     else:
-        command += ["--use-postgres", "--postgres-username", "postgres", "--postgres-hostname", "localhost"]
+        command = _psql_profile_command(name)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise click.ClickException(f"creating the profile failed:\n{result.stdout}\n{result.stderr}")
