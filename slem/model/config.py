@@ -32,6 +32,9 @@ class SlemConfig:
     avg_num_neighbors: float = 50.0
     poly_p: float = 6.0
     overlap_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    # > 0: distance-dependent hopping statistics with a two-centre baseline on this many knots
+    # (bond_rescale.py); 0: one mean/std per species pair
+    bond_rescale_knots: int = 0
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -65,6 +68,8 @@ class SlemConfig:
                 problems.append("hidden_irreps needs 0e channels (the latent update reads them)")
         except ValueError as err:
             problems.append(str(err))
+        if self.bond_rescale_knots < 0 or self.bond_rescale_knots == 1:
+            problems.append("bond_rescale_knots must be 0 (off) or >= 2")
         if self.avg_num_neighbors <= 0:
             problems.append("avg_num_neighbors must be positive")
         if self.dtype not in ("float32", "float64"):

@@ -41,8 +41,9 @@ def fit_rescale(
             edge_t = [head.edge_asm.to_irreps(h) for _, _, h in samples]
             head.rescale_node.fit([torch.cat(fs) for fs in zip(*node_t, strict=True)],
                                   torch.cat([g.species for g, _, _ in samples]))
+            inputs = [head.edge_statistics_inputs(g) for g, _, _ in samples]
             head.rescale_edge.fit([torch.cat(fs) for fs in zip(*edge_t, strict=True)],
-                                  torch.cat([head.pair_types(g) for g, _, _ in samples]))
+                                  *[torch.cat(parts) for parts in zip(*inputs, strict=True)])
         else:
             head.fit(samples)
     return used

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from slem.model.blocks import BlockAssembler, OrbitalLayout, cut_blocks
+from slem.model.bond_rescale import BondRescale
 from slem.model.config import SlemConfig
 from slem.model.edges import EdgeGeometry, edge_geometry
 from slem.model.embedding import InitLayer
@@ -45,7 +46,10 @@ class SlemNet(nn.Module):
         self.out_node = EquivariantLinear(node_pairs, node_pairs)
         self.out_edge = EquivariantLinear(edge_pairs, edge_pairs)
         self.rescale_node = Rescale(node_pairs, n_species)
-        self.rescale_edge = Rescale(edge_pairs, n_species * n_species)
+        if config.bond_rescale_knots:
+            self.rescale_edge = BondRescale(edge_pairs, n_species * n_species, config.bond_rescale_knots)
+        else:
+            self.rescale_edge = Rescale(edge_pairs, n_species * n_species)
         self.n_species = n_species
 
     def features(self, geom: EdgeGeometry, edge_chunk: int | None = None):
@@ -60,10 +64,15 @@ class SlemNet(nn.Module):
     def pair_types(self, geom: EdgeGeometry) -> torch.Tensor:
         return geom.species[geom.edge_index[0]] * self.n_species + geom.species[geom.edge_index[1]]
 
+    def edge_statistics_inputs(self, geom: EdgeGeometry) -> tuple[torch.Tensor, ...]:
+        if isinstance(self.rescale_edge, BondRescale):
+            return self.pair_types(geom), geom.length, geom.vec_internal
+        return (self.pair_types(geom),)
+
     def forward(self, geom: EdgeGeometry, edge_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         node, edge = self.features(geom, edge_chunk)
         node = self.rescale_node(node, geom.species)
-        edge = self.rescale_edge(edge, self.pair_types(geom))
+        edge = self.rescale_edge(edge, *self.edge_statistics_inputs(geom))
         return self.node_asm(node), self.edge_asm(edge)
 
 

@@ -117,3 +117,17 @@ def test_dataset_checks(tmp_path):
     write_frames(empty, [_frame()], split={"train": [], "test": [0]})
     with pytest.raises(ConfigError, match="empty 'train' split"):
         check_config_against_dataset(validate_config(_with(dataset={"path": str(empty)})))
+
+
+def test_hidden_lmax_below_twice_the_orbital_l_warns():
+    import warnings
+
+    from slem.train.model_io import make_model_config
+
+    args = (["Si"], {"Si": "2s2p1d"}, {"Si": 4.0}, ["H", "S"])
+    with pytest.warns(UserWarning, match=r"lmax 2, below 2 x the largest orbital l \(4\)"):
+        make_model_config({"hidden_irreps": "16x0e+16x1o+8x2e"}, *args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_model_config({"hidden_irreps": "16x0e+8x1o+8x2e+4x3o+4x4e"}, *args)
+        make_model_config({"hidden_irreps": "16x0e+16x1o+8x2e"}, ["Si"], {"Si": "1s1p"}, {"Si": 4.0}, ["H"])
