@@ -126,8 +126,8 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['system']:8} {r['atoms']:5d} {r['ecut']:5.0f} {'x'.join(map(str, r['scf_kmesh'])):>6} "
-            f"{r['scf_cpu']:8.1f} {r['scf_wall']:8.1f} {'x'.join(map(str, r['proj_kmesh'])):>7} "
-            f"{r['pairs']:6d} {r['project_cpu']:8.1f} {r['project_wall']:9.1f} "
+            f"{r['scf_cpu']:8.2f} {r['scf_wall']:8.2f} {'x'.join(map(str, r['proj_kmesh'])):>7} "
+            f"{r['pairs']:6d} {r['project_cpu']:8.2f} {r['project_wall']:9.2f} "
             f"{r['project_cpu'] / r['scf_cpu']:9.2f} {r['tr_ds_err']:9.1e} {r['h_beyond']:10.1e}"
         )
 

@@ -68,10 +68,14 @@ class BlockAccumulator:
         }
 
     def add(self, k_frac: np.ndarray, weight: float, matrix: np.ndarray, sign: int) -> None:
+        self.add_many(np.asarray(k_frac)[None], np.array([weight]), np.asarray(matrix)[None], sign)
+
+    def add_many(self, k_frac: np.ndarray, weights: np.ndarray, matrices: np.ndarray, sign: int) -> None:
+        """``add`` for a stack of k-points (n_k, 3) with their matrices (n_k, n, n)."""
         for key, idx in self.groups.items():
-            phase = np.exp(sign * 2j * np.pi * (self.shifts[idx] @ k_frac)) * (weight / self.n_total)
-            sub = matrix[self.slices[key[0]], self.col_slices[key[1]]]
-            self.blocks[key] += np.real(phase[:, None, None] * sub[None, :, :])
+            phase = np.exp(sign * 2j * np.pi * (self.shifts[idx] @ k_frac.T)) * (weights / self.n_total)
+            sub = matrices[:, self.slices[key[0]], self.col_slices[key[1]]]
+            self.blocks[key] += np.real(np.tensordot(phase, sub, axes=1))
 
     def packed(self, selection: np.ndarray | None = None) -> np.ndarray:
         """Row-major blocks concatenated in pair order (optionally only the selected pairs)."""
@@ -112,8 +116,12 @@ class BlockSet:
         ]
 
     def at(self, k_frac: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.n, self.n), dtype=np.complex128)
+        return self.at_many(np.asarray(k_frac)[None])[0]
+
+    def at_many(self, k_frac: np.ndarray) -> np.ndarray:
+        """X(k) (n_k, n, n) for a stack of k-points (n_k, 3)."""
+        out = np.zeros((len(k_frac), self.n, self.n), dtype=np.complex128)
         for i, j, shifts, stack in self.groups:
-            phase = np.exp(2j * np.pi * (shifts @ k_frac))
-            out[self.slices[i], self.slices[j]] += np.tensordot(phase, stack, axes=1)
+            phase = np.exp(2j * np.pi * (k_frac @ shifts.T))
+            out[:, self.slices[i], self.slices[j]] += np.tensordot(phase, stack, axes=1)
         return out

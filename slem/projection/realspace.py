@@ -22,6 +22,7 @@ from .twocentre import TwoCentreTable
 
 Q_MAX = 25.0  # bohr^-1; the kinetic tail beyond is ~1e-5 Ry (0.1 meV) for the DZP bases
 Q_POINTS = 1251
+REACH_BATCH = 8  # separations per step of the KB-range scan
 
 Key = tuple[int, int, int, int, int]
 
@@ -57,6 +58,9 @@ class RealSpaceOperators:
         self.dion = {s: expanded_dion(u) for s, u in upfs.items()}
         self._max_distance = float(max_distance)
         self._bessel: dict = {}
+        l_orbital = max(l for o in self.orbitals.values() for l, _ in o)
+        l_beta = max((l for b in self.betas.values() for l, _ in b), default=0)
+        self._bessel_lmax = max(2 * l_orbital, l_orbital + l_beta)
         self._tables: dict = {}
 
     def _table(self, kind: str, a: str, b: str) -> TwoCentreTable:
@@ -65,7 +69,7 @@ class RealSpaceOperators:
             right = self.betas[b] if kind == "P" else self.orbitals[b]
             power = 2 if kind == "T" else 0
             self._tables[key] = TwoCentreTable(
-                self.orbitals[a], right, self.q, power, self._max_distance, self._bessel
+                self.orbitals[a], right, self.q, power, self._max_distance, self._bessel, self._bessel_lmax
             )
         return self._tables[key]
 
@@ -80,7 +84,12 @@ class RealSpaceOperators:
         for (a, b), group in groups.items():
             arr = np.array(group, dtype=np.int64)
             bonds = positions[arr[:, 1]] + arr[:, 2:] @ cell - positions[arr[:, 0]]
-            for key, block in zip(group, self._table(kind, a, b).blocks(bonds), strict=True):
+            if kind != "P" and self.labels.index(a) > self.labels.index(b):
+                # <f_a|O|f_b(. - d)> = <f_b|O|f_a(. + d)>^T: one table serves both orders
+                blocks = self._table(kind, b, a).blocks(-bonds).transpose(0, 2, 1)
+            else:
+                blocks = self._table(kind, a, b).blocks(bonds)
+            for key, block in zip(group, blocks, strict=True):
                 out[key] = block
         return out
 
@@ -98,7 +107,18 @@ class RealSpaceOperators:
         meet; the worst case over positions bounds every real geometry."""
         r_a, r_b = self.cutoff[a], self.cutoff[b]
         extras = np.arange(0.0, 2 * max(self.beta_radius.values()) + step, step)
-        worst = np.zeros(len(extras))
+        # Extras are scanned in batches, shortest first: the answer is usually among the first few.
+        for batch in np.array_split(np.arange(len(extras)), -(-len(extras) // REACH_BATCH)):
+            worst = self._worst_nonlocal(a, b, r_a + r_b + extras[batch])
+            below = np.flatnonzero(worst < tolerance)
+            if len(below):
+                return float(extras[batch[below[0]]])
+        return float(extras[-1])
+
+    def _worst_nonlocal(self, a: str, b: str, separations: np.ndarray) -> np.ndarray:
+        """Largest |KB element| between a and b at each separation over the scanned third atoms."""
+        r_a, r_b = self.cutoff[a], self.cutoff[b]
+        worst = np.zeros(len(separations))
         for c in self.labels:
             r_c = self.beta_radius[c]
             if not r_c or not self.betas[c]:
@@ -107,8 +127,7 @@ class RealSpaceOperators:
                 [[o * np.cos(p), o * np.sin(p)] for o in np.linspace(0.0, r_c, 4) for p in (0, 1.3)]
             )
             points, separation, owner = [], [], []
-            for n, x in enumerate(extras):
-                d = r_a + r_b + x
+            for n, d in enumerate(separations):
                 axial = np.linspace(d - r_b - r_c, r_a + r_c, 40)
                 pts = np.column_stack([np.tile(ring, (len(axial), 1)), np.repeat(axial, len(ring))])
                 points.append(pts)
@@ -119,5 +138,4 @@ class RealSpaceOperators:
             right = self._table("P", b, c).blocks(pts - np.column_stack([0 * d, 0 * d, d]))
             term = np.abs((left @ self.dion[c]) @ right.transpose(0, 2, 1)).max(axis=(1, 2))
             np.maximum.at(worst, owner, term)
-        below = np.flatnonzero(worst < tolerance)
-        return float(extras[below[0]]) if len(below) else float(extras[-1])
+        return worst

@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from .radial import real_ylm, simpson_weights, spherical_bessels
+from .radial import outer_bessels, real_ylm, real_ylms, simpson_weights
 
 D_STEP = 0.04  # bohr; the tables' spline error is below 1e-8 (checked against a 0.01 step)
 
@@ -43,7 +43,9 @@ class TwoCentreTable:
     """<f_a|O|f_b(. - d)> for all radial functions a of one centre and b of another.
 
     ``left``/``right``: (l, F(q)) pairs on the uniform grid ``q`` (from 0); ``power`` 0 gives the
-    overlap, 2 the kinetic energy in Ry; distances up to ``max_distance`` (bohr)."""
+    overlap, 2 the kinetic energy in Ry; distances up to ``max_distance`` (bohr). Tables sharing
+    ``bessel_cache`` share j_L(q d); ``bessel_lmax`` fills it up to that L at once, so that a later
+    table with a higher L does not compute it again."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class TwoCentreTable:
         power: int,
         max_distance: float,
         bessel_cache: dict | None = None,
+        bessel_lmax: int = 0,
     ) -> None:
         self.left_ls = [l for l, _ in left]
         self.right_ls = [l for l, _ in right]
@@ -73,11 +76,27 @@ class TwoCentreTable:
         if not self.terms:
             self.spline = None
             return
+        # Every (term, M) contributes radial_term(d) Y_LM(d_hat) times a fixed matrix: stacked as
+        # rows of one coupling matrix, the blocks of all bonds are a single product.
+        row0, col0 = np.cumsum([0, *self.left_sizes]), np.cumsum([0, *self.right_sizes])
+        self._ls = sorted({t[2] for t in self.terms})
+        ylm_start = dict(zip(self._ls, np.cumsum([0, *(2 * l + 1 for l in self._ls)])[:-1], strict=True))
+        coupling, self._term_of, self._ylm_column = [], [], []
+        for n, (a, b, big_l, factor, gaunt) in enumerate(self.terms):
+            for m in range(2 * big_l + 1):
+                if not gaunt[:, :, m].any():
+                    continue
+                block = np.zeros((row0[-1], col0[-1]))
+                block[row0[a] : row0[a + 1], col0[b] : col0[b + 1]] = factor * gaunt[:, :, m]
+                coupling.append(block.ravel())
+                self._term_of.append(n)
+                self._ylm_column.append(ylm_start[big_l] + m)
+        self._coupling = np.array(coupling)
         table = np.empty((len(d), len(self.terms)))
         lmax = max(t[2] for t in self.terms)
         key = (len(d), float(d[-1]), len(q), float(q[-1]))
         if len(cache.get(key, [])) <= lmax:
-            cache[key] = spherical_bessels(lmax, np.outer(d, q))
+            cache[key] = outer_bessels(max(lmax, bessel_lmax), d, q)
         for big_l in {t[2] for t in self.terms}:
             cols = [n for n, t in enumerate(self.terms) if t[2] == big_l]
             table[:, cols] = cache[key][big_l] @ np.array([products[n] for n in cols]).T
@@ -92,14 +111,7 @@ class TwoCentreTable:
         dist = np.linalg.norm(bonds, axis=1)
         inside = dist <= self.max_distance
         radial = self.spline(np.minimum(dist, self.max_distance)) * inside[:, None]
-        ylm = {}
-        row0 = np.cumsum([0, *self.left_sizes])
-        col0 = np.cumsum([0, *self.right_sizes])
-        for n, (a, b, big_l, factor, gaunt) in enumerate(self.terms):
-            if big_l not in ylm:
-                ylm[big_l] = real_ylm(big_l, bonds)
-            angular = (ylm[big_l] @ gaunt.reshape(-1, gaunt.shape[2]).T).reshape(len(bonds), *gaunt.shape[:2])
-            rows = slice(row0[a], row0[a + 1])
-            cols = slice(col0[b], col0[b + 1])
-            out[:, rows, cols] += (factor * radial[:, n])[:, None, None] * angular
-        return out
+        ylm = real_ylms(self._ls, bonds)
+        angular = np.concatenate([ylm[l] for l in self._ls], axis=1)
+        expansion = radial[:, self._term_of] * angular[:, self._ylm_column]
+        return (expansion @ self._coupling).reshape(out.shape)

@@ -18,6 +18,7 @@ from slem.projection.radial import (
     Q_STEP,
     orbital_transform,
     orbital_transforms,
+    outer_bessels,
     real_ylm,
     spherical_bessels,
 )
@@ -121,6 +122,14 @@ def test_fast_spherical_bessels_match_scipy():
         assert np.abs(values - spherical_jn(l, x)).max() < 1e-13
 
 
+def test_bessel_tables_of_outer_products_match_scipy():
+    """The angle-addition sines of outer_bessels (uniform first factor) against scipy."""
+    q = np.linspace(0.0, 25.0, 1251)
+    r = np.geomspace(1e-4, 3.0, 300)  # a logarithmic mesh, as in a UPF
+    for l, values in enumerate(outer_bessels(4, q, r)):
+        assert np.abs(values - spherical_jn(l, np.outer(q, r))).max() < 1e-13
+
+
 def test_real_gaunt_expands_products_of_harmonics():
     """Y_a(v) Y_b(v) = sum_LM G(a, b, LM) Y_LM(v) exactly, L = |l_a - l_b| .. l_a + l_b."""
     v = np.random.default_rng(5).normal(size=(50, 3))
@@ -134,14 +143,18 @@ def test_real_gaunt_expands_products_of_harmonics():
     assert np.allclose(real_gaunt(1, 1, 0)[:, :, 0], np.eye(3) / np.sqrt(4 * np.pi))
 
 
-def _gaussian_basis(exponent: float = 0.8, cutoff: float = 3.5) -> ElementBasis:
-    """s, p, d Gaussians smoothly cut at ``cutoff`` (Angstrom), as a basis file would hold them."""
+def _gaussian_basis(
+    exponent: float = 0.8, cutoff: float = 3.5, p_cutoff: float | None = None
+) -> ElementBasis:
+    """s, p, d Gaussians smoothly cut at ``cutoff`` (Angstrom; the p at ``p_cutoff`` if given), as a
+    basis file would hold them."""
     r = np.arange(0.0, cutoff + 0.005, 0.005)
     orbitals = []
     for l in range(3):
-        values = np.where(r < cutoff, r**l * np.exp(-exponent * r**2) * (1 - (r / cutoff) ** 2) ** 3, 0.0)
+        rc = p_cutoff if l == 1 and p_cutoff else cutoff
+        values = np.where(r < rc, r**l * np.exp(-exponent * r**2) * (1 - (r / rc) ** 2) ** 3, 0.0)
         values /= np.sqrt(np.trapezoid(values**2 * r**2, r))
-        orbitals.append(RadialOrbital(l=l, zeta=0, r=r, values=values, cutoff=cutoff))
+        orbitals.append(RadialOrbital(l=l, zeta=0, r=r, values=values, cutoff=rc))
     return ElementBasis("X", "test", orbitals)
 
 
@@ -176,15 +189,18 @@ def test_two_centre_overlap_and_kinetic_against_direct_quadrature():
     assert np.all(np.diag(t_table.blocks(np.zeros((1, 3)))[0]) > 0)
 
 
-def test_local_potential_lenses_match_brute_force_quadrature():
-    """The row-intersection bookkeeping equals a plain sum over every grid point of the spheres."""
-    basis = _gaussian_basis(cutoff=2.2)
+@pytest.mark.parametrize("p_cutoff", [None, 1.2])
+def test_local_potential_lenses_match_brute_force_quadrature(p_cutoff):
+    """The row-intersection bookkeeping equals a plain sum over every grid point of the spheres,
+    also when a short orbital gets spheres and lenses of its own (``p_cutoff``)."""
+    basis = _gaussian_basis(cutoff=2.2, p_cutoff=p_cutoff)
     cell = np.array([[6.5, 0.0, 0.0], [1.2, 6.0, 0.0], [0.3, -0.8, 7.1]])
     positions = np.array([[0.2, 0.1, 0.3], [3.1, 2.9, 3.6]])
     shape = (18, 20, 22)
     frac = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), -1)
     potential = np.cos(2 * np.pi * frac[..., 0]) + 0.5 * np.sin(2 * np.pi * (frac[..., 1] - 2 * frac[..., 2]))
     orbitals = {"X": GridOrbitals(basis)}
+    assert len(orbitals["X"].groups) == (2 if p_cutoff else 1)
     radii = np.full(2, orbitals["X"].cutoff)
     pairs, shifts, _ = pairs_within(positions, cell, radii)
     keys = [(int(i), int(j), *map(int, r)) for (i, j), r in zip(pairs, shifts, strict=True)]
