@@ -94,6 +94,20 @@ def test_missing_reverse_edge_is_a_clear_error():
         model(g)
 
 
+def test_reverse_edges_from_integer_shifts_match_the_cartesian_route():
+    from slem.data.graph import build_graph, collate
+
+    graphs = [build_graph(silicon(1, seed=s, cubic=False), ["Si"], {"Si": 6.0}, basis={"Si": "1s1p"})
+              for s in range(2)]
+    batch = collate(graphs)
+    fast = reverse_edges(batch["edge_index"], batch["edge_shift"], cell_shift=batch["cell_shift"])
+    assert torch.equal(fast, reverse_edges(batch["edge_index"], batch["edge_shift"]))
+    ei, shift = batch["edge_index"], batch["cell_shift"]
+    assert torch.equal(ei[:, fast], ei.flip(0)) and torch.equal(shift[fast], -shift)
+    with pytest.raises(GraphError, match="no reverse edge"):
+        reverse_edges(ei[:, 1:], batch["edge_shift"][1:], cell_shift=shift[1:])
+
+
 def bloch(onsite, hop, g, norb, k):
     """S(k) = sum_R S(R) exp(i k.R) from flat single-species blocks (k Cartesian, 1/A)."""
     n = g["pos"].shape[0]
