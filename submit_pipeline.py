@@ -20,20 +20,34 @@ MATERIALS = {
     "Si": ("Si", "diamond", 5.43),
     "C": ("C", "diamond", 3.567),
     "SiC": ("SiC", "zincblende", 4.36),
+    # hexagonal diamond (lonsdaleite), 8-atom orthorhombic cell: a second Si polymorph for transfer tests
+    "Si_hex": ("SiSi", "wurtzite", 3.84),
 }
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="verdi run submit_pipeline.py", description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--structure", type=pathlib.Path, help="An ase-readable structure file (cif, POSCAR, xyz)."
+    parser.add_argument(
+        "--structure",
+        type=pathlib.Path,
+        action="append",
+        default=[],
+        help="An ase-readable structure file (cif, POSCAR, xyz); repeat it to build one dataset "
+        "from several structures.",
     )
-    source.add_argument(
+    parser.add_argument(
         "--material",
         choices=sorted(MATERIALS),
-        default="Si",
-        help="Built-in conventional cubic cell (default: Si, 8 atoms).",
+        action="append",
+        default=[],
+        help="Built-in 8-atom cell (default: Si); repeatable, and combinable with --structure.",
+    )
+    parser.add_argument(
+        "--hold-out",
+        default=None,
+        metavar="LABEL",
+        help="Label (material name or file stem) of one structure whose frames all become the test split: "
+        "validation then measures transfer to a structure never seen in training.",
     )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
@@ -81,22 +95,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_structure(args: argparse.Namespace) -> tuple[str, orm.StructureData]:
-    if args.structure is not None:
-        import ase.io
+def _read_file(path: pathlib.Path) -> orm.StructureData:
+    import ase.io
 
-        if not args.structure.is_file():
-            sys.exit(f"--structure {args.structure}: no such file")
-        try:
-            atoms = ase.io.read(args.structure)
-        except Exception as exc:  # noqa: BLE001 - ase raises many types for unreadable files
-            sys.exit(f"--structure {args.structure}: ase cannot read it ({exc}); give cif, POSCAR, xyz, ...")
-        label = "".join(c if c.isalnum() else "_" for c in args.structure.stem) or "structure"
-        return label, orm.StructureData(ase=atoms)
+    if not path.is_file():
+        sys.exit(f"--structure {path}: no such file")
+    try:
+        atoms = ase.io.read(path)
+    except Exception as exc:  # noqa: BLE001 - ase raises many types for unreadable files
+        sys.exit(f"--structure {path}: ase cannot read it ({exc}); give cif, POSCAR, xyz, ...")
+    return orm.StructureData(ase=atoms)
+
+
+def _built_in(name: str) -> orm.StructureData:
     from ase.build import bulk
 
-    formula, lattice, a = MATERIALS[args.material]
-    return args.material, orm.StructureData(ase=bulk(formula, lattice, a=a, cubic=True))
+    formula, lattice, a = MATERIALS[name]
+    if lattice == "wurtzite":
+        atoms = bulk(formula, lattice, a=a, c=a * (8 / 3) ** 0.5, orthorhombic=True)
+    else:
+        atoms = bulk(formula, lattice, a=a, cubic=True)
+    return orm.StructureData(ase=atoms)
+
+
+def load_structures(args: argparse.Namespace) -> dict[str, orm.StructureData]:
+    """Label -> structure for every --structure and --material (Si when none is given)."""
+    structures: dict[str, orm.StructureData] = {}
+    sources = [("file", p) for p in args.structure] + [("material", m) for m in args.material]
+    for kind, source in sources or [("material", "Si")]:
+        if kind == "file":
+            label = "".join(c if c.isalnum() else "_" for c in source.stem) or "structure"
+            structure = _read_file(source)
+        else:
+            label, structure = source, _built_in(source)
+        if label in structures:
+            sys.exit(f"two structures are labelled {label!r}; rename one of the files")
+        structures[label] = structure
+    if args.hold_out is not None and args.hold_out not in structures:
+        sys.exit(f"--hold-out {args.hold_out!r} is not one of the structures {sorted(structures)}")
+    if args.hold_out is not None and len(structures) < 2:
+        sys.exit("--hold-out needs at least two structures: one to train on, one held out")
+    return structures
 
 
 def load_codes(computer: str) -> dict:
@@ -218,22 +257,25 @@ def main(argv: list[str]) -> int:
     from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 
     args = parse_args(argv)
-    label, structure = load_structure(args)
+    structures = load_structures(args)
     codes = load_codes(args.computer)
+    overrides = dict(args.overrides or {})
+    if args.hold_out is not None:
+        overrides["hold_out_structure"] = args.hold_out
     builder = SlemPipelineWorkChain.get_builder_from_protocol(
         codes,
-        {label: structure},
+        structures,
         protocol=args.protocol,
-        overrides=args.overrides,
+        overrides=overrides,
         options=args.options,
         gpus=args.gpus,
     )
     mode = args.mode or ("submit" if daemon_running() else "run")
-    print(
-        f"SLEM pipeline, protocol '{args.protocol}', {structure.get_formula()} "
-        f"({len(structure.sites)} atoms), "
-        f"computer {args.computer}, mode {mode}"
-    )
+    described = ", ".join(f"{label} {st.get_formula()} ({len(st.sites)} atoms)"
+                          for label, st in structures.items())
+    held = f", held out: {args.hold_out}" if args.hold_out else ""
+    print(f"SLEM pipeline, protocol '{args.protocol}', {described}{held}, "
+          f"computer {args.computer}, mode {mode}")
     if mode == "submit":
         if not daemon_running():
             sys.exit("--submit needs a running daemon: verdi daemon start (or use --run)")
