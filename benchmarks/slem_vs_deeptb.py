@@ -94,7 +94,7 @@ def timed(fn, warm: int, reps: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- our side
-def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> dict:
+def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 0) -> dict:
     import torch  # noqa: PLC0415
 
     from slem.data.deeptb import read_deeptb  # noqa: PLC0415
@@ -105,7 +105,8 @@ def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> d
     torch.manual_seed(0)
     frame = read_deeptb(root)[0]
     config = SlemConfig(species=["Si"], basis={"Si": "1s1p"}, r_cut={"Si": R_MAX}, n_layers=3,
-                        hidden_irreps=HIDDEN, latent_dim=64, n_radial=10, avg_num_neighbors=86.0)
+                        hidden_irreps=HIDDEN, latent_dim=64, n_radial=10, avg_num_neighbors=86.0,
+                        bond_rescale_knots=knots)
     model = build_model(config)
     graph = build_graph(frame, ["Si"], {"Si": R_MAX}, dtype=torch.float32)
     fit_rescale(model, [graph])
@@ -227,7 +228,7 @@ def build_venv(log) -> Path:
 def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", side, "--task", task, "--atoms", str(atoms_n),
            "--steps", str(args.steps), "--timed-steps", str(args.timed_steps), "--threads", str(args.threads),
-           "--data", str(args.data)]
+           "--data", str(args.data), "--bond-rescale-knots", str(args.bond_rescale_knots)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -283,6 +284,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,512,4096", help="forward-pass sizes in atoms (64 * n^3)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on both sides")
     parser.add_argument("--skip-deeptb", action="store_true", help="compare with the recorded DeePTB numbers")
+    parser.add_argument("--bond-rescale-knots", type=int, default=0,
+                        help="our model's distance-dependent hopping rescale (SlemConfig.bond_rescale_knots)")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--task", choices=["train", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--atoms", type=int, default=64, help=argparse.SUPPRESS)
@@ -294,8 +297,9 @@ def main() -> None:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
-        fn = ours if args.worker == "ours" else deeptb
-        print(json.dumps(fn(args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)))
+        common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)
+        out = ours(*common, args.bond_rescale_knots) if args.worker == "ours" else deeptb(*common)
+        print(json.dumps(out))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     bad = [n for n in sizes if n < 64 or 64 * round((n / 64) ** (1 / 3)) ** 3 != n]

@@ -38,18 +38,27 @@ def _check_overlap(smallest: float, k: np.ndarray) -> None:
         )
 
 
-def dense_bands(frame, kpts: np.ndarray) -> np.ndarray:
-    """All eigenvalues at each reduced k-point (dense), after the overlap positivity check."""
+def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.ndarray:
+    """All eigenvalues at each reduced k-point (dense), after the overlap positivity check.
+
+    ``overlap_tolerance`` > 0: canonical orthogonalisation instead of the check; S(k) directions with
+    eigenvalues at or below it are dropped (a nearly linearly dependent basis such as DZP amplifies H
+    errors along them by 1/eigenvalue), and every k-point keeps the smallest number of bands kept."""
     import scipy.linalg  # noqa: PLC0415
 
     from slem.bands import bloch_matrices  # noqa: PLC0415
+    from slem.bands.bloch import generalized_eigvalsh  # noqa: PLC0415
 
     h_all, s_all = bloch_matrices(frame, "H", kpts), bloch_matrices(frame, "S", kpts)
     out = []
     for k, h, s in zip(kpts, h_all, s_all, strict=True):
+        if overlap_tolerance > 0:
+            out.append(generalized_eigvalsh(h, s, overlap_tolerance))
+            continue
         _check_overlap(float(np.linalg.eigvalsh(s)[0]), k)
         out.append(scipy.linalg.eigh(h, s, eigvals_only=True))
-    return np.array(out)
+    n = min(len(e) for e in out)
+    return np.array([e[:n] for e in out])
 
 
 def band_path(frame, path: str, npoints: int):
@@ -123,6 +132,14 @@ def _reference_frame(reference: str, structure: str, index: int):
     help="Shift the model's bands by their mean offset from --reference ('auto': only for models trained "
     "with onsite_shift, whose energy zero is arbitrary).",
 )
+@click.option(
+    "--overlap-tolerance",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Dense solver: drop S(k) directions with eigenvalues <= this (canonical orthogonalisation; "
+    "1e-2 for DZP, as the validation does) instead of requiring S(k) positive definite.",
+)
 @click.option("--emin", type=float, default=None)
 @click.option("--emax", type=float, default=None)
 @click.option("--edge-chunk", type=int, default=None)
@@ -140,6 +157,7 @@ def bands(
     solver,
     nbands,
     sigma,
+    overlap_tolerance,
     emin,
     emax,
     edge_chunk,
@@ -151,6 +169,11 @@ def bands(
     from slem.predict import Predictor, read_structures  # noqa: PLC0415
 
     try:
+        if overlap_tolerance < 0:
+            raise ValueError(f"--overlap-tolerance must be >= 0, got {overlap_tolerance}")
+        if overlap_tolerance > 0 and solver == "sparse":
+            raise ValueError("--overlap-tolerance works with --solver dense only (the sparse solver needs S "
+                             "positive definite); drop one of the two")
         predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
         if not {"H", "S"} <= set(predictor.operators):
             raise ValueError(f"the model predicts {predictor.operators}; bands need both H and S")
@@ -163,7 +186,7 @@ def bands(
         solve = (
             (lambda f: sparse_bands(f, kpts, nbands, sigma))
             if solver == "sparse"
-            else (lambda f: dense_bands(f, kpts))
+            else (lambda f: dense_bands(f, kpts, overlap_tolerance))
         )
         energies = solve(frame)
         ref_energies = solve(ref) if ref is not None else None

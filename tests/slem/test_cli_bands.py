@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from slem.bands import band_energies
+from slem.bands import band_energies, bloch_matrices
 from slem.cli.bands import OverlapNotPositiveError, dense_bands, sparse_bands
 from slem.cli.bands import bands as bands_cli
 from slem.data.frame import read_frames
@@ -129,3 +129,21 @@ def test_overlap_not_positive_definite_is_named():
         dense_bands(frame, np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]))
     with pytest.raises(OverlapNotPositiveError, match="not positive definite"):
         sparse_bands(frame, np.array([[0.0, 0.0, 0.0]]), nbands=4, sigma=0.0)
+
+
+def test_overlap_tolerance_drops_near_null_directions_and_is_checked(model_path, tmp_path):
+    frame = read_frames(SI8, [0])[0]
+    kpts = np.array([[0.0, 0.0, 0.0], [0.1, 0.25, -0.3]])
+    s_min = min(np.linalg.eigvalsh(s)[0] for s in bloch_matrices(frame, "S", kpts))
+    exact = dense_bands(frame, kpts)
+    # a tolerance below every S(k) eigenvalue drops nothing and changes nothing
+    np.testing.assert_allclose(dense_bands(frame, kpts, overlap_tolerance=0.5 * s_min), exact, atol=1e-8)
+    # the broken overlap of the test above becomes solvable once its non-positive directions are dropped
+    frame.operators["S"] = frame.operators["S"] * 3.0 - 2.0 * (frame.operators["S"] != 0)
+    cut = dense_bands(frame, kpts, overlap_tolerance=1e-2)
+    assert 0 < cut.shape[1] < exact.shape[1] and np.isfinite(cut).all()
+    for bad, message in ((["--overlap-tolerance", "-1"], "must be >= 0"),
+                         (["--overlap-tolerance", "0.01", "--solver", "sparse"], "dense only")):
+        args = [str(model_path), str(SI8), "-o", str(tmp_path / "b.png"), *bad]
+        result = CliRunner().invoke(bands_cli, args)
+        assert result.exit_code == 2 and message in result.output
