@@ -94,7 +94,8 @@ def timed(fn, warm: int, reps: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- our side
-def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 0) -> dict:
+def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 0,
+         edge_chunk: int = 0) -> dict:
     import torch  # noqa: PLC0415
 
     from slem.data.deeptb import read_deeptb  # noqa: PLC0415
@@ -134,7 +135,7 @@ def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knot
     base = rss_mb()
     warm, reps = REPEATS.get(atoms_n, (0, 1))
     with torch.no_grad():
-        wall, cpu = timed(lambda: model(big), warm, reps)
+        wall, cpu = timed(lambda: model(big, edge_chunk=edge_chunk or None), warm, reps)
     return {"time_s": wall, "cpu_s": cpu, "edges": int(big["edge_index"].shape[1]),
             "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
 
@@ -228,7 +229,8 @@ def build_venv(log) -> Path:
 def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", side, "--task", task, "--atoms", str(atoms_n),
            "--steps", str(args.steps), "--timed-steps", str(args.timed_steps), "--threads", str(args.threads),
-           "--data", str(args.data), "--bond-rescale-knots", str(args.bond_rescale_knots)]
+           "--data", str(args.data), "--bond-rescale-knots", str(args.bond_rescale_knots),
+           "--edge-chunk", str(args.edge_chunk)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -286,6 +288,9 @@ def main() -> None:
     parser.add_argument("--skip-deeptb", action="store_true", help="compare with the recorded DeePTB numbers")
     parser.add_argument("--bond-rescale-knots", type=int, default=0,
                         help="our model's distance-dependent hopping rescale (SlemConfig.bond_rescale_knots)")
+    parser.add_argument("--edge-chunk", type=int, default=20000,
+                        help="our forward passes run each layer in slices of this many edges (same result, "
+                        "bounded temporaries); 0 = one slice")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--task", choices=["train", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--atoms", type=int, default=64, help=argparse.SUPPRESS)
@@ -298,7 +303,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)
-        out = ours(*common, args.bond_rescale_knots) if args.worker == "ours" else deeptb(*common)
+        out = (ours(*common, args.bond_rescale_knots, args.edge_chunk) if args.worker == "ours"
+               else deeptb(*common))
         print(json.dumps(out))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -328,7 +334,8 @@ def main() -> None:
     label = "DeePTB 2.2.1"
     if args.skip_deeptb:
         res["peer"], label = PEER, "DeePTB 2.2.1 (recorded)"
-    print(f"threads: {args.threads}   1-min load average after each run: "
+    print(f"threads: {args.threads}   our edge_chunk: {args.edge_chunk or 'off'}   "
+          "1-min load average after each run: "
           f"{' '.join(f'{x:.1f}' for x in loads)} (2 cores)   "
           f"params ours/theirs: {res['ours']['train']['params']}/{res['peer']['train'].get('params', '-')}")
     print(table(res, label))

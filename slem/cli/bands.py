@@ -142,7 +142,8 @@ def _reference_frame(reference: str, structure: str, index: int):
 )
 @click.option("--emin", type=float, default=None)
 @click.option("--emax", type=float, default=None)
-@click.option("--edge-chunk", type=int, default=None)
+@click.option("--edge-chunk", type=int, default=20000, show_default=True,
+              help="Edges per model slice (same result; bounded memory). 0: one slice.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-o", "--output", default="bands.png", show_default=True, type=click.Path())
 @click.option("--data", type=click.Path(), default=None, help="Also write the bands as .json or .npz.")
