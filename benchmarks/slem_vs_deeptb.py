@@ -94,7 +94,7 @@ def timed(fn, warm: int, reps: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- our side
-def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 0,
+def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
          edge_chunk: int = 0) -> dict:
     import torch  # noqa: PLC0415
 
@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,512,4096", help="forward-pass sizes in atoms (64 * n^3)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on both sides")
     parser.add_argument("--skip-deeptb", action="store_true", help="compare with the recorded DeePTB numbers")
-    parser.add_argument("--bond-rescale-knots", type=int, default=0,
+    parser.add_argument("--bond-rescale-knots", type=int, default=24,
                         help="our model's distance-dependent hopping rescale (SlemConfig.bond_rescale_knots)")
     parser.add_argument("--edge-chunk", type=int, default=20000,
                         help="our forward passes run each layer in slices of this many edges (same result, "

@@ -33,8 +33,8 @@ class SlemConfig:
     poly_p: float = 6.0
     overlap_hidden: list[int] = field(default_factory=lambda: [64, 64])
     # > 0: distance-dependent hopping statistics with a two-centre baseline on this many knots
-    # (bond_rescale.py); 0: one mean/std per species pair
-    bond_rescale_knots: int = 0
+    # (bond_rescale.py); 0: one mean/std per species pair. Si64 1s1p, 100 steps: 2.8 vs 8.4 meV H MAE.
+    bond_rescale_knots: int = 24
     dtype: str = "float32"
 
     def __post_init__(self) -> None:

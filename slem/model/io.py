@@ -69,7 +69,10 @@ def load_model(path: str | Path, expected_basis: Mapping[str, str] | None = None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a SLEM model file (expected format {FORMAT}); "
                              "write it with slem.model.save_model")
-    config = SlemConfig.from_dict(payload["config"])
+    stored = dict(payload["config"])
+    # files written before the distance-dependent hopping rescale existed used one mean/std per pair type
+    stored.setdefault("bond_rescale_knots", 0)
+    config = SlemConfig.from_dict(stored)
     if expected_basis is not None:
         _check_basis(config, expected_basis, path)
     model = build_model(config)

@@ -99,9 +99,20 @@ def test_distances_outside_the_training_range_are_clamped():
 def test_knots_are_validated_and_the_choice_survives_save_and_load(tmp_path):
     with pytest.raises(ModelConfigError, match="bond_rescale_knots"):
         small_config(bond_rescale_knots=1)
-    assert isinstance(build_model(small_config(heads=("H",))).heads["H"].rescale_edge, Rescale)
+    assert isinstance(build_model(small_config(heads=("H",))).heads["H"].rescale_edge, BondRescale)
+    assert isinstance(build_model(small_config(heads=("H",), bond_rescale_knots=0)).heads["H"].rescale_edge,
+                      Rescale)
     model = build_model(small_config(heads=("H",), bond_rescale_knots=6))
     save_model(tmp_path / "m.pt", model)
     loaded, _ = load_model(tmp_path / "m.pt")
     assert isinstance(loaded.heads["H"].rescale_edge, BondRescale)
     assert loaded.heads["H"].rescale_edge.n_knots == 6
+
+
+def test_model_files_written_before_the_option_load_with_per_pair_statistics(tmp_path):
+    save_model(tmp_path / "old.pt", build_model(small_config(heads=("H",), bond_rescale_knots=0)))
+    payload = torch.load(tmp_path / "old.pt", weights_only=False)
+    del payload["config"]["bond_rescale_knots"]  # as such files were written
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _ = load_model(tmp_path / "old.pt")
+    assert isinstance(loaded.heads["H"].rescale_edge, Rescale)

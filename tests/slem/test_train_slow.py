@@ -58,7 +58,8 @@ def _validation(path: Path) -> list[dict]:
 def test_training_learns_si8_hamiltonian(tmp_path):
     """150 steps on 6 projected Si8 frames (SZ basis), about 10 s on one core.
 
-    Measured: validation H MAE 298 meV before training (rescale statistics only), 35 meV after."""
+    Measured: validation H MAE 58 meV before training (fitted statistics with the two-centre
+    baseline alone; 298 meV with one mean per pair type), 42 meV after; test frame 38 meV."""
     result = subprocess.run(
         _slem("train", str(_config(tmp_path, "learn")), "--threads", "1", "--device", "cpu"),
         env=ENV,
@@ -71,7 +72,7 @@ def test_training_learns_si8_hamiltonian(tmp_path):
     start, end = records[0], records[-1]
     assert start["step"] == 0 and end["step"] == 150
     assert end["H_mae_meV"] < 60.0
-    assert end["H_mae_meV"] < 0.25 * start["H_mae_meV"]
+    assert end["H_mae_meV"] < 0.8 * start["H_mae_meV"]  # the network adds to what the statistics give
     summary = json.loads((tmp_path / "learn/summary.json").read_text())
     assert summary["test"]["H_mae_meV"] < 80.0  # the held-out test frame
 
