@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 from aiida_pseudo.data.pseudo import UpfData
 
 from aiida_slem.data.basis import BasisData
 
+from .base import SlemCommandCalculation
 from .checks import check_norm_conserving
 
 PARAMETER_KEYS = {"preset", "radius", "energy_shift", "split_norm"}
@@ -41,9 +40,10 @@ def radius_arguments(radius: dict) -> list[str]:
     return arguments
 
 
-class SlemBasisCalculation(CalcJob):
+class SlemBasisCalculation(SlemCommandCalculation):
     """Build a confined pseudo-atomic-orbital basis from the same UPFs the DFT uses."""
 
+    _PARSER = "slem.basis"
     _PSEUDO_FOLDER = "pseudo"
     _BASIS_FILE = "basis.h5"
     _SUMMARY_FILE = "summary.json"
@@ -67,21 +67,11 @@ class SlemBasisCalculation(CalcJob):
             help="Options of 'slem basis': preset (SZ, DZP, ...), radius {'Si': 4.0}, energy_shift (eV), "
             "split_norm.",
         )
-        spec.inputs["metadata"]["options"]["resources"].default = {
-            "num_machines": 1,
-            "num_mpiprocs_per_machine": 1,
-        }
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
-        spec.inputs["metadata"]["options"]["parser_name"].default = "slem.basis"
-        spec.inputs["metadata"]["options"]["output_filename"].default = cls._STDOUT
         spec.output(
             "basis", valid_type=BasisData, help="The basis file with elements, shells, radii and UPF md5s."
         )
         spec.output("output_parameters", valid_type=orm.Dict, help="The JSON summary of 'slem basis'.")
         spec.default_output_node = "output_parameters"
-        spec.exit_code(
-            300, "ERROR_NO_RETRIEVED_TEMPORARY_FOLDER", message="The temporary retrieved folder is missing."
-        )
         spec.exit_code(301, "ERROR_COMMAND_FAILED", message="'slem basis' failed: {message}")
         spec.exit_code(302, "ERROR_OUTPUT_BASIS_MISSING", message="'slem basis' wrote no basis.h5.")
         spec.exit_code(303, "ERROR_OUTPUT_SUMMARY_MISSING", message="'slem basis' wrote no summary.json.")
@@ -111,14 +101,6 @@ class SlemBasisCalculation(CalcJob):
                 arguments += [f"--{key.replace('_', '-')}", str(float(parameters[key]))]
         arguments += ["-o", self._BASIS_FILE, "--json-summary", self._SUMMARY_FILE]
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = arguments
-        codeinfo.stdout_name = self.inputs.metadata.options.output_filename
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, self._SUMMARY_FILE]
-        calcinfo.retrieve_temporary_list = [self._BASIS_FILE]
-        return calcinfo
+        return self.command_calcinfo(
+            arguments, local_copy_list, retrieve=[self._SUMMARY_FILE], retrieve_temporary=[self._BASIS_FILE]
+        )

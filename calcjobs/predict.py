@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
 
+from .base import SlemCommandCalculation
 from .gpu import check_gpu_request, gpu_request
 
 MODEL_FILE = "model.pt"
@@ -77,9 +76,13 @@ def validate_inputs(inputs: dict, _) -> str | None:
     )
 
 
-class SlemPredictCalculation(CalcJob):
+class SlemPredictCalculation(SlemCommandCalculation):
     """Predict operator blocks: one ``structure`` gives an ``OperatorData``; ``structures`` or a ``dataset``
     give a ``DatasetData`` (frames in the order of the sorted structure labels, or of the dataset)."""
+
+    _PARSER = "slem.predict"
+    _STDOUT = STDOUT
+    _STDERR = STDERR
 
     @classmethod
     def define(cls, spec):
@@ -110,12 +113,6 @@ class SlemPredictCalculation(CalcJob):
             "gpu_kind", valid_type=orm.Str, required=False, help="GPU type for the scheduler, e.g. 'a100'."
         )
         spec.inputs.validator = validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
-        options["parser_name"].default = "slem.predict"
-        options["output_filename"].default = STDOUT
-
         spec.output(
             "operators",
             valid_type=OperatorData,
@@ -127,9 +124,6 @@ class SlemPredictCalculation(CalcJob):
             valid_type=DatasetData,
             required=False,
             help="DatasetData: the predicted blocks of `structures` or of the `dataset` frames.",
-        )
-        spec.exit_code(
-            300, "ERROR_NO_RETRIEVED_TEMPORARY_FOLDER", message="The temporary retrieved folder is missing."
         )
         spec.exit_code(
             301, "ERROR_MISSING_OUTPUT", message="'slem predict' wrote no prediction file: {message}"
@@ -179,26 +173,11 @@ class SlemPredictCalculation(CalcJob):
             dict(options.resources),
             options.get("max_memory_kb"),
         )
-        if request.scheduler_commands:
-            user = options.get("custom_scheduler_commands", "") or ""
-            self.node.set_option(
-                "custom_scheduler_commands",
-                "\n".join(part for part in (user, request.scheduler_commands) if part),
-            )
-
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = inputs.code.uuid
-        codeinfo.cmdline_params = arguments
-        codeinfo.stdout_name = STDOUT
-        codeinfo.stderr_name = STDERR
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.prepend_text = request.prepend_text
-        calcinfo.retrieve_list = [STDOUT, STDERR]
-        calcinfo.retrieve_temporary_list = [PREDICTION_FILE]
-        return calcinfo
+        self.add_scheduler_commands(request.scheduler_commands)
+        return self.command_calcinfo(
+            arguments, local_copy_list, retrieve_temporary=[PREDICTION_FILE],
+            prepend_text=request.prepend_text,
+        )
 
 
 def _extxyz(structure: orm.StructureData) -> str:

@@ -10,13 +10,12 @@ the AiiDA repository except the resulting frame, which becomes an ``OperatorData
 from __future__ import annotations
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 from aiida_pseudo.data.pseudo import UpfData
 
 from aiida_slem.data.basis import BasisData
 from aiida_slem.data.operator import OperatorData
 
+from .base import SlemCommandCalculation
 from .checks import check_norm_conserving
 
 PW_OUTPUT_SUBFOLDER = "out"
@@ -56,9 +55,10 @@ def option_arguments(parameters: dict) -> list[str]:
     return arguments
 
 
-class SlemProjectCalculation(CalcJob):
+class SlemProjectCalculation(SlemCommandCalculation):
     """Turn one SCF (XML + local potential + UPFs) into the frame of LCAO operators H, S, D."""
 
+    _PARSER = "slem.project"
     _PSEUDO_FOLDER = "pseudo"
     _SCF_FOLDER = "scf"
     _POTENTIAL_FILE = "vtot.dat"
@@ -97,19 +97,9 @@ class SlemProjectCalculation(CalcJob):
             help="Largest accepted |sum Tr(DS) - N_electrons| before exit 410.",
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {
-            "num_machines": 1,
-            "num_mpiprocs_per_machine": 1,
-        }
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
-        spec.inputs["metadata"]["options"]["parser_name"].default = "slem.project"
-        spec.inputs["metadata"]["options"]["output_filename"].default = cls._STDOUT
         spec.output("operator", valid_type=OperatorData, help="The frame: structure and H, S, D blocks.")
         spec.output("output_parameters", valid_type=orm.Dict, help="The JSON summary of 'slem project'.")
         spec.default_output_node = "output_parameters"
-        spec.exit_code(
-            300, "ERROR_NO_RETRIEVED_TEMPORARY_FOLDER", message="The temporary retrieved folder is missing."
-        )
         spec.exit_code(301, "ERROR_COMMAND_FAILED", message="'slem project' failed: {message}")
         spec.exit_code(302, "ERROR_OUTPUT_FRAME_MISSING", message="'slem project' wrote no frame.h5.")
         spec.exit_code(303, "ERROR_OUTPUT_SUMMARY_MISSING", message="'slem project' wrote no summary.json.")
@@ -161,15 +151,10 @@ class SlemProjectCalculation(CalcJob):
             self._SUMMARY_FILE,
             *option_arguments(parameters),
         ]
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = arguments
-        codeinfo.stdout_name = self.inputs.metadata.options.output_filename
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.remote_copy_list = remote_copy_list
-        calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, self._SUMMARY_FILE]
-        calcinfo.retrieve_temporary_list = [self._FRAME_FILE]
-        return calcinfo
+        return self.command_calcinfo(
+            arguments,
+            local_copy_list,
+            retrieve=[self._SUMMARY_FILE],
+            retrieve_temporary=[self._FRAME_FILE],
+            remote_copy_list=remote_copy_list,
+        )

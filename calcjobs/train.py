@@ -11,12 +11,11 @@ import dataclasses
 import json
 
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 
+from .base import SlemCommandCalculation
 from .gpu import WATCHDOG_MARKER, check_gpu_request, gpu_request, walltime_stop_seconds, watchdog_text
 
 RUN_CONFIG = "slem_train.json"
@@ -182,8 +181,12 @@ def check_resources(inputs: dict) -> str | None:
     )
 
 
-class SlemTrainCalculation(CalcJob):
+class SlemTrainCalculation(SlemCommandCalculation):
     """Run ``slem train`` on a ``DatasetData``; outputs a ``SlemModelData``, metrics and learning curves."""
+
+    _PARSER = "slem.train"
+    _STDOUT = STDOUT
+    _STDERR = STDERR
 
     @classmethod
     def define(cls, spec):
@@ -239,11 +242,6 @@ class SlemTrainCalculation(CalcJob):
             "(default: 10% of the walltime, at most 300 s; 0 on the direct scheduler).",
         )
         spec.inputs.validator = validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
-        options["parser_name"].default = "slem.train"
-        options["output_filename"].default = STDOUT
 
         spec.output(
             "model", valid_type=SlemModelData, required=False, help="The trained model (best weights)."
@@ -265,9 +263,6 @@ class SlemTrainCalculation(CalcJob):
         )
         spec.default_output_node = "metrics"
 
-        spec.exit_code(
-            300, "ERROR_NO_RETRIEVED_TEMPORARY_FOLDER", message="The temporary retrieved folder is missing."
-        )
         spec.exit_code(
             301,
             "ERROR_NO_STATUS",
@@ -323,26 +318,15 @@ class SlemTrainCalculation(CalcJob):
             arguments += ["--ddp", "--nproc", str(gpus)]
 
         prepend, append = self._scheduler_texts(gpus)
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = inputs.code.uuid
-        codeinfo.cmdline_params = arguments
-        codeinfo.stdout_name = STDOUT
-        codeinfo.stderr_name = STDERR
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.remote_copy_list = remote_copy_list
-        calcinfo.prepend_text = prepend
-        calcinfo.append_text = append
-        calcinfo.retrieve_list = [
-            STDOUT,
-            STDERR,
-            WATCHDOG_MARKER,
-            *(f"{OUTPUT_DIR}/{name}" for name in RETRIEVED_OUTPUTS),
-        ]
-        calcinfo.retrieve_temporary_list = [f"{OUTPUT_DIR}/{MODEL_FILE}"]
-        return calcinfo
+        return self.command_calcinfo(
+            arguments,
+            local_copy_list,
+            retrieve=[WATCHDOG_MARKER, *(f"{OUTPUT_DIR}/{name}" for name in RETRIEVED_OUTPUTS)],
+            retrieve_temporary=[f"{OUTPUT_DIR}/{MODEL_FILE}"],
+            remote_copy_list=remote_copy_list,
+            prepend_text=prepend,
+            append_text=append,
+        )
 
     def _scheduler_texts(self, gpus: int) -> tuple[str, str]:
         """GPU directives (merged into custom_scheduler_commands) and the prepend/append shell text."""
@@ -357,13 +341,7 @@ class SlemTrainCalculation(CalcJob):
             options.get("max_memory_kb"),
             bool(self.inputs.gpus_per_task.value) if "gpus_per_task" in self.inputs else False,
         )
-        if request.scheduler_commands:
-            # built from the immutable input: a second prepare_for_submission (retried upload) is idempotent
-            user = options.get("custom_scheduler_commands", "") or ""
-            self.node.set_option(
-                "custom_scheduler_commands",
-                "\n".join(part for part in (user, request.scheduler_commands) if part),
-            )
+        self.add_scheduler_commands(request.scheduler_commands)
         prepend, append = [request.prepend_text] if request.prepend_text else [], []
         stop_after = walltime_stop_seconds(
             computer.scheduler_type,
