@@ -81,7 +81,7 @@ class SlemLayer(nn.Module):
             latent, hidden, edge, msg = self._edge_step(latent, hidden, edge, node_n, onehot, edge_index,
                                                         wigner, fcut)
             agg = scatter_feats(msg, edge_index[0], node[0].shape[0])
-        else:
+        elif torch.is_grad_enabled():
             parts, agg = [], None
             for s in range(0, n_edges, edge_chunk):
                 sl = slice(s, s + edge_chunk)
@@ -94,9 +94,42 @@ class SlemLayer(nn.Module):
             latent = torch.cat([p[0] for p in parts])
             hidden = [torch.cat(fs) for fs in zip(*[p[1] for p in parts], strict=True)]
             edge = [torch.cat(fs) for fs in zip(*[p[2] for p in parts], strict=True)]
+        else:
+            latent, hidden, edge, agg = self._edge_slices_in_place(latent, hidden, edge, node_n, onehot,
+                                                                   edge_index, wigner, fcut, edge_chunk,
+                                                                   node[0].shape[0])
         agg = [f * self.inv_sqrt_avg for f in agg]
         node = combine(RES_NEW, agg, RES_OLD, self.node_res(node))
         return latent, hidden, edge, node
+
+    def _edge_slices_in_place(self, latent, hidden, edge, node_n, onehot, edge_index, wigner, fcut,
+                              edge_chunk: int, n_nodes: int):
+        """Inference: a slice's new edge states depend only on its own old ones (and on the nodes), so
+        they overwrite them. Without this, old states, the slices and their concatenation coexisted:
+        ~6 KB per edge at 4096 Si atoms instead of ~2."""
+        n_edges = edge_index.shape[1]
+
+        def targets(old: Feats, irreps: Irreps) -> Feats:
+            shapes = [(mul, 2 * l + 1) for mul, l, _ in irreps.groups]
+            if [tuple(f.shape[1:]) for f in old] == shapes:
+                return old
+            return [old[0].new_empty((n_edges, *shape)) for shape in shapes]
+
+        new_hidden_all, new_edge = targets(hidden, self.hidden_out), targets(edge, self.edge_out)
+        agg = None
+        for s in range(0, n_edges, edge_chunk):
+            sl = slice(s, s + edge_chunk)
+            new_latent, new_hidden, new_edge_slice, msg = self._edge_step(
+                latent[sl], [h[sl] for h in hidden], [e[sl] for e in edge], node_n, onehot,
+                edge_index[:, sl], [w[sl] for w in wigner], fcut[sl])
+            latent[sl] = new_latent
+            for target, value in zip(new_hidden_all, new_hidden, strict=True):
+                target[sl] = value
+            for target, value in zip(new_edge, new_edge_slice, strict=True):
+                target[sl] = value
+            part = scatter_feats(msg, edge_index[0, sl], n_nodes)
+            agg = part if agg is None else [a + b for a, b in zip(agg, part, strict=True)]
+        return latent, new_hidden_all, new_edge, agg
 
     def _edge_step(self, latent, hidden, edge, node_n, onehot, edge_index, wigner, fcut):
         centre, neigh = edge_index
