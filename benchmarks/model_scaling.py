@@ -1,7 +1,7 @@
 """Forward time and peak memory of the SLEM model on diamond Si supercells up to 32,768 atoms (CPU).
 
 Usage: python benchmarks/model_scaling.py [--sizes 64,512,4096,32768] [--threads 2]
-                                          [--edge-chunk 20000] [--halo-chunk 2000000]
+                                          [--edge-chunk 8192] [--halo-chunk 2000000]
 
 Si 1s1p, r_cut 7.4 A, the DeePTB example's hyperparameters (3 layers, 32x0e+32x1o+16x2e, latent
 64), float32, untrained weights (speed does not depend on them). Each size runs in its own
@@ -80,7 +80,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64,512,4096,32768", help="atoms per supercell (8 * n^3)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--edge-chunk", type=int, default=20000, help="per-layer edge slice")
+    parser.add_argument("--edge-chunk", type=int, default=8192, help="per-layer edge slice")
     # a chunk's halo is one cutoff thick, so small chunks recompute most of their edges: measured at 4096
     # atoms, 200k-edge chunks took 98 us/edge against 34 us/edge without halos
     parser.add_argument("--halo-chunk", type=int, default=2000000, help="edges owned per spatial chunk")

@@ -111,7 +111,7 @@ def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knot
     model = build_model(config)
     graph = build_graph(frame, ["Si"], {"Si": R_MAX}, dtype=torch.float32)
     fit_rescale(model, [graph])
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if task == "train":
         loss_fn = BlockLoss(["H", "S"])
         opt = torch.optim.Adam(model.parameters(), lr=LR)
@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--skip-deeptb", action="store_true", help="compare with the recorded DeePTB numbers")
     parser.add_argument("--bond-rescale-knots", type=int, default=24,
                         help="our model's distance-dependent hopping rescale (SlemConfig.bond_rescale_knots)")
-    parser.add_argument("--edge-chunk", type=int, default=20000,
+    parser.add_argument("--edge-chunk", type=int, default=8192,
                         help="our forward passes run each layer in slices of this many edges (same result, "
                         "bounded temporaries); 0 = one slice")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)

@@ -181,6 +181,16 @@ def check_resources(inputs: dict) -> str | None:
     )
 
 
+def threads_per_rank(resources: dict, ranks: int) -> int | None:
+    """torch threads per training rank from the cores the job requested; None when it requested no core
+    count (then torch takes every core it sees, which oversubscribes a node shared with other jobs)."""
+    cores = resources.get("num_cores_per_mpiproc")
+    if not cores and resources.get("num_cores_per_machine"):
+        processes = max(int(resources.get("num_mpiprocs_per_machine") or 1), 1)
+        cores = int(resources["num_cores_per_machine"]) // processes
+    return max(int(cores) // ranks, 1) if cores else None
+
+
 class SlemTrainCalculation(SlemCommandCalculation):
     """Run ``slem train`` on a ``DatasetData``; outputs a ``SlemModelData``, metrics and learning curves."""
 
@@ -316,6 +326,9 @@ class SlemTrainCalculation(SlemCommandCalculation):
         arguments += ["--device", "cuda" if gpus > 0 else "cpu"]
         if gpus > 1:
             arguments += ["--ddp", "--nproc", str(gpus)]
+        threads = threads_per_rank(dict(inputs.metadata.options.resources), max(gpus, 1))
+        if threads:
+            arguments += ["--threads", str(threads)]
 
         prepend, append = self._scheduler_texts(gpus)
         return self.command_calcinfo(

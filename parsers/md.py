@@ -51,6 +51,14 @@ def kinetic_temperature(velocities: np.ndarray, masses: np.ndarray) -> np.ndarra
 class SlemMdParser(PwParser):
     """Adds ``velocities`` (Angstrom/ps), ``temperatures`` (K) and ``times`` (ps) to ``output_trajectory``."""
 
+    def emit_logs(self, logs_dict, ignore=None) -> None:
+        # pw.x ends a fixed-length MD at nstep with "maximum number of steps has been reached", which the
+        # stock parser logs as ERROR_IONIC_CONVERGENCE_NOT_REACHED: for MD that is the normal end, and the
+        # error line alarmed users of a successful run. Exit codes are decided elsewhere and are unchanged.
+        if self.get_calculation_type() in ("md", "vc-md"):
+            ignore = [*(ignore or []), "ERROR_IONIC_CONVERGENCE_NOT_REACHED"]
+        super().emit_logs(logs_dict, ignore)
+
     def build_output_trajectory(self, parsed_trajectory, structure):
         trajectory = PwParser.build_output_trajectory(parsed_trajectory, structure)
         if self.get_calculation_type() != "md" or trajectory is None:

@@ -155,7 +155,9 @@ class SlemTrainParser(Parser):
         if scheduler_status == SCHEDULER_OUT_OF_WALLTIME:
             return self.exit_codes.ERROR_OUT_OF_WALLTIME.format(step=None)
         if scheduler_status == SCHEDULER_OUT_OF_MEMORY or OOM_PATTERNS.search(stderr):
-            return self.exit_codes.ERROR_OUT_OF_MEMORY.format(message=tail)
+            # the line that names the failure, not the traceback's last lines
+            named = [line.strip() for line in stderr.splitlines() if OOM_PATTERNS.search(line)]
+            return self.exit_codes.ERROR_OUT_OF_MEMORY.format(message=named[-1] if named else tail)
         return self.exit_codes.ERROR_NO_STATUS.format(message=tail)
 
     def _attach_curves(self, files: set[str]) -> None:

@@ -52,7 +52,7 @@ def _flatten(structures: Structure | Iterable[Structure]) -> list[Atoms | Frame]
 # Layers run over slices of this many edges at inference (identical results): measured at 4096 Si atoms
 # (352k edges, 2 threads) 34 us/edge and 3.0 GB peak, against 110 us/edge and 6.1 GB in one slice, where
 # GB-sized temporaries make every op pay page faults and cache misses (docs/benchmarks.md).
-DEFAULT_EDGE_CHUNK = 20000
+DEFAULT_EDGE_CHUNK = 8192
 
 
 class Predictor:

@@ -142,7 +142,7 @@ def _reference_frame(reference: str, structure: str, index: int):
 )
 @click.option("--emin", type=float, default=None)
 @click.option("--emax", type=float, default=None)
-@click.option("--edge-chunk", type=int, default=20000, show_default=True,
+@click.option("--edge-chunk", type=int, default=8192, show_default=True,
               help="Edges per model slice (same result; bounded memory). 0: one slice.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-o", "--output", default="bands.png", show_default=True, type=click.Path())

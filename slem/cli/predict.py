@@ -20,7 +20,7 @@ import click
 )
 @click.option("--format", "fmt", type=click.Choice(["slem", "deeptb"]), default="slem", show_default=True)
 @click.option(
-    "--edge-chunk", type=int, default=20000, show_default=True,
+    "--edge-chunk", type=int, default=8192, show_default=True,
     help="Edges per model slice (same result; bounds memory and keeps big cells fast). 0: one slice."
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")

@@ -131,16 +131,29 @@ def _run(config, out: Path, device: str, resume: str, threads: int | None, progr
         _exit(out, "walltime", str(exc), _is_main(trainer), step=trainer.step if trainer else None)
     except NanLossError as exc:
         _exit(out, "nan", str(exc), _is_main(trainer), step=trainer.step if trainer else None)
-    except (torch.OutOfMemoryError, MemoryError) as exc:
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+        # torch's CPU allocator reports a failed malloc as a plain RuntimeError
+        if isinstance(exc, RuntimeError) and not _is_allocation_failure(exc):
+            raise
         _exit(
             out,
             "oom",
-            f"out of memory ({exc}); lower training.batch_size or set training.edge_chunk",
+            f"out of memory ({_first_line(exc)}); lower training.batch_size or set training.edge_chunk",
             _is_main(trainer),
             step=trainer.step if trainer else None,
         )
     finally:
         shutdown_distributed()
+
+
+def _is_allocation_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _worker_argv(config_path: str) -> list[str]:

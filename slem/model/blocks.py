@@ -134,8 +134,9 @@ class BlockAssembler(nn.Module):
         nf = self.layout.nf
         pieces = []
         for cg, chans in zip(self._cg(feats[0]), self.type_channels, strict=True):
-            f = torch.cat([feats[g][:, idx.to(feats[g].device)] for g, idx in chans], dim=2)
-            pieces.append((f @ cg.T).reshape(n, -1))
+            f = torch.cat([feats[g][:, :, idx.to(feats[g].device)].transpose(1, 2) for g, idx in chans],
+                          dim=2)
+            pieces.append((f @ cg.T).reshape(n, f.shape[1] * cg.shape[0]))
         flat = feats[0].new_zeros((n, nf * nf))
         flat[:, self.flat_positions.to(flat.device)] = torch.cat(pieces, dim=1)
         if not self.upper:
@@ -147,7 +148,7 @@ class BlockAssembler(nn.Module):
         """Inverse map: full-basis blocks (B, nf, nf) -> irreps features (exact for symmetric onsite)."""
         n = blocks.shape[0]
         flat = blocks.reshape(n, -1)[:, self.flat_positions.to(blocks.device)]
-        out = [blocks.new_zeros((n, mul, 2 * l + 1)) for mul, l, _ in self.irreps.groups]
+        out = [blocks.new_zeros((n, 2 * l + 1, mul)) for mul, l, _ in self.irreps.groups]
         start = 0
         for (la, lb), cg, chans in zip(self.types, self._cg(blocks), self.type_channels, strict=True):
             size = (2 * la + 1) * (2 * lb + 1)
@@ -157,7 +158,7 @@ class BlockAssembler(nn.Module):
             col = 0
             for g, idx in chans:
                 width = self.irreps.groups[g][1] * 2 + 1
-                out[g][:, idx.to(blocks.device)] = f[:, :, col : col + width]
+                out[g][:, :, idx.to(blocks.device)] = f[:, :, col : col + width].transpose(1, 2)
                 col += width
         return out
 

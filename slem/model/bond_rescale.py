@@ -80,9 +80,9 @@ class BondRescale(nn.Module):
         sh = self._unit_harmonics(vec_internal)
         out = []
         for g, (f, (_, l, _)) in enumerate(zip(feats, self.irreps.groups, strict=True)):
-            y = f * at(getattr(self, f"scale_{g}"))[:, :, None]
+            y = f * at(getattr(self, f"scale_{g}"))[:, None, :]
             if self.natural[g]:
-                y = y + at(getattr(self, f"base_{g}"))[:, :, None] * sh[l][:, None, :]
+                y = y + sh[l][:, :, None] * at(getattr(self, f"base_{g}"))[:, None, :]
             out.append(y)
         return out
 
@@ -104,14 +104,14 @@ class BondRescale(nn.Module):
             for g, (_, l, _) in enumerate(self.irreps.groups):
                 x = target[g][sel].to(torch.float64)
                 if self.natural[g]:
-                    proj = (x * sh[l][sel][:, None, :].to(x.dtype)).sum(-1)
+                    proj = (x * sh[l][sel][:, :, None].to(x.dtype)).sum(1)
                     knots = _smooth_fit(r, proj, lo, hi, k)
                     getattr(self, f"base_{g}")[t * k:(t + 1) * k] = knots.to(self.r_lo.dtype)
                     left, w = _hat_coordinates(r.to(torch.float64), r.new_tensor(lo, dtype=torch.float64),
                                                r.new_tensor(hi, dtype=torch.float64), k)
                     fitted = knots[left] * (1 - w[:, None]) + knots[left + 1] * w[:, None]
-                    x = x - fitted[:, :, None] * sh[l][sel][:, None, :].to(x.dtype)
-                mean_squares.append(_smooth_fit(r, x.pow(2).mean(-1), lo, hi, k))
+                    x = x - sh[l][sel][:, :, None].to(x.dtype) * fitted[:, None, :]
+                mean_squares.append(_smooth_fit(r, x.pow(2).mean(1), lo, hi, k))
             # channels with no spread keep a small scale so the network can still move them;
             # the floor is relative to the largest scale of this pair type
             top = max(float(m.clamp_min(0).max()) for m in mean_squares) ** 0.5

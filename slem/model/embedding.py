@@ -17,6 +17,8 @@ class InitLayer(nn.Module):
     """x_ij = f_c MLP(Z_i, Z_j, B(r)); V_ij = sum_l w_l(x) Y_l(r); n_i = norm(sum_j f_c V_ij / sqrt(<N>)).
 
     Only groups of natural parity (0e, 1o, 2e, ...) can be built from Y_l; others start at zero.
+    Edge states are returned in the bond frame (m-major, see slem/model/so2.py), where Y_l(r) is
+    sqrt(2l+1) at m = 0 and zero elsewhere; the node sum uses the lab-frame Y_l.
     """
 
     def __init__(self, n_species: int, irreps: Irreps, latent_dim: int, latent_hidden: list[int],
@@ -44,14 +46,20 @@ class InitLayer(nn.Module):
         w_edge = torch.split(self.env_weights(latent), [m for m, _ in self.natural], dim=1)
         hidden: Feats = []
         edge: Feats = []
+        edge_lab: Feats = []
         k = 0
         for mul, l, p in self.irreps.groups:
             if p == (-1) ** l:
-                hidden.append(w_hidden[k][:, :, None] * sh_l[l][:, None, :])
-                edge.append(w_edge[k][:, :, None] * sh_l[l][:, None, :])
+                pole = raw.new_zeros(2 * l + 1)
+                pole[0] = math.sqrt(2 * l + 1)
+                hidden.append(pole[:, None] * w_hidden[k][:, None, :])
+                edge.append(pole[:, None] * w_edge[k][:, None, :])
+                edge_lab.append(sh_l[l][:, :, None] * w_edge[k][:, None, :])
                 k += 1
             else:
-                hidden.append(raw.new_zeros((raw.shape[0], mul, 2 * l + 1)))
-                edge.append(raw.new_zeros((raw.shape[0], mul, 2 * l + 1)))
-        node = [f * self.inv_sqrt_avg for f in scatter_feats(edge, centre, n_nodes)]
+                # separate tensors: chunked inference may overwrite edge states in place
+                hidden.append(raw.new_zeros((raw.shape[0], 2 * l + 1, mul)))
+                edge.append(raw.new_zeros((raw.shape[0], 2 * l + 1, mul)))
+                edge_lab.append(edge[-1])
+        node = [f * self.inv_sqrt_avg for f in scatter_feats(edge_lab, centre, n_nodes)]
         return latent, self.norm_hidden(hidden), edge, self.norm_node(node)

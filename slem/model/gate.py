@@ -23,17 +23,17 @@ class Gate(nn.Module):
         self.k0_in = self.irreps_in.index(0, 1)
 
     def forward(self, feats: Feats) -> Feats:
-        gates = torch.sigmoid(feats[self.k0_in][:, self.n_scalar :, 0])
+        gates = torch.sigmoid(feats[self.k0_in][:, 0, self.n_scalar :])
         out: Feats = []
         start = 0
         for (mul, l, p), k_in in zip(self.irreps_out.groups, self._in_index(), strict=True):
             x = feats[k_in]
             if l == 0 and p == 1:
-                out.append(torch.nn.functional.silu(x[:, : self.n_scalar]))
+                out.append(torch.nn.functional.silu(x[:, :, : self.n_scalar]))
             elif l == 0:
                 out.append(torch.tanh(x))
             else:
-                out.append(x * gates[:, start : start + mul, None])
+                out.append(x * gates[:, None, start : start + mul])
                 start += mul
         return out
 

@@ -1,9 +1,10 @@
 """Irreps bookkeeping for the SLEM network.
 
 Features are kept as a list of tensors, one per distinct irrep (l, p), each of shape
-(batch, multiplicity, 2l + 1). Grouping all channels of one (l, p) together lets a rotation
-be a single batched matmul per l and lets the SO(2) layer pick out the m-components by slicing,
-which is both simpler and faster than e3nn's flat layout for this model.
+(batch, 2l + 1, multiplicity) -- components outer, channels inner ("ir_mul", as in
+cuEquivariance). Grouping all channels of one (l, p) together makes a rotation one batched
+matmul per l; channels inner makes channel mixing one GEMM over batch x (2l+1) rows and lets the
+SO(2) layer take each m-component as a contiguous run of channels.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def cat_feats(parts: Sequence[tuple[Irreps, Feats]]) -> tuple[Irreps, Feats]:
     out: Feats = []
     for _, l, p in spec.groups:
         pieces = [f[k] for irr, f in parts if (k := irr.index(l, p)) is not None]
-        out.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1))
+        out.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2))
     return spec, out
 
 

@@ -4,6 +4,9 @@ Strict locality: node i aggregates messages built from [n_i || V_ij] only, and V
 updated from [n_i || V_ij] and pair geometry. Node j's features enter only the edge features
 e_ij = SO2([n_i || V_ij || n_j]), which are never sent back to the nodes. So n_i depends on the
 cutoff sphere of i, and e_ij on the spheres of i and j, for any number of layers.
+
+Edge states (V_ij, e_ij) live in their own bond frame throughout: only n_i and n_j are rotated in
+and the node messages rotated out, 3 rotations per layer instead of 10 (see slem/model/so2.py).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import torch
 from torch import nn
 
 from slem.model.gate import Gate
-from slem.model.irreps import Feats, Irreps, cat_feats, combine, index_feats, scatter_feats
+from slem.model.irreps import Feats, Irreps, combine, index_feats, scatter_feats
 from slem.model.linear import EquivariantLinear, LatentScale
 from slem.model.norm import SeparableLayerNorm
 from slem.model.radial import ScalarMLP
-from slem.model.so2 import SO2Linear
+from slem.model.so2 import SO2Linear, to_bond_frame, to_lab_frame
 
 # Fixed residual mix of DeePTB/Allegro: sigmoid(0)=0.5 between new and old, normalised.
 RES_OLD = 1.0 / math.sqrt(1.25)
@@ -35,9 +38,10 @@ class GatedSO2(nn.Module):
         self.post = EquivariantLinear(irreps_out, irreps_out)
         self.scale = LatentScale(irreps_out, latent_dim)
 
-    def forward(self, feats: Feats, wigner: list[torch.Tensor], latent: torch.Tensor,
+    def forward(self, parts: list[tuple[Irreps, Feats]], latent: torch.Tensor,
                 scale_latent: torch.Tensor | None = None) -> Feats:
-        y = self.post(self.gate(self.so2(feats, wigner, latent)))
+        """Bond frame in and out; ``parts`` are concatenated channel-wise (``SO2Linear.bond_frame_parts``)."""
+        y = self.post(self.gate(self.so2.bond_frame_parts(parts, latent)))
         return self.scale(y, latent if scale_latent is None else scale_latent)
 
 
@@ -66,12 +70,12 @@ class SlemLayer(nn.Module):
         self.node_res = EquivariantLinear(node_in, node_out)
         self.inv_sqrt_avg = 1.0 / math.sqrt(avg_num_neighbors)
 
-    def node_message_input(self, node: Feats, hidden: Feats, edge_index: torch.Tensor) -> Feats:
-        """[n_i || V_ij]: the only input of node messages. Tests override this to break locality."""
-        return cat_feats([(self.node_in, index_feats(node, edge_index[0])), (self.hidden_out, hidden)])[1]
+    def node_message_input(self, node_i: Feats, hidden: Feats, node_j: Feats) -> list[tuple[Irreps, Feats]]:
+        """[n_i || V_ij] in the bond frame, the only input of node messages; tests override it."""
+        return [(self.node_in, node_i), (self.hidden_out, hidden)]
 
     def forward(self, latent: torch.Tensor, hidden: Feats, edge: Feats, node: Feats, onehot: torch.Tensor,
-                edge_index: torch.Tensor, wigner: list[torch.Tensor], fcut: torch.Tensor,
+                edge_index: torch.Tensor, rotations: list[torch.Tensor], fcut: torch.Tensor,
                 edge_chunk: int | None = None):
         """Update all states; with ``edge_chunk`` the per-edge work runs in slices of that many edges,
         so temporaries scale with the slice while only the persistent edge states scale with E."""
@@ -79,14 +83,14 @@ class SlemLayer(nn.Module):
         n_edges = edge_index.shape[1]
         if edge_chunk is None or n_edges <= edge_chunk:
             latent, hidden, edge, msg = self._edge_step(latent, hidden, edge, node_n, onehot, edge_index,
-                                                        wigner, fcut)
+                                                        rotations, fcut)
             agg = scatter_feats(msg, edge_index[0], node[0].shape[0])
         elif torch.is_grad_enabled():
             parts, agg = [], None
             for s in range(0, n_edges, edge_chunk):
                 sl = slice(s, s + edge_chunk)
                 *states, msg = self._edge_step(latent[sl], [h[sl] for h in hidden], [e[sl] for e in edge],
-                                               node_n, onehot, edge_index[:, sl], [w[sl] for w in wigner],
+                                               node_n, onehot, edge_index[:, sl], [w[sl] for w in rotations],
                                                fcut[sl])
                 parts.append(states)
                 part = scatter_feats(msg, edge_index[0, sl], node[0].shape[0])
@@ -96,13 +100,13 @@ class SlemLayer(nn.Module):
             edge = [torch.cat(fs) for fs in zip(*[p[2] for p in parts], strict=True)]
         else:
             latent, hidden, edge, agg = self._edge_slices_in_place(latent, hidden, edge, node_n, onehot,
-                                                                   edge_index, wigner, fcut, edge_chunk,
+                                                                   edge_index, rotations, fcut, edge_chunk,
                                                                    node[0].shape[0])
         agg = [f * self.inv_sqrt_avg for f in agg]
         node = combine(RES_NEW, agg, RES_OLD, self.node_res(node))
         return latent, hidden, edge, node
 
-    def _edge_slices_in_place(self, latent, hidden, edge, node_n, onehot, edge_index, wigner, fcut,
+    def _edge_slices_in_place(self, latent, hidden, edge, node_n, onehot, edge_index, rotations, fcut,
                               edge_chunk: int, n_nodes: int):
         """Inference: a slice's new edge states depend only on its own old ones (and on the nodes), so
         they overwrite them. Without this, old states, the slices and their concatenation coexisted:
@@ -110,7 +114,7 @@ class SlemLayer(nn.Module):
         n_edges = edge_index.shape[1]
 
         def targets(old: Feats, irreps: Irreps) -> Feats:
-            shapes = [(mul, 2 * l + 1) for mul, l, _ in irreps.groups]
+            shapes = [(2 * l + 1, mul) for mul, l, _ in irreps.groups]
             if [tuple(f.shape[1:]) for f in old] == shapes:
                 return old
             return [old[0].new_empty((n_edges, *shape)) for shape in shapes]
@@ -121,7 +125,7 @@ class SlemLayer(nn.Module):
             sl = slice(s, s + edge_chunk)
             new_latent, new_hidden, new_edge_slice, msg = self._edge_step(
                 latent[sl], [h[sl] for h in hidden], [e[sl] for e in edge], node_n, onehot,
-                edge_index[:, sl], [w[sl] for w in wigner], fcut[sl])
+                edge_index[:, sl], [w[sl] for w in rotations], fcut[sl])
             latent[sl] = new_latent
             for target, value in zip(new_hidden_all, new_hidden, strict=True):
                 target[sl] = value
@@ -131,14 +135,14 @@ class SlemLayer(nn.Module):
             agg = part if agg is None else [a + b for a, b in zip(agg, part, strict=True)]
         return latent, new_hidden_all, new_edge, agg
 
-    def _edge_step(self, latent, hidden, edge, node_n, onehot, edge_index, wigner, fcut):
+    def _edge_step(self, latent, hidden, edge, node_n, onehot, edge_index, rotations, fcut):
         centre, neigh = edge_index
-        node_i = index_feats(node_n, centre)
+        node_i = to_bond_frame(index_feats(node_n, centre), self.node_in, rotations)
 
         # 1-2. hidden edge state and latent, from [n_i || V_ij] and the pair geometry only
-        inp = cat_feats([(self.node_in, node_i), (self.hidden_in, self.norm_hidden_in(hidden))])[1]
-        new_hidden = self.hidden_update(inp, wigner, latent, self.latent_norm(latent))
-        scalars = new_hidden[self.hidden_out.index(0, 1)][:, :, 0] if self.n_scalar else latent[:, :0]
+        inp = [(self.node_in, node_i), (self.hidden_in, self.norm_hidden_in(hidden))]
+        new_hidden = self.hidden_update(inp, latent, self.latent_norm(latent))
+        scalars = new_hidden[self.hidden_out.index(0, 1)][:, 0, :] if self.n_scalar else latent[:, :0]
         new_latent = self.latent_mlp(torch.cat(
             [onehot[centre], self.latent_norm_in(latent), scalars, onehot[neigh]], dim=1))
         latent = RES_NEW * fcut[:, None] * new_latent + RES_OLD * latent
@@ -146,10 +150,10 @@ class SlemLayer(nn.Module):
         hidden_n = self.norm_hidden(hidden)
 
         # 3. edge (hopping) features: the only place where n_j enters
-        inp = cat_feats([(self.node_in, node_i), (self.hidden_out, hidden_n),
-                         (self.node_in, index_feats(node_n, neigh))])[1]
-        edge = combine(RES_NEW, self.edge_update(inp, wigner, latent), RES_OLD, self.edge_res(edge))
+        node_j = to_bond_frame(index_feats(node_n, neigh), self.node_in, rotations)
+        inp = [(self.node_in, node_i), (self.hidden_out, hidden_n), (self.node_in, node_j)]
+        edge = combine(RES_NEW, self.edge_update(inp, latent), RES_OLD, self.edge_res(edge))
 
-        # 4. node features from per-edge messages of [n_i || V_ij]
-        msg = self.node_update(self.node_message_input(node_n, hidden_n, edge_index), wigner, latent)
-        return latent, hidden, edge, msg
+        # 4. node features from per-edge messages of [n_i || V_ij], rotated back for the sum over j
+        msg = self.node_update(self.node_message_input(node_i, hidden_n, node_j), latent)
+        return latent, hidden, edge, to_lab_frame(msg, self.node_out, rotations)

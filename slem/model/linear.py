@@ -34,11 +34,11 @@ class EquivariantLinear(nn.Module):
         ref = feats[0]
         for g, ((mul, l, _), k) in enumerate(zip(self.irreps_out.groups, self.route, strict=True)):
             if k is None:
-                y = ref.new_zeros((ref.shape[0], mul, 2 * l + 1))
+                y = ref.new_zeros((ref.shape[0], 2 * l + 1, mul))
             else:
-                y = torch.matmul(next(w), feats[k])
+                y = feats[k] @ next(w).T  # one GEMM over batch x (2l+1) rows
             if g == self.bias_group and self.bias is not None:
-                y = y + self.bias[:, None]
+                y = y + self.bias
             out.append(y)
         return out
 
@@ -58,9 +58,9 @@ class LatentScale(nn.Module):
         out: Feats = []
         start = 0
         for g, (mul, _, _) in enumerate(self.irreps.groups):
-            y = feats[g] * coeffs[:, start : start + mul, None]
+            y = feats[g] * coeffs[:, None, start : start + mul]
             if g == self.k0:
-                y = y + coeffs[:, -self.n_scalar :, None]
+                y = y + coeffs[:, None, -self.n_scalar :]
             out.append(y)
             start += mul
         return out

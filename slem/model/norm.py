@@ -30,10 +30,10 @@ class SeparableLayerNorm(nn.Module):
         out: Feats = []
         for g, f in enumerate(feats):
             if g == self.k0:
-                centred = f - f.mean(dim=1, keepdim=True)
-                y = centred * torch.rsqrt(centred.pow(2).mean(dim=1, keepdim=True) + self.eps)
-                y = y * self.weights[g][:, None] + self.bias[:, None]
+                centred = f - f.mean(dim=2, keepdim=True)
+                y = centred * torch.rsqrt(centred.pow(2).mean(dim=2, keepdim=True) + self.eps)
+                y = y * self.weights[g] + self.bias
             else:
-                y = f * inv * self.weights[g][:, None]
+                y = f * inv * self.weights[g]
             out.append(y)
         return out

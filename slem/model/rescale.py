@@ -26,9 +26,9 @@ class Rescale(nn.Module):
     def forward(self, feats: Feats, types: torch.Tensor) -> Feats:
         out = []
         for g, f in enumerate(feats):
-            y = f * getattr(self, f"scale_{g}")[types][:, :, None]
+            y = f * getattr(self, f"scale_{g}")[types][:, None, :]
             if g == self.k0:
-                y = y + self.shift[types][:, :, None]
+                y = y + self.shift[types][:, None, :]
             out.append(y)
         return out
 
@@ -44,10 +44,10 @@ class Rescale(nn.Module):
             for g, f in enumerate(target):
                 x = f[sel]
                 if g == self.k0:
-                    self.shift[t] = x[:, :, 0].mean(0).to(self.shift.dtype)
-                    s = x[:, :, 0].std(0, unbiased=False) if x.shape[0] > 1 else x[:, :, 0].abs().mean(0)
+                    self.shift[t] = x[:, 0, :].mean(0).to(self.shift.dtype)
+                    s = x[:, 0, :].std(0, unbiased=False) if x.shape[0] > 1 else x[:, 0, :].abs().mean(0)
                 else:
-                    s = x.pow(2).mean(dim=(0, 2)).sqrt()
+                    s = x.pow(2).mean(dim=(0, 1)).sqrt()
                 scales.append(s)
             # Channels with no spread (absent orbitals, or identical samples) keep a small scale so the
             # network can still move them; the floor is relative to the largest scale of this type.

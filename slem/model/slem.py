@@ -21,6 +21,7 @@ from slem.model.layer import SlemLayer
 from slem.model.linear import EquivariantLinear
 from slem.model.overlap import OverlapHead
 from slem.model.rescale import Rescale
+from slem.model.so2 import bond_rotations, to_lab_frame
 
 
 class SlemNet(nn.Module):
@@ -56,10 +57,12 @@ class SlemNet(nn.Module):
         n_nodes = geom.species.shape[0]
         latent, hidden, edge, node = self.init(geom.onehot, geom.edge_index, geom.vec_internal, geom.length,
                                                geom.r_cut, geom.fcut, n_nodes)
+        rotations = bond_rotations(geom.wigner)
         for layer in self.layers:
             latent, hidden, edge, node = layer(latent, hidden, edge, node, geom.onehot, geom.edge_index,
-                                               geom.wigner, geom.fcut, edge_chunk)
-        return self.out_node(node), self.out_edge(edge)
+                                               rotations, geom.fcut, edge_chunk)
+        edge = to_lab_frame(self.out_edge(edge), self.out_edge.irreps_out, rotations)
+        return self.out_node(node), edge
 
     def pair_types(self, geom: EdgeGeometry) -> torch.Tensor:
         return geom.species[geom.edge_index[0]] * self.n_species + geom.species[geom.edge_index[1]]

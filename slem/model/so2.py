@@ -8,10 +8,21 @@ acts identically on the +m and -m components (W1, also at m = 0), or "odd", whic
 makes the layer exactly O(3)-equivariant including inversion; without it only SO(3) holds.
 For m > 0 the map on the (+m, -m) pair is out(+m) = A x(+m) - B x(-m), out(-m) = B x(+m) + A x(-m).
 Inputs with l = 0 enter at m = 0 like any other input.
+
+Per-edge states can stay in their bond frame between layers: everything applied to them besides
+the SO(2) map (gates, channel mixing, latent scales, norms, residual sums) acts on channels only,
+so it commutes with the rotation. ``SO2Linear.bond_frame`` is the map without the rotations;
+``forward`` wraps it for lab-frame features.
+
+Bond-frame features store their components "m-major", (m=0, -1, +1, -2, +2, ...), instead of
+m = -l..l: the SO(2) map then takes each |m| as one contiguous split, whose backward is a
+concatenation, where picking single components made every backward pass zero-fill a full copy
+of the input per component. The reordering is folded into the rotations (``bond_rotations``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -30,6 +41,8 @@ class SO2Linear(nn.Module):
         self.in_groups: list[list[int]] = []
         self.out_groups: list[list[int]] = []
         self.n_in: list[int] = []
+        self.has_odd: list[bool] = []
+        self._source_cache: dict[tuple[Irreps, ...], list[list[tuple[int, int, int]]]] = {}
         for m in range(self.mmax + 1):
             gin = [g for g, (_, l, _) in enumerate(irreps_in.groups) if l >= m]
             gout = [g for g, (_, l, _) in enumerate(irreps_out.groups) if l >= m]
@@ -45,10 +58,14 @@ class SO2Linear(nn.Module):
             self.in_groups.append(gin)
             self.out_groups.append(gout)
             self.n_in.append(n_in)
+            self.has_odd.append(m > 0 and bool((even == 0).any()))
             self.register_buffer(f"even_{m}", even, persistent=False)
             self.w1.append(nn.Parameter(torch.randn_like(even) / math.sqrt(n_in)))
             if m > 0:
-                self.w2.append(nn.Parameter(torch.randn_like(even) / math.sqrt(n_in)))
+                # with no odd coupling at this m, W2 is masked to zero entirely; it stays (frozen) so
+                # that model files keep one layout
+                self.w2.append(nn.Parameter(torch.randn_like(even) / math.sqrt(n_in),
+                                            requires_grad=self.has_odd[m]))
         self.radial = nn.Linear(latent_dim, sum(self.n_in))
         k0 = irreps_out.index(0, 1)
         self.bias_slot = None if k0 is None else self.out_groups[0].index(k0)
@@ -60,28 +77,60 @@ class SO2Linear(nn.Module):
 
     def forward(self, feats: Feats, wigner: list[torch.Tensor], latent: torch.Tensor) -> Feats:
         """``feats`` in the lab frame; ``wigner[l]`` (E, 2l+1, 2l+1) maps the bond frame to the lab."""
-        rotated = [f if l == 0 else torch.matmul(f, wigner[l]) for f, (_, l, _) in zip(
-            feats, self.irreps_in.groups, strict=True)]
+        rotations = bond_rotations(wigner)
+        rotated = to_bond_frame(feats, self.irreps_in, rotations)
+        return to_lab_frame(self.bond_frame(rotated, latent), self.irreps_out, rotations)
+
+    def bond_frame(self, feats: Feats, latent: torch.Tensor) -> Feats:
+        """The SO(2) map on features already in each edge's bond frame; the result stays there."""
+        return self.bond_frame_parts([(self.irreps_in, feats)], latent)
+
+    def bond_frame_parts(self, parts: list[tuple[Irreps, Feats]], latent: torch.Tensor) -> Feats:
+        """``bond_frame`` of the channel-wise concatenation of ``parts`` (as ``cat_feats`` orders it),
+        gathered straight into the per-m inputs instead of concatenated first.
+
+        One matmul per m: the (-m, +m) pair shares W1, and W2 (odd couplings) joins it as one block
+        matrix; with no odd couplings (natural-parity irreps) W2 is skipped, not multiplied by zero."""
+        sources = self._sources(tuple(irreps for irreps, _ in parts))
+        pieces = {(q, k): torch.split(f, M_MAJOR_WIDTHS[: irreps.groups[k][1] + 1], dim=1)
+                  for q, (irreps, feats) in enumerate(parts) for k, f in enumerate(feats)}
         radial = torch.split(self.radial(latent), self.n_in, dim=1)
-        out_p: list[torch.Tensor] = []
-        out_n: list[torch.Tensor] = []
-        ls_in = [l for _, l, _ in self.irreps_in.groups]
+        outs: list[torch.Tensor] = []
         for m in range(self.mmax + 1):
             even = getattr(self, f"even_{m}")
-            xp = torch.cat([rotated[g][:, :, ls_in[g] + m] for g in self.in_groups[m]], dim=1) * radial[m]
             a = self.w1[m] * even
             if m == 0:
-                y = xp @ a.T
-                if self.bias is not None:
-                    y = y + self._bias_row()
-                out_p.append(y)
-                out_n.append(y)
+                x = torch.cat([pieces[q, k][0].squeeze(1) for q, k, _ in sources[0]], dim=1) * radial[0]
+                outs.append(x @ a.T if self.bias is None else torch.addmm(self._bias_row(), x, a.T))
                 continue
-            xn = torch.cat([rotated[g][:, :, ls_in[g] - m] for g in self.in_groups[m]], dim=1) * radial[m]
+            # (E, 2, n_in): components -m then +m of each edge, contiguous, so that each product is one
+            # plain GEMM over 2E rows
+            n_edges = latent.shape[0]
+            pair = torch.cat([pieces[q, k][m] for q, k, _ in sources[m]], dim=2)
+            pair = pair * radial[m][:, None, :]
+            flat = pair.view(2 * n_edges, pair.shape[-1])
+            if not self.has_odd[m]:
+                outs.append((flat @ a.T).view(n_edges, 2, a.shape[0]))
+                continue
             b = self.w2[m - 1] * (1.0 - even)
-            out_p.append(xp @ a.T - xn @ b.T)
-            out_n.append(xp @ b.T + xn @ a.T)
-        return self._assemble(out_p, out_n, wigner, latent)
+            # out(-m) = A x(-m) + B x(+m), out(+m) = A x(+m) - B x(-m), from one product with [A^T B^T]
+            n_out = a.shape[0]
+            y = (flat @ torch.cat([a.T, b.T], dim=1)).view(n_edges, 2, 2 * n_out)
+            minus, plus = y[:, 0, :n_out] + y[:, 1, n_out:], y[:, 1, :n_out] - y[:, 0, n_out:]
+            outs.append(torch.stack([minus, plus], dim=1))
+        return self._assemble(outs, latent)
+
+    def _sources(self, part_irreps: tuple[Irreps, ...]) -> list[list[tuple[int, int, int]]]:
+        """Per m, the (part, group, l) to gather, in the channel order of the concatenated input."""
+        if part_irreps not in self._source_cache:
+            if Irreps.build(g for irreps in part_irreps for g in irreps.groups) != self.irreps_in:
+                raise ValueError(f"SO(2) input parts {[str(i) for i in part_irreps]} do not add up to "
+                                 f"{self.irreps_in}")
+            self._source_cache[part_irreps] = [
+                [(q, k, l) for g in self.in_groups[m] for (_, l, p) in [self.irreps_in.groups[g]]
+                 for q, irreps in enumerate(part_irreps) if (k := irreps.index(l, p)) is not None]
+                for m in range(self.mmax + 1)]
+        return self._source_cache[part_irreps]
 
     def _bias_row(self) -> torch.Tensor:
         muls = [self.irreps_out.groups[g][0] for g in self.out_groups[0]]
@@ -89,17 +138,45 @@ class SO2Linear(nn.Module):
         parts[self.bias_slot] = self.bias
         return torch.cat(parts)
 
-    def _assemble(self, out_p, out_n, wigner, latent) -> Feats:
+    def _assemble(self, outs: list[torch.Tensor], latent: torch.Tensor) -> Feats:
+        """Per-m outputs back to (E, 2l+1, mul) groups, components m-major; splits, not slices, so that
+        the backward pass concatenates instead of zero-filling."""
         n_edges = latent.shape[0]
+        split = [torch.split(out, [self.irreps_out.groups[g][0] for g in self.out_groups[m]], dim=-1)
+                 for m, out in enumerate(outs)]
         result: Feats = []
         for g, (mul, l, _) in enumerate(self.irreps_out.groups):
-            comps: list[torch.Tensor | None] = [None] * (2 * l + 1)
-            for m in range(min(l, self.mmax) + 1):
-                slot = self.out_groups[m].index(g)
-                start = sum(self.irreps_out.groups[o][0] for o in self.out_groups[m][:slot])
-                comps[l + m] = out_p[m][:, start : start + mul]
-                comps[l - m] = out_n[m][:, start : start + mul]
-            zero = latent.new_zeros((n_edges, mul))
-            frame = torch.stack([c if c is not None else zero for c in comps], dim=-1)
-            result.append(frame if l == 0 else torch.matmul(frame, wigner[l].transpose(1, 2)))
+            comps = [split[0][self.out_groups[0].index(g)][:, None, :]]
+            for m in range(1, l + 1):
+                if m <= self.mmax:
+                    comps.append(split[m][self.out_groups[m].index(g)])
+                else:
+                    comps.append(latent.new_zeros((n_edges, 2, mul)))
+            result.append(comps[0] if l == 0 else torch.cat(comps, dim=1))
         return result
+
+
+M_MAJOR_WIDTHS = [1] + [2] * 16  # components per |m| in the m-major order, up to l = 16
+
+
+@functools.cache
+def m_major_order(l: int) -> tuple[int, ...]:
+    """Positions in m = -l..l of the m-major components (0, -1, +1, -2, +2, ...)."""
+    return (l, *(l + sign * m for m in range(1, l + 1) for sign in (-1, 1)))
+
+
+def bond_rotations(wigner: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``wigner[l]`` (bond frame to lab, E x (2l+1) x (2l+1)) with columns in m-major order: what
+    ``to_bond_frame`` and ``to_lab_frame`` take."""
+    return [w if l == 0 else w[:, :, list(m_major_order(l))] for l, w in enumerate(wigner)]
+
+
+def to_bond_frame(feats: Feats, irreps: Irreps, rotations: list[torch.Tensor]) -> Feats:
+    """Lab-frame features into each edge's bond frame, m-major (``rotations`` from ``bond_rotations``)."""
+    return [f if l == 0 else torch.matmul(rotations[l].transpose(1, 2), f)
+            for f, (_, l, _) in zip(feats, irreps.groups, strict=True)]
+
+
+def to_lab_frame(feats: Feats, irreps: Irreps, rotations: list[torch.Tensor]) -> Feats:
+    return [f if l == 0 else torch.matmul(rotations[l], f)
+            for f, (_, l, _) in zip(feats, irreps.groups, strict=True)]

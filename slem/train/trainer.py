@@ -32,6 +32,7 @@ from .distributed import (
 from .ema import EMA
 from .evaluate import evaluate
 from .loss import BlockLoss
+from .memory import peak_memory_mb
 from .metrics import MetricsLogger, plot_learning_curve
 from .optim import make_optimizer, make_scheduler, scheduler_step
 from .status import NanLossError, WalltimeStop
@@ -121,7 +122,7 @@ class Trainer:
             self.step = state["step"]
             self.best_metric = state["best_metric"]
             self.best_validation = state["extra"].get("best_validation", {})
-        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
@@ -304,9 +305,18 @@ class Trainer:
             }
             if ddp is not None:
                 summary["ddp"] = ddp
+            summary["peak_memory_mb"] = peak_memory_mb(self.device)
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
-            plot_learning_curve(self.out / "metrics.jsonl", self.out / "learning_curve.png")
+            self._plot_learning_curve()
         return summary
+
+    def _plot_learning_curve(self) -> None:
+        """The model and summary are written by now: a plot that fails (no font cache, memory
+        exhausted by the import) costs the picture, never the finished run."""
+        try:
+            plot_learning_curve(self.out / "metrics.jsonl", self.out / "learning_curve.png")
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: learning_curve.png not written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _ddp_agreement(self) -> dict:
         """Checksums of the live weights on every rank: data parallelism must keep them identical."""

@@ -46,6 +46,21 @@ def submit_script(
     return script, run_line.replace("'", "").split()
 
 
+@pytest.mark.parametrize(("gpus", "threads"), [(0, 8), (1, 8), (2, 4)])
+def test_torch_threads_follow_the_requested_cores(scheduler_code, si64_dataset, monkeypatch, tmp_path, gpus,
+                                                  threads):
+    _, run = submit_script(scheduler_code("core.slurm"), si64_dataset, monkeypatch, tmp_path, gpus)
+    assert run[run.index("--threads") + 1] == str(threads)  # 8 cores requested, split over the DDP ranks
+
+
+def test_threads_per_rank_without_a_core_count_is_left_to_torch():
+    from aiida_slem.calcjobs.train import threads_per_rank
+
+    assert threads_per_rank({"num_machines": 1, "num_mpiprocs_per_machine": 1}, 1) is None
+    assert threads_per_rank({"num_mpiprocs_per_machine": 2, "num_cores_per_machine": 8}, 1) == 4
+    assert threads_per_rank({"num_cores_per_mpiproc": 3}, 4) == 1
+
+
 @pytest.mark.parametrize("gpus", [1, 2])
 def test_slurm_script_requests_gres(scheduler_code, si64_dataset, monkeypatch, tmp_path, gpus):
     script, run = submit_script(scheduler_code("core.slurm"), si64_dataset, monkeypatch, tmp_path, gpus)

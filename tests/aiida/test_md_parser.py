@@ -70,3 +70,32 @@ def test_md_parser_leaves_scf_runs_alone():
 
     assert issubclass(SlemMdParser, PwParser)
     assert ParserFactory("slem.md") is SlemMdParser
+
+
+def logged_messages(parser_name: str, node) -> list[str]:
+    import logging
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("aiida")  # AiiDA's loggers do not propagate to the root logger
+    logger.addHandler(handler)
+    try:
+        _, calcfunction = ParserFactory(parser_name).parse_from_node(node, store_provenance=False)
+    finally:
+        logger.removeHandler(handler)
+    assert calcfunction.is_finished_ok
+    return handler.messages
+
+
+def test_md_reaching_nstep_is_not_logged_as_an_error(md_calc_node):
+    """A fixed-length MD ends at nstep; the stock parser logs that as an ionic-convergence error
+    (printed as "Error: ..." during a successful pipeline run), ours does not."""
+    assert "ERROR_IONIC_CONVERGENCE_NOT_REACHED" in logged_messages("quantumespresso.pw", md_calc_node)
+    assert not [m for m in logged_messages("slem.md", md_calc_node) if "IONIC_CONVERGENCE" in m]

@@ -227,3 +227,17 @@ def test_species_absent_orbitals_two_bases():
     ei = g["edge_index"].numpy()
     assert out["H_onsite"].numel() == int((norb**2).sum())
     assert out["H_hopping"].numel() == int((norb[ei[0]] * norb[ei[1]]).sum())
+
+
+def test_atoms_without_neighbours_get_onsite_blocks_only():
+    """Atoms farther apart than the cutoff have no edges: onsite blocks only, no hoppings."""
+    from ase import Atoms  # noqa: PLC0415
+
+    model = build_model(small_config(basis={"Si": "1s1p"}, heads=("H", "S")))
+    g = make_graph(Atoms("Si2", positions=[[0, 0, 0], [20, 0, 0]], pbc=False), ["Si"], {"Si": 5.0})
+    assert g["edge_index"].shape[1] == 0
+    with torch.no_grad():
+        out, sliced = model(g), model(g, edge_chunk=8)
+    assert out["H_onsite"].shape == (2 * 16,) and out["H_hopping"].numel() == 0
+    assert torch.equal(out["H_onsite"], sliced["H_onsite"])
+    assert out["S_onsite"].shape == (2 * 16,) and bool(torch.isfinite(out["S_onsite"]).all())

@@ -60,16 +60,16 @@ def test_so2_linear_is_o3_equivariant(inversion):
     irr_out = Irreps.parse("3x0e+2x1o+2x1e+2x2e+2x2o+1x0o+2x3o+1x4e")
     layer = SO2Linear(irr_in, irr_out, 5).double()
     vec = torch.randn(9, 3, dtype=torch.float64)
-    feats = [torch.randn(9, m, 2 * l + 1, dtype=torch.float64) for m, l, _ in irr_in.groups]
+    feats = [torch.randn(9, 2 * l + 1, m, dtype=torch.float64) for m, l, _ in irr_in.groups]
     latent = torch.randn(9, 5, dtype=torch.float64)
     out = layer(feats, bond_wigner(to_internal(vec), 4), latent)
     rot = rand_rot()
     sign = -1.0 if inversion else 1.0
     d = lambda l, p: wigner_from_matrix(rot, l, p, inversion)
-    moved = [f @ d(l, p).T for f, (_, l, p) in zip(feats, irr_in.groups, strict=True)]
+    moved = [d(l, p) @ f for f, (_, l, p) in zip(feats, irr_in.groups, strict=True)]
     out_r = layer(moved, bond_wigner(to_internal(sign * vec @ rot.T), 4), latent)
     for a, b, (_, l, p) in zip(out, out_r, irr_out.groups, strict=True):
-        assert (a @ d(l, p).T - b).abs().max() < 1e-12
+        assert (d(l, p) @ a - b).abs().max() < 1e-12
     assert max(float(a.abs().max()) for a in out) > 0.1  # not trivially zero
 
 
@@ -81,7 +81,7 @@ def test_so2_without_parity_rule_breaks_inversion():
         layer.even_1.fill_(1.0)
         layer.even_0.fill_(1.0)
     vec = torch.randn(4, 3, dtype=torch.float64)
-    feats = [torch.randn(4, m, 2 * l + 1, dtype=torch.float64) for m, l, _ in irr.groups]
+    feats = [torch.randn(4, 2 * l + 1, m, dtype=torch.float64) for m, l, _ in irr.groups]
     latent = torch.randn(4, 3, dtype=torch.float64)
     out = layer(feats, bond_wigner(to_internal(vec), 1), latent)
     rot = torch.eye(3, dtype=torch.float64)

@@ -11,7 +11,6 @@ from ase import Atoms
 from test_model_utils import make_graph, silicon, small_config
 
 from slem.model import build_model
-from slem.model.irreps import cat_feats, index_feats
 
 R_CUT = 3.0
 
@@ -33,10 +32,9 @@ def edge_id(graph: dict, i: int, j: int) -> int:
 def make_nonlocal(model):
     """Same model, but node messages also carry n_j: an ordinary message-passing network."""
 
-    def message(self, node, hidden, edge_index):
-        pairs = zip(index_feats(node, edge_index[0]), index_feats(node, edge_index[1]), strict=True)
-        mixed = [a + b for a, b in pairs]
-        return cat_feats([(self.node_in, mixed), (self.hidden_out, hidden)])[1]
+    def message(self, node_i, hidden, node_j):
+        mixed = [a + b for a, b in zip(node_i, node_j, strict=True)]
+        return [(self.node_in, mixed), (self.hidden_out, hidden)]
 
     for head in model.heads.values():
         for layer in getattr(head, "layers", []):
@@ -98,9 +96,11 @@ def test_nonlocal_variant_fails_the_same_check(model):
     assert not torch.equal(onsite_block(b, 0), onsite_block(f, 0))
 
 
-def test_chunked_inference_equals_full():
+@pytest.mark.parametrize("hidden", ["8x0e+6x1o+4x2e", "8x0e+4x1o+4x1e+2x2e+2x2o"])
+def test_chunked_inference_equals_full(hidden):
+    """Also with unnatural-parity hidden groups (odd SO(2) couplings; states that start at zero)."""
     torch.manual_seed(2)
-    cfg = small_config(basis={"Si": "1s1p"}, heads=("H", "S"), n_layers=3)
+    cfg = small_config(basis={"Si": "1s1p"}, heads=("H", "S"), n_layers=3, hidden_irreps=hidden)
     cfg.r_cut = {"Si": 4.0}
     model = build_model(cfg)
     g = make_graph(silicon(1), cfg.species, cfg.r_cut)

@@ -149,6 +149,40 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert result.exit_code == 122
     assert json.loads((tmp_path / "oom/status.json").read_text())["state"] == "oom"
 
+    def cpu_allocation_failure(self):  # torch's CPU allocator raises a plain RuntimeError
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 12874752 bytes")
+
+    monkeypatch.setattr(Trainer, "_train_step", cpu_allocation_failure)
+    result = runner.invoke(train_cli, [str(_write_config(tmp_path, tiny_config(tmp_path / "cpu_oom")))])
+    assert result.exit_code == 122
+    status = json.loads((tmp_path / "cpu_oom/status.json").read_text())
+    assert status["state"] == "oom" and "lower training.batch_size" in status["message"]
+
+    def bug(self):
+        raise RuntimeError("shape mismatch")  # any other RuntimeError is a crash, not a memory problem
+
+    monkeypatch.setattr(Trainer, "_train_step", bug)
+    result = runner.invoke(train_cli, [str(_write_config(tmp_path, tiny_config(tmp_path / "bug")))])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+    assert not (tmp_path / "bug/status.json").exists()
+
+
+def test_a_failed_learning_curve_plot_keeps_the_finished_run(tmp_path, monkeypatch):
+    """The plot comes after the model and summary are written; its failure only costs the PNG."""
+    from slem.train import trainer as trainer_module
+
+    def no_matplotlib(*_):
+        raise ImportError("failed to map segment from shared object")
+
+    monkeypatch.setattr(trainer_module, "plot_learning_curve", no_matplotlib)
+    config = _write_config(tmp_path, tiny_config(tmp_path / "run", max_steps=2))
+    result = CliRunner().invoke(train_cli, [str(config)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run/status.json").read_text())["state"] == "finished"
+    assert (tmp_path / "run/model.pt").is_file() and not (tmp_path / "run/learning_curve.png").exists()
+    peaks = json.loads((tmp_path / "run/summary.json").read_text())["peak_memory_mb"]
+    assert 0 < peaks["rss"] <= peaks.get("address_space", peaks["rss"])
+
 
 def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
     runner = CliRunner()
