@@ -13,6 +13,8 @@ from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.checks import check_structure_and_pseudos
 
+from slem.qe.md import THERMOSTATS_ACCEPTING_INPUT_VELOCITIES, maxwell_boltzmann_velocities, run_seed
+
 from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
 
 
@@ -58,6 +60,18 @@ def validate_inputs(inputs: dict, _) -> str | None:
         return error
     if not inputs["temperatures"].get_list():
         return "give at least one temperature"
+    ions = inputs["md"]["pw"]["parameters"].get_dict().get("IONS", {})
+    thermostat = str(ions.get("ion_temperature", "not_controlled")).lower()
+    if thermostat not in THERMOSTATS_ACCEPTING_INPUT_VELOCITIES:
+        return (
+            f"IONS.ion_temperature={thermostat!r} cannot start from the seeded velocities that make the MD "
+            "reproducible: pw.x 6.7 gives NaN positions at the first step. Use 'andersen' "
+            f"(canonical sampling at tempw, the protocols' choice) or one of "
+            f"{THERMOSTATS_ACCEPTING_INPUT_VELOCITIES[1:]}"
+        )
+    settings = inputs["md"]["pw"].get("settings")
+    if settings is not None and "ATOMIC_VELOCITIES" in settings.get_dict():
+        return "md.pw.settings must not hold ATOMIC_VELOCITIES: each run's come from the `seed` input"
     if (
         inputs["stride"].value < 1
         or inputs["n_snapshots"].value < 1
@@ -97,6 +111,14 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             valid_type=orm.List,
             default=lambda: orm.List([]),
             help="Temperatures (K) of separate runs whose snapshots are held out.",
+        )
+        spec.input(
+            "seed",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help="Seed of each run's starting velocities (Maxwell-Boltzmann at its temperature, zero "
+            "momentum): the same inputs give the same trajectories, which pw.x's clock-seeded start "
+            "does not.",
         )
         spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
@@ -157,14 +179,22 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
             inputs.pw.structure = self.ctx.supercell
             parameters = inputs.pw.parameters.get_dict()
-            parameters.setdefault("IONS", {})["tempw"] = temperature
+            parameters.setdefault("IONS", {}).update(tempw=temperature, ion_velocities="from_input")
             parameters["CONTROL"]["nstep"] = self.steps_needed(count)
             inputs.pw.parameters = orm.Dict(parameters)
+            settings = inputs.pw.settings.get_dict() if "settings" in inputs.pw else {}
+            settings["ATOMIC_VELOCITIES"] = self.starting_velocities(label, temperature).tolist()
+            inputs.pw.settings = orm.Dict(settings)
             inputs.clean_workdir = orm.Bool(False)
             inputs.metadata = {"call_link_label": f"md_{label}"}
             futures[label] = self.submit(PwBaseWorkChain, **inputs)
             self.report(f"launched PwBaseWorkChain<{futures[label].pk}> for MD run {label}")
         return ToContext(**futures)
+
+    def starting_velocities(self, label: str, temperature: float):
+        supercell = self.ctx.supercell
+        masses = [supercell.get_kind(site.kind_name).mass for site in supercell.sites]
+        return maxwell_boltzmann_velocities(masses, temperature, run_seed(self.inputs.seed.value, label))
 
     def inspect_md(self):
         for label, (_, _, count) in self.ctx.runs.items():
