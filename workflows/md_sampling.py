@@ -192,9 +192,14 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         return ToContext(**futures)
 
     def starting_velocities(self, label: str, temperature: float):
+        """Seeded by the run and the structure's content, so that two structures of a pipeline (or two
+        runs of one) never share a velocity draw, and a fresh rerun gets the same one."""
         supercell = self.ctx.supercell
         masses = [supercell.get_kind(site.kind_name).mass for site in supercell.sites]
-        return maxwell_boltzmann_velocities(masses, temperature, run_seed(self.inputs.seed.value, label))
+        content = np.round(np.array([site.position for site in supercell.sites] + supercell.cell), 6) + 0.0
+        fingerprint = f"{label}|{supercell.get_formula()}|{content.tobytes().hex()}"
+        seed = run_seed(self.inputs.seed.value, fingerprint)
+        return maxwell_boltzmann_velocities(masses, temperature, seed)
 
     def inspect_md(self):
         for label, (_, _, count) in self.ctx.runs.items():
