@@ -57,6 +57,9 @@ class TrainingSection:
     validate_every: int = 50
     edge_chunk: int | None = None
     grad_clip: float | None = None
+    # fine-tuning: start from this model file's weights and output statistics; the model section must
+    # describe the same architecture (a walltime restart then rebuilds it without the file)
+    init_model: str | None = None
 
 
 @dataclass
@@ -264,6 +267,8 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
     for key in ("weight_decay", "eigenvalue_loss", "eigenvalue_overlap_tolerance"):
         if t.get(key, 0.0) < 0:
             problems.append(f"'training.{key}' must be >= 0, got {t[key]}")
+    if isinstance(t.get("init_model"), str) and not t["init_model"].strip():
+        problems.append(f"'training.init_model' must be a slem model file's path, got {t['init_model']!r}")
     if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:
         problems.append(f"'training.ema' is the EMA decay and must lie in (0, 1), e.g. 0.99; got {t['ema']}")
     if t.get("eigenvalue_loss", 0.0) > 0 and not {"H", "S"} <= set(ops):

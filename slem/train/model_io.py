@@ -100,3 +100,31 @@ def save(path: str | Path, model: torch.nn.Module, metadata: dict) -> None:
 
 def config_dict(model_config) -> dict:
     return dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)
+
+
+def load_parent_weights(model: torch.nn.Module, model_config, path: Path) -> None:
+    """Fine-tuning: copy a trained model file's weights (output statistics included) into ``model``,
+    which must have the same architecture; a ``ConfigError`` naming the differences otherwise."""
+    from slem.model.io import ModelFileError, load_model  # noqa: PLC0415
+
+    from .config import ConfigError  # noqa: PLC0415
+
+    if not path.is_file():
+        raise ConfigError([f"training.init_model: {path} does not exist"])
+    try:
+        parent, _ = load_model(path)
+    except ModelFileError as exc:
+        raise ConfigError([f"training.init_model: {exc}"]) from exc
+    ours, theirs = model_config.to_dict(), parent.config.to_dict()
+    differing = {
+        key: (theirs.get(key), ours.get(key))
+        for key in sorted(set(ours) | set(theirs))
+        if ours.get(key) != theirs.get(key)
+    }
+    if differing:
+        raise ConfigError(
+            [f"training.init_model: {path} has another architecture than this run's model section "
+             f"(field: (model file, this run)) {differing}; fine-tuning needs the same one: copy the model "
+             "section of the run that trained it (its model file keeps it as metadata.training_config.model)"]
+        )
+    model.load_state_dict(parent.state_dict())

@@ -107,9 +107,14 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, self.t, self.max_steps)
         self.ema = EMA(self.model, self.t.ema) if self.t.ema else None
         resume_path = self._resume_path()
+        self.init_model_sha256 = None
         if resume_path is None:
-            # rescale statistics come from the training data only, before any optimisation
-            model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
+            if self.t.init_model:
+                # fine-tuning keeps the parent's output statistics: its weights were trained with them
+                model_io.load_parent_weights(self.model, self.model_config, Path(self.t.init_model))
+            else:
+                # rescale statistics come from the training data only, before any optimisation
+                model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
             broadcast_parameters(self.model, self.dist)
             if self.ema is not None:
                 self.ema = EMA(self.model, self.t.ema)
@@ -122,6 +127,8 @@ class Trainer:
             self.step = state["step"]
             self.best_metric = state["best_metric"]
             self.best_validation = state["extra"].get("best_validation", {})
+        if self.t.init_model and Path(self.t.init_model).is_file():  # also when resuming a fine-tune
+            self.init_model_sha256 = file_sha256(self.t.init_model)
         self.n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -287,6 +294,7 @@ class Trainer:
                     # with the shift, H is learnt up to H + mu*S: its energy zero is arbitrary
                     "onsite_shift": self.t.onsite_shift,
                     "training_config": self.config.to_dict(),
+                    "init_model_sha256": self.init_model_sha256,
                     "best_validation": self.best_validation,
                     "test": test,
                 },
@@ -303,6 +311,8 @@ class Trainer:
                 "test": test,
                 "training_data_sha256": self.data.sha256,
             }
+            if self.init_model_sha256:
+                summary["init_model_sha256"] = self.init_model_sha256
             if ddp is not None:
                 summary["ddp"] = ddp
             summary["peak_memory_mb"] = peak_memory_mb(self.device)

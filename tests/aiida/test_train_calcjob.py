@@ -116,3 +116,25 @@ def test_training_job_produces_a_model_whose_predictions_match_slem_predict(
 
 def _predict_metadata() -> dict:
     return {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}}}
+
+
+def test_fine_tuning_job_starts_from_the_parent_model(slem_code, si64_dataset):
+    """``parent_model``: the job trains on from the parent's weights, and says so in its metrics."""
+    parent_results, parent_node = train(slem_code, si64_dataset, tiny_config(max_steps=10))
+    assert parent_node.is_finished_ok, parent_node.exit_message
+    parent = parent_results["model"]
+    results, node = train(
+        slem_code, si64_dataset, tiny_config(max_steps=2, validate_every=1), parent_model=parent
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    metrics = results["metrics"].get_dict()
+    assert metrics["init_model_sha256"] == parent.sha256
+    # two more steps keep the parent's accuracy (2 steps from scratch are far worse)
+    assert metrics["best_validation"]["loss"] < 1.5 * parent.metrics["loss"]
+    assert node.inputs.parent_model.uuid == parent.uuid
+
+    config = tiny_config(max_steps=2)
+    config["model"]["n_layers"] = 2  # another architecture: refused at run time with the differences
+    _, refused = train(slem_code, si64_dataset, config, parent_model=parent)
+    assert refused.exit_status == SlemTrainCalculation.exit_codes.ERROR_CONFIG.status
+    assert "'n_layers': (1, 2)" in refused.exit_message
