@@ -147,8 +147,6 @@ def validate_inputs(inputs: dict, _) -> str | None:
             return error
         if validation.base.attributes.get("basis") != inputs["dataset"].base.attributes.get("basis"):
             return "validation_dataset and dataset use different bases; project both onto the same basis"
-    if "parent_folder" in inputs and "parent_model" in inputs:
-        return "give parent_folder (resume a run) or parent_model (fine-tune a model), not both"
     if "parent_model" in inputs:
         error = check_parent_model(inputs["parent_model"], inputs["dataset"])
         if error:

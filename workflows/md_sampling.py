@@ -60,15 +60,6 @@ def validate_inputs(inputs: dict, _) -> str | None:
         return error
     if not inputs["temperatures"].get_list():
         return "give at least one temperature"
-    ions = inputs["md"]["pw"]["parameters"].get_dict().get("IONS", {})
-    thermostat = str(ions.get("ion_temperature", "not_controlled")).lower()
-    if thermostat not in THERMOSTATS_ACCEPTING_INPUT_VELOCITIES:
-        return (
-            f"IONS.ion_temperature={thermostat!r} cannot start from the seeded velocities that make the MD "
-            "reproducible: pw.x 6.7 gives NaN positions at the first step. Use 'andersen' "
-            f"(canonical sampling at tempw, the protocols' choice) or one of "
-            f"{THERMOSTATS_ACCEPTING_INPUT_VELOCITIES[1:]}"
-        )
     settings = inputs["md"]["pw"].get("settings")
     if settings is not None and "ATOMIC_VELOCITIES" in settings.get_dict():
         return "md.pw.settings must not hold ATOMIC_VELOCITIES: each run's come from the `seed` input"
@@ -117,8 +108,9 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             valid_type=orm.Int,
             default=lambda: orm.Int(0),
             help="Seed of each run's starting velocities (Maxwell-Boltzmann at its temperature, zero "
-            "momentum): the same inputs give the same trajectories, which pw.x's clock-seeded start "
-            "does not.",
+            "momentum), passed when the thermostat takes input velocities (andersen, not_controlled, "
+            "initial): the same inputs then give the same trajectories. pw.x 6.7 cannot start the "
+            "rescaling thermostats from input velocities (NaN positions), and draws from a clock seed.",
         )
         spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
@@ -150,7 +142,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.supercell = orm.List(list(inputs["supercell"]))
         builder.temperatures = orm.List([float(t) for t in inputs["temperatures"]])
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
-        for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out"):
+        for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out", "seed"):
             builder[key] = orm.Int(inputs[key])
         builder.md.pw.code = code
         builder.md.pw.pseudos = pseudos
@@ -179,12 +171,22 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
             inputs.pw.structure = self.ctx.supercell
             parameters = inputs.pw.parameters.get_dict()
-            parameters.setdefault("IONS", {}).update(tempw=temperature, ion_velocities="from_input")
+            ions = parameters.setdefault("IONS", {})
+            ions["tempw"] = temperature
             parameters["CONTROL"]["nstep"] = self.steps_needed(count)
+            thermostat = str(ions.get("ion_temperature", "not_controlled")).lower()
+            if thermostat in THERMOSTATS_ACCEPTING_INPUT_VELOCITIES:
+                ions["ion_velocities"] = "from_input"
+                settings = inputs.pw.settings.get_dict() if "settings" in inputs.pw else {}
+                settings["ATOMIC_VELOCITIES"] = self.starting_velocities(label, temperature).tolist()
+                inputs.pw.settings = orm.Dict(settings)
+            elif not self.ctx.get("warned_clock_seed"):
+                self.ctx.warned_clock_seed = True
+                self.report(
+                    f"thermostat {thermostat!r}: pw.x draws the starting velocities from a clock seed, so "
+                    "these trajectories are not reproducible run to run ('andersen' would be)"
+                )
             inputs.pw.parameters = orm.Dict(parameters)
-            settings = inputs.pw.settings.get_dict() if "settings" in inputs.pw else {}
-            settings["ATOMIC_VELOCITIES"] = self.starting_velocities(label, temperature).tolist()
-            inputs.pw.settings = orm.Dict(settings)
             inputs.clean_workdir = orm.Bool(False)
             inputs.metadata = {"call_link_label": f"md_{label}"}
             futures[label] = self.submit(PwBaseWorkChain, **inputs)

@@ -89,8 +89,8 @@ class SlemTrainWorkChain(BaseRestartWorkChain):
         step = _reported_step(calculation)
         if step is not None and step > self.ctx.checkpoint_step:
             self.ctx.checkpoint_step = step
-            # the checkpoint now holds any fine-tuned start, so the parent model is no longer needed
-            self.ctx.inputs.pop("parent_model", None)
+            # a fine-tuning run keeps parent_model: the weights come from the checkpoint, but the parent
+            # still completes the architecture that the config's model section leaves out
             self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
             self.report_error_handled(calculation, f"resuming from the checkpoint of step {step}")
             return ProcessHandlerReport(True)

@@ -102,6 +102,24 @@ def config_dict(model_config) -> dict:
     return dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)
 
 
+def parent_model_section(path: Path, model_section: Mapping) -> dict:
+    """The parent model file's architecture with this run's model section on top (its heads are the
+    run's operators): a partial section fine-tunes the parent as it is."""
+    from slem.model.io import ModelFileError, load_model  # noqa: PLC0415
+
+    from .config import ConfigError  # noqa: PLC0415
+
+    if not path.is_file():
+        raise ConfigError([f"training.init_model: {path} does not exist"])
+    try:
+        parent, _ = load_model(path)
+    except ModelFileError as exc:
+        raise ConfigError([f"training.init_model: {exc}"]) from exc
+    fields = parent.config.to_dict()
+    fields.pop("heads", None)
+    return {**fields, **dict(model_section)}
+
+
 def load_parent_weights(model: torch.nn.Module, model_config, path: Path) -> None:
     """Fine-tuning: copy a trained model file's weights (output statistics included) into ``model``,
     which must have the same architecture; a ``ConfigError`` naming the differences otherwise."""

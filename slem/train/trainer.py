@@ -84,8 +84,14 @@ class Trainer:
         np.random.seed(self.t.seed)  # noqa: NPY002 - the global state is what must be saved
         random.seed(self.t.seed)
         try:
+            # fine-tuning: what the model section leaves out is the parent's, not inferred from the data
+            model_section = (
+                model_io.parent_model_section(Path(self.t.init_model), self.config.model)
+                if self.t.init_model
+                else self.config.model
+            )
             self.model_config = model_io.make_model_config(
-                self.config.model, self.species, self.basis, info["r_cut"], self.config.operators
+                model_section, self.species, self.basis, info["r_cut"], self.config.operators
             )
             model = model_io.build(self.model_config)
         except (TypeError, ValueError, KeyError) as exc:

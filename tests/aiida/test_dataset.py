@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import WorkflowFactory
 from aiida_pseudo.data.pseudo import UpfData
-from aiida_slem.parsers.md import kinetic_temperature
 from aiida_slem.workflows.dataset import rejection_reason, split_frames
 from ase import Atoms
 from conftest import si8_structure
@@ -113,18 +110,7 @@ def _check_md_sampling(md: dict, si8: orm.StructureData) -> None:
     trajectory = md["trajectories"]["train_T600"]
     assert {"velocities", "temperatures"} <= set(trajectory.get_arraynames())
     assert len(trajectory.get_array("temperatures")) == 26  # 10 equilibration + 3 strides of 5 + 1
-    # The rebuilt velocities give pw.x's printed temperature exactly except at Andersen collisions, where pw.x
-    # prints a temperature that still holds half of the centre-of-mass drift it removed from the positions
-    # (measured: up to 5.7 % at those steps, < 1e-5 at all others)
-    masses = np.array([si8.get_kind(site.kind_name).mass for site in si8.sites])
-    printed = trajectory.get_array("temperatures")
-    deviation = np.abs(kinetic_temperature(trajectory.get_array("velocities"), masses) - printed) / printed
-    stdout = trajectory.creator.outputs.retrieved.base.repository.get_object_content("aiida.out")
-    steps = re.split(r"Entering Dynamics", stdout)[1:]
-    collided = np.array(["Andersen thermostat:" in step for step in steps][: len(deviation)])
-    assert collided.any() and not collided.all()
-    assert deviation[~collided].max() < 1e-5, deviation
-    assert trajectory.base.attributes.get("velocity_temperature_max_relative_error") < 0.25
+    assert trajectory.base.attributes.get("velocity_temperature_max_relative_error") < 0.05
     # snapshots are trajectory frames 10, 15, ..., linked to the trajectory by select_snapshots
     first = train["train_T600_frame_000"]
     np.testing.assert_allclose(first.get_ase().positions, trajectory.get_array("positions")[10], atol=1e-10)

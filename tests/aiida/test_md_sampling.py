@@ -74,12 +74,18 @@ def test_refuses_ultrasoft_pseudo(codes, pseudo_family):
 # The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.
 
 
-def _short_md(codes, structure, seed: int):
+def _short_md(codes, structure, seed: int, thermostat: str = "andersen"):
     builder = MdSamplingWorkChain.get_builder_from_protocol(
         codes["pw"],
         structure,
         protocol="fast",
-        overrides={"equilibration_steps": 2, "stride": 1, "n_snapshots": 2, "held_out_temperatures": []},
+        overrides={
+            "equilibration_steps": 2,
+            "stride": 1,
+            "n_snapshots": 2,
+            "held_out_temperatures": [],
+            "pw_parameters": {"IONS": {"ion_temperature": thermostat, "nraise": 10}},
+        },
     )
     builder.seed = orm.Int(seed)
     results, node = run_get_node(builder)
@@ -105,12 +111,13 @@ def test_md_is_reproducible_from_its_seed(codes, pseudo_family, si2):
     assert parameters["ion_velocities"] == "from_input" and parameters["ion_temperature"] == "andersen"
 
 
-def test_refuses_thermostat_that_cannot_start_from_input_velocities(codes, pseudo_family, si2):
-    builder = MdSamplingWorkChain.get_builder_from_protocol(
-        codes["pw"],
-        si2,
-        protocol="fast",
-        overrides={"pw_parameters": {"IONS": {"ion_temperature": "rescaling"}}},
-    )
-    with pytest.raises(ValueError, match="NaN positions at the first step. Use 'andersen'"):
-        run_get_node(builder)
+def test_rescaling_thermostat_runs_from_pw_x_own_velocities(codes, pseudo_family, si2):
+    """pw.x 6.7 cannot start 'rescaling' from input velocities (NaN positions), so none are passed,
+    and the report says the run is not reproducible; two such runs differ."""
+    trajectory = _short_md(codes, si2, seed=0, thermostat="rescaling")
+    md_calc = trajectory.creator
+    assert "settings" not in md_calc.inputs or "ATOMIC_VELOCITIES" not in md_calc.inputs.settings.get_dict()
+    assert "ion_velocities" not in md_calc.inputs.parameters.get_dict()["IONS"]
+    assert np.isfinite(trajectory.get_array("positions")).all()
+    workchain = md_calc.caller.caller
+    assert any("not reproducible" in log.message for log in orm.Log.collection.get_logs_for(workchain))

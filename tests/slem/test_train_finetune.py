@@ -76,3 +76,28 @@ def test_cli_reports_a_refused_parent_as_config_error(tmp_path, parent):
     assert result.exit_code == 2
     status = json.loads((tmp_path / "fine" / "status.json").read_text())
     assert status["state"] == "config_error" and "'n_layers': (1, 2)" in status["message"]
+
+
+def test_a_partial_model_section_takes_the_rest_from_the_parent(tmp_path, parent):
+    """Nothing in the model section: the parent's architecture (cutoffs included, not re-inferred)."""
+    config = tiny_config(tmp_path / "fine", init_model=str(parent), max_steps=1)
+    config["model"] = {}
+    trainer = Trainer(validate_config(config), progress=False)
+    trainer.setup()
+    stored = torch.load(parent, weights_only=False)["config"]
+    assert trainer.model_config.hidden_irreps == stored["hidden_irreps"] == "8x0e+4x1o+4x2e"
+    assert trainer.model_config.r_cut == stored["r_cut"]
+
+
+def test_a_resumed_fine_tuning_run_ends_where_an_uninterrupted_one_does(tmp_path, parent):
+    whole = _fine_tune(tmp_path / "whole", parent, max_steps=4, checkpoint_every=2)
+    Trainer(whole, progress=False).run()
+    first = _fine_tune(tmp_path / "split", parent, max_steps=2, checkpoint_every=2)
+    Trainer(first, progress=False).run()
+    resumed = _fine_tune(tmp_path / "split", parent, max_steps=4, checkpoint_every=2)
+    Trainer(resumed, resume="auto", progress=False).run()
+    latest = ("fine", "checkpoints", "latest.pt")
+    ours = torch.load(tmp_path.joinpath("split", *latest), weights_only=False)["model"]
+    theirs = torch.load(tmp_path.joinpath("whole", *latest), weights_only=False)["model"]
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value), key
