@@ -15,6 +15,8 @@ import numpy as np
 from aiida_quantumespresso.parsers.pw import PwParser
 from ase import units
 
+from slem.qe import md
+
 # pw.x's time unit is the Rydberg atomic unit of time, 2 hbar / E_h
 RY_TIME_FS = 2.0 * units._aut * 1.0e15
 DEFAULT_DT_RY = 20.0
@@ -42,10 +44,8 @@ def verlet_velocities(
 
 
 def kinetic_temperature(velocities: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Temperature (K) per frame with pw.x's 3N - 3 degrees of freedom (the centre of mass is fixed)."""
-    v = velocities / (1000.0 * units.fs)
-    kinetic = 0.5 * np.einsum("a,fai->f", masses, v**2)
-    return 2.0 * kinetic / ((3 * masses.size - 3) * units.kB)
+    """Temperature (K) per frame from velocities (Angstrom/ps) and masses (amu): slem's pw.x count."""
+    return md.kinetic_temperature(100.0 * np.asarray(velocities), md.AMU_KG * np.asarray(masses))
 
 
 class SlemMdParser(PwParser):

@@ -166,6 +166,14 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         return self.inputs.equilibration_steps.value + self.inputs.stride.value * (count - 1) + 1
 
     def run_md(self):
+        ions = self.inputs.md.pw.parameters.get_dict().get("IONS", {})
+        thermostat = str(ions.get("ion_temperature", "not_controlled")).lower()
+        seeded = thermostat in THERMOSTATS_ACCEPTING_INPUT_VELOCITIES
+        if not seeded:
+            self.report(
+                f"thermostat {thermostat!r}: pw.x draws the starting velocities from a clock seed, so "
+                "these trajectories are not reproducible run to run ('andersen' would be)"
+            )
         futures = {}
         for label, (_, temperature, count) in self.ctx.runs.items():
             inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
@@ -174,18 +182,11 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             ions = parameters.setdefault("IONS", {})
             ions["tempw"] = temperature
             parameters["CONTROL"]["nstep"] = self.steps_needed(count)
-            thermostat = str(ions.get("ion_temperature", "not_controlled")).lower()
-            if thermostat in THERMOSTATS_ACCEPTING_INPUT_VELOCITIES:
+            if seeded:
                 ions["ion_velocities"] = "from_input"
                 settings = inputs.pw.settings.get_dict() if "settings" in inputs.pw else {}
                 settings["ATOMIC_VELOCITIES"] = self.starting_velocities(label, temperature).tolist()
                 inputs.pw.settings = orm.Dict(settings)
-            elif not self.ctx.get("warned_clock_seed"):
-                self.ctx.warned_clock_seed = True
-                self.report(
-                    f"thermostat {thermostat!r}: pw.x draws the starting velocities from a clock seed, so "
-                    "these trajectories are not reproducible run to run ('andersen' would be)"
-                )
             inputs.pw.parameters = orm.Dict(parameters)
             inputs.clean_workdir = orm.Bool(False)
             inputs.metadata = {"call_link_label": f"md_{label}"}

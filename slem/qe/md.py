@@ -50,6 +50,9 @@ def maxwell_boltzmann_velocities(masses_amu, temperature: float, seed) -> np.nda
     return velocities / RYDBERG_VELOCITY_M_PER_S
 
 
-def kinetic_temperature(velocities_m_per_s: np.ndarray, masses_kg: np.ndarray) -> float:
-    kinetic = 0.5 * float((masses_kg[:, None] * velocities_m_per_s**2).sum())
-    return 2.0 * kinetic / ((3 * len(masses_kg) - 3) * BOLTZMANN_J_PER_K)
+def kinetic_temperature(velocities_m_per_s: np.ndarray, masses_kg: np.ndarray):
+    """Temperature (K) with pw.x's 3N - 3 degrees of freedom (the centre of mass is fixed), of one
+    frame (N, 3) or of each of several (..., N, 3)."""
+    masses_kg = np.asarray(masses_kg, dtype=np.float64)
+    kinetic = 0.5 * np.einsum("a,...ai->...", masses_kg, np.asarray(velocities_m_per_s) ** 2)
+    return 2.0 * kinetic / ((3 * masses_kg.size - 3) * BOLTZMANN_J_PER_K)

@@ -102,9 +102,8 @@ def config_dict(model_config) -> dict:
     return dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)
 
 
-def parent_model_section(path: Path, model_section: Mapping) -> dict:
-    """The parent model file's architecture with this run's model section on top (its heads are the
-    run's operators): a partial section fine-tunes the parent as it is."""
+def load_parent(path: Path):
+    """The trained model of ``training.init_model``; a ``ConfigError`` if the file is absent or unreadable."""
     from slem.model.io import ModelFileError, load_model  # noqa: PLC0415
 
     from .config import ConfigError  # noqa: PLC0415
@@ -115,24 +114,22 @@ def parent_model_section(path: Path, model_section: Mapping) -> dict:
         parent, _ = load_model(path)
     except ModelFileError as exc:
         raise ConfigError([f"training.init_model: {exc}"]) from exc
+    return parent
+
+
+def parent_model_section(parent, model_section: Mapping) -> dict:
+    """The parent's architecture with this run's model section on top (its heads are the run's
+    operators): a partial section fine-tunes the parent as it is."""
     fields = parent.config.to_dict()
     fields.pop("heads", None)
     return {**fields, **dict(model_section)}
 
 
-def load_parent_weights(model: torch.nn.Module, model_config, path: Path) -> None:
-    """Fine-tuning: copy a trained model file's weights (output statistics included) into ``model``,
-    which must have the same architecture; a ``ConfigError`` naming the differences otherwise."""
-    from slem.model.io import ModelFileError, load_model  # noqa: PLC0415
-
+def load_parent_weights(model: torch.nn.Module, model_config, parent, path: Path) -> None:
+    """Fine-tuning: copy the parent's weights (output statistics included) into ``model``, which must
+    have the same architecture; a ``ConfigError`` naming the differences otherwise."""
     from .config import ConfigError  # noqa: PLC0415
 
-    if not path.is_file():
-        raise ConfigError([f"training.init_model: {path} does not exist"])
-    try:
-        parent, _ = load_model(path)
-    except ModelFileError as exc:
-        raise ConfigError([f"training.init_model: {exc}"]) from exc
     ours, theirs = model_config.to_dict(), parent.config.to_dict()
     differing = {
         key: (theirs.get(key), ours.get(key))

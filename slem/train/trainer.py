@@ -83,13 +83,14 @@ class Trainer:
         torch.manual_seed(self.t.seed)
         np.random.seed(self.t.seed)  # noqa: NPY002 - the global state is what must be saved
         random.seed(self.t.seed)
+        # fine-tuning: the parent file is read once; it supplies what the model section leaves out
+        # (instead of inferring it from the data) and, on a fresh start, the weights
+        parent = model_io.load_parent(Path(self.t.init_model)) if self.t.init_model else None
+        self.init_model_sha256 = file_sha256(self.t.init_model) if parent is not None else None
         try:
-            # fine-tuning: what the model section leaves out is the parent's, not inferred from the data
-            model_section = (
-                model_io.parent_model_section(Path(self.t.init_model), self.config.model)
-                if self.t.init_model
-                else self.config.model
-            )
+            model_section = self.config.model
+            if parent is not None:
+                model_section = model_io.parent_model_section(parent, self.config.model)
             self.model_config = model_io.make_model_config(
                 model_section, self.species, self.basis, info["r_cut"], self.config.operators
             )
@@ -113,11 +114,10 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, self.t, self.max_steps)
         self.ema = EMA(self.model, self.t.ema) if self.t.ema else None
         resume_path = self._resume_path()
-        self.init_model_sha256 = None
         if resume_path is None:
-            if self.t.init_model:
+            if parent is not None:
                 # fine-tuning keeps the parent's output statistics: its weights were trained with them
-                model_io.load_parent_weights(self.model, self.model_config, Path(self.t.init_model))
+                model_io.load_parent_weights(self.model, self.model_config, parent, self.t.init_model)
             else:
                 # rescale statistics come from the training data only, before any optimisation
                 model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
@@ -133,8 +133,6 @@ class Trainer:
             self.step = state["step"]
             self.best_metric = state["best_metric"]
             self.best_validation = state["extra"].get("best_validation", {})
-        if self.t.init_model and Path(self.t.init_model).is_file():  # also when resuming a fine-tune
-            self.init_model_sha256 = file_sha256(self.t.init_model)
         self.n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
