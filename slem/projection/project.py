@@ -2,7 +2,7 @@
 
 H and S are assembled pair by pair in real space (realspace.py): exact two-centre integrals for
 S, the kinetic energy and <phi|beta>, the KB term from those (threecentre.py), and the local
-potential by quadrature on the pp.x grid (realgrid.py). D comes from the generalised eigenvectors
+potential by quadrature on the pp.x grid (local_potential.py). D comes from the generalised eigenvectors
 of the Bloch sums (H(k), S(k)) of the stored blocks on a mesh whose supercell resolves every
 stored bond (kmesh.py): D_ij(R) = (2/N_k) sum_k sum_occ c_in^* c_jn exp(i k.R), so
 that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the band

@@ -3,7 +3,7 @@
 * S and the kinetic energy T: exact two-centre integrals of the basis orbitals (twocentre.py);
 * <phi|beta>: the same with the UPF's KB projectors; the KB term itself is assembled from these
   blocks (threecentre.py);
-* the local potential: quadrature on the pw.x FFT grid (realgrid.py).
+* the local potential: quadrature on the pw.x FFT grid, tile by tile (local_potential.py).
 
 The radial Fourier transforms run to Q_MAX, far beyond the wavefunction cutoff, so the orbitals
 are the basis file's (strictly confined) functions rather than their plane-wave truncations.
@@ -16,8 +16,9 @@ import numpy as np
 from slem.basis.orbital import ElementBasis
 from slem.qe.upf import Upf
 
+from .grid_orbitals import GridOrbitals
+from .local_potential import local_potential_blocks
 from .radial import BOHR, orbital_transforms, projector_transforms
-from .realgrid import GridOrbitals, local_potential_blocks
 from .twocentre import TwoCentreTable
 
 Q_MAX = 25.0  # bohr^-1; the kinetic tail beyond is ~1e-5 Ry (0.1 meV) for the DZP bases

@@ -10,7 +10,9 @@ from scipy.special import spherical_jn
 from slem.bands import bloch_matrices
 from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.data.frame import Frame
+from slem.projection.grid_orbitals import GridOrbitals
 from slem.projection.kmesh import auto_kmesh, check_kmesh, perpendicular_heights, reduced_mesh
+from slem.projection.local_potential import local_potential_blocks
 from slem.projection.pairs import BlockAccumulator, pairs_within
 from slem.projection.planewaves import apply_local_potential, g_sphere, local_potential_matrix
 from slem.projection.radial import (
@@ -22,7 +24,6 @@ from slem.projection.radial import (
     real_ylm,
     spherical_bessels,
 )
-from slem.projection.realgrid import GridOrbitals, local_potential_blocks
 from slem.projection.twocentre import TwoCentreTable, real_gaunt
 
 
@@ -190,12 +191,13 @@ def test_two_centre_overlap_and_kinetic_against_direct_quadrature():
 
 
 @pytest.mark.parametrize("p_cutoff", [None, 1.2])
-def test_local_potential_lenses_match_brute_force_quadrature(p_cutoff):
-    """The row-intersection bookkeeping equals a plain sum over every grid point of the spheres,
-    also when a short orbital gets spheres and lenses of its own (``p_cutoff``)."""
+def test_local_potential_tiles_match_brute_force_quadrature(p_cutoff):
+    """The tile-and-image bookkeeping equals a plain sum over every grid point of the spheres, for
+    any tile size (ragged tiles at the cell's edge included), with an atom given outside the home
+    cell, and when a short orbital forms a radius group of its own (``p_cutoff``)."""
     basis = _gaussian_basis(cutoff=2.2, p_cutoff=p_cutoff)
     cell = np.array([[6.5, 0.0, 0.0], [1.2, 6.0, 0.0], [0.3, -0.8, 7.1]])
-    positions = np.array([[0.2, 0.1, 0.3], [3.1, 2.9, 3.6]])
+    positions = np.array([[0.2, 0.1, 0.3], [3.1, 2.9, 3.6]]) - np.array([[0.0, 0.0, 0.0], cell[1]])
     shape = (18, 20, 22)
     frac = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), -1)
     potential = np.cos(2 * np.pi * frac[..., 0]) + 0.5 * np.sin(2 * np.pi * (frac[..., 1] - 2 * frac[..., 2]))
@@ -205,7 +207,7 @@ def test_local_potential_lenses_match_brute_force_quadrature(p_cutoff):
     pairs, shifts, _ = pairs_within(positions, cell, radii)
     keys = [(int(i), int(j), *map(int, r)) for (i, j), r in zip(pairs, shifts, strict=True)]
     blocks = local_potential_blocks(cell, positions, ["X", "X"], potential, orbitals, keys)
-    both = local_potential_blocks(cell, positions, ["X", "X"], potential, orbitals, keys, memory_budget=0)
+    small_tiles = local_potential_blocks(cell, positions, ["X", "X"], potential, orbitals, keys, tile=3)
     dv = abs(np.linalg.det(cell)) / potential.size
     lattice = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
     points = (frac.reshape(-1, 3)[None, :, :] + lattice[:, None, :]).reshape(-1, 3) @ cell
@@ -216,4 +218,4 @@ def test_local_potential_lenses_match_brute_force_quadrature(p_cutoff):
         right = _orbital_values(basis, points - positions[j] - np.array(r) @ cell)
         expected = (left * v_points[:, None]).T @ right * dv
         assert np.abs(blocks[key] - expected).max() < 1e-9
-        assert np.abs(both[key] - expected).max() < 1e-9
+        assert np.abs(small_tiles[key] - expected).max() < 1e-9
