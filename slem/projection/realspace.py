@@ -22,7 +22,9 @@ from .radial import BOHR, orbital_transforms, projector_transforms
 from .twocentre import TwoCentreTable
 
 Q_MAX = 25.0  # bohr^-1; the kinetic tail beyond is ~1e-5 Ry (0.1 meV) for the DZP bases
-Q_POINTS = 1251
+# q step 0.05 bohr^-1: every block within 1e-9 eV (H) and 1e-13 (S) of a 0.02 step (SiC, Si2 DZP),
+# at ~60% of its table cost; the longest bond of the tables oscillates with period ~0.3 bohr^-1
+Q_POINTS = 501
 REACH_BATCH = 8  # separations per step of the KB-range scan
 
 Key = tuple[int, int, int, int, int]
