@@ -3,6 +3,8 @@
 The new pipeline gets the first one's protocol, overrides, job options, GPUs and codes (recorded in its
 ``builder_parameters`` input), plus optional training-config overrides. With caching on (``aiida-slem
 setup`` turns it on for pw.x and projection jobs) any DFT already done for identical inputs is reused.
+With ``--fine-tune`` the training starts from MODEL's weights (its ``parent_model`` input) instead of
+from scratch; the new structure may hold only elements MODEL knows.
 """
 
 from __future__ import annotations
@@ -40,8 +42,21 @@ def pipeline_codes(pipeline) -> dict:
     }
 
 
-def retrain_builder(model, structure, config_overrides: dict | None = None, label: str = "structure"):
-    """A pipeline builder for ``structure`` with the settings of the pipeline that produced ``model``."""
+def check_fine_tune(model, structure) -> None:
+    """Fine-tuning keeps the model's species and basis: refuse, before any DFT runs, a structure with
+    elements the model does not know."""
+    unknown = sorted(structure.get_symbols_set() - set(model.species))
+    if unknown:
+        raise ValueError(
+            f"model <{model.pk}> knows {model.species}, not {unknown}: fine-tuning keeps the model's species; "
+            "retrain without --fine-tune to train a new model from scratch"
+        )
+
+
+def retrain_builder(model, structure, config_overrides: dict | None = None, label: str = "structure",
+                    fine_tune: bool = False):
+    """A pipeline builder for ``structure`` with the settings of the pipeline that produced ``model``;
+    ``fine_tune`` starts the training from ``model``'s weights."""
     from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
     from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
@@ -61,6 +76,9 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
         options=parameters.get("options") or None,
         gpus=parameters.get("gpus"),
     )
+    if fine_tune:
+        check_fine_tune(model, structure)
+        builder.train.train.parent_model = model
     return builder, pipeline
 
 
@@ -80,10 +98,13 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
     help='JSON merged into the training config, e.g. \'{"training": {"max_steps": 500}}\'.',
 )
 @click.option(
+    "--fine-tune", is_flag=True, help="Start the training from MODEL's weights instead of from scratch."
+)
+@click.option(
     "--run", "run_here", is_flag=True, help="Run in this process instead of submitting to the daemon."
 )
 def retrain(
-    model_pk: int, structure_file: pathlib.Path, config_overrides: str | None, run_here: bool
+    model_pk: int, structure_file: pathlib.Path, config_overrides: str | None, fine_tune: bool, run_here: bool
 ) -> None:
     """Rerun the pipeline of MODEL on the structure in FILE; prints the new pipeline's PK."""
     import ase.io
@@ -112,7 +133,7 @@ def retrain(
         raise click.ClickException(f"ase cannot read {structure_file}: {exc}") from exc
     label = "".join(c if c.isalnum() else "_" for c in structure_file.stem) or "structure"
     try:
-        builder, pipeline = retrain_builder(model, orm.StructureData(ase=atoms), overrides, label)
+        builder, pipeline = retrain_builder(model, orm.StructureData(ase=atoms), overrides, label, fine_tune)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if run_here:
@@ -127,6 +148,7 @@ def retrain(
     click.echo(
         f"SlemPipelineWorkChain<{node.pk}> ({'finished' if run_here else 'submitted'}) retrains the settings "
         f"of pipeline <{pipeline.pk}> (model <{model.pk}>) on {atoms.get_chemical_formula()}"
+        + (f", fine-tuning model <{model.pk}>" if fine_tune else "")
     )
     if run_here and node.is_finished_ok:
         click.echo(f"new model <{node.outputs.model.pk}>, dataset <{node.outputs.dataset.pk}>")

@@ -202,6 +202,40 @@ def test_retrain_on_diamond_makes_a_separate_model(pipeline):
     assert behind and not behind & {calc.pk for calc in provenance.pw_calculations(pipeline.outputs.model)}
 
 
+def test_retrain_fine_tune_starts_from_the_model(pipeline):
+    """--fine-tune: the new pipeline's training job takes the model as parent_model (a provenance link)
+    and starts from its weights, recorded by the file's hash in the job's metrics."""
+    from aiida.engine import run_get_node
+    from ase.build import bulk
+
+    from aiida_slem import provenance
+    from aiida_slem.cli.retrain import retrain_builder
+
+    parent = pipeline.outputs.model
+    strained = orm.StructureData(ase=bulk("Si", "diamond", a=5.55))
+    builder, _ = retrain_builder(parent, strained, {"training": {"max_steps": 10}}, "strained", fine_tune=True)
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    model = node.outputs.model
+    train_job = model.creator
+    assert train_job.inputs.parent_model.uuid == parent.uuid
+    assert train_job.outputs.metrics["init_model_sha256"] == parent.sha256
+    assert model.species == parent.species
+    assert model.base.attributes.get("basis") == parent.base.attributes.get("basis")
+    dataset = provenance.training_dataset(model)
+    assert dataset.uuid == node.outputs.dataset.uuid != pipeline.outputs.dataset.uuid
+
+
+def test_retrain_fine_tune_refuses_elements_the_model_does_not_know(pipeline):
+    from ase.build import bulk
+
+    from aiida_slem.cli.retrain import retrain_builder
+
+    diamond = orm.StructureData(ase=bulk("C", "diamond", a=3.567))
+    with pytest.raises(ValueError, match=r"knows \['Si'\], not \['C'\].*without --fine-tune"):
+        retrain_builder(pipeline.outputs.model, diamond, fine_tune=True)
+
+
 def _wait(condition, timeout: float, what: str) -> None:
     import time
 
