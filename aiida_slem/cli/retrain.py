@@ -48,7 +48,8 @@ def check_fine_tune(model, structure) -> None:
     unknown = sorted(structure.get_symbols_set() - set(model.species))
     if unknown:
         raise ValueError(
-            f"model <{model.pk}> knows {model.species}, not {unknown}: fine-tuning keeps the model's species; "
+            f"model <{model.pk}> knows {model.species}, not {unknown}: fine-tuning keeps the model's "
+            "species; "
             "retrain without --fine-tune to train a new model from scratch"
         )
 

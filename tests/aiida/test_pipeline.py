@@ -213,7 +213,8 @@ def test_retrain_fine_tune_starts_from_the_model(pipeline):
 
     parent = pipeline.outputs.model
     strained = orm.StructureData(ase=bulk("Si", "diamond", a=5.55))
-    builder, _ = retrain_builder(parent, strained, {"training": {"max_steps": 10}}, "strained", fine_tune=True)
+    overrides = {"training": {"max_steps": 10}}
+    builder, _ = retrain_builder(parent, strained, overrides, "strained", fine_tune=True)
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     model = node.outputs.model
