@@ -227,14 +227,23 @@ def test_retrain_fine_tune_starts_from_the_model(pipeline):
     assert dataset.uuid == node.outputs.dataset.uuid != pipeline.outputs.dataset.uuid
 
 
-def test_retrain_fine_tune_refuses_elements_the_model_does_not_know(pipeline):
+def test_retrain_fine_tune_refuses_elements_the_model_does_not_know(pipeline, tmp_path):
+    """Refused from the command line before anything is launched, with the fix named."""
+    import ase.io
     from ase.build import bulk
+    from click.testing import CliRunner
 
-    from aiida_slem.cli.retrain import retrain_builder
+    from aiida_slem.cli.retrain import retrain
 
-    diamond = orm.StructureData(ase=bulk("C", "diamond", a=3.567))
-    with pytest.raises(ValueError, match=r"knows \['Si'\], not \['C'\].*without --fine-tune"):
-        retrain_builder(pipeline.outputs.model, diamond, fine_tune=True)
+    ase.io.write(tmp_path / "diamond.cif", bulk("C", "diamond", a=3.567))
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    model = pipeline.outputs.model
+    result = CliRunner().invoke(retrain, [str(model.pk), "--structure", str(tmp_path / "diamond.cif"),
+                                          "--fine-tune", "--run"])
+    assert result.exit_code != 0
+    assert f"model <{model.pk}> knows ['Si'], not ['C']" in result.output
+    assert "retrain without --fine-tune" in result.output
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
 def _wait(condition, timeout: float, what: str) -> None:
