@@ -13,7 +13,12 @@ from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.checks import check_structure_and_pseudos
 
-from slem.qe.md import THERMOSTATS_ACCEPTING_INPUT_VELOCITIES, maxwell_boltzmann_velocities, run_seed
+from slem.qe.md import (
+    THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
+    harmonic_displacements,
+    maxwell_boltzmann_velocities,
+    run_seed,
+)
 
 from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
 
@@ -22,6 +27,24 @@ from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_ps
 def make_supercell(structure: orm.StructureData, repetitions: orm.List) -> orm.StructureData:
     """The input cell repeated ``repetitions`` times along each lattice vector."""
     return orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in repetitions.get_list())))
+
+
+@calcfunction
+def harmonic_start(
+    structure: orm.StructureData, temperature: orm.Float, frequency: orm.Float, seed: orm.List
+) -> orm.StructureData:
+    """``structure`` with its atoms displaced as in harmonic (Einstein model) equilibrium at
+    ``temperature`` K and ``frequency`` THz, drawn from ``seed``: an MD run's starting positions."""
+    masses = [structure.get_kind(site.kind_name).mass for site in structure.sites]
+    shift = harmonic_displacements(masses, temperature.value, frequency.value, seed.get_list())
+    displaced = orm.StructureData(cell=structure.cell)
+    displaced.pbc = structure.pbc
+    for kind in structure.kinds:
+        displaced.append_kind(kind)
+    for site, delta in zip(structure.sites, shift, strict=True):
+        position = tuple(np.add(site.position, delta))
+        displaced.append_site(orm.Site(kind_name=site.kind_name, position=position))
+    return displaced
 
 
 @calcfunction
@@ -112,6 +135,15 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             "initial): the same inputs then give the same trajectories. pw.x 6.7 cannot start the "
             "rescaling thermostats from input velocities (NaN positions), and draws from a clock seed.",
         )
+        spec.input(
+            "einstein_frequency",
+            valid_type=orm.Float,
+            required=False,
+            help="THz. Start each run from positions displaced as in harmonic equilibrium at its temperature "
+            "(independent oscillators of this frequency, seeded like the velocities; `harmonic_start` "
+            "calcfunction) instead of from the supercell itself, where a short run starts with no "
+            "potential energy and stays colder than its temperature.",
+        )
         spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
         spec.input("n_snapshots", valid_type=orm.Int, default=lambda: orm.Int(4))
@@ -144,6 +176,8 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
         for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out", "seed"):
             builder[key] = orm.Int(inputs[key])
+        if inputs.get("einstein_frequency"):
+            builder.einstein_frequency = orm.Float(inputs["einstein_frequency"])
         builder.md.pw.code = code
         builder.md.pw.pseudos = pseudos
         builder.md.pw.parameters = orm.Dict(pw_parameters(inputs, n_atoms))
@@ -177,7 +211,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         futures = {}
         for label, (_, temperature, count) in self.ctx.runs.items():
             inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
-            inputs.pw.structure = self.ctx.supercell
+            inputs.pw.structure = self.starting_structure(label, temperature)
             parameters = inputs.pw.parameters.get_dict()
             ions = parameters.setdefault("IONS", {})
             ions["tempw"] = temperature
@@ -194,15 +228,28 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             self.report(f"launched PwBaseWorkChain<{futures[label].pk}> for MD run {label}")
         return ToContext(**futures)
 
+    def run_fingerprint(self, label: str) -> str:
+        """The run and the structure's content, so that two structures of a pipeline (or two runs of one)
+        never share a random draw, and a fresh rerun gets the same one."""
+        supercell = self.ctx.supercell
+        content = np.round(np.array([site.position for site in supercell.sites] + supercell.cell), 6) + 0.0
+        return f"{label}|{supercell.get_formula()}|{content.tobytes().hex()}"
+
     def starting_velocities(self, label: str, temperature: float):
-        """Seeded by the run and the structure's content, so that two structures of a pipeline (or two
-        runs of one) never share a velocity draw, and a fresh rerun gets the same one."""
         supercell = self.ctx.supercell
         masses = [supercell.get_kind(site.kind_name).mass for site in supercell.sites]
-        content = np.round(np.array([site.position for site in supercell.sites] + supercell.cell), 6) + 0.0
-        fingerprint = f"{label}|{supercell.get_formula()}|{content.tobytes().hex()}"
-        seed = run_seed(self.inputs.seed.value, fingerprint)
+        seed = run_seed(self.inputs.seed.value, self.run_fingerprint(label))
         return maxwell_boltzmann_velocities(masses, temperature, seed)
+
+    def starting_structure(self, label: str, temperature: float) -> orm.StructureData:
+        if "einstein_frequency" not in self.inputs:
+            return self.ctx.supercell
+        # a seed of its own: the same draw as the velocities would correlate positions with velocities
+        seed = run_seed(self.inputs.seed.value, f"positions|{self.run_fingerprint(label)}")
+        return harmonic_start(
+            self.ctx.supercell, orm.Float(temperature), self.inputs.einstein_frequency, orm.List(seed),
+            metadata={"call_link_label": f"start_{label}"},
+        )
 
     def inspect_md(self):
         for label, (_, _, count) in self.ctx.runs.items():

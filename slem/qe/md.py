@@ -1,4 +1,4 @@
-"""Seeded starting velocities for pw.x molecular dynamics.
+"""Seeded starting velocities (and optionally positions) for pw.x molecular dynamics.
 
 pw.x 6.7 draws the starting velocities of a thermostatted run from a clock seed (``start_therm``
 calls ``set_random_seed``), so two identical inputs give different trajectories. Velocities given
@@ -56,3 +56,29 @@ def kinetic_temperature(velocities_m_per_s: np.ndarray, masses_kg: np.ndarray):
     masses_kg = np.asarray(masses_kg, dtype=np.float64)
     kinetic = 0.5 * np.einsum("a,...ai->...", masses_kg, np.asarray(velocities_m_per_s) ** 2)
     return 2.0 * kinetic / ((3 * masses_kg.size - 3) * BOLTZMANN_J_PER_K)
+
+
+
+def harmonic_displacements(masses_amu, temperature: float, frequency_thz: float, seed) -> np.ndarray:
+    """Displacements (N, 3) in Angstrom drawn from the classical equilibrium of independent harmonic
+    oscillators (an Einstein model) at ``temperature``: each Cartesian component is normal with
+    variance k_B T / (m omega^2), omega = 2 pi ``frequency_thz``; the mass-weighted mean is removed so
+    that the centre of mass stays put.
+
+    Started from the ideal lattice, an MD run holds only potential energy zero and needs about half a
+    vibration period to share the kinetic energy; started from these positions (with Maxwell-Boltzmann
+    velocities) it begins near equilibrium at ``temperature``, which a short run needs."""
+    masses = np.asarray(masses_amu, dtype=np.float64) * AMU_KG
+    if masses.ndim != 1 or len(masses) < 2:
+        raise ValueError(f"need the masses of at least 2 atoms, got {masses_amu!r}")
+    if not np.all(masses > 0):
+        raise ValueError(f"atomic masses must be positive, got {masses_amu!r}")
+    if not temperature > 0:
+        raise ValueError(f"the MD temperature must be positive, got {temperature!r} K")
+    if not frequency_thz > 0:
+        raise ValueError(f"the Einstein frequency must be positive, got {frequency_thz!r} THz")
+    omega = 2 * np.pi * frequency_thz * 1e12
+    sigma_m = np.sqrt(BOLTZMANN_J_PER_K * temperature / (masses * omega**2))
+    displacements = np.random.default_rng(seed).normal(size=(len(masses), 3)) * sigma_m[:, None]
+    displacements -= (masses[:, None] * displacements).sum(0) / masses.sum()
+    return displacements * 1e10

@@ -25,6 +25,11 @@ def test_protocol_builder(codes, pseudo_family, si8):
     assert builder.n_snapshots.value == 3 and builder.temperatures.get_list() == [600.0]
     assert builder.md.pw.metadata.options["parser_name"] == "slem.md"
     assert builder.md.kpoints.get_kpoints_mesh() == ([1, 1, 1], [0.5, 0.5, 0.5])
+    # reproducible by default: a thermostat that runs from the seeded velocities, and a harmonic start
+    assert parameters["IONS"]["ion_temperature"] == "andersen" and builder.einstein_frequency.value == 10.0
+    assert "einstein_frequency" not in MdSamplingWorkChain.get_builder_from_protocol(
+        codes["pw"], si8, protocol="fast", overrides={"einstein_frequency": None}
+    )
     balanced = MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="balanced")
     assert balanced.supercell.get_list() == [2, 2, 2]
     with pytest.raises(ValueError, match="unknown protocol"):
@@ -74,7 +79,7 @@ def test_refuses_ultrasoft_pseudo(codes, pseudo_family):
 # The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.
 
 
-def _short_md(codes, structure, seed: int, thermostat: str = "andersen"):
+def _short_md(codes, structure, seed: int, thermostat: str = "andersen", einstein_frequency=None):
     builder = MdSamplingWorkChain.get_builder_from_protocol(
         codes["pw"],
         structure,
@@ -84,6 +89,7 @@ def _short_md(codes, structure, seed: int, thermostat: str = "andersen"):
             "stride": 1,
             "n_snapshots": 2,
             "held_out_temperatures": [],
+            "einstein_frequency": einstein_frequency,
             "pw_parameters": {"IONS": {"ion_temperature": thermostat, "nraise": 10}},
         },
     )
@@ -124,3 +130,27 @@ def test_rescaling_thermostat_runs_from_pw_x_own_velocities(codes, pseudo_family
     assert np.isfinite(trajectory.get_array("positions")).all()
     workchain = md_calc.caller.caller
     assert any("not reproducible" in log.message for log in orm.Log.collection.get_logs_for(workchain))
+
+
+def test_harmonic_start_is_seeded_and_in_the_provenance(codes, pseudo_family, si2):
+    """With einstein_frequency, each run starts from positions drawn by the harmonic_start calcfunction
+    (linked between the supercell and the MD), displaced by the Einstein-model amount for the run's
+    temperature; the same seed gives the same start and trajectory."""
+    from aiida.manage.caching import disable_caching
+
+    from slem.qe.md import AMU_KG, BOLTZMANN_J_PER_K
+
+    with disable_caching():
+        first = _short_md(codes, si2, seed=0, einstein_frequency=10.0)
+        again = _short_md(codes, si2, seed=0, einstein_frequency=10.0)
+    assert np.array_equal(first.get_array("positions"), again.get_array("positions"))
+    start = first.creator.inputs.structure
+    maker = start.creator
+    assert maker.process_label == "harmonic_start"
+    supercell = maker.inputs.structure
+    assert maker.inputs.temperature.value == 600.0 and maker.inputs.frequency.value == 10.0
+    shift = np.array(start.sites[0].position) - np.array(supercell.sites[0].position)
+    omega = 2 * np.pi * 10e12
+    sigma = np.sqrt(BOLTZMANN_J_PER_K * 600.0 / (si2.kinds[0].mass * AMU_KG * omega**2)) * 1e10
+    assert 1e-4 < np.abs(shift).max() < 5 * sigma
+    assert not np.allclose(first.get_array("positions")[0], np.array([s.position for s in supercell.sites]))

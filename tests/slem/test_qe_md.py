@@ -1,4 +1,4 @@
-"""Seeded Maxwell-Boltzmann starting velocities for pw.x MD."""
+"""Seeded Maxwell-Boltzmann starting velocities and harmonic starting positions for pw.x MD."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pytest
 
 from slem.qe.md import (
     AMU_KG,
+    BOLTZMANN_J_PER_K,
     RYDBERG_VELOCITY_M_PER_S,
+    harmonic_displacements,
     kinetic_temperature,
     maxwell_boltzmann_velocities,
     run_seed,
@@ -47,3 +49,25 @@ def test_units_are_pw_x_rydberg_atomic_units():
 def test_bad_input_is_refused(masses, temperature, match):
     with pytest.raises(ValueError, match=match):
         maxwell_boltzmann_velocities(masses, temperature, 0)
+
+
+def test_harmonic_displacements_have_the_equilibrium_variance_per_mass():
+    """Each component's variance is k_B T / (m omega^2) (Si and C differ by their masses), the centre
+    of mass does not move, and the draw follows the seed."""
+    masses = np.array([28.0855] * 2000 + [12.011] * 2000)
+    d = harmonic_displacements(masses, 900.0, 12.0, [3, 4])
+    omega = 2 * np.pi * 12e12
+    expected = np.sqrt(BOLTZMANN_J_PER_K * 900.0 / (masses * AMU_KG * omega**2)) * 1e10  # Angstrom
+    assert d[:2000].std() == pytest.approx(expected[0], rel=0.03)
+    assert d[2000:].std() == pytest.approx(expected[-1], rel=0.03)
+    np.testing.assert_allclose((masses[:, None] * d).sum(0), 0.0, atol=1e-9)
+    assert np.array_equal(d, harmonic_displacements(masses, 900.0, 12.0, [3, 4]))
+    assert not np.allclose(d, harmonic_displacements(masses, 900.0, 12.0, [3, 5]))
+
+
+@pytest.mark.parametrize(("frequency", "match"), [(0.0, "Einstein frequency"), (-2.0, "Einstein frequency")])
+def test_harmonic_displacements_refuse_bad_input(frequency, match):
+    with pytest.raises(ValueError, match=match):
+        harmonic_displacements([28.0, 28.0], 300.0, frequency, 0)
+    with pytest.raises(ValueError, match="temperature"):
+        harmonic_displacements([28.0, 28.0], -1.0, 10.0, 0)
