@@ -30,11 +30,7 @@ def run_seed(seed: int, label: str) -> list[int]:
     return [int(seed), zlib.crc32(label.encode())]
 
 
-def maxwell_boltzmann_velocities(masses_amu, temperature: float, seed) -> np.ndarray:
-    """Velocities (N, 3) in Rydberg atomic units (bohr per hbar/Ry, what pw.x reads) drawn from the
-    Maxwell-Boltzmann distribution, with zero total momentum and rescaled so that the kinetic
-    temperature over 3N - 3 degrees of freedom (pw.x's count when no atom is fixed) is exactly
-    ``temperature``."""
+def _checked_masses_kg(masses_amu, temperature: float) -> np.ndarray:
     masses = np.asarray(masses_amu, dtype=np.float64) * AMU_KG
     if masses.ndim != 1 or len(masses) < 2:
         raise ValueError(f"need the masses of at least 2 atoms, got {masses_amu!r}")
@@ -42,6 +38,15 @@ def maxwell_boltzmann_velocities(masses_amu, temperature: float, seed) -> np.nda
         raise ValueError(f"atomic masses must be positive, got {masses_amu!r}")
     if not temperature > 0:
         raise ValueError(f"the MD temperature must be positive, got {temperature!r} K")
+    return masses
+
+
+def maxwell_boltzmann_velocities(masses_amu, temperature: float, seed) -> np.ndarray:
+    """Velocities (N, 3) in Rydberg atomic units (bohr per hbar/Ry, what pw.x reads) drawn from the
+    Maxwell-Boltzmann distribution, with zero total momentum and rescaled so that the kinetic
+    temperature over 3N - 3 degrees of freedom (pw.x's count when no atom is fixed) is exactly
+    ``temperature``."""
+    masses = _checked_masses_kg(masses_amu, temperature)
     rng = np.random.default_rng(seed)
     sigma = np.sqrt(BOLTZMANN_J_PER_K * temperature / masses)
     velocities = rng.normal(size=(len(masses), 3)) * sigma[:, None]
@@ -68,13 +73,7 @@ def harmonic_displacements(masses_amu, temperature: float, frequency_thz: float,
     Started from the ideal lattice, an MD run holds only potential energy zero and needs about half a
     vibration period to share the kinetic energy; started from these positions (with Maxwell-Boltzmann
     velocities) it begins near equilibrium at ``temperature``, which a short run needs."""
-    masses = np.asarray(masses_amu, dtype=np.float64) * AMU_KG
-    if masses.ndim != 1 or len(masses) < 2:
-        raise ValueError(f"need the masses of at least 2 atoms, got {masses_amu!r}")
-    if not np.all(masses > 0):
-        raise ValueError(f"atomic masses must be positive, got {masses_amu!r}")
-    if not temperature > 0:
-        raise ValueError(f"the MD temperature must be positive, got {temperature!r} K")
+    masses = _checked_masses_kg(masses_amu, temperature)
     if not frequency_thz > 0:
         raise ValueError(f"the Einstein frequency must be positive, got {frequency_thz!r} THz")
     omega = 2 * np.pi * frequency_thz * 1e12
