@@ -29,22 +29,32 @@ def make_supercell(structure: orm.StructureData, repetitions: orm.List) -> orm.S
     return orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in repetitions.get_list())))
 
 
+def site_masses(structure: orm.StructureData) -> list[float]:
+    """Mass (amu) of every site, from its kind."""
+    return [structure.get_kind(site.kind_name).mass for site in structure.sites]
+
+
+def with_positions(structure: orm.StructureData, positions, cell=None) -> orm.StructureData:
+    """A new StructureData with ``structure``'s kinds, sites and pbc at ``positions`` (Angstrom), in
+    ``cell`` if given."""
+    moved = orm.StructureData(cell=structure.cell if cell is None else cell)
+    moved.pbc = structure.pbc
+    for kind in structure.kinds:
+        moved.append_kind(kind)
+    for site, position in zip(structure.sites, positions, strict=True):
+        moved.append_site(orm.Site(kind_name=site.kind_name, position=tuple(float(x) for x in position)))
+    return moved
+
+
 @calcfunction
 def harmonic_start(
     structure: orm.StructureData, temperature: orm.Float, frequency: orm.Float, seed: orm.List
 ) -> orm.StructureData:
     """``structure`` with its atoms displaced as in harmonic (Einstein model) equilibrium at
     ``temperature`` K and ``frequency`` THz, drawn from ``seed``: an MD run's starting positions."""
-    masses = [structure.get_kind(site.kind_name).mass for site in structure.sites]
+    masses = site_masses(structure)
     shift = harmonic_displacements(masses, temperature.value, frequency.value, seed.get_list())
-    displaced = orm.StructureData(cell=structure.cell)
-    displaced.pbc = structure.pbc
-    for kind in structure.kinds:
-        displaced.append_kind(kind)
-    for site, delta in zip(structure.sites, shift, strict=True):
-        position = tuple(np.add(site.position, delta))
-        displaced.append_site(orm.Site(kind_name=site.kind_name, position=position))
-    return displaced
+    return with_positions(structure, np.array([site.position for site in structure.sites]) + shift)
 
 
 @calcfunction
@@ -63,14 +73,8 @@ def select_snapshots(
         raise ValueError(f"the trajectory has {len(positions)} frames, frame {indices[-1]} is needed")
     snapshots = {}
     for number, index in enumerate(indices):
-        snapshot = orm.StructureData(
-            cell=structure.cell if cells is None else cells[min(index, len(cells) - 1)]
-        )
-        snapshot.pbc = structure.pbc
-        for kind in structure.kinds:
-            snapshot.append_kind(kind)
-        for site, position in zip(structure.sites, positions[index], strict=True):
-            snapshot.append_site(orm.Site(kind_name=site.kind_name, position=tuple(position)))
+        cell = structure.cell if cells is None else cells[min(index, len(cells) - 1)]
+        snapshot = with_positions(structure, positions[index], cell)
         snapshot.base.extras.set("md_step", int(index))
         snapshots[f"frame_{number:03d}"] = snapshot
     return snapshots
@@ -131,8 +135,9 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             valid_type=orm.Int,
             default=lambda: orm.Int(0),
             help="Seed of each run's starting velocities (Maxwell-Boltzmann at its temperature, zero "
-            "momentum), passed when the thermostat takes input velocities (andersen, not_controlled, "
-            "initial): the same inputs then give the same trajectories. pw.x 6.7 cannot start the "
+            "momentum; and of its harmonic starting positions with `einstein_frequency`), passed when the "
+            "thermostat takes input velocities (andersen, not_controlled, initial): the same inputs then "
+            "give the same trajectories. pw.x 6.7 cannot start the "
             "rescaling thermostats from input velocities (NaN positions), and draws from a clock seed.",
         )
         spec.input(
@@ -236,10 +241,8 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         return f"{label}|{supercell.get_formula()}|{content.tobytes().hex()}"
 
     def starting_velocities(self, label: str, temperature: float):
-        supercell = self.ctx.supercell
-        masses = [supercell.get_kind(site.kind_name).mass for site in supercell.sites]
         seed = run_seed(self.inputs.seed.value, self.run_fingerprint(label))
-        return maxwell_boltzmann_velocities(masses, temperature, seed)
+        return maxwell_boltzmann_velocities(site_masses(self.ctx.supercell), temperature, seed)
 
     def starting_structure(self, label: str, temperature: float) -> orm.StructureData:
         if "einstein_frequency" not in self.inputs:

@@ -49,8 +49,7 @@ def check_fine_tune(model, structure) -> None:
     if unknown:
         raise ValueError(
             f"model <{model.pk}> knows {model.species}, not {unknown}: fine-tuning keeps the model's "
-            "species; "
-            "retrain without --fine-tune to train a new model from scratch"
+            "species; retrain without --fine-tune to train a new model from scratch"
         )
 
 
@@ -62,6 +61,8 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
 
     from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 
+    if fine_tune:
+        check_fine_tune(model, structure)
     pipeline = producing_pipeline(model)
     parameters = pipeline.inputs.builder_parameters.get_dict()
     overrides = dict(parameters.get("overrides") or {})
@@ -78,7 +79,6 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
         gpus=parameters.get("gpus"),
     )
     if fine_tune:
-        check_fine_tune(model, structure)
         builder.train.train.parent_model = model
     return builder, pipeline
 

@@ -6,6 +6,9 @@ in the input (``ion_velocities='from_input'`` with an ``ATOMIC_VELOCITIES`` card
 Andersen thermostat then reproduces too, because its collisions come from QE's generator at its
 fixed default seed. The velocity-rescaling thermostats cannot take input velocities in 6.7: their
 first step reads a temperature that was never set, and the positions become NaN.
+
+Starting positions drawn from harmonic equilibrium at the run's temperature (``harmonic_displacements``)
+spare a short run the time it would take to heat up from the ideal lattice.
 """
 
 from __future__ import annotations
@@ -61,7 +64,6 @@ def kinetic_temperature(velocities_m_per_s: np.ndarray, masses_kg: np.ndarray):
     masses_kg = np.asarray(masses_kg, dtype=np.float64)
     kinetic = 0.5 * np.einsum("a,...ai->...", masses_kg, np.asarray(velocities_m_per_s) ** 2)
     return 2.0 * kinetic / ((3 * masses_kg.size - 3) * BOLTZMANN_J_PER_K)
-
 
 
 def harmonic_displacements(masses_amu, temperature: float, frequency_thz: float, seed) -> np.ndarray:
