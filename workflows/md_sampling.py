@@ -96,6 +96,12 @@ def validate_inputs(inputs: dict, _) -> str | None:
         or inputs["equilibration_steps"].value < 0
     ):
         return "stride and n_snapshots must be >= 1 and equilibration_steps >= 0"
+    frequency = inputs.get("einstein_frequency")
+    if frequency is not None and not frequency.value > 0:
+        return (
+            "einstein_frequency must be a positive frequency in THz (about 10 for Si), got "
+            f"{frequency.value}; leave it out to start from the supercell itself"
+        )
     return None
 
 

@@ -76,6 +76,13 @@ def test_refuses_ultrasoft_pseudo(codes, pseudo_family):
         run_get_node(builder)
 
 
+def test_refuses_a_non_positive_einstein_frequency(codes, pseudo_family):
+    builder = _builder(codes, si8_structure())
+    builder.einstein_frequency = orm.Float(0.0)
+    with pytest.raises(ValueError, match=r"einstein_frequency must be a positive frequency in THz.*leave"):
+        run_get_node(builder)
+
+
 # The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.
 
 
