@@ -31,6 +31,9 @@ VENV = HERE / "_deeptb_venv"
 R_MAX = 7.4
 HIDDEN = "32x0e+32x1o+16x2e"
 LR = 5e-3
+# DeePTB's example uses 32-wide hidden layers for its latent MLP ("latent_channels") and for the
+# latent -> SO(2) weight function ("tp_radial_channels"); ours are set to the same by default.
+WIDTHS = "32"
 REPEATS = {64: (1, 5), 512: (1, 2)}  # atoms -> (warm-up, timed); larger systems: one cold pass
 # DeePTB 2.2.1 measured earlier on this machine (2 threads); used with --skip-deeptb.
 PEER = {
@@ -94,8 +97,12 @@ def timed(fn, warm: int, reps: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- our side
+def widths(text: str) -> list[int]:
+    return [int(w) for w in text.split(",") if w]
+
+
 def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
-         edge_chunk: int = 0) -> dict:
+         edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS) -> dict:
     import torch  # noqa: PLC0415
 
     from slem.data.deeptb import read_deeptb  # noqa: PLC0415
@@ -107,14 +114,15 @@ def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knot
     frame = read_deeptb(root)[0]
     config = SlemConfig(species=["Si"], basis={"Si": "1s1p"}, r_cut={"Si": R_MAX}, n_layers=3,
                         hidden_irreps=HIDDEN, latent_dim=64, n_radial=10, avg_num_neighbors=86.0,
-                        bond_rescale_knots=knots)
+                        bond_rescale_knots=knots, latent_hidden=widths(latent_hidden),
+                        radial_hidden=widths(radial_hidden))
     model = build_model(config)
     graph = build_graph(frame, ["Si"], {"Si": R_MAX}, dtype=torch.float32)
     fit_rescale(model, [graph])
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if task == "train":
         loss_fn = BlockLoss(["H", "S"])
-        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        opt = torch.optim.Adam(model.parameters(), lr=LR, foreach=True)  # as slem train builds it
         def step() -> None:
             opt.zero_grad(set_to_none=True)
             loss, _ = loss_fn(model(graph), graph)
@@ -230,7 +238,8 @@ def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> di
     cmd = [python, str(Path(__file__).resolve()), "--worker", side, "--task", task, "--atoms", str(atoms_n),
            "--steps", str(args.steps), "--timed-steps", str(args.timed_steps), "--threads", str(args.threads),
            "--data", str(args.data), "--bond-rescale-knots", str(args.bond_rescale_knots),
-           "--edge-chunk", str(args.edge_chunk)]
+           "--edge-chunk", str(args.edge_chunk), "--latent-hidden", args.latent_hidden,
+           "--radial-hidden", args.radial_hidden]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -291,6 +300,12 @@ def main() -> None:
     parser.add_argument("--edge-chunk", type=int, default=8192,
                         help="our forward passes run each layer in slices of this many edges (same result, "
                         "bounded temporaries); 0 = one slice")
+    parser.add_argument("--latent-hidden", default=WIDTHS,
+                        help="our latent MLP's hidden widths, comma-separated (DeePTB's latent_channels; "
+                        "the library default is 128)")
+    parser.add_argument("--radial-hidden", default=WIDTHS,
+                        help="hidden widths of our latent -> SO(2) weight function (DeePTB's "
+                        "tp_radial_channels); '' = one linear map, the library default")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--task", choices=["train", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--atoms", type=int, default=64, help=argparse.SUPPRESS)
@@ -303,7 +318,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)
-        out = (ours(*common, args.bond_rescale_knots, args.edge_chunk) if args.worker == "ours"
+        out = (ours(*common, args.bond_rescale_knots, args.edge_chunk, args.latent_hidden, args.radial_hidden)
+               if args.worker == "ours"
                else deeptb(*common))
         print(json.dumps(out))
         return

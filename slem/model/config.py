@@ -18,6 +18,18 @@ class ModelConfigError(ValueError):
     """The model configuration is inconsistent."""
 
 
+def _widths(name: str, value: Any, problems: list[str]) -> list[int]:
+    """Hidden-layer widths as a list of positive ints; a problem is recorded otherwise."""
+    try:
+        widths = [int(w) for w in value]
+        if all(w >= 1 and w == float(v) for w, v in zip(widths, value, strict=True)):
+            return widths
+    except (TypeError, ValueError):
+        pass
+    problems.append(f"{name} must be a list of positive integer widths, e.g. [32], got {value!r}")
+    return []
+
+
 @dataclass
 class SlemConfig:
     species: list[str]
@@ -27,6 +39,8 @@ class SlemConfig:
     hidden_irreps: str = "32x0e+32x1o+16x2e"
     latent_dim: int = 64
     latent_hidden: list[int] = field(default_factory=lambda: [128])
+    # hidden widths of the latent -> SO(2) input-weight function; [] is one linear map
+    radial_hidden: list[int] = field(default_factory=list)
     n_radial: int = 10
     heads: list[str] = field(default_factory=lambda: ["H", "S"])
     avg_num_neighbors: float = 50.0
@@ -38,9 +52,11 @@ class SlemConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         self.species = list(self.species)
         self.heads = list(self.heads)
+        self.latent_hidden = _widths("latent_hidden", self.latent_hidden, problems)
+        self.radial_hidden = _widths("radial_hidden", self.radial_hidden, problems)
         if isinstance(self.r_cut, (int, float)):
             self.r_cut = {s: float(self.r_cut) for s in self.species}
         self.r_cut = {s: float(v) for s, v in dict(self.r_cut).items()}

@@ -105,5 +105,5 @@ def feats_to_flat(feats: Feats) -> torch.Tensor:
     return torch.cat([f.reshape(f.shape[0], -1) for f in feats], dim=1)
 
 
-def combine(a: float, fa: Feats, b: float, fb: Feats) -> Feats:
-    return [a * x + b * y for x, y in zip(fa, fb, strict=True)]
+def add_feats(fa: Feats, fb: Feats) -> Feats:
+    return [x + y for x, y in zip(fa, fb, strict=True)]

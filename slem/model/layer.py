@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from slem.model.gate import Gate
-from slem.model.irreps import Feats, Irreps, combine, index_feats, scatter_feats
+from slem.model.irreps import Feats, Irreps, add_feats, index_feats, scatter_feats
 from slem.model.linear import EquivariantLinear, LatentScale
 from slem.model.norm import SeparableLayerNorm
 from slem.model.radial import ScalarMLP
@@ -31,24 +31,26 @@ RES_NEW = 0.5 * RES_OLD
 class GatedSO2(nn.Module):
     """SO2 -> gate -> linear -> per-channel latent scale/shift."""
 
-    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, latent_dim: int):
+    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, latent_dim: int,
+                 radial_hidden: list[int] | None = None):
         super().__init__()
         self.gate = Gate(irreps_out)
-        self.so2 = SO2Linear(irreps_in, self.gate.irreps_in, latent_dim)
+        self.so2 = SO2Linear(irreps_in, self.gate.irreps_in, latent_dim, radial_hidden)
         self.post = EquivariantLinear(irreps_out, irreps_out)
         self.scale = LatentScale(irreps_out, latent_dim)
 
     def forward(self, parts: list[tuple[Irreps, Feats]], latent: torch.Tensor,
-                scale_latent: torch.Tensor | None = None) -> Feats:
-        """Bond frame in and out; ``parts`` are concatenated channel-wise (``SO2Linear.bond_frame_parts``)."""
+                scale_latent: torch.Tensor | None = None, factor: float = 1.0) -> Feats:
+        """Bond frame in and out; ``parts`` are concatenated channel-wise (``SO2Linear.bond_frame_parts``).
+        ``factor`` multiplies the result, folded into the latent scale: no extra pass over the edges."""
         y = self.post(self.gate(self.so2.bond_frame_parts(parts, latent)))
-        return self.scale(y, latent if scale_latent is None else scale_latent)
+        return self.scale(y, latent if scale_latent is None else scale_latent, factor)
 
 
 class SlemLayer(nn.Module):
     def __init__(self, n_species: int, node_in: Irreps, hidden_in: Irreps, edge_in: Irreps,
                  hidden_out: Irreps, node_out: Irreps, edge_out: Irreps, latent_dim: int,
-                 latent_hidden: list[int], avg_num_neighbors: float):
+                 latent_hidden: list[int], avg_num_neighbors: float, radial_hidden: list[int] | None = None):
         super().__init__()
         self.node_in, self.hidden_in, self.edge_in = node_in, hidden_in, edge_in
         self.hidden_out, self.node_out, self.edge_out = hidden_out, node_out, edge_out
@@ -58,15 +60,15 @@ class SlemLayer(nn.Module):
         self.latent_norm = nn.LayerNorm(latent_dim)
         self.latent_norm_in = nn.LayerNorm(latent_dim)
 
-        self.hidden_update = GatedSO2(node_in + hidden_in, hidden_out, latent_dim)
+        self.hidden_update = GatedSO2(node_in + hidden_in, hidden_out, latent_dim, radial_hidden)
         self.hidden_res = EquivariantLinear(hidden_in, hidden_out)
         self.n_scalar = hidden_out.mul(0, 1)
         self.latent_mlp = ScalarMLP([2 * n_species + latent_dim + self.n_scalar, *latent_hidden, latent_dim])
 
-        self.edge_update = GatedSO2(node_in + hidden_out + node_in, edge_out, latent_dim)
+        self.edge_update = GatedSO2(node_in + hidden_out + node_in, edge_out, latent_dim, radial_hidden)
         self.edge_res = EquivariantLinear(edge_in, edge_out)
 
-        self.node_update = GatedSO2(node_in + hidden_out, node_out, latent_dim)
+        self.node_update = GatedSO2(node_in + hidden_out, node_out, latent_dim, radial_hidden)
         self.node_res = EquivariantLinear(node_in, node_out)
         self.inv_sqrt_avg = 1.0 / math.sqrt(avg_num_neighbors)
 
@@ -102,8 +104,7 @@ class SlemLayer(nn.Module):
             latent, hidden, edge, agg = self._edge_slices_in_place(latent, hidden, edge, node_n, onehot,
                                                                    edge_index, rotations, fcut, edge_chunk,
                                                                    node[0].shape[0])
-        agg = [f * self.inv_sqrt_avg for f in agg]
-        node = combine(RES_NEW, agg, RES_OLD, self.node_res(node))
+        node = add_feats(agg, self.node_res(node, RES_OLD))
         return latent, hidden, edge, node
 
     def _edge_slices_in_place(self, latent, hidden, edge, node_n, onehot, edge_index, rotations, fcut,
@@ -141,19 +142,23 @@ class SlemLayer(nn.Module):
 
         # 1-2. hidden edge state and latent, from [n_i || V_ij] and the pair geometry only
         inp = [(self.node_in, node_i), (self.hidden_in, self.norm_hidden_in(hidden))]
-        new_hidden = self.hidden_update(inp, latent, self.latent_norm(latent))
-        scalars = new_hidden[self.hidden_out.index(0, 1)][:, 0, :] if self.n_scalar else latent[:, :0]
+        # the residual weights RES_NEW / RES_OLD are folded into the maps that produce each term
+        new_hidden = self.hidden_update(inp, latent, self.latent_norm(latent), RES_NEW)
+        scalars = (new_hidden[self.hidden_out.index(0, 1)][:, 0, :] / RES_NEW if self.n_scalar
+                   else latent[:, :0])
         new_latent = self.latent_mlp(torch.cat(
             [onehot[centre], self.latent_norm_in(latent), scalars, onehot[neigh]], dim=1))
-        latent = RES_NEW * fcut[:, None] * new_latent + RES_OLD * latent
-        hidden = combine(RES_NEW, new_hidden, RES_OLD, self.hidden_res(hidden))
+        latent = torch.addcmul(RES_OLD * latent, (RES_NEW * fcut)[:, None], new_latent)
+        hidden = add_feats(new_hidden, self.hidden_res(hidden, RES_OLD))
         hidden_n = self.norm_hidden(hidden)
 
         # 3. edge (hopping) features: the only place where n_j enters
         node_j = to_bond_frame(index_feats(node_n, neigh), self.node_in, rotations)
         inp = [(self.node_in, node_i), (self.hidden_out, hidden_n), (self.node_in, node_j)]
-        edge = combine(RES_NEW, self.edge_update(inp, latent), RES_OLD, self.edge_res(edge))
+        edge = add_feats(self.edge_update(inp, latent, factor=RES_NEW), self.edge_res(edge, RES_OLD))
 
         # 4. node features from per-edge messages of [n_i || V_ij], rotated back for the sum over j
-        msg = self.node_update(self.node_message_input(node_i, hidden_n, node_j), latent)
+        # the sum over neighbours is linear: its 1/sqrt(<N>) and RES_NEW scale each message instead
+        msg = self.node_update(self.node_message_input(node_i, hidden_n, node_j), latent,
+                               factor=RES_NEW * self.inv_sqrt_avg)
         return latent, hidden, edge, to_lab_frame(msg, self.node_out, rotations)

@@ -28,7 +28,8 @@ class EquivariantLinear(nn.Module):
         self.bias_group = k0 if bias else None
         self.bias = nn.Parameter(torch.zeros(irreps_out.groups[k0][0])) if (bias and k0 is not None) else None
 
-    def forward(self, feats: Feats) -> Feats:
+    def forward(self, feats: Feats, factor: float = 1.0) -> Feats:
+        """``factor`` scales the output through the weights, not through a pass over every feature."""
         out: Feats = []
         w = iter(self.weights)
         ref = feats[0]
@@ -36,9 +37,10 @@ class EquivariantLinear(nn.Module):
             if k is None:
                 y = ref.new_zeros((ref.shape[0], 2 * l + 1, mul))
             else:
-                y = feats[k] @ next(w).T  # one GEMM over batch x (2l+1) rows
+                weight = next(w) if factor == 1.0 else factor * next(w)
+                y = feats[k] @ weight.T  # one GEMM over batch x (2l+1) rows
             if g == self.bias_group and self.bias is not None:
-                y = y + self.bias
+                y = y + (self.bias if factor == 1.0 else factor * self.bias)
             out.append(y)
         return out
 
@@ -53,8 +55,12 @@ class LatentScale(nn.Module):
         self.k0 = irreps.index(0, 1)
         self.proj = nn.Linear(latent_dim, irreps.num_channels + self.n_scalar)
 
-    def forward(self, feats: Feats, latent: torch.Tensor) -> Feats:
-        coeffs = self.proj(latent)
+    def forward(self, feats: Feats, latent: torch.Tensor, factor: float = 1.0) -> Feats:
+        """``factor`` multiplies the output, folded into the (latent -> coefficient) map."""
+        if factor == 1.0:
+            coeffs = self.proj(latent)
+        else:
+            coeffs = torch.nn.functional.linear(latent, factor * self.proj.weight, factor * self.proj.bias)
         out: Feats = []
         start = 0
         for g, (mul, _, _) in enumerate(self.irreps.groups):

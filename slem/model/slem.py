@@ -43,7 +43,7 @@ class SlemNet(nn.Module):
             self.layers.append(SlemLayer(
                 n_species, hidden, hidden, hidden, hidden,
                 node_pairs if last else hidden, edge_pairs if last else hidden,
-                config.latent_dim, config.latent_hidden, config.avg_num_neighbors))
+                config.latent_dim, config.latent_hidden, config.avg_num_neighbors, config.radial_hidden))
         self.out_node = EquivariantLinear(node_pairs, node_pairs)
         self.out_edge = EquivariantLinear(edge_pairs, edge_pairs)
         self.rescale_node = Rescale(node_pairs, n_species)

@@ -29,10 +29,12 @@ import torch
 from torch import nn
 
 from slem.model.irreps import Feats, Irreps
+from slem.model.radial import ScalarMLP
 
 
 class SO2Linear(nn.Module):
-    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, latent_dim: int):
+    def __init__(self, irreps_in: Irreps, irreps_out: Irreps, latent_dim: int,
+                 radial_hidden: list[int] | None = None):
         super().__init__()
         self.irreps_in, self.irreps_out = irreps_in, irreps_out
         self.mmax = min(irreps_in.lmax, irreps_out.lmax)
@@ -66,7 +68,12 @@ class SO2Linear(nn.Module):
                 # that model files keep one layout
                 self.w2.append(nn.Parameter(torch.randn_like(even) / math.sqrt(n_in),
                                             requires_grad=self.has_odd[m]))
-        self.radial = nn.Linear(latent_dim, sum(self.n_in))
+        # Per-edge, per-input-channel weights from the latent. A bottleneck (DeePTB's
+        # ``tp_radial_channels``) costs latent*h + h*n_in per edge instead of latent*n_in.
+        if radial_hidden:
+            self.radial = ScalarMLP([latent_dim, *radial_hidden, sum(self.n_in)])
+        else:
+            self.radial = nn.Linear(latent_dim, sum(self.n_in))
         k0 = irreps_out.index(0, 1)
         self.bias_slot = None if k0 is None else self.out_groups[0].index(k0)
         self.bias = nn.Parameter(torch.zeros(irreps_out.mul(0, 1))) if k0 is not None else None

@@ -11,9 +11,10 @@ from .config import TrainingSection
 
 def make_optimizer(model: torch.nn.Module, t: TrainingSection) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    # foreach: one multi-tensor update for the model's ~250 parameter tensors instead of ~10 small ops
+    # each; PyTorch chooses it by default on CUDA only
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainingSection, max_steps: int):

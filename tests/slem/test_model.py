@@ -18,6 +18,8 @@ from slem.model import (
     save_model,
 )
 from slem.model.edges import GraphError, reverse_edges
+from slem.model.irreps import Irreps
+from slem.model.linear import EquivariantLinear, LatentScale
 
 
 @pytest.fixture(autouse=True)
@@ -196,6 +198,25 @@ def test_config_roundtrip_and_errors():
     with pytest.raises(ModelConfigError, match="unknown head"):
         SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut={"Si": 5.0}, heads=["X"])
     assert SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0).r_cut == {"Si": 5.0}
+    for bad in ([0], ["wide"], [1.5], 32):
+        with pytest.raises(ModelConfigError, match="radial_hidden must be a list of positive integer widths"):
+            SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, radial_hidden=bad)
+    assert SlemConfig.from_dict({**cfg.to_dict(), "radial_hidden": ["32"]}).radial_hidden == [32]
+
+
+def test_output_factors_fold_into_the_weights():
+    """The residual weights are applied through the weights of the maps; same as scaling the output."""
+    irreps = Irreps.parse("4x0e+3x1o+2x2e")
+    feats = [torch.randn(7, 2 * l + 1, mul, dtype=torch.float64) for mul, l, _ in irreps.groups]
+    latent = torch.randn(7, 5, dtype=torch.float64)
+    linear = EquivariantLinear(irreps, irreps).double()
+    scale = LatentScale(irreps, 5).double()
+    with torch.no_grad():
+        linear.bias.normal_()
+    pairs = [(linear(feats, 0.3), linear(feats)), (scale(feats, latent, 0.3), scale(feats, latent))]
+    for folded, plain in pairs:
+        for a, b in zip(folded, plain, strict=True):
+            assert torch.allclose(a, 0.3 * b, rtol=1e-14, atol=1e-15)
 
 
 def test_save_load_roundtrip_and_basis_check(tmp_path):

@@ -110,6 +110,16 @@ def test_model_equivariant_float64_two_species(inversion):
     assert_equivariant(model, graph, rand_rot(), inversion, atol=1e-10)
 
 
+def test_model_with_radial_bottleneck_is_equivariant():
+    """The latent -> SO(2) weights through a hidden layer (DeePTB's tp_radial_channels) change no symmetry."""
+    cfg = small_config(radial_hidden=[8])
+    model = build_model(cfg)
+    assert isinstance(model.heads["H"].layers[0].edge_update.so2.radial, torch.nn.Module)
+    assert not hasattr(model.heads["H"].layers[0].edge_update.so2.radial, "weight")
+    graph = make_graph(small_cluster(), cfg.species, cfg.r_cut)
+    assert_equivariant(model, graph, rand_rot(), True, atol=1e-10)
+
+
 @pytest.mark.parametrize("inversion", [False, True])
 def test_model_equivariant_periodic_spd(inversion):
     cfg = small_config(basis={"Si": "2s1p1d"}, heads=("H", "S", "D"), n_layers=3)
