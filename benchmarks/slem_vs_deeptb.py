@@ -241,6 +241,14 @@ def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> di
            "--edge-chunk", str(args.edge_chunk), "--latent-hidden", args.latent_hidden,
            "--radial-hidden", args.radial_hidden]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    if side == "ours" and args.system_malloc:
+        env["SLEM_SYSTEM_MALLOC"] = "1"
+    if side == "deeptb" and args.peer_kept_memory:
+        # the same glibc thresholds that slem.allocator sets for our side, through glibc's variables
+        from slem.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES  # noqa: PLC0415 - not in DeePTB's venv
+
+        env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)
+        env["MALLOC_TRIM_THRESHOLD_"] = str(TRIM_THRESHOLD_BYTES)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{side} {task} {atoms_n} failed:\n{proc.stderr[-3000:]}")
@@ -306,6 +314,12 @@ def main() -> None:
     parser.add_argument("--radial-hidden", default=WIDTHS,
                         help="hidden widths of our latent -> SO(2) weight function (DeePTB's "
                         "tp_radial_channels); '' = one linear map, the library default")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="run our side with glibc's malloc defaults instead of what the slem command "
+                        "sets (slem/allocator.py)")
+    parser.add_argument("--peer-kept-memory", action="store_true",
+                        help="give DeePTB the same malloc thresholds as our side (glibc's environment "
+                        "variables)")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--task", choices=["train", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--atoms", type=int, default=64, help=argparse.SUPPRESS)
@@ -317,6 +331,10 @@ def main() -> None:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
+        if args.worker == "ours":
+            from slem.allocator import keep_freed_memory  # noqa: PLC0415
+
+            keep_freed_memory()  # as the slem command does; SLEM_SYSTEM_MALLOC=1 (--system-malloc) skips it
         common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)
         out = (ours(*common, args.bond_rescale_knots, args.edge_chunk, args.latent_hidden, args.radial_hidden)
                if args.worker == "ours"
@@ -354,6 +372,9 @@ def main() -> None:
           "1-min load average after each run: "
           f"{' '.join(f'{x:.1f}' for x in loads)} (2 cores)   "
           f"params ours/theirs: {res['ours']['train']['params']}/{res['peer']['train'].get('params', '-')}")
+    print(f"our widths: latent_hidden [{args.latent_hidden}], radial_hidden [{args.radial_hidden}]   malloc: "
+          f"ours {'glibc defaults' if args.system_malloc else 'freed memory kept (slem.allocator)'}, "
+          f"DeePTB {'same thresholds as ours' if args.peer_kept_memory else 'glibc defaults'}")
     print(table(res, label))
     print(json.dumps(res, default=str))
 

@@ -50,12 +50,6 @@ def merge_operator_frames(
     check_split(split_labels, labels)
     position = {label: index for index, label in enumerate(labels)}
     indices = {name: sorted(position[label] for label in members) for name, members in split_labels.items()}
-    loaded = []
-    for label in labels:
-        with frames[label].local_path() as path:
-            frame = read_frames(path)[0]
-        frame.metadata = {**frame.metadata, "source_uuid": frames[label].uuid, "label": label}
-        loaded.append(frame)
     attrs = {}
     if basis is not None:
         attrs = {"basis_label": basis.label, "cutoffs": basis.radii, "basis_uuid": basis.uuid}
@@ -66,6 +60,15 @@ def merge_operator_frames(
                 raise ValueError(
                     f"frame '{label}' was not projected onto the basis {basis.label} <{basis.uuid}>"
                 )
+
+    def labelled_frames():
+        # one frame in memory at a time: write_frames streams them into the dataset file
+        for label in labels:
+            with frames[label].local_path() as path:
+                frame = read_frames(path)[0]
+            frame.metadata = {**frame.metadata, "source_uuid": frames[label].uuid, "label": label}
+            yield frame
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_frames(pathlib.Path(tmp) / "dataset.h5", loaded, split=indices, attrs=attrs)
+        path = write_frames(pathlib.Path(tmp) / "dataset.h5", labelled_frames(), split=indices, attrs=attrs)
         return DatasetData(path)

@@ -10,6 +10,7 @@ import importlib
 import click
 
 from slem import __version__
+from slem.allocator import keep_freed_memory
 
 SUBCOMMANDS = {
     "basis": (
@@ -56,6 +57,9 @@ def cli() -> None:
 
     Typical flow: slem basis -> slem project (per SCF) -> slem train -> slem predict / slem bands.
     """
+    # freed tensors stay in the heap: a CPU training step no longer page-faults its working set
+    # in again (slem/allocator.py; SLEM_SYSTEM_MALLOC=1 keeps glibc's defaults)
+    keep_freed_memory()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,11 +218,12 @@ def write_frames(
 ) -> Path:
     """Write frames atomically: a temporary file in the same folder, then a rename.
 
-    An existing file at ``path`` is left untouched if anything fails."""
+    ``frames`` may be a generator: each frame is written as it comes, so memory holds one frame at a
+    time. An existing file at ``path`` is left untouched if anything fails, including a ``split``
+    that does not fit the number of frames."""
     path = Path(path)
-    frames = list(frames)
-    if split is not None:
-        _check_split(split, len(frames))
+    if split is not None and isinstance(frames, Sized):
+        _check_split(split, len(frames))  # fail before any work when the count is known
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -230,12 +231,16 @@ def write_frames(
         with h5py.File(tmp, "w") as handle:
             handle.attrs["format"] = FORMAT_NAME
             handle.attrs["version"] = FORMAT_VERSION
-            handle.attrs["n_frames"] = len(frames)
-            handle.attrs["split"] = json.dumps({k: list(map(int, v)) for k, v in (split or {}).items()})
             handle.attrs["attrs"] = json.dumps(dict(attrs or {}), sort_keys=True)
             group = handle.create_group("frames")
-            for index, frame in enumerate(frames):
-                _write_frame_group(group.create_group(str(index)), frame)
+            n_frames = 0
+            for frame in frames:
+                _write_frame_group(group.create_group(str(n_frames)), frame)
+                n_frames += 1
+            if split is not None:
+                _check_split(split, n_frames)
+            handle.attrs["n_frames"] = n_frames
+            handle.attrs["split"] = json.dumps({k: list(map(int, v)) for k, v in (split or {}).items()})
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; frame files are meant to be shared

@@ -76,6 +76,35 @@ def test_failed_write_leaves_existing_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
 
 
+def test_frames_stream_from_a_generator(tmp_path):
+    """A generator is written one frame at a time; a split that does not fit, found only after the
+    last frame, or an error inside the generator leave the existing file as it was."""
+    frames = [random_frame(s, n_atoms=2) for s in range(3)]
+    consumed = []
+
+    def one_by_one(items):
+        for index, frame in enumerate(items):
+            consumed.append(index)
+            yield frame
+
+    path = write_frames(tmp_path / "f.h5", one_by_one(frames), split={"train": [0, 1], "test": [2]})
+    assert consumed == [0, 1, 2] and read_file_info(path)["n_frames"] == 3
+    for a, b in zip(read_frames(path), frames, strict=True):
+        assert_frames_equal(a, b)
+    before = path.read_bytes()
+    with pytest.raises(FrameFormatError, match="names frame 3, but there are 3 frames"):
+        write_frames(path, one_by_one(frames), split={"train": [3]})
+
+    def broken():
+        yield frames[0]
+        raise OSError("source frame unreadable")
+
+    with pytest.raises(OSError, match="unreadable"):
+        write_frames(path, broken())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
+
+
 def test_frame_from_blocks_missing_zero_and_error():
     base = {(0, 0, 0, 0, 0): np.eye(4), (0, 0, 1, 0, 0): np.ones((4, 4))}
     only_onsite = {(0, 0, 0, 0, 0): 2 * np.eye(4)}
