@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slem.allocator import keep_freed_memory
 from slem.basis.generate import generate_basis
 from slem.projection.project import project
 from slem.qe.inputs import DEFAULT_PSEUDO_DIR, pp_input, pw_input, run_qe
@@ -116,7 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", default="si2,sic,si8")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="glibc's malloc defaults, not what the slem command sets (slem/allocator.py)")
     args = parser.parse_args()
+    if not args.system_malloc:
+        keep_freed_memory()  # as `slem project` does
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="slem-bench-"))
     rows = [run(name, workdir) for name in args.systems.split(",")]
     print(
