@@ -34,6 +34,34 @@ def site_masses(structure: orm.StructureData) -> list[float]:
     return [structure.get_kind(site.kind_name).mass for site in structure.sites]
 
 
+def site_frequencies(structure: orm.StructureData, frequency: orm.Float | orm.Dict) -> float | list[float]:
+    """Einstein frequency (THz): one for every site (Float), or per element (Dict) for each site."""
+    if isinstance(frequency, orm.Dict):
+        table = frequency.get_dict()
+        return [float(table[structure.get_kind(site.kind_name).symbol]) for site in structure.sites]
+    return frequency.value
+
+
+def frequency_problem(structure: orm.StructureData, frequency: orm.Float | orm.Dict) -> str | None:
+    if isinstance(frequency, orm.Dict):
+        table = frequency.get_dict()
+        missing = sorted({kind.symbol for kind in structure.kinds} - set(table))
+        if missing:
+            return (f"einstein_frequency has no frequency for {missing}: give one per element in THz, "
+                    "e.g. {'Si': 10.0, 'C': 18.0}, or one number for all")
+        bad = {k: v for k, v in table.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0}
+        if bad:
+            return f"einstein_frequency values must be positive frequencies in THz, got {bad}"
+        return None
+    if not frequency.value > 0:
+        return (
+            "einstein_frequency must be a positive frequency in THz (about 10 for Si), got "
+            f"{frequency.value}; leave it out to start from the supercell itself"
+        )
+    return None
+
+
 def with_positions(structure: orm.StructureData, positions, cell=None) -> orm.StructureData:
     """A new StructureData with ``structure``'s kinds, sites and pbc at ``positions`` (Angstrom), in
     ``cell`` if given."""
@@ -48,12 +76,14 @@ def with_positions(structure: orm.StructureData, positions, cell=None) -> orm.St
 
 @calcfunction
 def harmonic_start(
-    structure: orm.StructureData, temperature: orm.Float, frequency: orm.Float, seed: orm.List
+    structure: orm.StructureData, temperature: orm.Float, frequency: orm.Float | orm.Dict, seed: orm.List
 ) -> orm.StructureData:
     """``structure`` with its atoms displaced as in harmonic (Einstein model) equilibrium at
-    ``temperature`` K and ``frequency`` THz, drawn from ``seed``: an MD run's starting positions."""
+    ``temperature`` K and ``frequency`` THz (one for all, or a Dict per element), drawn from ``seed``:
+    an MD run's starting positions."""
     masses = site_masses(structure)
-    shift = harmonic_displacements(masses, temperature.value, frequency.value, seed.get_list())
+    frequencies = site_frequencies(structure, frequency)
+    shift = harmonic_displacements(masses, temperature.value, frequencies, seed.get_list())
     return with_positions(structure, np.array([site.position for site in structure.sites]) + shift)
 
 
@@ -97,12 +127,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
     ):
         return "stride and n_snapshots must be >= 1 and equilibration_steps >= 0"
     frequency = inputs.get("einstein_frequency")
-    if frequency is not None and not frequency.value > 0:
-        return (
-            "einstein_frequency must be a positive frequency in THz (about 10 for Si), got "
-            f"{frequency.value}; leave it out to start from the supercell itself"
-        )
-    return None
+    return None if frequency is None else frequency_problem(structure, frequency)
 
 
 def run_label(kind: str, temperature: float) -> str:
@@ -148,12 +173,13 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         )
         spec.input(
             "einstein_frequency",
-            valid_type=orm.Float,
+            valid_type=(orm.Float, orm.Dict),
             required=False,
-            help="THz. Start each run from positions displaced as in harmonic equilibrium at its temperature "
-            "(independent oscillators of this frequency, seeded like the velocities; `harmonic_start` "
-            "calcfunction) instead of from the supercell itself, where a short run starts with no "
-            "potential energy and stays colder than its temperature.",
+            help="THz, one for all atoms or a Dict per element ({'Si': 10.0, 'C': 18.0}). Start each "
+            "run from positions displaced as in harmonic equilibrium at its temperature (independent "
+            "oscillators of this frequency, seeded like the velocities; `harmonic_start` calcfunction) "
+            "instead of from the supercell itself, where a short run starts with no potential energy and "
+            "stays colder than its temperature.",
         )
         spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
@@ -187,8 +213,11 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
         for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out", "seed"):
             builder[key] = orm.Int(inputs[key])
-        if inputs.get("einstein_frequency"):
-            builder.einstein_frequency = orm.Float(inputs["einstein_frequency"])
+        frequency = inputs.get("einstein_frequency")
+        if isinstance(frequency, dict):
+            builder.einstein_frequency = orm.Dict({str(k): float(v) for k, v in frequency.items()})
+        elif frequency:
+            builder.einstein_frequency = orm.Float(frequency)
         builder.md.pw.code = code
         builder.md.pw.pseudos = pseudos
         builder.md.pw.parameters = orm.Dict(pw_parameters(inputs, n_atoms))

@@ -66,7 +66,7 @@ def kinetic_temperature(velocities_m_per_s: np.ndarray, masses_kg: np.ndarray):
     return 2.0 * kinetic / ((3 * masses_kg.size - 3) * BOLTZMANN_J_PER_K)
 
 
-def harmonic_displacements(masses_amu, temperature: float, frequency_thz: float, seed) -> np.ndarray:
+def harmonic_displacements(masses_amu, temperature: float, frequency_thz, seed) -> np.ndarray:
     """Displacements (N, 3) in Angstrom drawn from the classical equilibrium of independent harmonic
     oscillators (an Einstein model) at ``temperature``: each Cartesian component is normal with
     variance k_B T / (m omega^2), omega = 2 pi ``frequency_thz``; the mass-weighted mean is removed so
@@ -74,11 +74,19 @@ def harmonic_displacements(masses_amu, temperature: float, frequency_thz: float,
 
     Started from the ideal lattice, an MD run holds only potential energy zero and needs about half a
     vibration period to share the kinetic energy; started from these positions (with Maxwell-Boltzmann
-    velocities) it begins near equilibrium at ``temperature``, which a short run needs."""
+    velocities) it begins near equilibrium at ``temperature``, which a short run needs.
+
+    ``frequency_thz`` is one frequency for all atoms or one per atom (stiff light elements such as C
+    vibrate faster than Si)."""
     masses = _checked_masses_kg(masses_amu, temperature)
-    if not frequency_thz > 0:
+    frequency = np.asarray(frequency_thz, dtype=float)
+    if frequency.ndim > 1 or (frequency.ndim == 1 and len(frequency) != len(masses)):
+        raise ValueError(
+            f"give one Einstein frequency or one per atom ({len(masses)}), got shape {frequency.shape}"
+        )
+    if not np.all(frequency > 0):
         raise ValueError(f"the Einstein frequency must be positive, got {frequency_thz!r} THz")
-    omega = 2 * np.pi * frequency_thz * 1e12
+    omega = 2 * np.pi * frequency * 1e12
     sigma_m = np.sqrt(BOLTZMANN_J_PER_K * temperature / (masses * omega**2))
     displacements = np.random.default_rng(seed).normal(size=(len(masses), 3)) * sigma_m[:, None]
     displacements -= (masses[:, None] * displacements).sum(0) / masses.sum()

@@ -7,12 +7,18 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import WorkflowFactory
+from aiida_slem.workflows.md_sampling import harmonic_start
 from ase import Atoms
+from ase.build import bulk
 from conftest import si8_structure
 
 from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR
 
 MdSamplingWorkChain = WorkflowFactory("slem.md_sampling")
+
+
+def sic_structure() -> orm.StructureData:
+    return orm.StructureData(ase=bulk("SiC", "zincblende", a=4.36))
 
 
 def test_protocol_builder(codes, pseudo_family, si8):
@@ -81,6 +87,34 @@ def test_refuses_a_non_positive_einstein_frequency(codes, pseudo_family):
     builder.einstein_frequency = orm.Float(0.0)
     with pytest.raises(ValueError, match=r"einstein_frequency must be a positive frequency in THz.*leave"):
         run_get_node(builder)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "match"),
+    [({"Si": 10.0}, r"no frequency for \['C'\].*one per element"),
+     ({"Si": 10.0, "C": -1.0}, r"positive frequencies in THz, got \{'C': -1.0\}")],
+)
+def test_refuses_per_element_frequencies_that_do_not_fit(codes, pseudo_family, frequency, match):
+    builder = MdSamplingWorkChain.get_builder_from_protocol(
+        codes["pw"], sic_structure(), protocol="fast", overrides={"einstein_frequency": frequency}
+    )
+    assert isinstance(builder.einstein_frequency, orm.Dict)
+    with pytest.raises(ValueError, match=match):
+        run_get_node(builder)
+
+
+def test_harmonic_start_per_element_frequencies(aiida_profile):
+    """A Dict gives each element its own stiffness: at equal temperature the stiffer element moves less,
+    by the ratio of the frequencies times the square root of the masses."""
+    supercell = orm.StructureData(ase=bulk("SiC", "zincblende", a=4.36).repeat((6, 6, 6)))
+    moved = harmonic_start(supercell, orm.Float(900.0), orm.Dict({"Si": 8.0, "C": 24.0}), orm.List([1, 2]))
+    shift = np.array([s.position for s in moved.sites]) - np.array([s.position for s in supercell.sites])
+    symbols = [supercell.get_kind(s.kind_name).symbol for s in supercell.sites]
+    si = shift[[k for k, e in enumerate(symbols) if e == "Si"]]
+    c = shift[[k for k, e in enumerate(symbols) if e == "C"]]
+    expected = (24.0 / 8.0) * np.sqrt(12.011 / 28.0855)
+    assert si.std() / c.std() == pytest.approx(expected, rel=0.1)
+    assert moved.creator.process_label == "harmonic_start"
 
 
 # The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.

@@ -65,7 +65,21 @@ def test_harmonic_displacements_have_the_equilibrium_variance_per_mass():
     assert not np.allclose(d, harmonic_displacements(masses, 900.0, 12.0, [3, 5]))
 
 
-@pytest.mark.parametrize(("frequency", "match"), [(0.0, "Einstein frequency"), (-2.0, "Einstein frequency")])
+def test_harmonic_displacements_take_one_frequency_per_atom():
+    """Per-atom frequencies: equal masses, different stiffness -> amplitudes in the inverse ratio."""
+    masses = np.array([28.0855] * 4000)
+    frequencies = np.array([8.0] * 2000 + [16.0] * 2000)
+    d = harmonic_displacements(masses, 600.0, frequencies, [7])
+    assert d[:2000].std() / d[2000:].std() == pytest.approx(2.0, rel=0.05)
+    uniform = harmonic_displacements(masses, 600.0, 8.0, [7])
+    assert np.array_equal(uniform, harmonic_displacements(masses, 600.0, np.full(4000, 8.0), [7]))
+
+
+@pytest.mark.parametrize(
+    ("frequency", "match"),
+    [(0.0, "Einstein frequency"), (-2.0, "Einstein frequency"), ([10.0, -1.0], "Einstein frequency"),
+     ([10.0, 10.0, 10.0], "one per atom")],
+)
 def test_harmonic_displacements_refuse_bad_input(frequency, match):
     with pytest.raises(ValueError, match=match):
         harmonic_displacements([28.0, 28.0], 300.0, frequency, 0)
