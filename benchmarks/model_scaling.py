@@ -84,6 +84,8 @@ def main() -> None:
     # a chunk's halo is one cutoff thick, so small chunks recompute most of their edges: measured at 4096
     # atoms, 200k-edge chunks took 98 us/edge against 34 us/edge without halos
     parser.add_argument("--halo-chunk", type=int, default=2000000, help="edges owned per spatial chunk")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="glibc's malloc defaults, not what the slem command sets (slem/allocator.py)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.edge_chunk < 1 or args.halo_chunk < 1:
@@ -92,6 +94,10 @@ def main() -> None:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
+        if not args.system_malloc:
+            from slem.allocator import keep_freed_memory  # noqa: PLC0415
+
+            keep_freed_memory()  # as `slem predict` does
         print(json.dumps(measure(args.worker, args.edge_chunk, args.halo_chunk)))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -104,12 +110,14 @@ def main() -> None:
         print(f"{n} atoms ...", file=sys.stderr, flush=True)
         cmd = [sys.executable, __file__, "--worker", str(n), "--threads", str(args.threads),
                "--edge-chunk", str(args.edge_chunk), "--halo-chunk", str(args.halo_chunk)]
+        cmd += ["--system-malloc"] if args.system_malloc else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             sys.exit(f"{n} atoms failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(f"threads: {args.threads}   edge_chunk: {args.edge_chunk}   halo_chunk: {args.halo_chunk}   "
+          f"malloc: {'glibc defaults' if args.system_malloc else 'freed memory kept'}   "
           f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     head = ("atoms", "edges", "graph s", "graph MB (peak/kept)", "forward s", "us/edge", "forward +MB",
             "KB/edge", "peak RSS MB", "halo chunks")
