@@ -132,8 +132,12 @@ class SlemLayer(nn.Module):
                 target[sl] = value
             for target, value in zip(new_edge, new_edge_slice, strict=True):
                 target[sl] = value
-            part = scatter_feats(msg, edge_index[0, sl], n_nodes)
-            agg = part if agg is None else [a + b for a, b in zip(agg, part, strict=True)]
+            # one node-sized sum for all slices: a fresh one per slice, added to the last, made every
+            # slice cost O(atoms), so the pass grew as atoms x slices (26 us/edge at 4096 Si atoms)
+            if agg is None:
+                agg = [f.new_zeros((n_nodes, *f.shape[1:])) for f in msg]
+            for total, f in zip(agg, msg, strict=True):
+                total.index_add_(0, edge_index[0, sl], f)
         return latent, new_hidden_all, new_edge, agg
 
     def _edge_step(self, latent, hidden, edge, node_n, onehot, edge_index, rotations, fcut):
