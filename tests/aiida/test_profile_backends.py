@@ -25,5 +25,6 @@ def test_daemon_runs_a_submitted_workchain(submit_and_await, aiida_code_installe
     assert node.is_finished_ok, node.exit_status
     assert node.outputs.result.value == 10
     # a CalcJob ran through the scheduler under the daemon and left its retrieved files
-    calc = node.called_descendants[-1]
+    # (called_descendants has no defined order: pick the CalcJob, not the multiply calcfunction)
+    calc = next(n for n in node.called_descendants if isinstance(n, orm.CalcJobNode))
     assert "aiida.out" in calc.outputs.retrieved.base.repository.list_object_names()
