@@ -48,7 +48,7 @@ def frequency_problem(structure: orm.StructureData, frequency: orm.Float | orm.D
         missing = sorted({kind.symbol for kind in structure.kinds} - set(table))
         if missing:
             return (f"einstein_frequency has no frequency for {missing}: give one per element in THz, "
-                    "e.g. {'Si': 10.0, 'C': 18.0}, or one number for all")
+                    "e.g. {'Si': 10.0, 'C': 25.0}, or one number for all")
         bad = {k: v for k, v in table.items()
                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0}
         if bad:
@@ -175,7 +175,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             "einstein_frequency",
             valid_type=(orm.Float, orm.Dict),
             required=False,
-            help="THz, one for all atoms or a Dict per element ({'Si': 10.0, 'C': 18.0}). Start each "
+            help="THz, one for all atoms or a Dict per element ({'Si': 10.0, 'C': 25.0}). Start each "
             "run from positions displaced as in harmonic equilibrium at its temperature (independent "
             "oscillators of this frequency, seeded like the velocities; `harmonic_start` calcfunction) "
             "instead of from the supercell itself, where a short run starts with no potential energy and "

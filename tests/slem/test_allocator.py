@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from slem.allocator import ENV_OPT_OUT, GLIBC_ENV
+
 PROBE = "from slem.allocator import keep_freed_memory; print(keep_freed_memory())"
 
 
@@ -24,9 +26,7 @@ GLIBC = sys.platform.startswith("linux") and _is_glibc()
 
 
 def _probe(**env: str) -> str:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("SLEM_SYSTEM_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                          "GLIBC_TUNABLES")}
+    clean = {k: v for k, v in os.environ.items() if k not in (ENV_OPT_OUT, *GLIBC_ENV)}
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
                             env={**clean, **env}, timeout=120)
     return result.stdout.strip()
