@@ -123,3 +123,66 @@ def daemon_accepts_tasks(started_daemon_client, aiida_profile):
     """A running daemon that can already receive tasks (see _wait_for_rabbitmq_process_queue)."""
     _wait_for_rabbitmq_process_queue(aiida_profile)
     return started_daemon_client
+
+
+@pytest.fixture(scope="session")
+def restart_broker_with_daemon(aiida_profile, run_aiida_broker_service):
+    """Call it while the daemon is stopped: on the embedded profile it restarts the ZeroMQ broker service,
+    as ``verdi daemon stop/start`` does for a user, whose daemon supervises its broker. RabbitMQ runs on
+    its own and is left alone.
+
+    Why: aiida's test fixture runs one broker for the whole session, outliving daemon restarts, and aiida-core
+    2.9.4's broker sometimes keeps the unacknowledged tasks of a stopped worker assigned to it: it finds dead
+    workers by pinging them when a disconnect event arrives, and the ping can still succeed while the closed
+    worker's pipe is being torn down. Those processes then never resume (a pipeline test waited 1200 s in CI;
+    a standalone reproduction lost the held tasks in 1 of 10 worker stops). A restarted broker moves every
+    unacknowledged task back to its queue, which is what a user's ``verdi daemon restart`` gets."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aiida.manage import get_manager
+
+    started: list[subprocess.Popen] = []
+
+    def restart(timeout: float = 60.0) -> None:
+        if aiida_profile.process_control_backend != "core.zeromq":
+            return
+        manager = get_manager()
+        broker = manager.get_broker()
+        service_dir = broker._service_dir
+        pid = broker._get_service_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while broker.check_service_reachable() or (service_dir / "broker.pid").exists():
+            if time.monotonic() > deadline:
+                pytest.fail(f"the ZeroMQ broker service (pid {pid}) did not stop within {timeout:.0f} s")
+            time.sleep(0.1)
+        # this process's communicator still points at the old service's socket
+        manager.reset_runner()
+        manager.reset_broker()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiida.brokers.zeromq.service", "--service-dir", str(service_dir)],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        broker = manager.get_broker()
+        while not broker.check_service_reachable():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the restarted ZeroMQ broker did not come up (exit code {process.poll()})")
+            time.sleep(0.1)
+
+    yield restart
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
