@@ -15,9 +15,10 @@ so it commutes with the rotation. ``SO2Linear.bond_frame`` is the map without th
 ``forward`` wraps it for lab-frame features.
 
 Bond-frame features store their components "m-major", (m=0, -1, +1, -2, +2, ...), instead of
-m = -l..l: the SO(2) map then takes each |m| as one contiguous split, whose backward is a
-concatenation, where picking single components made every backward pass zero-fill a full copy
-of the input per component. The reordering is folded into the rotations (``bond_rotations``).
+m = -l..l, and the SO(2) map takes them apart with one ``unbind``, whose backward is one stack,
+where indexing single components made every backward pass zero-fill a full copy of the input per
+component. The reordering is folded into the rotations (``bond_rotations``); the outputs come back
+m-major too (``_assemble``).
 """
 
 from __future__ import annotations
@@ -99,32 +100,31 @@ class SO2Linear(nn.Module):
         One matmul per m: the (-m, +m) pair shares W1, and W2 (odd couplings) joins it as one block
         matrix; with no odd couplings (natural-parity irreps) W2 is skipped, not multiplied by zero."""
         sources = self._sources(tuple(irreps for irreps, _ in parts))
-        pieces = {(q, k): torch.split(f, M_MAJOR_WIDTHS[: irreps.groups[k][1] + 1], dim=1)
-                  for q, (irreps, feats) in enumerate(parts) for k, f in enumerate(feats)}
+        # single components as 2-D (E, mul) views: a concatenation of those is one cheap copy per piece,
+        # where concatenating (E, 2, mul) slices along channels took 4x as long (strided 3-D copies)
+        comps = {(q, k): f.unbind(1) for q, (_, feats) in enumerate(parts) for k, f in enumerate(feats)}
         radial = torch.split(self.radial(latent), self.n_in, dim=1)
+        n_edges = latent.shape[0]
         outs: list[torch.Tensor] = []
         for m in range(self.mmax + 1):
             even = getattr(self, f"even_{m}")
             a = self.w1[m] * even
             if m == 0:
-                x = torch.cat([pieces[q, k][0].squeeze(1) for q, k, _ in sources[0]], dim=1) * radial[0]
+                x = weighted_rows([comps[q, k][0] for q, k, _ in sources[0]], radial[0])
                 outs.append(x @ a.T if self.bias is None else torch.addmm(self._bias_row(), x, a.T))
                 continue
-            # (E, 2, n_in): components -m then +m of each edge, contiguous, so that each product is one
-            # plain GEMM over 2E rows
-            n_edges = latent.shape[0]
-            pair = torch.cat([pieces[q, k][m] for q, k, _ in sources[m]], dim=2)
-            pair = pair * radial[m][:, None, :]
-            flat = pair.view(2 * n_edges, pair.shape[-1])
+            # rows [x(-m) | x(+m)], (E, 2 n_in): also (E, 2, n_in) contiguous, -m then +m
+            x = weighted_rows([comps[q, k][2 * m - 1 + side] for side in (0, 1) for q, k, _ in sources[m]],
+                              radial[m])
             if not self.has_odd[m]:
-                outs.append((flat @ a.T).view(n_edges, 2, a.shape[0]))
+                # W1 acts alike on -m and +m: one GEMM over 2E rows
+                outs.append((x.view(2 * n_edges, -1) @ a.T).view(n_edges, 2, a.shape[0]))
                 continue
+            # out(-m) = A x(-m) + B x(+m), out(+m) = A x(+m) - B x(-m): one GEMM with the block matrix
+            # [[A^T, -B^T], [B^T, A^T]], whose rows come out as [out(-m) | out(+m)], nothing to add or stack
             b = self.w2[m - 1] * (1.0 - even)
-            # out(-m) = A x(-m) + B x(+m), out(+m) = A x(+m) - B x(-m), from one product with [A^T B^T]
-            n_out = a.shape[0]
-            y = (flat @ torch.cat([a.T, b.T], dim=1)).view(n_edges, 2, 2 * n_out)
-            minus, plus = y[:, 0, :n_out] + y[:, 1, n_out:], y[:, 1, :n_out] - y[:, 0, n_out:]
-            outs.append(torch.stack([minus, plus], dim=1))
+            w = torch.cat([torch.cat([a.T, -b.T], dim=1), torch.cat([b.T, a.T], dim=1)], dim=0)
+            outs.append((x @ w).view(n_edges, 2, a.shape[0]))
         return self._assemble(outs, latent)
 
     def _sources(self, part_irreps: tuple[Irreps, ...]) -> list[list[tuple[int, int, int]]]:
@@ -163,6 +163,26 @@ class SO2Linear(nn.Module):
         return result
 
 
+def weighted_rows(pieces: list[torch.Tensor], radial: torch.Tensor) -> torch.Tensor:
+    """The pieces (E, w_i) side by side, each channel times its per-edge weight from ``radial``
+    (E, n), whose n channels repeat over the pieces as often as they fill it (-m and +m share them).
+
+    Without autograd every product is written straight into its slot of the result: one pass over
+    the data instead of a concatenation and then a multiplication."""
+    n_edges, n = radial.shape
+    if torch.is_grad_enabled():
+        x = torch.cat(pieces, dim=1)
+        return (x.view(n_edges, -1, n) * radial[:, None, :]).view(n_edges, -1)
+    rows = radial.new_empty((n_edges, sum(p.shape[1] for p in pieces)))
+    start = 0
+    for piece in pieces:
+        width = piece.shape[1]
+        channel = start % n
+        torch.mul(piece, radial[:, channel : channel + width], out=rows[:, start : start + width])
+        start += width
+    return rows
+
+
 M_MAJOR_WIDTHS = [1] + [2] * 16  # components per |m| in the m-major order, up to l = 16
 
 
@@ -180,10 +200,28 @@ def bond_rotations(wigner: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def to_bond_frame(feats: Feats, irreps: Irreps, rotations: list[torch.Tensor]) -> Feats:
     """Lab-frame features into each edge's bond frame, m-major (``rotations`` from ``bond_rotations``)."""
-    return [f if l == 0 else torch.matmul(rotations[l].transpose(1, 2), f)
+    return [f if l == 0 else rotate(rotations[l].transpose(1, 2), f)
             for f, (_, l, _) in zip(feats, irreps.groups, strict=True)]
 
 
 def to_lab_frame(feats: Feats, irreps: Irreps, rotations: list[torch.Tensor]) -> Feats:
-    return [f if l == 0 else torch.matmul(rotations[l], f)
+    return [f if l == 0 else rotate(rotations[l], f)
             for f, (_, l, _) in zip(feats, irreps.groups, strict=True)]
+
+
+SMALL_BMM = 400  # multiply-adds per batch entry below which torch's CPU bmm runs an unblocked loop
+
+
+def rotate(rotation: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``rotation @ f`` for (E, d, d) and (E, d, mul).
+
+    For small matrices (l = 1 with 32 channels: 288 multiply-adds per edge) torch's CPU bmm takes
+    ~4x longer than d broadcast multiply-adds; without autograd those are used instead. Training keeps
+    bmm, whose backward is two more bmm rather than a chain of elementwise nodes."""
+    d = rotation.shape[1]
+    if torch.is_grad_enabled() or f.is_cuda or d * d * f.shape[2] >= SMALL_BMM:
+        return torch.matmul(rotation, f)
+    out = rotation[:, :, :1] * f[:, :1, :]
+    for k in range(1, d):
+        out.addcmul_(rotation[:, :, k : k + 1], f[:, k : k + 1, :])
+    return out
