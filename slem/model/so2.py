@@ -118,7 +118,7 @@ class SO2Linear(nn.Module):
                               radial[m])
             if not self.has_odd[m]:
                 # W1 acts alike on -m and +m: one GEMM over 2E rows
-                outs.append((x.view(2 * n_edges, -1) @ a.T).view(n_edges, 2, a.shape[0]))
+                outs.append((x.view(2 * n_edges, self.n_in[m]) @ a.T).view(n_edges, 2, a.shape[0]))
                 continue
             # out(-m) = A x(-m) + B x(+m), out(+m) = A x(+m) - B x(-m): one GEMM with the block matrix
             # [[A^T, -B^T], [B^T, A^T]], whose rows come out as [out(-m) | out(+m)], nothing to add or stack
@@ -172,7 +172,8 @@ def weighted_rows(pieces: list[torch.Tensor], radial: torch.Tensor) -> torch.Ten
     n_edges, n = radial.shape
     if torch.is_grad_enabled():
         x = torch.cat(pieces, dim=1)
-        return (x.view(n_edges, -1, n) * radial[:, None, :]).view(n_edges, -1)
+        # explicit sizes: a frame may have no edges at all
+        return (x.view(n_edges, x.shape[1] // n, n) * radial[:, None, :]).view(n_edges, x.shape[1])
     rows = radial.new_empty((n_edges, sum(p.shape[1] for p in pieces)))
     start = 0
     for piece in pieces:

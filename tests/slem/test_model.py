@@ -262,3 +262,7 @@ def test_atoms_without_neighbours_get_onsite_blocks_only():
     assert out["H_onsite"].shape == (2 * 16,) and out["H_hopping"].numel() == 0
     assert torch.equal(out["H_onsite"], sliced["H_onsite"])
     assert out["S_onsite"].shape == (2 * 16,) and bool(torch.isfinite(out["S_onsite"]).all())
+    # the training path (autograd on) takes the same empty edge set
+    trained = model(g)
+    trained["H_onsite"].sum().backward()
+    assert torch.allclose(trained["H_onsite"], out["H_onsite"]) and trained["H_hopping"].numel() == 0
