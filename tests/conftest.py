@@ -151,6 +151,11 @@ def restart_broker_with_daemon(aiida_profile, run_aiida_broker_service):
             return
         manager = get_manager()
         broker = manager.get_broker()
+        if not (hasattr(broker, "_service_dir") and hasattr(broker, "_get_service_pid")):
+            import aiida
+
+            pytest.fail(f"aiida-core {aiida.__version__}'s ZeroMQ broker no longer has _service_dir and "
+                        "_get_service_pid (private, read as of 2.9.4): update restart_broker_with_daemon")
         service_dir = broker._service_dir
         pid = broker._get_service_pid()
         if pid is not None:
