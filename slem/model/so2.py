@@ -184,9 +184,6 @@ def weighted_rows(pieces: list[torch.Tensor], radial: torch.Tensor) -> torch.Ten
     return rows
 
 
-M_MAJOR_WIDTHS = [1] + [2] * 16  # components per |m| in the m-major order, up to l = 16
-
-
 @functools.cache
 def m_major_order(l: int) -> tuple[int, ...]:
     """Positions in m = -l..l of the m-major components (0, -1, +1, -2, +2, ...)."""
