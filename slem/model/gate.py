@@ -20,21 +20,24 @@ class Gate(nn.Module):
         self.irreps_out = irreps_out
         self.irreps_in = gate_input_irreps(irreps_out)
         self.n_scalar = irreps_out.mul(0, 1)
+        self.gated_muls = [mul for mul, l, _ in irreps_out.groups if l > 0]
+        self.n_gated = sum(self.gated_muls)
         self.k0_in = self.irreps_in.index(0, 1)
 
     def forward(self, feats: Feats) -> Feats:
-        gates = torch.sigmoid(feats[self.k0_in][:, 0, self.n_scalar :])
+        # splits, not slices: a slice's backward zero-fills a full-size gradient and copies into it,
+        # a split's backward is one concatenation
+        scalars, gate_pre = torch.split(feats[self.k0_in].squeeze(1), [self.n_scalar, self.n_gated], dim=1)
+        gates = torch.split(torch.sigmoid(gate_pre), self.gated_muls, dim=1)
         out: Feats = []
-        start = 0
-        for (mul, l, p), k_in in zip(self.irreps_out.groups, self._in_index(), strict=True):
-            x = feats[k_in]
+        gated = iter(gates)
+        for (_, l, p), k_in in zip(self.irreps_out.groups, self._in_index(), strict=True):
             if l == 0 and p == 1:
-                out.append(torch.nn.functional.silu(x[:, :, : self.n_scalar]))
+                out.append(torch.nn.functional.silu(scalars)[:, None, :])
             elif l == 0:
-                out.append(torch.tanh(x))
+                out.append(torch.tanh(feats[k_in]))
             else:
-                out.append(x * gates[:, None, start : start + mul])
-                start += mul
+                out.append(feats[k_in] * next(gated)[:, None, :])
         return out
 
     def _in_index(self) -> list[int]:

@@ -148,7 +148,7 @@ class SlemLayer(nn.Module):
         inp = [(self.node_in, node_i), (self.hidden_in, self.norm_hidden_in(hidden))]
         # the residual weights RES_NEW / RES_OLD are folded into the maps that produce each term
         new_hidden = self.hidden_update(inp, latent, self.latent_norm(latent), RES_NEW)
-        scalars = (new_hidden[self.hidden_out.index(0, 1)][:, 0, :] / RES_NEW if self.n_scalar
+        scalars = (new_hidden[self.hidden_out.index(0, 1)].squeeze(1) / RES_NEW if self.n_scalar
                    else latent[:, :0])
         new_latent = self.latent_mlp(torch.cat(
             [onehot[centre], self.latent_norm_in(latent), scalars, onehot[neigh]], dim=1))

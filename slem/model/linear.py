@@ -61,12 +61,12 @@ class LatentScale(nn.Module):
             coeffs = self.proj(latent)
         else:
             coeffs = torch.nn.functional.linear(latent, factor * self.proj.weight, factor * self.proj.bias)
+        # splits, not slices: a slice's backward zero-fills the full coefficient gradient per group
+        scales = torch.split(coeffs, [mul for mul, _, _ in self.irreps.groups] + [self.n_scalar], dim=1)
         out: Feats = []
-        start = 0
-        for g, (mul, _, _) in enumerate(self.irreps.groups):
-            y = feats[g] * coeffs[:, None, start : start + mul]
+        for g, scale in enumerate(scales[:-1]):
+            y = feats[g] * scale[:, None, :]
             if g == self.k0:
-                y = y + coeffs[:, None, -self.n_scalar :]
+                y = y + scales[-1][:, None, :]
             out.append(y)
-            start += mul
         return out

@@ -28,9 +28,11 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from slem.model.irreps import Feats, Irreps
 from slem.model.radial import ScalarMLP
+from slem.model.so2_gather import Slot, gather_rows, plan_slots
 
 
 class SO2Linear(nn.Module):
@@ -45,7 +47,7 @@ class SO2Linear(nn.Module):
         self.out_groups: list[list[int]] = []
         self.n_in: list[int] = []
         self.has_odd: list[bool] = []
-        self._source_cache: dict[tuple[Irreps, ...], list[list[tuple[int, int, int]]]] = {}
+        self._plan_cache: dict[tuple[Irreps, ...], tuple[tuple[Slot, ...], ...]] = {}
         for m in range(self.mmax + 1):
             gin = [g for g, (_, l, _) in enumerate(irreps_in.groups) if l >= m]
             gout = [g for g, (_, l, _) in enumerate(irreps_out.groups) if l >= m]
@@ -99,23 +101,19 @@ class SO2Linear(nn.Module):
 
         One matmul per m: the (-m, +m) pair shares W1, and W2 (odd couplings) joins it as one block
         matrix; with no odd couplings (natural-parity irreps) W2 is skipped, not multiplied by zero."""
-        sources = self._sources(tuple(irreps for irreps, _ in parts))
-        # single components as 2-D (E, mul) views: a concatenation of those is one cheap copy per piece,
-        # where concatenating (E, 2, mul) slices along channels took 4x as long (strided 3-D copies)
-        comps = {(q, k): f.unbind(1) for q, (_, feats) in enumerate(parts) for k, f in enumerate(feats)}
-        radial = torch.split(self.radial(latent), self.n_in, dim=1)
+        plan = self._plan(tuple(irreps for irreps, _ in parts))
+        rows = gather_rows(plan, self.radial(latent), [f for _, feats in parts for f in feats])
         n_edges = latent.shape[0]
         outs: list[torch.Tensor] = []
         for m in range(self.mmax + 1):
             even = getattr(self, f"even_{m}")
             a = self.w1[m] * even
             if m == 0:
-                x = weighted_rows([comps[q, k][0] for q, k, _ in sources[0]], radial[0])
+                x = rows[0]
                 outs.append(x @ a.T if self.bias is None else torch.addmm(self._bias_row(), x, a.T))
                 continue
             # rows [x(-m) | x(+m)], (E, 2 n_in): also (E, 2, n_in) contiguous, -m then +m
-            x = weighted_rows([comps[q, k][2 * m - 1 + side] for side in (0, 1) for q, k, _ in sources[m]],
-                              radial[m])
+            x = rows[m]
             if not self.has_odd[m]:
                 # W1 acts alike on -m and +m: one GEMM over 2E rows
                 outs.append((x.view(2 * n_edges, self.n_in[m]) @ a.T).view(n_edges, 2, a.shape[0]))
@@ -127,17 +125,21 @@ class SO2Linear(nn.Module):
             outs.append((x @ w).view(n_edges, 2, a.shape[0]))
         return self._assemble(outs, latent)
 
-    def _sources(self, part_irreps: tuple[Irreps, ...]) -> list[list[tuple[int, int, int]]]:
-        """Per m, the (part, group, l) to gather, in the channel order of the concatenated input."""
-        if part_irreps not in self._source_cache:
+    def _plan(self, part_irreps: tuple[Irreps, ...]) -> tuple[tuple[Slot, ...], ...]:
+        """Per m, where each input component goes in the rows, in the channel order of the concatenated
+        input; the parts' tensors are numbered in order, part by part."""
+        if part_irreps not in self._plan_cache:
             if Irreps.build(g for irreps in part_irreps for g in irreps.groups) != self.irreps_in:
                 raise ValueError(f"SO(2) input parts {[str(i) for i in part_irreps]} do not add up to "
                                  f"{self.irreps_in}")
-            self._source_cache[part_irreps] = [
-                [(q, k, l) for g in self.in_groups[m] for (_, l, p) in [self.irreps_in.groups[g]]
+            first = [sum(len(irreps) for irreps in part_irreps[:q]) for q in range(len(part_irreps))]
+            sources = [
+                [(first[q] + k, l) for g in self.in_groups[m] for (_, l, p) in [self.irreps_in.groups[g]]
                  for q, irreps in enumerate(part_irreps) if (k := irreps.index(l, p)) is not None]
                 for m in range(self.mmax + 1)]
-        return self._source_cache[part_irreps]
+            widths = [mul for irreps in part_irreps for mul, _, _ in irreps.groups]
+            self._plan_cache[part_irreps] = plan_slots(sources, widths)
+        return self._plan_cache[part_irreps]
 
     def _bias_row(self) -> torch.Tensor:
         muls = [self.irreps_out.groups[g][0] for g in self.out_groups[0]]
@@ -161,27 +163,6 @@ class SO2Linear(nn.Module):
                     comps.append(latent.new_zeros((n_edges, 2, mul)))
             result.append(comps[0] if l == 0 else torch.cat(comps, dim=1))
         return result
-
-
-def weighted_rows(pieces: list[torch.Tensor], radial: torch.Tensor) -> torch.Tensor:
-    """The pieces (E, w_i) side by side, each channel times its per-edge weight from ``radial``
-    (E, n), whose n channels repeat over the pieces as often as they fill it (-m and +m share them).
-
-    Without autograd every product is written straight into its slot of the result: one pass over
-    the data instead of a concatenation and then a multiplication."""
-    n_edges, n = radial.shape
-    if torch.is_grad_enabled():
-        x = torch.cat(pieces, dim=1)
-        # explicit sizes: a frame may have no edges at all
-        return (x.view(n_edges, x.shape[1] // n, n) * radial[:, None, :]).view(n_edges, x.shape[1])
-    rows = radial.new_empty((n_edges, sum(p.shape[1] for p in pieces)))
-    start = 0
-    for piece in pieces:
-        width = piece.shape[1]
-        channel = start % n
-        torch.mul(piece, radial[:, channel : channel + width], out=rows[:, start : start + width])
-        start += width
-    return rows
 
 
 @functools.cache
@@ -214,12 +195,34 @@ def rotate(rotation: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """``rotation @ f`` for (E, d, d) and (E, d, mul).
 
     For small matrices (l = 1 with 32 channels: 288 multiply-adds per edge) torch's CPU bmm takes
-    ~4x longer than d broadcast multiply-adds; without autograd those are used instead. Training keeps
-    bmm, whose backward is two more bmm rather than a chain of elementwise nodes."""
+    ~4x longer than d broadcast multiply-adds, in both directions: those are used instead, with autograd
+    through ``_SmallRotate``, whose backward is the same multiply-adds with the transposed rotation."""
     d = rotation.shape[1]
-    if torch.is_grad_enabled() or f.is_cuda or d * d * f.shape[2] >= SMALL_BMM:
+    if f.is_cuda or d * d * f.shape[2] >= SMALL_BMM:
         return torch.matmul(rotation, f)
+    if torch.is_grad_enabled() and (rotation.requires_grad or f.requires_grad):
+        return _SmallRotate.apply(rotation, f)
+    return _small_rotate(rotation, f)
+
+
+def _small_rotate(rotation: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     out = rotation[:, :, :1] * f[:, :1, :]
-    for k in range(1, d):
+    for k in range(1, rotation.shape[2]):
         out.addcmul_(rotation[:, :, k : k + 1], f[:, k : k + 1, :])
     return out
+
+
+class _SmallRotate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, rotation, f):
+        ctx.save_for_backward(rotation, f if rotation.requires_grad else None)
+        return _small_rotate(rotation, f)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        rotation, f = ctx.saved_tensors
+        grad_f = _small_rotate(rotation.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
+        # the bond rotations come from fixed geometry; a rotation that needs a gradient is rare
+        grad_rotation = torch.matmul(grad, f.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return grad_rotation, grad_f
