@@ -26,7 +26,7 @@ class SeparableLayerNorm(nn.Module):
         others = [f for g, f in enumerate(feats) if g != self.k0]
         if others:
             ms = torch.stack([f.pow(2).mean(dim=(1, 2)) for f in others], dim=0).mean(0)
-            inv = torch.rsqrt(ms + self.eps)[:, None, None]
+            inv = torch.rsqrt(ms + self.eps)[:, None, None]  # (N, 1, 1)
         out: Feats = []
         for g, f in enumerate(feats):
             if g == self.k0:
@@ -34,6 +34,7 @@ class SeparableLayerNorm(nn.Module):
                 y = centred * torch.rsqrt(centred.pow(2).mean(dim=2, keepdim=True) + self.eps)
                 y = y * self.weights[g] + self.bias
             else:
-                y = f * inv * self.weights[g]
+                # one pass over f: the per-row factor and per-channel weight meet in an (N, 1, mul) tensor
+                y = f * (inv * self.weights[g])
             out.append(y)
         return out
