@@ -10,30 +10,51 @@ Si at 7.4 A); the network runs on about (chunk + halo) edges per chunk.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from slem.model.blocks import cut_blocks
 from slem.model.edges import reverse_edges
 
 
-def atom_chunks(graph: dict, edge_chunk: int) -> list[torch.Tensor]:
-    """Groups of centre atoms in cubes sized to own about ``edge_chunk`` edges each.
+def chunk_grid(extent: list[float], n_chunks: int, halo: float) -> tuple[int, int, int]:
+    """Slabs per axis for at least ``n_chunks`` equal boxes, recomputing the least halo.
 
-    Compact cubes keep the halo (one cutoff shell) small relative to the chunk."""
+    A box of a grid with n slabs along an axis of length L recomputes a shell of ``halo`` on both sides
+    along that axis (none when n = 1: the box spans the axis), so the grid computes in all
+    prod(L + 2 halo n) for split axes: the product to minimise."""
+    best: tuple[float, int, tuple[int, int, int]] | None = None
+    for nx in range(1, n_chunks + 1):
+        for ny in range(1, -(-n_chunks // nx) + 1):
+            counts = (nx, ny, -(-n_chunks // (nx * ny)))
+            volume = math.prod(length + 2.0 * halo * n if n > 1 else length
+                               for length, n in zip(extent, counts, strict=True))
+            key = (volume, math.prod(counts), counts)
+            if best is None or key < best:
+                best = key
+    return best[2]
+
+
+def atom_chunks(graph: dict, edge_chunk: int, halo: float) -> list[torch.Tensor]:
+    """Groups of centre atoms in equal boxes that own about ``edge_chunk`` edges each (fewer when
+    that needs less halo work), on the grid of ``chunk_grid``.
+
+    Equal boxes matter: cubes of a fixed side left thin slivers at the cell's far faces, each
+    recomputing a full halo (at 32,768 Si atoms and 2M edges per chunk: 8 chunks, 1.96x the edges)."""
     pos = graph["pos"].detach().to(torch.float64)
     n_atoms = pos.shape[0]
     n_edges = graph["edge_index"].shape[1]
     lo, hi = pos.min(0).values, pos.max(0).values
-    extent = (hi - lo).clamp_min(1.0)
-    n_cubes = max(1.0, n_edges / max(edge_chunk, 1))
-    side = float(extent.prod() / n_cubes) ** (1.0 / 3.0)
-    cells = torch.floor((pos - lo) / side).long()
-    dims = cells.max(0).values + 1
-    key = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+    extent = (hi - lo).clamp_min(1e-6)
+    counts = chunk_grid(extent.tolist(), max(1, -(-n_edges // max(edge_chunk, 1))), halo)
+    slabs = torch.tensor(counts, dtype=torch.long, device=pos.device)
+    cells = torch.minimum(torch.floor((pos - lo) / extent * slabs).long(), slabs - 1)
+    key = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
     _, group = torch.unique(key, return_inverse=True)
     order = torch.argsort(group * n_atoms + torch.arange(n_atoms, device=pos.device))
-    counts = torch.bincount(group).tolist()
-    return [c.to(graph["pos"].device) for c in torch.split(order, counts)]
+    counts_per_group = torch.bincount(group).tolist()
+    return [c.to(graph["pos"].device) for c in torch.split(order, counts_per_group)]
 
 
 def forward_chunked(
@@ -48,7 +69,7 @@ def forward_chunked(
     nf = model.layout.nf
     full = {name: (graph["pos"].new_zeros((n_atoms, nf, nf), dtype=model.dtype),
                    graph["pos"].new_zeros((n_edges, nf, nf), dtype=model.dtype)) for name in model.heads}
-    for centres in atom_chunks(graph, halo_chunk):
+    for centres in atom_chunks(graph, halo_chunk, float(model.species_cutoff.max())):
         in_a = torch.zeros(n_atoms, dtype=torch.bool, device=device)
         in_a[centres] = True
         own_edges = in_a[ei[0]]

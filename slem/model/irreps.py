@@ -105,5 +105,7 @@ def feats_to_flat(feats: Feats) -> torch.Tensor:
     return torch.cat([f.reshape(f.shape[0], -1) for f in feats], dim=1)
 
 
-def add_feats(fa: Feats, fb: Feats) -> Feats:
-    return [x + y for x, y in zip(fa, fb, strict=True)]
+def add_feats(fa: Feats, fb: Feats, out: Feats | None = None) -> Feats:
+    if out is None:
+        return [x + y for x, y in zip(fa, fb, strict=True)]
+    return [torch.add(x, y, out=o) for x, y, o in zip(fa, fb, out, strict=True)]
