@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -113,3 +114,21 @@ def test_chunked_inference_equals_full(hidden):
         scale = max(1.0, float(full[key].abs().max()))
         for other in (halo, sliced, both):
             assert (full[key] - other[key]).abs().max() <= 1e-12 * scale
+
+
+def test_halo_chunks_are_equal_boxes_with_the_least_halo():
+    """Cubes of a fixed side left thin slivers at the far faces, each recomputing a full halo;
+    the grid now splits the box into equal parts, along as few axes as the chunk count allows."""
+    from slem.model.chunked import atom_chunks, chunk_grid  # noqa: PLC0415
+
+    assert chunk_grid([40.0, 40.0, 40.0], 1, 7.4) == (1, 1, 1)
+    assert sorted(chunk_grid([40.0, 40.0, 40.0], 2, 7.4)) == [1, 1, 2]
+    # a long axis is cut first: splitting it adds the same halo to a smaller cross-section
+    assert chunk_grid([10.0, 10.0, 80.0], 4, 3.0) == (1, 1, 4)
+    assert math.prod(chunk_grid([30.0, 30.0, 30.0], 27, 2.0)) >= 27
+    pos = torch.rand(4000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 40.0
+    graph = {"pos": pos, "edge_index": torch.zeros((2, 4000 * 80), dtype=torch.long)}
+    sizes = [len(c) for c in atom_chunks(graph, 4000 * 80 // 2, 7.4)]
+    assert len(sizes) == 2 and min(sizes) > 0.9 * max(sizes)
+    chunks = atom_chunks(graph, 4000 * 80 // 8, 7.4)
+    assert sorted(torch.cat(chunks).tolist()) == list(range(4000))
