@@ -31,7 +31,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from slem.model.irreps import Feats, Irreps
-from slem.model.radial import ScalarMLP
+from slem.model.radial import Dense, ScalarMLP
 from slem.model.so2_gather import Slot, gather_rows, plan_slots
 
 
@@ -76,7 +76,7 @@ class SO2Linear(nn.Module):
         if radial_hidden:
             self.radial = ScalarMLP([latent_dim, *radial_hidden, sum(self.n_in)])
         else:
-            self.radial = nn.Linear(latent_dim, sum(self.n_in))
+            self.radial = Dense(latent_dim, sum(self.n_in))
         k0 = irreps_out.index(0, 1)
         self.bias_slot = None if k0 is None else self.out_groups[0].index(k0)
         self.bias = nn.Parameter(torch.zeros(irreps_out.mul(0, 1))) if k0 is not None else None
