@@ -86,3 +86,25 @@ def test_small_rotation_matches_bmm_with_gradients(transpose):
     (grad,) = torch.autograd.grad(out, [f], torch.ones_like(out))
     torch.testing.assert_close(grad, r.detach().transpose(1, 2).sum(2, keepdim=True).expand_as(f),
                                rtol=0, atol=1e-14)
+
+
+def test_balanced_rms_matches_autograd_and_gradcheck():
+    from slem.model.norm import balanced_rms  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(3)
+    feats = [torch.randn(5, 2 * l + 1, mul, generator=gen, dtype=torch.float64, requires_grad=True)
+             for l, mul in [(1, 3), (2, 2), (3, 1)]]
+    weights = [torch.randn(f.shape[2], generator=gen, dtype=torch.float64, requires_grad=True) for f in feats]
+    eps = 1e-5
+    got = balanced_rms(feats, weights, eps)
+    ms = torch.stack([f.pow(2).mean(dim=(1, 2)) for f in feats]).mean(0)
+    want = [f * torch.rsqrt(ms + eps)[:, None, None] * w for f, w in zip(feats, weights, strict=True)]
+    cotangents = [torch.randn_like(y) for y in want]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
+    inputs = [*feats, *weights]
+    grads = torch.autograd.grad(got, inputs, cotangents)
+    for a, b in zip(grads, torch.autograd.grad(want, inputs, cotangents), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda *t: tuple(balanced_rms(list(t[:3]), list(t[3:]), eps)),
+                                    tuple(inputs))
