@@ -31,7 +31,7 @@ class Gate(nn.Module):
         gates = torch.split(torch.sigmoid(gate_pre), self.gated_muls, dim=1)
         out: Feats = []
         gated = iter(gates)
-        for (_, l, p), k_in in zip(self.irreps_out.groups, self._in_index(), strict=True):
+        for (_, l, p), k_in in zip(self.irreps_out.groups, self.in_index(), strict=True):
             if l == 0 and p == 1:
                 out.append(torch.nn.functional.silu(scalars)[:, None, :])
             elif l == 0:
@@ -40,5 +40,5 @@ class Gate(nn.Module):
                 out.append(feats[k_in] * next(gated)[:, None, :])
         return out
 
-    def _in_index(self) -> list[int]:
+    def in_index(self) -> list[int]:
         return [self.irreps_in.index(l, p) for _, l, p in self.irreps_out.groups]

@@ -101,6 +101,11 @@ class SO2Linear(nn.Module):
 
         One matmul per m: the (-m, +m) pair shares W1, and W2 (odd couplings) joins it as one block
         matrix; with no odd couplings (natural-parity irreps) W2 is skipped, not multiplied by zero."""
+        return self._assemble(self.bond_frame_rows(parts, latent), latent)
+
+    def bond_frame_rows(self, parts: list[tuple[Irreps, Feats]], latent: torch.Tensor) -> list[torch.Tensor]:
+        """The map's outputs per m before they are taken apart into groups: (E, n_out) at m = 0, then
+        (E, 2, n_out) with rows -m, +m; columns of the groups with l >= m (``column``)."""
         plan = self._plan(tuple(irreps for irreps, _ in parts))
         rows = gather_rows(plan, self.radial(latent), [f for _, feats in parts for f in feats])
         n_edges = latent.shape[0]
@@ -123,7 +128,12 @@ class SO2Linear(nn.Module):
             b = self.w2[m - 1] * (1.0 - even)
             w = torch.cat([torch.cat([a.T, -b.T], dim=1), torch.cat([b.T, a.T], dim=1)], dim=0)
             outs.append((x @ w).view(n_edges, 2, a.shape[0]))
-        return self._assemble(outs, latent)
+        return outs
+
+    def column(self, m: int, group: int) -> int:
+        """First column of output group ``group`` in the m-th output of ``bond_frame_rows``."""
+        before = self.out_groups[m][: self.out_groups[m].index(group)]
+        return sum(self.irreps_out.groups[g][0] for g in before)
 
     def _plan(self, part_irreps: tuple[Irreps, ...]) -> tuple[tuple[Slot, ...], ...]:
         """Per m, where each input component goes in the rows, in the channel order of the concatenated

@@ -108,3 +108,35 @@ def test_balanced_rms_matches_autograd_and_gradcheck():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert torch.autograd.gradcheck(lambda *t: tuple(balanced_rms(list(t[:3]), list(t[3:]), eps)),
                                     tuple(inputs))
+
+
+@pytest.mark.parametrize("irreps_out", ["4x0e+2x0o+3x1o+2x1e+2x2e", "3x1o+2x2e", "4x0e+2x0o"])
+def test_gated_rows_matches_gate_of_assembled_outputs(irreps_out):
+    """Odd scalars (tanh), no even scalars, no gated groups, and l = 2 outputs of an SO(2) map whose
+    inputs stop at l = 1 (their |m| = 2 components are zero)."""
+    from slem.model.gate import Gate  # noqa: PLC0415
+    from slem.model.gated_rows import gated_rows, plan_rows  # noqa: PLC0415
+    from slem.model.irreps import Irreps  # noqa: PLC0415
+    from slem.model.so2 import SO2Linear  # noqa: PLC0415
+
+    torch.manual_seed(4)
+    gate = Gate(Irreps.parse(irreps_out))
+    irreps_in = Irreps.parse("3x0e+2x1o+1x1e")
+    so2 = SO2Linear(irreps_in, gate.irreps_in, latent_dim=5).double()
+    n_edges = 4
+    feats = [torch.randn(n_edges, 2 * l + 1, mul, dtype=torch.float64, requires_grad=True)
+             for mul, l, _ in irreps_in.groups]
+    latent = torch.randn(n_edges, 5, dtype=torch.float64, requires_grad=True)
+    parts = [(irreps_in, feats)]
+    got = gated_rows(plan_rows(gate, so2), so2.bond_frame_rows(parts, latent))
+    want = gate(so2.bond_frame_parts(parts, latent))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)
+    cotangents = [torch.randn_like(y) for y in want]
+    inputs = [*feats, latent]
+    grads = torch.autograd.grad(got, inputs, cotangents)
+    for a, b in zip(grads, torch.autograd.grad(want, inputs, cotangents), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    plan = plan_rows(gate, so2)
+    outs = [o.detach().requires_grad_() for o in so2.bond_frame_rows(parts, latent)]
+    assert torch.autograd.gradcheck(lambda *o: tuple(gated_rows(plan, list(o))), tuple(outs))
