@@ -39,16 +39,14 @@ class GatedSO2(nn.Module):
         self.so2 = SO2Linear(irreps_in, self.gate.irreps_in, latent_dim, radial_hidden)
         self.post = EquivariantLinear(irreps_out, irreps_out)
         self.scale = LatentScale(irreps_out, latent_dim)
-        self._rows_plan = None
+        self.rows_plan = plan_rows(self.gate, self.so2)
 
     def forward(self, parts: list[tuple[Irreps, Feats]], latent: torch.Tensor,
                 scale_latent: torch.Tensor | None = None, factor: float = 1.0) -> Feats:
         """Bond frame in and out; ``parts`` are concatenated channel-wise (``SO2Linear.bond_frame_parts``).
         ``factor`` multiplies the result, folded into the latent scale: no extra pass over the edges."""
-        if self._rows_plan is None:
-            self._rows_plan = plan_rows(self.gate, self.so2)
         # the gate reads the SO(2) map's per-m outputs directly: no assembled copy in between
-        y = self.post(gated_rows(self._rows_plan, self.so2.bond_frame_rows(parts, latent)))
+        y = self.post(gated_rows(self.rows_plan, self.so2.bond_frame_rows(parts, latent)))
         return self.scale(y, latent if scale_latent is None else scale_latent, factor)
 
 

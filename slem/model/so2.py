@@ -144,7 +144,7 @@ class SO2Linear(nn.Module):
                                  f"{self.irreps_in}")
             first = [sum(len(irreps) for irreps in part_irreps[:q]) for q in range(len(part_irreps))]
             sources = [
-                [(first[q] + k, l) for g in self.in_groups[m] for (_, l, p) in [self.irreps_in.groups[g]]
+                [first[q] + k for g in self.in_groups[m] for (_, l, p) in [self.irreps_in.groups[g]]
                  for q, irreps in enumerate(part_irreps) if (k := irreps.index(l, p)) is not None]
                 for m in range(self.mmax + 1)]
             widths = [mul for irreps in part_irreps for mul, _, _ in irreps.groups]

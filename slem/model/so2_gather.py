@@ -34,11 +34,11 @@ class Slot:
     first: bool  # the first slot to use those columns (-m, or m = 0): writes, not adds, their gradient
 
 
-def plan_slots(sources: list[list[tuple[int, int]]], widths: list[int]) -> tuple[tuple[Slot, ...], ...]:
+def plan_slots(sources: list[list[int]], widths: list[int]) -> tuple[tuple[Slot, ...], ...]:
     """Per m, the slots of the rows [x(-m) | x(+m)] (only x(0) at m = 0).
 
-    ``sources[m]`` lists (tensor, l) in channel order; ``widths[k]`` is tensor k's multiplicity. The
-    radial columns of m follow those of m - 1, and -m and +m share them."""
+    ``sources[m]`` lists the input tensors with l >= m, in channel order; ``widths[k]`` is tensor k's
+    multiplicity. The radial columns of m follow those of m - 1, and -m and +m share them."""
     plan = []
     radial_start = 0
     for m, pieces in enumerate(sources):
@@ -46,12 +46,12 @@ def plan_slots(sources: list[list[tuple[int, int]]], widths: list[int]) -> tuple
         start = 0
         for side in ((0,) if m == 0 else (0, 1)):
             channel = radial_start
-            for tensor, _ in pieces:
+            for tensor in pieces:
                 component = 0 if m == 0 else 2 * m - 1 + side
                 slots.append(Slot(tensor, component, start, widths[tensor], channel, side == 0))
                 start += widths[tensor]
                 channel += widths[tensor]
-        radial_start += sum(widths[tensor] for tensor, _ in pieces)
+        radial_start += sum(widths[tensor] for tensor in pieces)
         plan.append(tuple(slots))
     return tuple(plan)
 
@@ -82,14 +82,12 @@ class _GatherRows(torch.autograd.Function):
         # every radial column is written by its first slot, so nothing is zero-filled
         grad_radial = torch.empty_like(radial) if want_radial else None
         grad_feats = [torch.empty_like(f) if w else None for f, w in zip(feats, want, strict=True)]
-        written = [set() for _ in feats]
         for m, slots in enumerate(ctx.plan):
             for s in slots:
                 grad = grad_rows[m][:, s.start : s.start + s.width]
                 weights = radial[:, s.radial : s.radial + s.width]
                 if grad_feats[s.tensor] is not None:
                     torch.mul(grad, weights, out=grad_feats[s.tensor][:, s.component, :])
-                    written[s.tensor].add(s.component)
                 if grad_radial is not None:
                     x = feats[s.tensor][:, s.component, :]
                     target = grad_radial[:, s.radial : s.radial + s.width]
@@ -97,11 +95,12 @@ class _GatherRows(torch.autograd.Function):
                         torch.mul(grad, x, out=target)
                     else:
                         target.addcmul_(grad, x)
-        # components above the map's largest m (an input l above every output l) get no gradient
-        for grad, done in zip(grad_feats, written, strict=True):
+        # every component up to the map's largest m has its slot; those above (an input l above every
+        # output l) feed nothing and get a zero gradient
+        first_unused = 2 * len(ctx.plan) - 1
+        for grad in grad_feats:
             if grad is not None:
-                for component in set(range(grad.shape[1])) - done:
-                    grad[:, component, :].zero_()
+                grad[:, first_unused:, :].zero_()
         return None, grad_radial, *grad_feats
 
 

@@ -17,8 +17,8 @@ def inputs(n_edges: int = 7, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     feats = [torch.randn(n_edges, 2 * l + 1, w, generator=gen, dtype=torch.float64, requires_grad=True)
              for l, w in zip(LS, WIDTHS, strict=True)]
-    sources = [[(k, l) for k, l in enumerate(LS) if l >= m] for m in range(MMAX + 1)]
-    n_radial = sum(WIDTHS[k] for src in sources for k, _ in src)
+    sources = [[k for k, l in enumerate(LS) if l >= m] for m in range(MMAX + 1)]
+    n_radial = sum(WIDTHS[k] for src in sources for k in src)
     radial = torch.randn(n_edges, n_radial, generator=gen, dtype=torch.float64, requires_grad=True)
     return plan_slots(sources, WIDTHS), sources, radial, feats
 
@@ -27,13 +27,13 @@ def reference_rows(sources, radial, feats):
     """The rows by concatenation and broadcasting, as the layer computed them before."""
     rows, start = [], 0
     for m, src in enumerate(sources):
-        n = sum(WIDTHS[k] for k, _ in src)
+        n = sum(WIDTHS[k] for k in src)
         weights = radial[:, start : start + n]
         start += n
         if m == 0:
-            rows.append(torch.cat([feats[k][:, 0, :] for k, _ in src], dim=1) * weights)
+            rows.append(torch.cat([feats[k][:, 0, :] for k in src], dim=1) * weights)
         else:
-            pieces = [feats[k][:, 2 * m - 1 + side, :] for side in (0, 1) for k, _ in src]
+            pieces = [feats[k][:, 2 * m - 1 + side, :] for side in (0, 1) for k in src]
             rows.append(torch.cat(pieces, dim=1) * weights.repeat(1, 2))
     return rows
 
