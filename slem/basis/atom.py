@@ -208,11 +208,13 @@ class PseudoAtom:
             rho = sum(
                 s.occupation * c.values**2 for s, c in zip(self.states, self._occupied_chi(), strict=True)
             )
-        spline = log_mesh_spline(self.upf.r, rho / (4.0 * np.pi * self.upf.r**2))
+        # ONCVPSP meshes (PseudoDojo, SG15) start at r = 0, where rho / r^2 is 0/0: fit r > 0 only.
+        mesh = self.upf.r > 0.0
+        spline = log_mesh_spline(self.upf.r[mesh], rho[mesh] / (4.0 * np.pi * self.upf.r[mesh] ** 2))
         rc = np.minimum(r, self.upf.r[-1])
-        rs = np.maximum(rc, self.upf.r[0])
+        rs = np.maximum(rc, self.upf.r[mesh][0])
         n = np.maximum(np.where(r <= self.upf.r[-1], spline(rs), 0.0), 0.0)
-        dn = np.where((r <= self.upf.r[-1]) & (r >= self.upf.r[0]), spline(rs, 1), 0.0)
+        dn = np.where((r <= self.upf.r[-1]) & (r >= self.upf.r[mesh][0]), spline(rs, 1), 0.0)
         scale = n_electrons / np.sum(w * 4.0 * np.pi * r**2 * n)
         return n * scale, dn * scale
 
