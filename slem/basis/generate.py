@@ -18,6 +18,7 @@ from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, r
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
 from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.basis.presets import DEFAULT_PRESET, get_preset
+from slem.basis.shells import describe, plan_shells, polarization_l  # noqa: F401 - polarization_l is public here
 from slem.basis.split import make_split
 from slem.basis.xc import parse_functional
 from slem.data.orbitals import L_LETTERS
@@ -42,15 +43,6 @@ class _Shell:
     values: Callable[[np.ndarray], np.ndarray]  # r (bohr) -> R(r) (bohr^-3/2), unnormalised
     label: str
     eigenvalue: float | None = None  # Ha
-
-
-def polarization_l(valence_ls: set[int]) -> tuple[int, int]:
-    """(l of the polarisation shell, l of the shell whose radius it shares)."""
-    top = max(valence_ls)
-    if top + 1 <= 2 or 1 in valence_ls:
-        return top + 1, top
-    # Transition metals (s and d occupied, no p): polarise the s shell with p, as SIESTA does.
-    return 1, 0
 
 
 def _radius_map(radii: Radii, needed: set[int]) -> dict[int, float]:
@@ -121,9 +113,14 @@ def generate_basis(
     conf = confinement if confinement is not None else SoftConfinement()
     upf = read_upf(upf_path)
     atom = PseudoAtom(upf, parse_functional(upf.functional), ecut_ry=ecut_ry)
-    valence_ls = {s.l for s in atom.states}
-    pol_l, pol_parent = polarization_l(valence_ls)
-    shell_ls = valence_ls | ({pol_l} if choice.n_polarization else set())
+    free_radius = FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM
+    atom.scf(free_radius)
+    plan = plan_shells(
+        upf.element, atom.states, {key: e * HARTREE_EV for key, e in atom.free_energies.items()}
+    )
+    occupied_ls = {s.l for s in atom.states}
+    pol_l = plan.polarization_l
+    shell_ls = occupied_ls | ({pol_l} if choice.n_polarization else set())
     fixed = _radius_map(radii, shell_ls)
     extra = sorted(set(fixed) - shell_ls)
     if extra:
@@ -131,11 +128,11 @@ def generate_basis(
             f"radii given for l={extra}, but the {choice.name} basis of {upf.element} has shells "
             f"l={sorted(shell_ls)} only; remove those radii"
         )
-    free_radius = FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM
-    atom.scf(free_radius)
 
+    # One radius per occupied l, set by the outermost state of that l (a semicore shell under a
+    # valence shell of the same l shares its channel, e.g. Mo 4s under 5s).
     radius: dict[int, float] = {}
-    for l in sorted(valence_ls):
+    for l in sorted(occupied_ls):
         if l in fixed:
             radius[l] = fixed[l]
             continue
@@ -149,35 +146,39 @@ def generate_basis(
 
     shells: list[_Shell] = []
     limit = max_eigenvalue_ev / HARTREE_EV
-    for l in sorted(valence_ls):
+    for l in sorted(occupied_ls):
         states = sorted((s for s in atom.states if s.l == l), key=lambda s: s.index)
         channel = atom.solve(l, radius[l], states[-1].index + 1, conf)
         for state in states:
             _check_bound(atom, state, channel, radius[l], conf, limit)
+            semicore = plan.is_semicore(state)
             shells += _zetas(
                 l,
                 channel,
                 state.index,
                 radius[l],
-                choice.n_zeta,
-                "valence",
+                1 if semicore else choice.n_zeta,
+                "semicore" if semicore else "valence",
                 state.label,
                 [split_norm, split_3],
             )
+    polarization = None
     if choice.n_polarization:
-        r_pol = fixed.get(pol_l, radius[pol_parent])
-        radius[pol_l] = r_pol
-        channel = atom.solve(pol_l, r_pol, 1, conf)
+        r_pol = fixed.get(pol_l, radius[plan.polarization_parent])
+        index = plan.polarization_index
+        channel = atom.solve(pol_l, r_pol, index + 1, conf)
         shells += _zetas(
             pol_l,
             channel,
-            0,
+            index,
             r_pol,
             choice.n_polarization,
             "polarization",
             f"{L_LETTERS[pol_l]}-pol",
             [split_norm],
         )
+        polarization = {"l": pol_l, "r_c": r_pol * BOHR_ANGSTROM, "state_index": index}
+        radius.setdefault(pol_l, r_pol)
     shells.sort(key=lambda s: s.l)  # stable: keeps shell and zeta order within each l
     return _assemble(
         upf,
@@ -186,7 +187,7 @@ def generate_basis(
         radius,
         grid_spacing,
         {
-            "energy_shift_ev": energy_shift_ev if valence_ls - set(fixed) else None,
+            "energy_shift_ev": energy_shift_ev if occupied_ls - set(fixed) else None,
             "split_norm": split_norm,
             "split_norm_3": split_3 if choice.n_zeta > 2 else None,
             "functional": atom.functional.name,
@@ -195,6 +196,8 @@ def generate_basis(
             "ecut_ry": ecut_ry,
             "confinement": conf.as_dict(),
             "configuration": {s.label: s.occupation for s in atom.states},
+            "shells": describe(plan),
+            "polarization": polarization,
             "free_eigenvalues": {
                 s.label: atom.free_energies[(s.l, s.index)] * HARTREE_EV for s in atom.states
             },

@@ -33,7 +33,7 @@ class RadialOrbital:
     r: np.ndarray  # uniform grid from 0, Angstrom
     values: np.ndarray  # R(r), Angstrom^-3/2
     cutoff: float  # Angstrom; values vanish for r >= cutoff
-    kind: str = "valence"  # valence | split | polarization
+    kind: str = "valence"  # valence | semicore | split | polarization
 
     def norm(self) -> float:
         return float(np.trapezoid(self.values**2 * self.r**2, self.r))

@@ -59,14 +59,17 @@ def _radii_for(upf: Upf, default, per_element):
 
 
 def summary_rows(bases: dict[str, ElementBasis]) -> list[str]:
-    head = f"{'element':<8}{'label':<6}{'shells':<10}{'n_orb':>6}  {'radii (Angstrom)':<26}eigenvalues (eV)"
+    head = f"{'element':<8}{'label':<6}{'shells':<10}{'n_orb':>6}  {'radii (Angstrom)':<36}eigenvalues (eV)"
     rows = [head, "-" * len(head)]
     for element, basis in sorted(bases.items()):
         radii = " ".join(f"{l}:{v:.2f}" for l, v in basis.params["radii"].items())
+        pol = basis.params.get("polarization")
+        if pol and abs(pol["r_c"] - basis.params["radii"][L_LETTERS[pol["l"]]]) > 1e-9:
+            radii += f" {L_LETTERS[pol['l']]}pol:{pol['r_c']:.2f}"
         eig = " ".join(
             f"{l}:" + ",".join(f"{e:.2f}" for e in v) for l, v in basis.params["eigenvalues"].items()
         )
-        rows.append(f"{element:<8}{basis.label:<6}{basis.shells:<10}{basis.n_orbitals:>6}  {radii:<26}{eig}")
+        rows.append(f"{element:<8}{basis.label:<6}{basis.shells:<10}{basis.n_orbitals:>6}  {radii:<36}{eig}")
     return rows
 
 
@@ -158,6 +161,7 @@ def basis(upfs, preset, radius, energy_shift, split_norm, split_norm_3, output, 
                 radii=_radii_for(upf, default, per_element),
                 energy_shift_ev=energy_shift,
                 split_norm=split_norm,
+                split_norm_3=split_norm_3,
             )
     except click.UsageError:
         raise
