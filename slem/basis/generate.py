@@ -18,7 +18,7 @@ from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, r
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
 from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.basis.presets import DEFAULT_PRESET, get_preset
-from slem.basis.shells import describe, plan_shells, polarization_l  # noqa: F401 - polarization_l is public here
+from slem.basis.shells import describe, plan_shells
 from slem.basis.split import make_split
 from slem.basis.xc import parse_functional
 from slem.data.orbitals import L_LETTERS

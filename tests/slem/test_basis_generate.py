@@ -10,8 +10,9 @@ import pytest
 
 from slem.basis.confinement import BOHR_ANGSTROM
 from slem.basis.errors import BasisGenerationError, MissingAtomDataError, RadiusTooSmallError
-from slem.basis.generate import generate_basis, polarization_l
+from slem.basis.generate import generate_basis
 from slem.basis.orbital import read_basis, write_basis
+from slem.basis.shells import polarization_l
 from slem.basis.split import make_split
 from slem.qe.upf import UpfError
 
