@@ -5,12 +5,23 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
-from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR, FAMILY_LABEL, available_choices
+from aiida_slem.pseudo_families import (
+    CUTOFFS_JSON,
+    MANIFEST,
+    PseudoFamilyError,
+    check_cutoffs_cover,
+    folder_hints,
+    folder_upfs,
+    install_family,
+    load_usable_family,
+    parse_cutoffs_option,
+    read_upf_files,
+)
+from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR, FAMILY_LABEL, STRINGENCIES, available_choices
 
 QE_EXECUTABLES = {
     "pw": ("pw.x", "quantumespresso.pw"),
@@ -23,6 +34,7 @@ QE_INSTALL_HINT = (
     "(Debian/Ubuntu; it provides pw.x, pp.x, projwfc.x and the pseudopotentials in "
     "/usr/share/espresso/pseudo)."
 )
+DEBIAN_DESCRIPTION = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
 CACHED_PLUGINS = (
     "aiida.calculations:quantumespresso.pw",
     "aiida.calculations:quantumespresso.pp",
@@ -185,33 +197,70 @@ def ensure_code(label: str, executable: Path, plugin: str | None, computer) -> N
     _report(f"code {label}@{computer.label}", "created", str(executable))
 
 
-def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
-    from aiida import orm
-    from aiida_pseudo.data.pseudo import UpfData
-    from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
+def _family_rows(family) -> None:
+    stringencies = [s for s in STRINGENCIES if s in family.get_cutoff_stringencies()]
+    for pseudo in sorted(family.nodes, key=lambda p: p.element):
+        pairs = (family.get_recommended_cutoffs(elements=pseudo.element, stringency=s, unit="Ry")
+                 for s in stringencies)
+        levels = " ".join(f"{wfc:>4.0f}/{rho:<4.0f}" for wfc, rho in pairs)
+        click.echo(f"      {pseudo.element:<3} {pseudo.filename:<22} {levels} Ry")
 
-    if orm.QueryBuilder().append(CutoffsPseudoPotentialFamily, filters={"label": FAMILY_LABEL}).count():
-        _report(f"pseudo family {FAMILY_LABEL}", "exists")
-        return
+
+def _install(files: dict, label: str, cutoffs: dict, description: str) -> str:
+    try:
+        family, state = install_family(files, label, cutoffs, description)
+    except PseudoFamilyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(f"pseudo family {label}", state)
+    if state != "exists":
+        stringencies = [s for s in STRINGENCIES if s in family.get_cutoff_stringencies()]
+        click.echo(f"      (ecutwfc/ecutrho per stringency: {', '.join(stringencies)})")
+        _family_rows(family)
+    return state
+
+
+def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
+    """The Debian family: the default that needs no download."""
     choices = available_choices(pseudo_dir)
     if not choices:
         raise click.ClickException(f"no norm-conserving UPF found in {pseudo_dir}.\n{QE_INSTALL_HINT}")
-    with tempfile.TemporaryDirectory() as folder:
+    try:
+        files = read_upf_files([pseudo_dir / choice.filename for choice in choices])
+    except PseudoFamilyError as exc:
+        raise click.ClickException(f"{exc}\nReinstall quantum-espresso-data.") from exc
+    cutoffs = {choice.element: choice.cutoffs for choice in choices}
+    if _install(files, FAMILY_LABEL, cutoffs, DEBIAN_DESCRIPTION) != "exists":
         for choice in choices:
-            shutil.copy(pseudo_dir / choice.filename, Path(folder) / choice.filename)
-        family = CutoffsPseudoPotentialFamily.create_from_folder(
-            Path(folder), FAMILY_LABEL, pseudo_type=UpfData
-        )
-    cutoffs = {c.element: {"cutoff_wfc": c.cutoff_wfc, "cutoff_rho": c.cutoff_rho} for c in choices}
-    family.set_cutoffs(cutoffs, "normal", unit="Ry")
-    family.description = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
-    _report(f"pseudo family {FAMILY_LABEL}", "created")
-    for choice in choices:
-        click.echo(
-            f"      {choice.element:<3} {choice.filename:<22} "
-            f"{choice.cutoff_wfc:.0f}/{choice.cutoff_rho:.0f} Ry"
-            f"  {choice.why}"
-        )
+            click.echo(f"      {choice.element:<3} {choice.why}")
+
+
+def read_pseudo_dir(folder: Path, cutoffs_option: str | None) -> tuple[dict, dict]:
+    """Every UPF of ``folder`` read and its cutoffs found, before anything is created."""
+    try:
+        files = read_upf_files(folder_upfs(folder))
+        hints = folder_hints(folder, files)
+        cutoffs = parse_cutoffs_option(cutoffs_option) if cutoffs_option else hints
+        if cutoffs is None:
+            raise PseudoFamilyError(
+                f"{folder} has no hints file ({MANIFEST} with a hints_Ha column, or {CUTOFFS_JSON}); "
+                "give the recommended cutoffs with --cutoffs Si=30/120,Ga=40/160 (Ry) or --cutoffs FILE.json"
+            )
+        check_cutoffs_cover(files, cutoffs)
+    except PseudoFamilyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return files, cutoffs
+
+
+def make_default_family(label: str) -> None:
+    from aiida_slem.pseudos import default_family_label, set_default_family
+
+    try:
+        family = load_usable_family(label)
+    except PseudoFamilyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    state = "exists" if default_family_label() == label else "updated"
+    set_default_family(family)
+    _report("default pseudo family", state, label)
 
 
 def _loadable(identifier: str) -> bool:
@@ -252,13 +301,51 @@ def ensure_caching() -> None:
     "psql = PostgreSQL + RabbitMQ on localhost.",
 )
 @click.option("--computer", "computer_label", default="localhost", show_default=True)
-def setup(profile_name: str | None, backend: str, computer_label: str) -> None:
+@click.option(
+    "--pseudo-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Install this folder of UPFs (one per element, norm-conserving, scalar-relativistic) as a "
+    "pseudopotential family and make it the pipeline's default. Cutoffs come from its MANIFEST.txt "
+    "(PseudoDojo hints_Ha low/normal/high) or cutoffs.json, or from --cutoffs.",
+)
+@click.option(
+    "--family-label",
+    default=None,
+    help="Label of the family made from --pseudo-dir (default: SLEM/<folder name>).",
+)
+@click.option(
+    "--cutoffs",
+    "cutoffs_option",
+    default=None,
+    help="Recommended cutoffs for --pseudo-dir in Ry: 'Si=30/120,Ga=40' (ecutrho defaults to 4 x ecutwfc) "
+    "or a JSON file {element: {cutoff_wfc, cutoff_rho}}; replaces the folder's hints.",
+)
+@click.option(
+    "--pseudo-family",
+    default=None,
+    help="Make this installed aiida-pseudo family (e.g. from 'aiida-pseudo install pseudo-dojo') the "
+    "pipeline's default, after checking every UPF in it.",
+)
+def setup(
+    profile_name: str | None,
+    backend: str,
+    computer_label: str,
+    pseudo_dir: Path | None,
+    family_label: str | None,
+    cutoffs_option: str | None,
+    pseudo_family: str | None,
+) -> None:
     """Prepare this machine for aiida-slem. Safe to run again: existing items are left alone.
 
     Creates (when missing) an AiiDA profile, the localhost computer, InstalledCodes pw, pp, projwfc and slem,
     the pseudopotential family SLEM/NC/PBE/Debian, and enables caching for the DFT and projection steps.
+    With --pseudo-dir or --pseudo-family, that family becomes the pipeline's default instead of Debian's.
     """
+    if (family_label or cutoffs_option) and pseudo_dir is None:
+        raise click.UsageError("--family-label and --cutoffs go with --pseudo-dir")
     executables = find_executables()
+    own = read_pseudo_dir(pseudo_dir, cutoffs_option) if pseudo_dir is not None else None
     click.echo("aiida-slem setup")
     name = ensure_profile(profile_name, backend)
     from aiida import load_profile
@@ -269,5 +356,11 @@ def setup(profile_name: str | None, backend: str, computer_label: str) -> None:
         ensure_code(label, executables[label], plugin, computer)
     ensure_code("slem", executables["slem"], None, computer)
     ensure_pseudo_family()
+    if own is not None:
+        family_label = family_label or f"SLEM/{pseudo_dir.resolve().name}"
+        _install(*own, family_label, f"UPFs installed by aiida-slem from {pseudo_dir.resolve()}")
+    default = pseudo_family or (family_label if own is not None else None)
+    if default is not None:
+        make_default_family(default)
     ensure_caching()
     click.echo(f"Done. Check with 'verdi -p {name} status' and 'verdi -p {name} code list'.")

@@ -97,6 +97,9 @@ def read_upf(path: str | Path) -> Upf:
     text = raw.decode("utf-8", errors="replace")
     if not re.search(r'<UPF\s+version="2', text):
         raise UpfError(f"{path.name} is not a UPF v2 file; convert it with QE's upfconv.x first")
+    if "</UPF>" not in text[-4096:]:
+        # a cut-off download still parses section by section: optional sections (PP_RHOATOM) just vanish
+        raise UpfError(f"{path.name} ends before </UPF>: the file is truncated; copy or download it again")
     header, _ = _block(text, "PP_HEADER")
     pseudo_type = header.get("pseudo_type", "").upper()
     if _truthy(header.get("is_ultrasoft", "F")) or _truthy(header.get("is_paw", "F")) or pseudo_type in {
