@@ -10,27 +10,47 @@ from __future__ import annotations
 import numpy as np
 
 from slem.bands import kpath
+from slem.data.dimensionality import periodic_axes
+
+from .matching import assigned_conduction
 
 
 def validation_kpoints(
-    cell: np.ndarray, npoints: int, n_random: int, seed: int, path: str | None = None
+    cell: np.ndarray,
+    npoints: int,
+    n_random: int,
+    seed: int,
+    path: str | None = None,
+    positions: np.ndarray | None = None,
+    pbc=(True, True, True),
 ) -> dict:
-    """Fractional k-points: ``npoints`` along the cell's standard path, then ``n_random`` uniform ones."""
+    """Fractional k-points: ``npoints`` along the cell's standard path, then ``n_random`` uniform ones.
+
+    With ``positions``, vacuum axes (``slem.data.dimensionality``: pbc False or a >= 10 Angstrom empty
+    slab) get k = 0: the 2D path of the sheet and in-plane random k-points, the same for a frame (pbc
+    all True) and its pw.x structure."""
     if npoints < 2 and n_random < 1:
         raise ValueError("ask for a k-path of at least 2 points or at least one random k-point")
+    periodic = (
+        tuple(bool(p) for p in np.asarray(pbc, dtype=bool).reshape(3))
+        if positions is None
+        else periodic_axes(cell, positions, pbc)
+    )
     kpts = []
-    path_info = {"n_path": 0, "x": [], "special_x": [], "labels": []}
+    path_info = {"n_path": 0, "x": [], "special_x": [], "labels": [], "periodic_axes": list(periodic)}
     if npoints >= 2:
-        k = kpath(np.asarray(cell), path, npoints)
+        k = kpath(np.asarray(cell), path, npoints, periodic)
         kpts.append(k.kpts)
         path_info = {
             "n_path": len(k.kpts),
             "x": k.x.tolist(),
             "special_x": k.special_x.tolist(),
             "labels": list(k.labels),
+            "periodic_axes": list(periodic),
         }
     if n_random > 0:
-        kpts.append(np.random.default_rng(seed).uniform(0.0, 1.0, size=(n_random, 3)))
+        # the same draws as before for 3D cells; vacuum axes are zeroed, not redrawn
+        kpts.append(np.random.default_rng(seed).uniform(0.0, 1.0, size=(n_random, 3)) * np.array(periodic))
     return {"kpoints": np.concatenate(kpts).tolist(), **path_info}
 
 
@@ -40,12 +60,19 @@ def _gap(energies: np.ndarray, n_valence: int) -> float | None:
     return float(energies[:, n_valence].min() - energies[:, n_valence - 1].max())
 
 
-def band_errors(predicted: np.ndarray, reference: np.ndarray, n_valence: int, window_eV: float) -> dict:
+def band_errors(
+    predicted: np.ndarray, reference: np.ndarray, n_valence: int, window_eV: float, matching: str = "index"
+) -> dict:
     """Errors (meV) of ``predicted`` (nk, nb) against ``reference`` (nk, nb'), both sorted per k-point.
 
     ``offset_meV``: mean valence difference, removed before ``valence_mae_meV`` and ``conduction_mae_meV``
     (conduction bands up to ``window_eV`` above the reference conduction-band minimum); ``gap_error_meV``:
-    indirect gap over the sampled k-points, predicted minus reference (offset-free by construction)."""
+    indirect gap over the sampled k-points, predicted minus reference (offset-free by construction).
+    ``matching="assignment"`` (``reference`` from pw.x): valence bands by index, conduction states by the
+    one-to-one assignment of ``matching.py``, the window starting at the predicted conduction minimum, the
+    reference gap from the matched pw.x states (a vacuum state is not a conduction-band minimum)."""
+    if matching not in ("index", "assignment"):
+        raise ValueError(f"matching must be 'index' or 'assignment', got {matching!r}")
     predicted, reference = np.asarray(predicted, float), np.asarray(reference, float)
     if predicted.shape[0] != reference.shape[0]:
         raise ValueError(
@@ -60,12 +87,29 @@ def band_errors(predicted: np.ndarray, reference: np.ndarray, n_valence: int, wi
     out = {
         "n_kpoints": int(predicted.shape[0]),
         "n_valence": int(n_valence),
+        "matching": matching,
         "offset_meV": offset,
         "valence_mae_raw_meV": float(np.abs(valence).mean()),
         "valence_mae_meV": float(np.abs(valence - offset).mean()),
         "valence_max_meV": float(np.abs(valence - offset).max()),
     }
-    if n_bands > n_valence:
+    if matching == "assignment" and predicted.shape[1] > n_valence and reference.shape[1] > n_valence:
+        mine, theirs = assigned_conduction(predicted - offset / 1000.0, reference, n_valence, window_eV)
+        conduction = (mine - theirs) * 1000.0
+        gap_p = _gap(predicted, n_valence)
+        gap_r = float(theirs.min() - reference[:, n_valence - 1].max())
+        out.update(
+            {
+                "conduction_window_eV": float(window_eV),
+                "n_conduction_values": int(conduction.size),
+                "conduction_mae_meV": float(np.abs(conduction).mean()),
+                "conduction_max_meV": float(np.abs(conduction).max()),
+                "gap_eV": gap_p,
+                "reference_gap_eV": gap_r,
+                "gap_error_meV": 1000.0 * (gap_p - gap_r),
+            }
+        )
+    elif n_bands > n_valence:
         cbm = reference[:, n_valence].min()
         window = reference[:, n_valence:n_bands] <= cbm + window_eV
         conduction = diff[:, n_valence:n_bands][window] - offset

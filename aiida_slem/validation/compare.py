@@ -16,6 +16,7 @@ from slem.data.frame import Frame
 
 from .bands import band_errors, validation_kpoints
 from .blocks import block_errors, parity_samples
+from .metals import fermi_level, fermi_window_errors, is_metal, uniform_mesh
 from .plots import band_plot, parity_plot
 
 MAX_ORBITALS = 3000  # dense diagonalisation per k-point; beyond this use a compute-node job
@@ -31,6 +32,13 @@ class Settings:
     # the reference side; 0 solves the full generalised problem. See slem.bands.generalized_eigvalsh.
     overlap_tolerance: float = 0.0
     thresholds: dict = field(default_factory=dict)
+    # metals (frame metadata occupations == 'smearing'): errors of the states within +-fermi_window_eV of
+    # E_F, and the E_F error from a Gamma-centred mesh of this k-spacing (1/Angstrom, 2 pi included) with
+    # Gaussian smearing; metal_thresholds replace the band entries of thresholds for metal frames
+    fermi_window_eV: float = 1.0
+    fermi_kspacing: float = 0.25
+    fermi_smearing_eV: float = 0.1
+    metal_thresholds: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
@@ -66,15 +74,45 @@ def eigenvalues(
 
 
 def frame_kpoints(frame: Frame, settings: Settings) -> dict:
-    return validation_kpoints(frame.cell, settings.kpath_npoints, settings.n_random_k, settings.seed)
+    """The validation k-points; a sheet (vacuum rule of slem.data.dimensionality) gets in-plane ones."""
+    return validation_kpoints(
+        frame.cell,
+        settings.kpath_npoints,
+        settings.n_random_k,
+        settings.seed,
+        positions=frame.positions,
+        pbc=frame.pbc,
+    )
 
 
-def _split_errors(pred: np.ndarray, ref: np.ndarray, n_valence: int, n_path: int, window: float) -> dict:
-    out = {"all": band_errors(pred, ref, n_valence, window)}
+def _split_errors(pred: np.ndarray, ref: np.ndarray, n_path: int, errors, *args, **kwargs) -> dict:
+    """``errors(pred, ref, *args, **kwargs)`` over all k-points, and over the path and random ones."""
+    out = {"all": errors(pred, ref, *args, **kwargs)}
     if 0 < n_path < len(pred):
-        out["path"] = band_errors(pred[:n_path], ref[:n_path], n_valence, window)
-        out["random"] = band_errors(pred[n_path:], ref[n_path:], n_valence, window)
+        out["path"] = errors(pred[:n_path], ref[:n_path], *args, **kwargs)
+        out["random"] = errors(pred[n_path:], ref[n_path:], *args, **kwargs)
     return out
+
+
+def _metal_entry(
+    pred: Frame, overlap: Frame, ref: Frame, n_el: float, kinfo: dict, settings: Settings
+) -> tuple[dict, float]:
+    """E_F of the reference and predicted H on one uniform mesh; returns (E_F entry, window centre)."""
+    tol = float(settings.overlap_tolerance)
+    mesh = uniform_mesh(ref.cell, settings.fermi_kspacing, kinfo["periodic_axes"])
+    width = settings.fermi_smearing_eV
+    ef_ref = fermi_level(eigenvalues(ref, ref, mesh, tol), n_el, width)
+    ef_pred = fermi_level(eigenvalues(pred, overlap, mesh, tol), n_el, width)
+    # the projection's own E_F (the SCF's smearing and k-mesh) centres the window when it is recorded
+    centre = ref.metadata.get("fermi_energy_ev")
+    centre = ef_ref if centre is None else float(centre)
+    entry = {
+        "n_mesh_kpoints": int(len(mesh)),
+        "mesh_fermi_energy_eV": ef_ref,
+        "predicted_mesh_fermi_energy_eV": ef_pred,
+        "fermi_error_meV": 1000.0 * (ef_pred - ef_ref),
+    }
+    return entry, centre
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -129,13 +167,16 @@ def compare(
     plots["parity"] = outdir / "parity.png"
     parity_plot(plots["parity"], samples, report["blocks"])
 
+    kinds = set()
     for label, pred, ref, n_el in zip(labels, predicted, reference, n_electrons, strict=True):
-        if abs(n_el / 2 - round(n_el / 2)) > 1e-6:
+        metal = is_metal(ref.metadata)
+        kinds.add("metal" if metal else "insulator")
+        if not metal and abs(n_el / 2 - round(n_el / 2)) > 1e-6:
             raise ValueError(
-                f"frame {label}: {n_el} electrons is not an even number; only closed-shell "
-                "insulators are compared band by band"
+                f"frame {label}: {n_el} electrons is not an even number; an insulator is compared band "
+                "by band. A metal must come from an SCF with occupations='smearing' (frame metadata)"
             )
-        n_valence = int(round(n_el / 2))
+        n_valence = max(1, int(round(n_el / 2)))
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
         # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors
@@ -163,8 +204,18 @@ def compare(
             "n_valence": n_valence,
             "n_path": kinfo["n_path"],
             "n_random": settings.n_random_k,
-            "vs_lcao": _split_errors(e_pred, e_ref, n_valence, kinfo["n_path"], window),
+            "electronic_type": "metal" if metal else "insulator",
+            "periodic_axes": kinfo["periodic_axes"],
         }
+        n_path = kinfo["n_path"]
+        if metal:
+            fermi, centre = _metal_entry(pred, overlap, ref, n_el, kinfo, settings)
+            entry["fermi"] = fermi
+            window = settings.fermi_window_eV
+            entry["vs_lcao"] = _split_errors(e_pred, e_ref, n_path, fermi_window_errors, centre, window)
+            entry["vs_lcao"]["all"]["fermi_error_meV"] = fermi["fermi_error_meV"]
+        else:
+            entry["vs_lcao"] = _split_errors(e_pred, e_ref, n_path, band_errors, n_valence, window)
         curves = {"LCAO reference": e_ref, "SLEM": e_pred}
         if label in pw_bands:
             k_pw, e_pw = (np.asarray(a, float) for a in pw_bands[label])
@@ -173,22 +224,50 @@ def compare(
                     f"frame {label}: the pw.x eigenvalues were computed at other k-points than the "
                     "validation k-points; rerun the pw.x bands step with these k-points"
                 )
-            entry["vs_pw"] = _split_errors(e_pred, e_pw, n_valence, kinfo["n_path"], window)
-            entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_valence, kinfo["n_path"], window)
+            # pw.x holds vacuum and free-electron states the localized basis cannot: match by assignment
+            if metal:
+                ef_pw = ref.metadata.get("qe_fermi_energy_ev")
+                if ef_pw is None:
+                    raise ValueError(
+                        f"frame {label}: a metal frame without metadata 'qe_fermi_energy_ev' (pw.x's "
+                        "Fermi energy); re-project it with this slem version, or drop 'pw_code'"
+                    )
+                args = (fermi_window_errors, float(ef_pw), window)
+            else:
+                args = (band_errors, n_valence, window)
+            entry["vs_pw"] = _split_errors(e_pred, e_pw, n_path, *args, matching="assignment")
+            entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment")
             curves = {"pw.x": e_pw, **curves}
         report["bands"][label] = entry
-        if kinfo["n_path"]:
-            n_path = kinfo["n_path"]
-            aligned = {name: e[:n_path] - e[:n_path, n_valence - 1].max() for name, e in curves.items()}
+        if n_path:
             plots[f"bands_{label}"] = outdir / f"bands_{label}.png"
-            gap = entry["vs_lcao"]["all"].get("gap_error_meV")
-            title = f"{label}\nvalence MAE vs LCAO {entry['vs_lcao']['all']['valence_mae_meV']:.1f} meV" + (
-                f", gap error {gap:.0f} meV" if gap is not None else ""
-            )
-            band_plot(plots[f"bands_{label}"], kinfo, aligned, n_valence, title)
+            errors = entry["vs_lcao"]["all"]
+            if metal:
+                zero = {"LCAO reference": centre, "SLEM": centre + errors["offset_meV"] / 1000.0}
+                if "pw.x" in curves:
+                    zero["pw.x"] = float(ref.metadata["qe_fermi_energy_ev"])
+                aligned = {name: e[:n_path] - zero[name] for name, e in curves.items()}
+                mae = errors["fermi_window_mae_meV"]
+                mae = "n/a" if mae is None else f"{mae:.1f} meV"
+                title = (
+                    f"{label}\nMAE within {window:g} eV of E_F vs LCAO {mae}, "
+                    f"E_F error {errors['fermi_error_meV']:.0f} meV"
+                )
+            else:
+                aligned = {name: e[:n_path] - e[:n_path, n_valence - 1].max() for name, e in curves.items()}
+                gap = errors.get("gap_error_meV")
+                title = f"{label}\nvalence MAE vs LCAO {errors['valence_mae_meV']:.1f} meV" + (
+                    f", gap error {gap:.0f} meV" if gap is not None else ""
+                )
+            zero_label = "E_F" if metal else "VBM"
+            band_plot(plots[f"bands_{label}"], kinfo, aligned, n_valence, title, zero_label=zero_label)
 
     report["summary"] = summarise(report)
-    report["verdict"] = verdict(report["summary"], settings.thresholds)
+    thresholds = dict(settings.thresholds) if "insulator" in kinds else {}
+    if "metal" in kinds:
+        # a metal has no valence band error to check: its band entries come from metal_thresholds
+        thresholds.update(settings.metal_thresholds or settings.thresholds)
+    report["verdict"] = verdict(report["summary"], thresholds)
     return report, plots
 
 
@@ -211,4 +290,8 @@ def summarise(report: dict) -> dict:
         for key in ("valence_mae_meV", "conduction_mae_meV", "offset_meV"):
             summary[f"{key[:-4]}_{ref}_meV"] = _mean([e.get(key) for e in entries])
         summary[f"gap_error_{ref}_meV"] = _mean_abs([e.get("gap_error_meV") for e in entries])
+        if any(b.get("electronic_type") == "metal" for b in bands):
+            summary[f"fermi_window_mae_{ref}_meV"] = _mean([e.get("fermi_window_mae_meV") for e in entries])
+            if ref == "vs_lcao":
+                summary[f"fermi_error_{ref}_meV"] = _mean_abs([e.get("fermi_error_meV") for e in entries])
     return summary

@@ -43,9 +43,10 @@ def band_plot(
     n_valence: int,
     title: str,
     window_eV: float = 4.0,
+    zero_label: str = "VBM",
 ) -> None:
     """Bands along the k-path of ``kinfo``; ``curves`` maps a legend name to (nk_path, nb) energies (eV),
-    each already aligned so that its valence-band maximum is at zero."""
+    each already aligned so that its valence-band maximum (``zero_label``: or a metal's E_F) is at zero."""
     plt = _pyplot()
     styles = {
         "pw.x": dict(color="tab:blue", ls="none", marker="o", ms=2.0),
@@ -67,7 +68,7 @@ def band_plot(
     lowest = min(float(e[:, 0].min()) for e in references)
     ax.set_ylim(lowest - 0.5, window_eV)
     ax.axhline(0.0, color="0.5", lw=0.5, ls=":")
-    ax.set_ylabel("E - VBM (eV)")
+    ax.set_ylabel(f"E - {zero_label} (eV)")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
