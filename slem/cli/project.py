@@ -61,6 +61,11 @@ def _write_json(path: Path, data: dict) -> None:
     help="k-mesh for D: 'auto' (resolves all stored bonds) or n1,n2,n3.",
 )
 @click.option("--summary", type=click.Path(path_type=Path), help="Write the checks as JSON here.")
+@click.option(
+    "--allow-unconverged",
+    is_flag=True,
+    help="Project an SCF that did not reach convergence (refused otherwise; scf_converged is recorded).",
+)
 def project(
     scf_dir: Path | None,
     xml_path: Path | None,
@@ -70,8 +75,9 @@ def project(
     output: Path,
     kmesh: str,
     summary: Path | None,
+    allow_unconverged: bool,
 ) -> None:
-    """Project a pw.x SCF (norm-conserving, insulating) onto a confined LCAO basis."""
+    """Project a pw.x SCF (norm-conserving; fixed occupations or smearing) onto a confined LCAO basis."""
     from slem.basis.orbital import BasisFileError, read_basis
     from slem.data.frame import write_frames
     from slem.projection.project import ProjectionError
@@ -91,19 +97,28 @@ def project(
             d for d in (pseudo_dir, scf.path.parent, Path(scf.pseudo_dir) if scf.pseudo_dir else None) if d
         ]
         upfs = {label: read_upf(_find_pseudo(name, search)) for label, name in scf.pseudo_files.items()}
-        result = run_projection(scf, pot, bases, upfs, kmesh=mesh)
+        result = run_projection(
+            scf, pot, bases, upfs, kmesh=mesh, allow_unconverged=allow_unconverged
+        )
     except (QeXmlError, PotentialFileError, BasisFileError, UpfError, ProjectionError) as exc:
         raise click.ClickException(str(exc)) from exc
     write_frames(output, [result.frame])
     checks = {**result.checks, "output": str(output)}
     if summary is not None:
         _write_json(summary, {**result.frame.metadata, "output": str(output)})
+    if checks["smearing"] is None:
+        levels = f"HOMO {checks['homo_ev']:.4f} eV (QE {checks['qe_homo_ev']}), LUMO {checks['lumo_ev']}"
+    else:
+        levels = (
+            f"{checks['smearing']} smearing, degauss {checks['degauss_ev']:.4f} eV: E_F "
+            f"{checks['fermi_energy_ev']:.4f} eV on the LCAO bands (pw.x {checks['qe_fermi_energy_ev']:.4f} eV)"
+        )
     click.echo(
         f"projected {result.frame.n_atoms} atoms, {checks['n_pairs']} pairs, k-mesh {checks['kmesh']} "
         f"in {checks['seconds']:.1f} s -> {output}\n"
         f"  sum Tr(DS) = {checks['sum_tr_ds']:.8f} (N_el = {checks['n_electrons']:g})\n"
         f"  sum Tr(DH) = {checks['sum_tr_dh_ev']:.6f} eV, band energy {checks['band_energy_ev']:.6f} eV\n"
-        f"  HOMO {checks['homo_ev']:.4f} eV (QE {checks['qe_homo_ev']}), LUMO {checks['lumo_ev']}\n"
+        f"  {levels}\n"
         f"  H stored to r_i + r_j + {result.frame.metadata['h_range_extra_angstrom']} A; "
         f"largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV (S is zero beyond r_i + r_j)"
     )

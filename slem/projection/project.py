@@ -4,9 +4,10 @@ H and S are assembled pair by pair in real space (realspace.py): exact two-centr
 S, the kinetic energy and <phi|beta>, the KB term from those (threecentre.py), and the local
 potential by quadrature on the pp.x grid (local_potential.py). D comes from the generalised eigenvectors
 of the Bloch sums (H(k), S(k)) of the stored blocks on a mesh whose supercell resolves every
-stored bond (kmesh.py): D_ij(R) = (2/N_k) sum_k sum_occ c_in^* c_jn exp(i k.R), so
-that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the band
-energy (2/N_k) sum_k sum_occ eps_nk of the LCAO Hamiltonian.
+stored bond (kmesh.py, density.py): D_ij(R) = (1/N_k) sum_k sum_n 2 f_nk c_in^* c_jn exp(i k.R) with
+f = 1 for the lowest N/2 bands (fixed occupations) or pw.x's smearing function at a Fermi level solved on
+these LCAO bands, so that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the
+(smeared) band energy of the LCAO Hamiltonian.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 from ase.data import atomic_numbers
 
 from slem.basis.orbital import ElementBasis
@@ -24,8 +24,10 @@ from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
 
-from .kmesh import auto_kmesh, check_kmesh, reduced_mesh
-from .pairs import BlockAccumulator, BlockSet, pairs_within
+from .density import DensityMatrixError, Smearing, density_matrix
+from .kmesh import auto_kmesh, check_kmesh
+from .occupations import SMEARING_KINDS
+from .pairs import BlockSet, pairs_within
 from .radial import BOHR, RYDBERG
 from .realspace import RealSpaceOperators
 from .threecentre import nonlocal_blocks
@@ -37,8 +39,11 @@ POSITION_TOLERANCE_BOHR = 1e-4
 # one third atom drops below H_TAIL_TOLERANCE / 2 (the factor 2 covers a second centre). S is
 # exactly zero there. See docs/projection.md.
 H_TAIL_TOLERANCE_EV = 1e-4
-MESH_CHUNK_BYTES = 3.2e7  # H(k) (complex) of the k-points diagonalised together stays below this
-BATCHED_EIGH_MAX_SIZE = 128  # orbitals; larger generalised eigenproblems are solved k by k
+METAL_FIX = "rerun pw.x with occupations='smearing' (e.g. smearing='mv', degauss=0.02)"
+
+
+def _ev(value_ry: float | None) -> float | None:
+    return None if value_ry is None else float(value_ry * RYDBERG)
 
 
 class ProjectionError(ValueError):
@@ -51,21 +56,61 @@ class ProjectionResult:
     checks: dict = field(default_factory=dict)
 
 
+def _qe_levels(scf: QeScf) -> tuple[float, float] | None:
+    """pw.x's highest occupied and lowest unoccupied level (Hartree) under fixed occupations, from the
+    XML's own fields or, without them, from bands N/2 and N/2 + 1; None when pw.x computed no empty band."""
+    if scf.homo_ha is not None and scf.lumo_ha is not None:
+        return scf.homo_ha, scf.lumo_ha
+    n_occ = int(round(scf.n_electrons / 2))
+    eigenvalues = np.asarray(scf.eigenvalues_ha)
+    if eigenvalues.ndim == 2 and eigenvalues.shape[1] > n_occ >= 1:
+        return float(eigenvalues[:, n_occ - 1].max()), float(eigenvalues[:, n_occ].min())
+    return None
+
+
+def _check_occupations(scf: QeScf, allow_unconverged: bool) -> Smearing | None:
+    """The occupation rule of D: None for fixed occupations, else pw.x's smearing (width in Ry)."""
+    if scf.occupations == "smearing":
+        if scf.smearing not in SMEARING_KINDS or not scf.degauss_ha or scf.degauss_ha <= 0:
+            raise ProjectionError(
+                f"smearing {scf.smearing!r} with degauss {scf.degauss_ha} (Ha) in the SCF XML is not one "
+                "slem project reproduces: rerun pw.x with smearing gaussian, mp, mv or fd and degauss > 0"
+            )
+        smearing = Smearing(scf.smearing, 2.0 * scf.degauss_ha)
+    elif scf.occupations == "fixed":
+        smearing = None
+        if abs(scf.n_electrons / 2 - round(scf.n_electrons / 2)) > 1e-8:
+            raise ProjectionError(
+                f"{scf.n_electrons:g} electrons with fixed occupations cannot fill bands pairwise; "
+                f"{METAL_FIX}"
+            )
+        levels = _qe_levels(scf)
+        if levels is not None and levels[0] >= levels[1]:
+            raise ProjectionError(
+                "the SCF has fixed occupations but its highest occupied level "
+                f"({levels[0] * HARTREE:.4f} eV) is at or above its lowest unoccupied level "
+                f"({levels[1] * HARTREE:.4f} eV): the system is metallic (or its bands overlap); "
+                f"{METAL_FIX}"
+            )
+    else:
+        raise ProjectionError(
+            f"occupations='{scf.occupations}' in the SCF; slem project builds D for occupations='fixed' "
+            f"(insulators) or 'smearing' (metals, small gaps): {METAL_FIX}, or use 'fixed' for an insulator"
+        )
+    if not scf.converged and not allow_unconverged:
+        raise ProjectionError(
+            "the pw.x SCF did not converge; rerun it with a larger electron_maxstep or a smaller mixing_beta "
+            "(or pass --allow-unconverged to project it anyway)"
+        )
+    return smearing
+
+
 def _check_inputs(
     scf: QeScf, potential: LocalPotential, bases: dict[str, ElementBasis], upfs: dict[str, Upf]
 ):
     if scf.lsda or scf.noncolin:
         raise ProjectionError(
             "spin-polarised or non-collinear SCFs are not supported; rerun pw.x with nspin=1"
-        )
-    if scf.occupations != "fixed":
-        raise ProjectionError(
-            f"occupations='{scf.occupations}' in the SCF; the density matrix is built for insulators only: "
-            "rerun pw.x with occupations='fixed'"
-        )
-    if abs(scf.n_electrons / 2 - round(scf.n_electrons / 2)) > 1e-8:
-        raise ProjectionError(
-            f"{scf.n_electrons} electrons is not an even number; cannot fill bands pairwise"
         )
     if tuple(potential.values_ry.shape) != tuple(scf.fft_grid):
         raise ProjectionError(
@@ -95,35 +140,21 @@ def _check_inputs(
             )
 
 
-def _occupied_states(h: np.ndarray, s: np.ndarray, n_occ: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (n_k, n) of H c = e S c for a stack of k-points and the first ``n_occ``
-    eigenvectors (n_k, n, n_occ), normalised to c^H S c = 1.
-
-    Small matrices go through numpy's batched routines (S = L L^H, then the standard problem
-    L^-1 H L^-H y = e y, c = L^-H y): one call for all k instead of one LAPACK call per k. Large
-    ones go one by one through LAPACK's generalised solver, which is faster there."""
-    if h.shape[-1] > BATCHED_EIGH_MAX_SIZE:
-        pairs = [scipy.linalg.eigh(a, b) for a, b in zip(h, s, strict=True)]
-        return np.stack([e for e, _ in pairs]), np.stack([v[:, :n_occ] for _, v in pairs])
-    inverse = np.linalg.inv(np.linalg.cholesky(s))
-    inverse_h = inverse.conj().transpose(0, 2, 1)
-    eps, y = np.linalg.eigh(inverse @ h @ inverse_h)
-    return eps, inverse_h @ y[:, :, :n_occ]
-
-
 def project(
     scf: QeScf,
     potential: LocalPotential,
     bases: dict[str, ElementBasis],
     upfs: dict[str, Upf],
     kmesh: tuple[int, int, int] | None = None,
+    allow_unconverged: bool = False,
 ) -> ProjectionResult:
     """Project the SCF's Kohn-Sham Hamiltonian onto ``bases`` (keyed by element).
 
     ``upfs`` is keyed by the SCF's species labels. ``kmesh=None`` picks the alias-free mesh
-    on which D is computed."""
+    on which D is computed. An unconverged SCF is refused unless ``allow_unconverged``."""
     started, cpu_started = time.perf_counter(), time.process_time()
     _check_inputs(scf, potential, bases, upfs)
+    smearing = _check_occupations(scf, allow_unconverged)
     elements = {label: upfs[label].element for label in scf.species}
     cell, positions, symbols = scf.cell_bohr, scf.positions_bohr, scf.symbols
     radii = np.array([bases[elements[s]].cutoff / BOHR for s in symbols])
@@ -188,40 +219,29 @@ def project(
         slices.append(slice(start, start + n))
         start += n
     n_orbitals = start
-    n_occ = int(round(scf.n_electrons / 2))
-    if n_occ > n_orbitals:
-        raise ProjectionError(f"{n_occ} occupied bands but only {n_orbitals} orbitals in the basis")
+    if n_orbitals < scf.n_electrons / 2 or (smearing is not None and n_orbitals <= scf.n_electrons / 2):
+        raise ProjectionError(
+            f"{scf.n_electrons:g} electrons need more than the basis's {n_orbitals} orbitals"
+            + (" (smearing needs empty bands above E_F)" if smearing is not None else "")
+            + ": use a larger basis (e.g. DZP or TZ2P)"
+        )
     h_set, s_set = BlockSet(h_blocks, slices), BlockSet(s_blocks, slices)
-    k_frac, weights = reduced_mesh(kmesh)
-    n_k = float(np.prod(kmesh))
-    acc_d = BlockAccumulator(pairs, shifts, slices, n_k)
-    band_energy, homo, lumo, min_s_eig = 0.0, -np.inf, np.inf, np.inf
-    # exp(i k.R) = +-1 at time-reversal-invariant k: real matrices there, a 4x cheaper eigh.
-    real = np.array([np.allclose(2 * kf, np.round(2 * kf)) for kf in k_frac], dtype=bool)
-    chunk = max(1, int(MESH_CHUNK_BYTES // (16 * n_orbitals**2)))
-    for subset in (np.flatnonzero(real), np.flatnonzero(~real)):
-        for part in np.array_split(subset, -(-len(subset) // chunk)) if len(subset) else []:
-            kf, w = k_frac[part], weights[part]
-            overlap, hamiltonian = s_set.at_many(kf), h_set.at_many(kf)
-            if real[part[0]]:
-                overlap, hamiltonian = overlap.real.copy(), hamiltonian.real.copy()
-            s_eigs = np.linalg.eigvalsh(overlap)[:, 0]
-            min_s_eig = min(min_s_eig, float(s_eigs.min()))
-            if s_eigs.min() < 1e-8:
-                raise ProjectionError(
-                    f"the basis is linearly dependent (smallest overlap eigenvalue {s_eigs.min():.2e})"
-                )
-            eps, occ = _occupied_states(hamiltonian, overlap, n_occ)
-            band_energy += float(w @ (2.0 * eps[:, :n_occ].sum(axis=1))) / n_k
-            homo = max(homo, float(eps[:, n_occ - 1].max()))
-            if n_occ < n_orbitals:
-                lumo = min(lumo, float(eps[:, n_occ].min()))
-            acc_d.add_many(kf, w, 2.0 * (occ.conj() @ occ.transpose(0, 2, 1)), +1)
+    try:
+        density = density_matrix(h_set, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)
+    except (DensityMatrixError, ValueError) as exc:
+        raise ProjectionError(str(exc)) from exc
+    overlap = density.lumo is not None and density.lumo <= density.homo
+    if smearing is None and overlap and _qe_levels(scf) is None:
+        raise ProjectionError(
+            f"the SCF has fixed occupations but on the LCAO bands of the {tuple(kmesh)} mesh the highest "
+            f"occupied level ({density.homo * RYDBERG:.4f} eV) is at or above the lowest unoccupied one "
+            f"({density.lumo * RYDBERG:.4f} eV): the system is metallic (or its bands overlap); {METAL_FIX}"
+        )
     timings["density_matrix"] = time.process_time() - cpu_started - sum(timings.values())
 
     h_packed = np.concatenate([h_blocks[key].ravel() for key in keys])
     s_packed = np.concatenate([s_blocks[key].ravel() for key in keys])
-    operators = {"H": h_packed * RYDBERG, "S": s_packed, "D": acc_d.packed()}
+    operators = {"H": h_packed * RYDBERG, "S": s_packed, "D": density.packed}
     element_list = [elements[s] for s in symbols]
     basis_strings = {elements[s]: bases[elements[s]].shells for s in scf.species}
     frame = Frame(
@@ -236,23 +256,37 @@ def project(
     )
 
     tr_ds = float(np.dot(operators["D"], operators["S"]))
+    fermi = density.fermi_energy if smearing is not None else density.homo
+    # pw.x writes fermi_energy with smearing and highestOccupiedLevel with fixed occupations
+    qe_fermi = scf.fermi_energy_ha if scf.fermi_energy_ha is not None else scf.homo_ha
+    qe_fermi = qe_fermi * HARTREE if qe_fermi is not None else None
     tr_dh = float(np.dot(operators["D"], operators["H"]))
     checks = {
         "n_electrons": float(scf.n_electrons),
         "sum_tr_ds": tr_ds,
         "sum_tr_ds_error": tr_ds - float(scf.n_electrons),
         "sum_tr_dh_ev": tr_dh,
-        "band_energy_ev": float(band_energy * RYDBERG),
-        "homo_ev": float(homo * RYDBERG),
-        "lumo_ev": float(lumo * RYDBERG) if np.isfinite(lumo) else None,
+        "band_energy_ev": float(density.band_energy * RYDBERG),
+        "homo_ev": _ev(density.homo),
+        "lumo_ev": _ev(density.lumo),
         "qe_homo_ev": scf.homo_ha * HARTREE if scf.homo_ha is not None else None,
+        "occupations": scf.occupations,
+        "smearing": scf.smearing,
+        "degauss_ev": scf.degauss_ha * HARTREE if smearing is not None else None,
+        # the LCAO Fermi level: solved on the mesh's LCAO bands with smearing; the LCAO HOMO with fixed
+        # occupations, as pw.x reports highestOccupiedLevel there
+        "fermi_energy_ev": _ev(fermi),
+        "qe_fermi_energy_ev": qe_fermi,
+        "fermi_energy_difference_ev": None if qe_fermi is None else _ev(fermi) - qe_fermi,
+        "top_band_occupation": density.top_band_occupation,
+        "bands_in_density": density.bands_in_density,
         "max_h_beyond_ev": max_h_beyond * RYDBERG,
         "max_s_beyond": max_s_beyond,
         "h_range_extra_angstrom": {
             f"{elements[a]}-{elements[b]}": round(x * BOHR, 3) for (a, b), x in reach.items()
         },
         "h_tail_tolerance_ev": H_TAIL_TOLERANCE_EV,
-        "min_overlap_eigenvalue": min_s_eig,
+        "min_overlap_eigenvalue": density.min_overlap_eigenvalue,
         "kmesh": list(map(int, kmesh)),
         "kmesh_alias_free": not problems,
         "kmesh_problems": problems,
@@ -275,7 +309,6 @@ def project(
         "method": "two-centre S, T, <phi|beta> (radial Fourier + Gaunt); V_loc on the pp.x grid",
         "scf_converged": bool(scf.converged),
         "qe_energies_ev": {k: v * HARTREE for k, v in scf.energies_ha.items()},
-        "qe_fermi_energy_ev": scf.fermi_energy_ha * HARTREE if scf.fermi_energy_ha is not None else None,
         "qe_functional": scf.functional,
         "pseudo_md5": {upfs[s].path.name: upfs[s].md5 for s in scf.species},
         "basis_upf_md5": {e: b.upf_md5 for e, b in bases.items() if e in basis_strings},

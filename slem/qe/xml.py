@@ -33,6 +33,8 @@ class QeScf:
     n_electrons: float
     n_bands: int
     occupations: str  # fixed | smearing | ...
+    smearing: str | None  # gaussian | mp | mv | fd as pw.x writes it; None without smearing
+    degauss_ha: float | None
     fermi_energy_ha: float | None
     homo_ha: float | None
     lumo_ha: float | None
@@ -118,6 +120,11 @@ def read_qe_xml(path: str | Path) -> QeScf:
     children = list(total) if total is not None else []
     energies = {child.tag: float(child.text) for child in children if child.text and child.text.strip()}
     occupations = (band.findtext("occupations_kind") or "").strip()
+    # pw.x 6.7 writes <smearing degauss="..."> (Hartree) under band_structure and under input/bands
+    smear = band.find("smearing")
+    if smear is None:
+        smear = root.find("input/bands/smearing")
+    smearing = (smear.text or "").strip() if smear is not None and occupations == "smearing" else None
     return QeScf(
         path=path,
         cell_bohr=cell,
@@ -131,6 +138,8 @@ def read_qe_xml(path: str | Path) -> QeScf:
         n_electrons=float(_find(band, "nelec", path).text),
         n_bands=int(_find(band, "nbnd", path).text),
         occupations=occupations,
+        smearing=smearing,
+        degauss_ha=float(smear.get("degauss")) if smearing else None,
         fermi_energy_ha=_optional_float(band, "fermi_energy"),
         homo_ha=_optional_float(band, "highestOccupiedLevel"),
         lumo_ha=_optional_float(band, "lowestUnoccupiedLevel"),
