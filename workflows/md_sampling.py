@@ -20,7 +20,8 @@ from slem.qe.md import (
     run_seed,
 )
 
-from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
+from .dimensionality import in_plane_kpoints, in_plane_supercell, sheet_problem
+from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 
 @calcfunction
@@ -126,6 +127,9 @@ def validate_inputs(inputs: dict, _) -> str | None:
         or inputs["equilibration_steps"].value < 0
     ):
         return "stride and n_snapshots must be >= 1 and equilibration_steps >= 0"
+    error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))
+    if error:
+        return error
     frequency = inputs.get("einstein_frequency")
     return None if frequency is None else frequency_problem(structure, frequency)
 
@@ -201,14 +205,16 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(cls, code, structure, protocol=None, overrides=None, options=None, **_):
         """Builder for ``protocol`` (fast, balanced, precise) with ``overrides`` merged in and ``options``
-        set on every pw.x job."""
+        set on every pw.x job. A sheet (vacuum rule, ``workflows/dimensionality.py``) is repeated in-plane
+        only and gets one unshifted k-point along its vacuum axis."""
         inputs = cls.get_protocol_inputs(protocol, overrides)
         code = orm.load_code(code) if isinstance(code, str) else code
         pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
-        n_atoms = len(structure.sites) * int(np.prod(inputs["supercell"]))
+        supercell = in_plane_supercell(structure, inputs["supercell"])
+        n_atoms = len(structure.sites) * int(np.prod(supercell))
         builder = cls.get_builder()
         builder.structure = structure
-        builder.supercell = orm.List(list(inputs["supercell"]))
+        builder.supercell = orm.List(supercell)
         builder.temperatures = orm.List([float(t) for t in inputs["temperatures"]])
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
         for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out", "seed"):
@@ -223,7 +229,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.md.pw.parameters = orm.Dict(pw_parameters(inputs, n_atoms))
         builder.md.pw.metadata.options = calcjob_options(inputs["options"], options)
         builder.md.pw.metadata.options["parser_name"] = "slem.md"
-        builder.md.kpoints = kpoints_mesh(inputs["kpoints_mesh"], inputs["kpoints_offset"])
+        builder.md.kpoints = in_plane_kpoints(structure, inputs["kpoints_mesh"], inputs["kpoints_offset"])
         builder.md.max_iterations = orm.Int(inputs["max_iterations"])
         return builder
 

@@ -16,7 +16,8 @@ from aiida_slem.calcjobs.project import SlemProjectCalculation
 
 from aiida_slem.data.operator import OperatorData
 
-from .protocols import SlemProtocolMixin, calcjob_options, kpoints_mesh, load_pseudos, pw_parameters
+from .dimensionality import in_plane_kpoints, is_sheet, kpoints_from_distance
+from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 PpCalculation = CalculationFactory("quantumespresso.pp")
 PP_PARAMETERS = {"INPUTPP": {"plot_num": 1}, "PLOT": {"iflag": 3}}
@@ -107,10 +108,14 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         builder.scf.pw.pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
         builder.scf.pw.parameters = orm.Dict(pw_parameters(inputs, len(structure.sites)))
         builder.scf.pw.metadata.options = job_options
+        # a sheet gets one k-point along its vacuum axis (workflows/dimensionality.py); aiida's own
+        # kpoints_distance would only do that for pbc False, which the projection refuses
         if "kpoints_mesh" in inputs:
-            builder.scf.kpoints = kpoints_mesh(
-                inputs["kpoints_mesh"], inputs.get("kpoints_offset", [0, 0, 0])
+            builder.scf.kpoints = in_plane_kpoints(
+                structure, inputs["kpoints_mesh"], inputs.get("kpoints_offset", [0, 0, 0])
             )
+        elif is_sheet(structure):
+            builder.scf.kpoints = kpoints_from_distance(structure, inputs["kpoints_distance"])
         else:
             builder.scf.kpoints_distance = orm.Float(inputs["kpoints_distance"])
         builder.scf.max_iterations = orm.Int(inputs["max_iterations"])

@@ -19,6 +19,7 @@ from aiida_slem.data.model import SlemModelData
 from aiida_slem.pseudos import FAMILY_LABEL
 
 from .dataset import DatasetWorkChain
+from .dimensionality import sheet_problem
 from .md_sampling import MdSamplingWorkChain
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos
 from .train import SlemTrainWorkChain
@@ -43,6 +44,15 @@ def validate_inputs(inputs: dict, _) -> str | None:
         error = check_structure_and_pseudos(structure, pseudos)
         if error:
             return f"structure {label}: {error}"
+        # every structure shares the md section's supercell and k-mesh, made for the first one
+        md = inputs["md"]
+        repetitions = md["supercell"].get_list() if "supercell" in md else [1, 1, 1]
+        error = sheet_problem(structure, repetitions, md.get("md", {}).get("kpoints"))
+        if error:
+            return (
+                f"structure {label}: {error}. One pipeline shares one MD supercell and k-mesh: run sheets "
+                "and bulk crystals in separate pipelines"
+            )
     hold_out = inputs.get("hold_out_structure")
     if hold_out is not None:
         if hold_out.value not in structures:

@@ -137,7 +137,8 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             "settings",
             valid_type=orm.Dict,
             default=lambda: orm.Dict({}),
-            help="kpath_npoints, n_random_k, seed, conduction_window_eV, thresholds {summary key: max}.",
+            help="kpath_npoints, n_random_k, seed, conduction_window_eV, thresholds {summary key: max}; "
+            "for metals fermi_window_eV, fermi_kspacing, fermi_smearing_eV, metal_thresholds.",
         )
         spec.expose_inputs(
             SlemPredictCalculation,
@@ -237,8 +238,14 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             frame = self.inputs.frames[label]
             scf = scf_of(frame)
             structure = scf.inputs.structure
+            # the frame's k-points (compare.frame_kpoints): the same vacuum rule on the same geometry
             kinfo = validation_kpoints(
-                np.array(structure.cell), settings.kpath_npoints, settings.n_random_k, settings.seed
+                np.array(structure.cell),
+                settings.kpath_npoints,
+                settings.n_random_k,
+                settings.seed,
+                positions=np.array([site.position for site in structure.sites]),
+                pbc=structure.pbc,
             )
             kpoints = orm.KpointsData()
             kpoints.set_cell_from_structure(structure)
