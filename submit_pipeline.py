@@ -16,13 +16,7 @@ import time
 from aiida import orm
 from aiida.engine import run_get_node, submit
 
-MATERIALS = {
-    "Si": ("Si", "diamond", 5.43),
-    "C": ("C", "diamond", 3.567),
-    "SiC": ("SiC", "zincblende", 4.36),
-    # hexagonal diamond (lonsdaleite), 8-atom orthorhombic cell: a second Si polymorph for transfer tests
-    "Si_hex": ("SiSi", "wurtzite", 3.84),
-}
+from aiida_slem.materials import MATERIALS, electronic_type, material_names
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,10 +31,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--material",
-        choices=sorted(MATERIALS),
+        choices=material_names(),
         action="append",
         default=[],
-        help="Built-in 8-atom cell (default: Si); repeatable, and combinable with --structure.",
+        help="Built-in cell (default: Si); repeatable, and combinable with --structure: "
+        + "; ".join(f"{name}: {MATERIALS[name].description}" for name in material_names())
+        + ". Metals (smeared occupations, bands validated within 1 eV of E_F): "
+        + ", ".join(n for n in material_names() if MATERIALS[n].electronic_type == "metal")
+        + ". Monolayers are 2D by their vacuum (docs/aiida.md).",
     )
     parser.add_argument(
         "--hold-out",
@@ -108,14 +106,7 @@ def _read_file(path: pathlib.Path) -> orm.StructureData:
 
 
 def _built_in(name: str) -> orm.StructureData:
-    from ase.build import bulk
-
-    formula, lattice, a = MATERIALS[name]
-    if lattice == "wurtzite":
-        atoms = bulk(formula, lattice, a=a, c=a * (8 / 3) ** 0.5, orthorhombic=True)
-    else:
-        atoms = bulk(formula, lattice, a=a, cubic=True)
-    return orm.StructureData(ase=atoms)
+    return orm.StructureData(ase=MATERIALS[name].build())
 
 
 def load_structures(args: argparse.Namespace) -> dict[str, orm.StructureData]:
@@ -131,6 +122,10 @@ def load_structures(args: argparse.Namespace) -> dict[str, orm.StructureData]:
         if label in structures:
             sys.exit(f"two structures are labelled {label!r}; rename one of the files")
         structures[label] = structure
+    try:
+        electronic_type(args.material)
+    except ValueError as exc:
+        sys.exit(f"--material: {exc}")
     if args.hold_out is not None and args.hold_out not in structures:
         sys.exit(f"--hold-out {args.hold_out!r} is not one of the structures {sorted(structures)}")
     if args.hold_out is not None and len(structures) < 2:
@@ -223,6 +218,11 @@ def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
         ("conduction_mae_vs_pw_meV", "conduction band MAE vs pw.x (meV)"),
         ("gap_error_vs_pw_meV", "|gap error| vs pw.x (meV)"),
         ("valence_mae_lcao_vs_pw_meV", "basis error alone: LCAO valence vs pw.x (meV)"),
+        # metals (smeared occupations): no gap, the states within +-1 eV of E_F instead
+        ("fermi_window_mae_vs_lcao_meV", "band MAE within 1 eV of E_F vs LCAO (meV)"),
+        ("fermi_error_vs_lcao_meV", "|E_F error| vs LCAO (meV)"),
+        ("fermi_window_mae_vs_pw_meV", "band MAE within 1 eV of E_F vs pw.x (meV)"),
+        ("fermi_window_mae_lcao_vs_pw_meV", "basis error alone: LCAO near E_F vs pw.x (meV)"),
     ):
         if s.get(key) is not None:
             value = s[key] * (1000.0 if key in ("S_mae", "D_mae") else 1.0)

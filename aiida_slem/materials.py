@@ -1,0 +1,108 @@
+"""Built-in structures of ``submit_pipeline.py --material``: small cells (<= 12 atoms, so the fast
+protocol's MD runs on 2 cores) at experimental lattice constants (PBE ones are within 1-2 %).
+
+Monolayers carry 15 Angstrom of vacuum and pbc all True: pw.x and the projection need 3D periodicity
+(``calcjobs/checks.py`` refuses other pbc), and the vacuum rule of ``slem.data.dimensionality`` (an
+empty slab >= 10 Angstrom) makes them 2D for the k-points, the MD supercell and the validation.
+
+``electronic_type`` is 'metal' for the cells whose SCF needs smeared occupations (Al, Cu and graphene,
+a zero-gap semimetal); the pipeline then validates bands within +-1 eV of E_F instead of a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ase import Atoms
+
+VACUUM_ANGSTROM = 15.0
+
+
+@dataclass(frozen=True)
+class Material:
+    description: str
+    build: Callable[[], Atoms]
+    electronic_type: str = "insulator"  # 'insulator' | 'metal'
+
+
+def _cubic(formula: str, lattice: str, a: float) -> Callable[[], Atoms]:
+    def build() -> Atoms:
+        from ase.build import bulk
+
+        return bulk(formula, lattice, a=a, cubic=True)
+
+    return build
+
+
+def _wurtzite(formula: str, a: float, c: float, u: float | None, orthorhombic: bool) -> Callable[[], Atoms]:
+    def build() -> Atoms:
+        from ase.build import bulk
+
+        return bulk(formula, "wurtzite", a=a, c=c, u=u, orthorhombic=orthorhombic)
+
+    return build
+
+
+def _sheet(make: Callable[[], Atoms]) -> Callable[[], Atoms]:
+    def build() -> Atoms:
+        atoms = make()
+        atoms.pbc = True  # 2D by the vacuum, not by pbc (see the module docstring)
+        return atoms
+
+    return build
+
+
+def _graphene(formula: str, a: float) -> Callable[[], Atoms]:
+    from ase.build import graphene
+
+    return _sheet(lambda: graphene(formula, a=a, vacuum=VACUUM_ANGSTROM / 2))
+
+
+def _mos2() -> Atoms:
+    from ase.build import mx2
+
+    # 2H, S-S distance 3.13 Angstrom (``thickness``), vacuum on both sides: 15 Angstrom between sheets
+    return mx2("MoS2", "2H", a=3.18, thickness=3.13, vacuum=VACUUM_ANGSTROM / 2)
+
+
+MATERIALS: dict[str, Material] = {
+    "Al": Material("fcc Al, 4-atom cubic cell, a = 4.05", _cubic("Al", "fcc", 4.05), "metal"),
+    "C": Material("diamond, 8-atom cubic cell, a = 3.567", _cubic("C", "diamond", 3.567)),
+    "Cu": Material("fcc Cu, 4-atom cubic cell, a = 3.615", _cubic("Cu", "fcc", 3.615), "metal"),
+    "GaAs": Material("zincblende, 8-atom cubic cell, a = 5.653", _cubic("GaAs", "zincblende", 5.653)),
+    "GaN": Material(
+        "wurtzite, 4-atom cell, a = 3.189, c = 5.185, u = 0.377", _wurtzite("GaN", 3.189, 5.185, 0.377, False)
+    ),
+    "graphene": Material("monolayer, 2 atoms, a = 2.46, 15 A vacuum", _graphene("C2", 2.46), "metal"),
+    "hBN": Material("monolayer, 2 atoms, a = 2.504, 15 A vacuum", _graphene("BN", 2.504)),
+    # cubic fluorite, the high-temperature phase: the monoclinic ground state has 12 atoms too, but 9 free
+    # internal coordinates and a monoclinic angle that would need a relaxation first
+    "HfO2": Material("cubic fluorite, 12-atom cell, a = 5.08", _cubic("HfO2", "fluorite", 5.08)),
+    "MoS2": Material("2H monolayer, 3 atoms, a = 3.18, S-S 3.13, 15 A vacuum", _sheet(_mos2)),
+    "Si": Material("diamond, 8-atom cubic cell, a = 5.43", _cubic("Si", "diamond", 5.43)),
+    "SiC": Material("zincblende, 8-atom cubic cell, a = 4.36", _cubic("SiC", "zincblende", 4.36)),
+    # hexagonal diamond (lonsdaleite): a second Si polymorph for transfer tests
+    "Si_hex": Material(
+        "hexagonal diamond, 8-atom orthorhombic cell, a = 3.84",
+        _wurtzite("SiSi", 3.84, 3.84 * (8 / 3) ** 0.5, None, True),
+    ),
+}
+
+
+def material_names() -> list[str]:
+    """The built-in names, sorted case-insensitively (as ``--help`` lists them)."""
+    return sorted(MATERIALS, key=str.lower)
+
+
+def electronic_type(names) -> str:
+    """'metal' or 'insulator' for the built-in ``names`` of one pipeline; mixed ones are refused because
+    one pipeline has one set of occupations."""
+    kinds = {MATERIALS[name].electronic_type for name in names}
+    if len(kinds) > 1:
+        metals = sorted(n for n in names if MATERIALS[n].electronic_type == "metal")
+        raise ValueError(
+            f"the materials {sorted(names)} mix metals {metals} and insulators; one pipeline uses one kind "
+            "of occupations: run the metals in a pipeline of their own"
+        )
+    return kinds.pop() if kinds else "insulator"

@@ -1,0 +1,59 @@
+"""Built-in ``--material`` cells: sizes, bond lengths, sheets by the vacuum rule, metals flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import submit_pipeline
+from aiida_slem.materials import MATERIALS, electronic_type, material_names
+from slem.data.dimensionality import VACUUM_GAP_ANGSTROM, vacuum_axes, vacuum_gaps
+
+# nearest-neighbour distances (Angstrom) that the lattice constants must reproduce
+BONDS = {
+    "Al": 4.05 / 2**0.5,
+    "Cu": 3.615 / 2**0.5,
+    "GaAs": 5.653 * 3**0.5 / 4,
+    "GaN": 1.95,  # wurtzite Ga-N, u = 0.377
+    "graphene": 2.46 / 3**0.5,
+    "hBN": 2.504 / 3**0.5,
+    "HfO2": 5.08 * 3**0.5 / 4,
+    "MoS2": 2.41,  # Mo-S in 2H MoS2 with a = 3.18, S-S 3.13
+}
+SHEETS = {"graphene", "hBN", "MoS2"}
+
+
+@pytest.mark.parametrize("name", material_names())
+def test_every_material_is_small_periodic_and_2d_only_if_a_sheet(name):
+    atoms = MATERIALS[name].build()
+    assert len(atoms) <= 12 and atoms.pbc.all()  # the projection refuses pbc other than all True
+    vacuum = vacuum_axes(atoms.cell[:], atoms.positions)
+    assert vacuum == ((False, False, True) if name in SHEETS else (False, False, False))
+    if name in SHEETS:
+        assert vacuum_gaps(atoms.cell[:], atoms.positions)[2] >= 15.0 > VACUUM_GAP_ANGSTROM
+    if name in BONDS:
+        distances = atoms.get_all_distances(mic=True)
+        nearest = distances[distances > 0].min()
+        assert nearest == pytest.approx(BONDS[name], abs=0.01)
+
+
+def test_mos2_sulphur_planes_are_3_13_apart():
+    atoms = MATERIALS["MoS2"].build()
+    z = atoms.positions[np.array(atoms.get_chemical_symbols()) == "S", 2]
+    assert abs(z[0] - z[1]) == pytest.approx(3.13)
+
+
+def test_metals_are_flagged_and_mixing_them_with_insulators_is_refused(aiida_profile):
+    assert sorted(n for n in MATERIALS if MATERIALS[n].electronic_type == "metal") == ["Al", "Cu", "graphene"]
+    assert electronic_type(["Al", "Cu"]) == "metal" and electronic_type(["Si", "SiC"]) == "insulator"
+    with pytest.raises(SystemExit, match="run the metals in a pipeline of their own"):
+        args = submit_pipeline.parse_args(["--material", "C", "--material", "graphene"])
+        submit_pipeline.load_structures(args)
+
+
+def test_material_choices_are_sorted_and_reach_the_structures(aiida_profile):
+    assert material_names() == sorted(material_names(), key=str.lower)
+    args = submit_pipeline.parse_args(["--material", "hBN", "--material", "MoS2"])
+    structures = submit_pipeline.load_structures(args)
+    assert {k: s.get_formula() for k, s in structures.items()} == {"hBN": "BN", "MoS2": "MoS2"}
+    assert all(s.pbc == (True, True, True) for s in structures.values())
