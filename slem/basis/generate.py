@@ -16,6 +16,7 @@ from slem.basis._threads import single_blas_thread
 from slem.basis.atom import Channel, PseudoAtom, ValenceState
 from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, radius_for_shift
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
+from slem.basis.ghosts import check_reference_levels
 from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.basis.presets import DEFAULT_PRESET, get_preset
 from slem.basis.shells import describe, plan_shells
@@ -115,6 +116,7 @@ def generate_basis(
     atom = PseudoAtom(upf, parse_functional(upf.functional), ecut_ry=ecut_ry)
     free_radius = FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM
     atom.scf(free_radius)
+    check_reference_levels(atom)
     plan = plan_shells(
         upf.element, atom.states, {key: e * HARTREE_EV for key, e in atom.free_energies.items()}
     )

@@ -32,6 +32,7 @@ class PseudoWavefunction:
     l: int
     occupation: float
     values: np.ndarray  # r * chi(r)
+    pseudo_energy: float | None = None  # Ry, the generator's eigenvalue; None where the file has none
 
 
 @dataclass
@@ -139,12 +140,14 @@ def read_upf(path: str | Path) -> Upf:
         if found is None:
             continue
         attrs, body = found
+        energy = float(attrs.get("pseudo_energy", "0") or 0.0)
         chi.append(
             PseudoWavefunction(
                 label=attrs.get("label", f"chi{index}"),
                 l=int(attrs["l"]),
                 occupation=float(attrs.get("occupation", "0")),
                 values=_numbers(body),
+                pseudo_energy=energy if energy != 0.0 else None,
             )
         )
     rho_found = _block(text, "PP_RHOATOM", required=False)

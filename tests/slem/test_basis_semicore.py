@@ -10,6 +10,7 @@ import pytest
 from slem.basis.atom import ValenceState
 from slem.basis.errors import BasisGenerationError
 from slem.basis.generate import generate_basis
+from slem.basis.ghosts import GhostStateError, check_upf_levels
 from slem.basis.shells import plan_shells
 
 DOJO = Path(__file__).parents[1] / "data" / "pseudos" / "pseudodojo-nlcc"
@@ -82,3 +83,17 @@ def test_ga_d_gets_a_single_zeta_3d_and_a_4d_polarisation():
         "r_c": pytest.approx(records["d-pol"]["r_c"]),
         "state_index": 1,
     }
+
+
+def test_a_pseudopotential_with_a_ghost_state_is_refused_before_any_dft():
+    ghost = DOJO.parent / "broken" / "Si-ghost.upf"
+    with pytest.raises(
+        GhostStateError, match=r"3S -25\.\d+ eV vs -10\.81 eV.*ghost state.*another pseudopotential"
+    ):
+        generate_basis(ghost, preset="DZP")
+    with pytest.raises(GhostStateError):
+        check_upf_levels(ghost)
+    # sound files: the pseudo-atom reproduces ONCVPSP's own levels to 0.01 eV, semicore shells included
+    for name in ("Si.upf", "Ga-d.upf", "As-d.upf", "N.upf"):
+        levels = check_upf_levels(DOJO / name)
+        assert levels and max(abs(a - b) for a, b in levels.values()) < 0.02, levels
