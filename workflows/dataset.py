@@ -147,11 +147,21 @@ class DatasetWorkChain(SlemProtocolMixin, WorkChain):
 
     @classmethod
     def get_builder_from_protocol(
-        cls, pw_code, pp_code, slem_code, snapshots, protocol=None, overrides=None, options=None, **_
+        cls,
+        pw_code,
+        pp_code,
+        slem_code,
+        snapshots,
+        protocol=None,
+        overrides=None,
+        options=None,
+        electronic_type=None,
+        **_,
     ):
         """``snapshots``: ``{"train": {label: StructureData}, "held_out": {...}}`` (MdSampling output).
 
-        ``overrides["operator"]`` goes to ``OperatorWorkChain.get_builder_from_protocol`` (same protocol)."""
+        ``overrides["operator"]`` goes to ``OperatorWorkChain.get_builder_from_protocol`` (same protocol),
+        and so does ``electronic_type`` ('insulator' or 'metal')."""
         overrides = dict(overrides or {})
         operator_overrides = overrides.pop("operator", None)
         inputs = cls.get_protocol_inputs(protocol, overrides)
@@ -165,6 +175,7 @@ class DatasetWorkChain(SlemProtocolMixin, WorkChain):
             protocol=protocol,
             overrides=operator_overrides,
             options=options,
+            electronic_type=electronic_type,
         )
         builder = cls.get_builder()
         builder.snapshots.train = train

@@ -73,15 +73,15 @@ def test_project_refuses_basis_of_another_pseudo(codes, si_upf, tmp_path):
         )
 
 
-def test_operator_refuses_smearing(codes, pseudo_family, si_upf, tmp_path):
+def test_operator_refuses_tetrahedra(codes, pseudo_family, si_upf, tmp_path):
     basis = BasisData(write_test_basis(tmp_path / "basis.h5", upf_md5=si_upf.md5)).store()
     builder = _builder(
         codes,
         si8_structure(),
         basis,
-        overrides={"pw_parameters": {"SYSTEM": {"occupations": "smearing", "degauss": 0.01}}},
+        overrides={"pw_parameters": {"SYSTEM": {"occupations": "tetrahedra"}}},
     )
-    with pytest.raises(ValueError, match="occupations must be 'fixed'"):
+    with pytest.raises(ValueError, match="occupations must be 'fixed' .* or 'smearing'"):
         run_get_node(builder)
 
 

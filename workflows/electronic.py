@@ -1,0 +1,72 @@
+"""``electronic_type`` of the protocols: 'insulator' (fixed occupations) or 'metal' (smearing).
+
+The pw.x settings of each type live in the protocol YAMLs under ``electronic_types``; they are the base
+that the protocol's own ``pw_parameters`` and the user's overrides are merged onto, so an explicit
+``pw_parameters.SYSTEM.degauss`` still wins. Metals also get enough bands for the smearing tail: with too
+few, PwBaseWorkChain's band-occupation check restarts the calculation from scratch with 5 % more bands,
+which for an MD run repeats every step done so far.
+"""
+
+from __future__ import annotations
+
+import math
+
+from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+
+from slem.projection.occupations import SMEARING_ALIASES
+
+ELECTRONIC_TYPES = ("insulator", "metal")
+
+
+def apply_electronic_type(inputs: dict, electronic_type: str | None = None) -> dict:
+    """Protocol inputs with ``electronic_types[<type>].pw_parameters`` under ``pw_parameters``.
+
+    ``electronic_type`` (the builder's argument) wins over ``inputs['electronic_type']`` (protocol or
+    overrides)."""
+    kind = electronic_type or inputs.get("electronic_type") or "insulator"
+    if kind not in ELECTRONIC_TYPES:
+        raise ValueError(
+            f"electronic_type {kind!r} is unknown; use 'insulator' (fixed occupations) or 'metal' (smearing)"
+        )
+    settings = (inputs.get("electronic_types") or {}).get(kind) or {}
+    merged = dict(inputs, electronic_type=kind)
+    merged["pw_parameters"] = recursive_merge(settings.get("pw_parameters", {}), inputs["pw_parameters"])
+    return merged
+
+
+def smearing_bands(inputs: dict, parameters: dict, n_electrons: float) -> dict:
+    """``parameters`` with SYSTEM.nbnd = ceil(factor * N/2) + extra for smeared runs that set no nbnd."""
+    system = parameters.get("SYSTEM", {})
+    bands = ((inputs.get("electronic_types") or {}).get(inputs.get("electronic_type")) or {}).get("bands")
+    if system.get("occupations") != "smearing" or "nbnd" in system or not bands:
+        return parameters
+    nbnd = math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])
+    return {**parameters, "SYSTEM": {**system, "nbnd": nbnd}}
+
+
+def valence_electrons(structure, pseudos: dict, repetitions: int = 1) -> float:
+    """Valence electrons of ``structure`` (times ``repetitions`` for a supercell) from the UPFs' z_valence."""
+    return repetitions * sum(float(pseudos[site.kind_name].z_valence) for site in structure.sites)
+
+
+def check_occupations(parameters: dict) -> str | None:
+    """Why the SCF's occupations cannot give a density matrix, or None."""
+    system = parameters.get("SYSTEM", {})
+    occupations = system.get("occupations")
+    if occupations == "fixed":
+        return None
+    if occupations == "smearing":
+        smearing = str(system.get("smearing", "gaussian")).lower()
+        if smearing not in SMEARING_ALIASES:
+            return (
+                f"SYSTEM.smearing {smearing!r} is not a pw.x smearing slem project reproduces; use 'mv' "
+                "(cold), 'mp', 'gaussian' or 'fd'"
+            )
+        if float(system.get("degauss", 0.0)) <= 0.0:
+            return "SYSTEM.occupations 'smearing' needs SYSTEM.degauss > 0 (Ry), e.g. 0.02"
+        return None
+    return (
+        f"SYSTEM.occupations must be 'fixed' (insulators) or 'smearing' (metals, e.g. smearing 'mv', degauss "
+        f"0.02) for the density matrix, got {occupations!r}; electronic_type='metal' in "
+        "get_builder_from_protocol sets the latter"
+    )
