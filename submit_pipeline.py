@@ -49,6 +49,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
+        "--pseudo-family",
+        default=None,
+        metavar="LABEL",
+        help="Installed pseudopotential family (default: the one 'aiida-slem setup' recorded, else "
+        "SLEM/NC/PBE/Debian); pw.x cutoffs are its recommended ones (fast: low, balanced: normal, "
+        "precise: high).",
+    )
+    parser.add_argument(
         "--computer",
         default="localhost",
         help="Computer whose codes pw, pp and slem are used (labels pw@COMPUTER, ...).",
@@ -253,22 +261,39 @@ def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
     print(f"  aiida-slem status {node.pk}\n  aiida-slem provenance {model.pk}\n  aiida-slem models")
 
 
+def pipeline_overrides(args: argparse.Namespace) -> dict:
+    overrides = dict(args.overrides or {})
+    if args.hold_out is not None:
+        overrides["hold_out_structure"] = args.hold_out
+    if args.pseudo_family is not None:
+        overrides["pseudo_family"] = args.pseudo_family
+    return overrides
+
+
+def checked_builder(workchain, codes, structures, protocol, overrides, options, gpus):
+    """The pipeline's builder, refused here (nothing stored, no DFT run) if its inputs are: a family that
+    lacks an element, a UPF slem cannot use, a spin-polarised request, a misspelt override."""
+    try:
+        builder = workchain.get_builder_from_protocol(
+            codes, structures, protocol=protocol, overrides=overrides, options=options, gpus=gpus
+        )
+    except ValueError as exc:
+        sys.exit(f"refused: {exc}")
+    error = workchain.spec().inputs.validate(builder._inputs(prune=True))
+    if error is not None:
+        sys.exit(f"refused: {error.message}")
+    return builder
+
+
 def main(argv: list[str]) -> int:
     from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 
     args = parse_args(argv)
     structures = load_structures(args)
     codes = load_codes(args.computer)
-    overrides = dict(args.overrides or {})
-    if args.hold_out is not None:
-        overrides["hold_out_structure"] = args.hold_out
-    builder = SlemPipelineWorkChain.get_builder_from_protocol(
-        codes,
-        structures,
-        protocol=args.protocol,
-        overrides=overrides,
-        options=args.options,
-        gpus=args.gpus,
+    overrides = pipeline_overrides(args)
+    builder = checked_builder(
+        SlemPipelineWorkChain, codes, structures, args.protocol, overrides, args.options, args.gpus
     )
     mode = args.mode or ("submit" if daemon_running() else "run")
     described = ", ".join(f"{label} {st.get_formula()} ({len(st.sites)} atoms)"

@@ -44,13 +44,18 @@ def _refuse(problems: list[str], where: str, tail: str = "Nothing was installed.
         raise PseudoFamilyError(f"{where}:\n  " + "\n  ".join(problems) + f"\n{tail}")
 
 
-def read_upf_files(paths: list[Path]) -> dict[str, UpfFile]:
-    """element -> file for ``paths``, after reading every one; all problems are reported together."""
+def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, UpfFile]:
+    """element -> file for ``paths``, after reading every one (and, with ``check_levels``, screening its
+    pseudo-atom for ghost states, a few seconds per file); all problems are reported together."""
+    from slem.basis.ghosts import check_upf_levels
+
     problems, found = [], {}
     for path in sorted(paths):
         try:
             upf = read_upf(path)
-        except ValueError as exc:  # UpfError, or numbers that do not parse in a foreign file
+            if check_levels:
+                check_upf_levels(path)
+        except ValueError as exc:  # UpfError, GhostStateError, or numbers that do not parse
             problems.append(f"{path.name}: {exc}")
             continue
         if not upf.element:

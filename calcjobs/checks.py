@@ -31,8 +31,8 @@ def check_pseudos_cover(structure: orm.StructureData, pseudos: dict) -> str | No
     if missing:
         return (
             f"no pseudopotential for kind(s) {missing} of structure <{structure.pk or 'unstored'}>; "
-            f"the family or 'pseudos' gives only {sorted(pseudos)}. Add a norm-conserving UPF per element "
-            "(see 'aiida-slem setup' for the installed family)"
+            f"the family or 'pseudos' gives only {sorted(pseudos)}. Install a family with a norm-conserving "
+            "UPF for every element ('aiida-slem setup --pseudo-dir DIR') and use it (--pseudo-family)"
         )
     return None
 
@@ -68,6 +68,28 @@ def min_distance(structure: orm.StructureData) -> float:
         dist[13, i] = np.inf  # the atom itself (zero shift is index 13)
         best = min(best, float(dist.min()))
     return best
+
+
+SPIN_KEYS = ("nspin", "starting_magnetization", "tot_magnetization", "noncolin", "lspinorb", "lforcet")
+
+
+def check_spin_unpolarised(parameters: dict) -> str | None:
+    """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run: the projection builds one
+    H, S and D per frame and the model predicts one spin channel."""
+    system = {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
+    asked = [
+        f"{key}={value!r}"
+        for key, value in sorted(system.items())
+        if key.split("(")[0] in SPIN_KEYS
+        and not (key == "nspin" and value == 1)
+        and value not in (False, None)
+    ]
+    if asked:
+        return (
+            f"spin is not supported yet (SYSTEM {', '.join(asked)}): the LCAO operators and the model are "
+            "spin-unpolarised. Remove these keys from the overrides' pw_parameters"
+        )
+    return None
 
 
 def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> str | None:

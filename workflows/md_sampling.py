@@ -11,7 +11,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
 
 from slem.qe.md import (
     THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
@@ -114,6 +114,7 @@ def select_snapshots(
 def validate_inputs(inputs: dict, _) -> str | None:
     structure = inputs["structure"]
     error = check_structure_and_pseudos(structure, dict(inputs["md"]["pw"]["pseudos"]))
+    error = error or check_spin_unpolarised(inputs["md"]["pw"]["parameters"].get_dict())
     if error:
         return error
     if not inputs["temperatures"].get_list():
@@ -142,6 +143,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
     """MD (PwBaseWorkChain, ``calculation='md'``) per temperature, then snapshots after equilibration."""
 
     _protocol_file = "md_sampling.yaml"
+    _extra_override_keys = ("pseudos",)
 
     @classmethod
     def define(cls, spec):
@@ -226,7 +228,8 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             builder.einstein_frequency = orm.Float(frequency)
         builder.md.pw.code = code
         builder.md.pw.pseudos = pseudos
-        builder.md.pw.parameters = orm.Dict(pw_parameters(inputs, n_atoms))
+        parameters = pw_parameters(inputs, n_atoms, structure, cls.protocol_name(protocol))
+        builder.md.pw.parameters = orm.Dict(parameters)
         builder.md.pw.metadata.options = calcjob_options(inputs["options"], options)
         builder.md.pw.metadata.options["parser_name"] = "slem.md"
         builder.md.kpoints = in_plane_kpoints(structure, inputs["kpoints_mesh"], inputs["kpoints_offset"])

@@ -11,7 +11,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain
 from aiida.plugins import CalculationFactory
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
 from aiida_slem.calcjobs.project import SlemProjectCalculation
 
 from aiida_slem.data.operator import OperatorData
@@ -24,6 +24,9 @@ PP_PARAMETERS = {"INPUTPP": {"plot_num": 1}, "PLOT": {"iflag": 3}}
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
+    error = check_spin_unpolarised(inputs["scf"]["pw"]["parameters"].get_dict())
+    if error:
+        return error
     occupations = inputs["scf"]["pw"]["parameters"].get_dict().get("SYSTEM", {}).get("occupations")
     if occupations != "fixed":
         return f"SYSTEM.occupations must be 'fixed' (insulators) for the density matrix, got {occupations!r}"
@@ -46,6 +49,7 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
     """The LCAO operators H, S and D of one structure."""
 
     _protocol_file = "operator.yaml"
+    _extra_override_keys = ("pseudos",)
 
     @classmethod
     def define(cls, spec):
@@ -106,7 +110,8 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         builder.structure = structure
         builder.scf.pw.code = pw_code
         builder.scf.pw.pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
-        builder.scf.pw.parameters = orm.Dict(pw_parameters(inputs, len(structure.sites)))
+        protocol = cls.protocol_name(protocol)
+        builder.scf.pw.parameters = orm.Dict(pw_parameters(inputs, len(structure.sites), structure, protocol))
         builder.scf.pw.metadata.options = job_options
         # a sheet gets one k-point along its vacuum axis (workflows/dimensionality.py); aiida's own
         # kpoints_distance would only do that for pbc False, which the projection refuses

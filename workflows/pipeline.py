@@ -11,21 +11,35 @@ from __future__ import annotations
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain
-from aiida_slem.calcjobs.checks import check_structure_and_pseudos
+from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
 
 from aiida_slem.data.basis import BasisData
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
-from aiida_slem.pseudos import FAMILY_LABEL
+from aiida_slem.pseudos import default_family_label
 
 from .dataset import DatasetWorkChain
 from .dimensionality import sheet_problem
 from .md_sampling import MdSamplingWorkChain
-from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos
+from .protocols import SlemProtocolMixin, calcjob_options, check_override_keys, load_pseudos
 from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
+OVERRIDE_KEYS = (*SECTIONS, "hold_out_structure", "options", "pseudo_family")
+
+
+def _pw_parameters(inputs: dict) -> list[dict]:
+    """The pw.x parameters of the MD and of the SCFs, where the inputs hold them."""
+    found = []
+    for section, path in (("md", ("md", "pw")), ("dataset", ("operator", "scf", "pw"))):
+        namespace = inputs.get(section, {})
+        for key in path:
+            namespace = namespace.get(key, {})
+        if "parameters" in namespace:
+            found.append(namespace["parameters"].get_dict())
+    return found
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
@@ -53,6 +67,10 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 f"structure {label}: {error}. One pipeline shares one MD supercell and k-mesh: run sheets "
                 "and bulk crystals in separate pipelines"
             )
+    for parameters in _pw_parameters(inputs):
+        error = check_spin_unpolarised(parameters)
+        if error:
+            return error
     hold_out = inputs.get("hold_out_structure")
     if hold_out is not None:
         if hold_out.value not in structures:
@@ -154,10 +172,23 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
 
         ``codes``: ``{"pw": ..., "pp": ..., "slem": ...}`` (Code nodes or labels). ``structures``: one
         StructureData, a list or a ``{label: StructureData}`` dict. ``overrides``: ``{"md": ..., "dataset":
-        {..., "operator": ...}, "train": ..., "validation": ..., "hold_out_structure": label}``, each merged
-        into that step's protocol. ``options``: ``metadata.options`` for every job (e.g. a Slurm queue);
+        {..., "operator": ...}, "train": ..., "validation": ..., "hold_out_structure": label, "pseudo_family":
+        label}``, each merged into that step's protocol; the family (default: the one 'aiida-slem setup'
+        recorded, else Debian's) goes to the MD and the SCFs, and is recorded for 'aiida-slem retrain'.
+        ``options``: ``metadata.options`` for every job (e.g. a Slurm queue);
         ``gpus``: GPUs for training (and one for prediction)."""
         overrides = dict(overrides or {})
+        check_override_keys(overrides, OVERRIDE_KEYS, cls.__name__)
+        family = (
+            overrides.get("pseudo_family")
+            or (overrides.get("md") or {}).get("pseudo_family")
+            or default_family_label()
+        )
+        overrides["pseudo_family"] = family
+        overrides["md"] = recursive_merge(overrides.get("md") or {}, {"pseudo_family": family})
+        overrides["dataset"] = recursive_merge(
+            overrides.get("dataset") or {}, {"operator": {"pseudo_family": family}}
+        )
         codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
         missing = sorted({"pw", "pp", "slem"} - set(codes))
         if missing:
@@ -176,7 +207,6 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         md = MdSamplingWorkChain.get_builder_from_protocol(
             codes["pw"], first, protocol, overrides.get("md"), options
         )
-        family = (overrides.get("md") or {}).get("pseudo_family") or FAMILY_LABEL
         pseudos = {}
         for structure in structures.values():
             pseudos.update(load_pseudos(structure, family))

@@ -6,19 +6,32 @@ through aiida-quantumespresso's ``ProtocolMixin``, so overrides merge the same w
 
 from __future__ import annotations
 
+import difflib
 import pathlib
 
 from aiida import orm
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recursive_merge
 
-from aiida_slem.pseudos import FAMILY_LABEL
+from aiida_slem.pseudos import default_family_label
 
 PROTOCOL_DIR = pathlib.Path(__file__).resolve().parent / "protocols"
 PROTOCOLS = ("fast", "balanced", "precise")
+# pw.x cutoffs: the family's recommended ones at this stringency (largest over the structure's elements)
+STRINGENCY = {"fast": "low", "balanced": "normal", "precise": "high"}
+PSEUDO_DIR_HINT = "'aiida-slem setup --pseudo-dir DIR' (one UPF per element)"
+
+
+def check_override_keys(overrides: dict | None, known, where: str) -> None:
+    """A misspelt top-level override would otherwise be dropped without a word."""
+    for key in sorted(set(overrides or {}) - set(known)):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown override {key!r} for {where}; {hint}the keys are {sorted(known)}")
 
 
 class SlemProtocolMixin(ProtocolMixin):
     _protocol_file = ""
+    _extra_override_keys: tuple[str, ...] = ()  # accepted although the YAML has no such key
 
     @classmethod
     def get_protocol_filepath(cls) -> pathlib.Path:
@@ -28,24 +41,58 @@ class SlemProtocolMixin(ProtocolMixin):
     def get_protocol_inputs(cls, protocol=None, overrides=None) -> dict:
         if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+        data = cls._load_protocol_file()
+        known = set(data["default_inputs"]) | set(cls._extra_override_keys)
+        for values in data["protocols"].values():
+            known |= set(values) - {"description"}
+        check_override_keys(overrides, known, cls.__name__)
         return super().get_protocol_inputs(protocol, overrides)
 
+    @classmethod
+    def protocol_name(cls, protocol: str | None) -> str:
+        return protocol or cls.get_default_protocol()
 
-def load_pseudos(structure: orm.StructureData, family_label: str = FAMILY_LABEL) -> dict:
-    """Pseudopotentials of ``structure``'s kinds from an installed family, with a clear error otherwise."""
-    from aiida.common.exceptions import NotExistent
+
+def load_family(family_label: str | None):
+    """The installed family ``family_label``; None: the one 'aiida-slem setup' recorded, else Debian's."""
     from aiida_pseudo.groups.family import PseudoPotentialFamily
 
-    try:
-        family = orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": family_label}).one()[0]
-    except NotExistent as exc:
+    label = family_label or default_family_label()
+    family = orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": label}).first(flat=True)
+    if family is None:
         raise ValueError(
-            f"pseudopotential family {family_label!r} is not installed; run 'aiida-slem setup'"
-        ) from exc
-    try:
-        return family.get_pseudos(structure=structure)
-    except ValueError as exc:
-        raise ValueError(f"family {family_label!r} cannot cover the structure: {exc}") from exc
+            f"pseudopotential family {label!r} is not installed; run 'aiida-slem setup' (Debian's family), "
+            f"install it with {PSEUDO_DIR_HINT}, or pick an installed one ('aiida-pseudo list')"
+        )
+    return family
+
+
+def load_pseudos(structure: orm.StructureData, family_label: str | None = None) -> dict:
+    """Pseudopotentials of ``structure``'s kinds from an installed family, with a clear error otherwise."""
+    family = load_family(family_label)
+    missing = sorted(set(structure.get_symbols_set()) - set(family.elements))
+    if missing:
+        raise ValueError(
+            f"family {family.label!r} has no pseudopotential for {', '.join(missing)}; install a folder of "
+            f"norm-conserving UPFs that includes {', '.join(missing)} with {PSEUDO_DIR_HINT} and use that "
+            "family (--pseudo-family, or overrides 'pseudo_family')"
+        )
+    return family.get_pseudos(structure=structure)
+
+
+def recommended_cutoffs(structure: orm.StructureData, family_label: str | None, protocol: str) -> tuple:
+    """(ecutwfc, ecutrho) in Ry: the family's recommendation at the protocol's stringency, or at the family's
+    default stringency when it lacks that one, the largest over the structure's elements."""
+    family = load_family(family_label)
+    stringencies = family.get_cutoff_stringencies() if hasattr(family, "get_cutoff_stringencies") else ()
+    if not stringencies:
+        raise ValueError(
+            f"family {family.label!r} has no recommended cutoffs; give overrides "
+            f"{{'pw_parameters': {{'SYSTEM': {{'ecutwfc': ..., 'ecutrho': ...}}}}}} or install its UPFs with "
+            f"{PSEUDO_DIR_HINT} and --cutoffs"
+        )
+    stringency = STRINGENCY[protocol] if STRINGENCY[protocol] in stringencies else None
+    return family.get_recommended_cutoffs(structure=structure, stringency=stringency, unit="Ry")
 
 
 def kpoints_mesh(mesh, offset=(0.0, 0.0, 0.0)) -> orm.KpointsData:
@@ -54,9 +101,15 @@ def kpoints_mesh(mesh, offset=(0.0, 0.0, 0.0)) -> orm.KpointsData:
     return kpoints
 
 
-def pw_parameters(inputs: dict, n_atoms: int) -> dict:
-    """pw.x parameters: the protocol's ``pw_parameters`` plus per-atom thresholds from ``meta_parameters``."""
+def pw_parameters(inputs: dict, n_atoms: int, structure: orm.StructureData, protocol: str) -> dict:
+    """pw.x parameters: the protocol's ``pw_parameters``, the family's cutoffs unless ``ecutwfc`` is given
+    (then ``ecutrho`` is the given one or pw.x's 4 x ecutwfc), per-atom thresholds from
+    ``meta_parameters``."""
     parameters = recursive_merge({"CONTROL": {}, "SYSTEM": {}, "ELECTRONS": {}}, inputs["pw_parameters"])
+    if "ecutwfc" not in parameters["SYSTEM"]:
+        ecutwfc, ecutrho = recommended_cutoffs(structure, inputs.get("pseudo_family"), protocol)
+        parameters["SYSTEM"]["ecutwfc"] = ecutwfc
+        parameters["SYSTEM"].setdefault("ecutrho", ecutrho)
     meta = inputs.get("meta_parameters", {})
     if "conv_thr_per_atom" in meta:
         parameters["ELECTRONS"].setdefault("conv_thr", n_atoms * meta["conv_thr_per_atom"])

@@ -224,8 +224,13 @@ def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
     choices = available_choices(pseudo_dir)
     if not choices:
         raise click.ClickException(f"no norm-conserving UPF found in {pseudo_dir}.\n{QE_INSTALL_HINT}")
+    from aiida import orm
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    # the ghost-state screening takes seconds per file: only for a family about to be created
+    new = not orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": FAMILY_LABEL}).count()
     try:
-        files = read_upf_files([pseudo_dir / choice.filename for choice in choices])
+        files = read_upf_files([pseudo_dir / choice.filename for choice in choices], check_levels=new)
     except PseudoFamilyError as exc:
         raise click.ClickException(f"{exc}\nReinstall quantum-espresso-data.") from exc
     cutoffs = {choice.element: choice.cutoffs for choice in choices}
@@ -237,7 +242,7 @@ def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
 def read_pseudo_dir(folder: Path, cutoffs_option: str | None) -> tuple[dict, dict]:
     """Every UPF of ``folder`` read and its cutoffs found, before anything is created."""
     try:
-        files = read_upf_files(folder_upfs(folder))
+        files = read_upf_files(folder_upfs(folder), check_levels=True)
         hints = folder_hints(folder, files)
         cutoffs = parse_cutoffs_option(cutoffs_option) if cutoffs_option else hints
         if cutoffs is None:
