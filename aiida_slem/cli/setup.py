@@ -363,7 +363,8 @@ def setup(
     ensure_pseudo_family()
     if own is not None:
         family_label = family_label or f"SLEM/{pseudo_dir.resolve().name}"
-        _install(*own, family_label, f"UPFs installed by aiida-slem from {pseudo_dir.resolve()}")
+        files, cutoffs = own
+        _install(files, family_label, cutoffs, f"UPFs installed by aiida-slem from {pseudo_dir.resolve()}")
     default = pseudo_family or (family_label if own is not None else None)
     if default is not None:
         make_default_family(default)

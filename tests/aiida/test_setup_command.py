@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,27 @@ def test_plugin_entry_points_are_registered():
     from aiida.plugins.entry_point import get_entry_point_names
 
     assert {"slem.project", "slem.basis"} <= set(get_entry_point_names("aiida.calculations"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pw.x") is None, reason="Quantum ESPRESSO is not installed")
+def test_setup_pseudo_dir_refuses_a_truncated_copy_then_installs_and_records_the_family(tmp_path):
+    dojo = Path(__file__).resolve().parents[1] / "data" / "pseudos" / "pseudodojo-nlcc"
+    broken = tmp_path / "broken"
+    shutil.copytree(dojo, broken)
+    text = (broken / "Ga-d.upf").read_text()
+    (broken / "Ga-d.upf").write_text(text[: len(text) // 2])
+    refused = _run(["aiida-slem", "setup", "--pseudo-dir", str(broken)], tmp_path)
+    assert refused.returncode != 0 and "Ga-d.upf ends before </UPF>" in refused.stderr
+    assert "Nothing was installed" in refused.stderr and not (tmp_path / ".aiida" / "config.json").exists()
+
+    label = "PseudoDojo/test"
+    first = _run(["aiida-slem", "setup", "--pseudo-dir", str(dojo), "--family-label", label], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"pseudo family {label}" in first.stdout and "28/112" in first.stdout  # Si low: 14 Ha
+    second = _run(["aiida-slem", "setup", "--pseudo-dir", str(dojo), "--family-label", label], tmp_path)
+    assert second.returncode == 0 and " created " not in second.stdout and " updated " not in second.stdout
+    code = "from aiida import load_profile; load_profile(); "
+    code += "from aiida_slem.pseudos import default_family_label; "
+    shown = _run([sys.executable, "-c", code + "print(default_family_label())"], tmp_path)
+    assert shown.stdout.strip() == label, shown.stdout + shown.stderr
