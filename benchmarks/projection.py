@@ -12,7 +12,6 @@ already there. Results are recorded in docs/projection.md.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from slem.allocator import keep_freed_memory
 from slem.basis.generate import generate_basis
 from slem.projection.project import project
-from slem.qe.inputs import DEFAULT_PSEUDO_DIR, pp_input, pw_input, run_qe
+from slem.qe.inputs import DEFAULT_PSEUDO_DIR, pp_input, pw_input, pw_seconds, run_qe
 from slem.qe.potential import read_filplot
 from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
@@ -63,22 +62,6 @@ SYSTEMS = {
 }
 
 
-def _pw_cpu(output: Path) -> tuple[float, float]:
-    """(CPU, wall) seconds from pw.x's final timing line."""
-    found = re.findall(r"PWSCF\s*:\s*(.+?)CPU\s+(.+?)WALL", output.read_text())
-    if not found:
-        return float("nan"), float("nan")
-    return tuple(_seconds(x) for x in found[-1])
-
-
-def _seconds(text: str) -> float:
-    """QE's '1h 2m', '3m45.12s' or '12.3s' as seconds."""
-    total = 0.0
-    for value, unit in re.findall(r"([\d.]+)\s*([hms])", text):
-        total += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
-    return total
-
-
 def run(name: str, workdir: Path) -> dict:
     symbols, pos, cell, ecut, kmesh = SYSTEMS[name]()
     folder = workdir / name
@@ -86,7 +69,7 @@ def run(name: str, workdir: Path) -> dict:
     if not (folder / "vtot.dat").is_file():
         run_qe("pw.x", pw_input(symbols, pos, cell, pseudos, ecut, kmesh), folder, "scf")
         run_qe("pp.x", pp_input(), folder, "pp")
-    scf_cpu, scf_wall = _pw_cpu(folder / "scf.out")
+    scf_cpu, scf_wall = pw_seconds(folder / "scf.out")
     scf = read_qe_xml(folder / "out" / "pwscf.save")
     upfs = {label: read_upf(DEFAULT_PSEUDO_DIR / f) for label, f in scf.pseudo_files.items()}
     start = time.perf_counter()

@@ -8,6 +8,7 @@ form the projection's readers check against.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -108,3 +109,16 @@ def run_qe(executable: str, text: str, workdir: str | Path, name: str) -> float:
         tail = (workdir / f"{name}.out").read_text()[-2000:]
         raise QeRunError(f"{executable} failed in {workdir} (exit {proc.returncode}):\n{tail}")
     return elapsed
+
+
+def pw_seconds(output: str | Path) -> tuple[float, float]:
+    """(CPU, wall) seconds of a finished pw.x run, from its final 'PWSCF : ... CPU ... WALL' line."""
+    found = re.findall(r"PWSCF\s*:\s*(.+?)CPU\s+(.+?)WALL", Path(output).read_text())
+    if not found:
+        return float("nan"), float("nan")
+    units = {"h": 3600, "m": 60, "s": 1}  # QE writes '1h 2m', '3m45.12s' or '12.3s'
+    cpu, wall = (
+        sum(float(value) * units[unit] for value, unit in re.findall(r"([\d.]+)\s*([hms])", text))
+        for text in found[-1]
+    )
+    return cpu, wall

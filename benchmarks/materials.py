@@ -1,0 +1,256 @@
+"""LCAO bands of many materials against pw.x: SCF -> basis -> projection -> bands at k off the mesh.
+
+Usage:
+    python benchmarks/materials.py --pseudo-dir DIR [--pseudo-dir DIR2 ...] [--materials GaAs,Al]
+                                   [--presets DZP,TZ2P] [--workdir DIR] [--stringency low]
+
+Each ``--pseudo-dir`` is a folder of UPF files with a PseudoDojo-style MANIFEST.txt (element, file
+name, ..., optionally a last column of low/normal/high cutoff hints in Hartree); the first folder that
+has an element wins, and cutoff hints are taken from whichever folder gives them. Example, with the
+PseudoDojo v0.4 tables kept beside this project:
+    D=../shared/pseudos/PseudoDojo-0.4-PBE-SR-standard
+    python benchmarks/materials.py --pseudo-dir $D-NLCC-regenerated --pseudo-dir $D-noCC
+
+Per material and basis preset it prints, against pw.x eigenvalues at a band path plus random k-points
+(in-plane for 2D sheets), none of them on the projection's k-mesh:
+- insulators: valence mean/max error (all occupied bands, after removing the mean offset), conduction
+  mean error up to CBM + 2 eV, gap error; 2D sheets match conduction states by assignment (vacuum
+  states of pw.x stay unmatched, aiida_slem/validation/matching.py);
+- metals (smearing): mean error of the bands within +-1 eV of E_F and the LCAO Fermi level's error;
+- projection CPU time / SCF CPU time, and sum Tr(DS) - N.
+pw.x runs serially; ``--workdir`` reuses SCFs already there. Results go into docs/materials.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk, graphene, mx2
+
+from aiida_slem.validation.bands import band_errors, validation_kpoints
+from aiida_slem.validation.metals import fermi_window_errors
+from slem.allocator import keep_freed_memory
+from slem.bands.bloch import band_energies
+from slem.basis.generate import generate_basis
+from slem.data.dimensionality import periodic_axes
+from slem.projection.project import project
+from slem.qe.inputs import pp_input, pw_input, pw_seconds, run_qe
+from slem.qe.potential import read_filplot
+from slem.qe.upf import read_upf
+from slem.qe.xml import read_qe_xml
+
+HARTREE_EV = 27.211386245988
+SMEARING = {"occupations": "smearing", "smearing": "mv", "degauss": 0.02}
+
+
+@dataclass(frozen=True)
+class Material:
+    atoms: Atoms
+    metal: bool = False
+    kspacing: float = 0.25  # 1/Angstrom (2 pi included), the SCF mesh
+
+
+def _sheet(atoms: Atoms) -> Atoms:
+    atoms.pbc = True  # pw.x is periodic in 3D; the vacuum gap makes it a sheet (slem.data.dimensionality)
+    return atoms
+
+
+MATERIALS = {
+    "Si": Material(bulk("Si", "diamond", a=5.431)),
+    "C": Material(bulk("C", "diamond", a=3.567)),
+    "SiC": Material(bulk("SiC", "zincblende", a=4.36)),
+    "GaAs": Material(bulk("GaAs", "zincblende", a=5.653)),
+    "GaN": Material(bulk("GaN", "wurtzite", a=3.189, c=5.185)),
+    "hBN": Material(_sheet(graphene("BN", a=2.504, vacuum=8.0))),
+    "graphene": Material(_sheet(graphene("C2", a=2.467, vacuum=8.0)), metal=True, kspacing=0.15),
+    "MoS2": Material(_sheet(mx2("MoS2", "2H", a=3.184, thickness=3.127, vacuum=8.0))),
+    "Al": Material(bulk("Al", "fcc", a=4.04), metal=True, kspacing=0.15),
+    "Cu": Material(bulk("Cu", "fcc", a=3.615), metal=True, kspacing=0.15),
+    "HfO2": Material(bulk("HfO2", "fluorite", a=5.08)),
+}
+
+
+def read_manifests(folders: list[Path]) -> tuple[dict[str, Path], dict[str, list[float]]]:
+    """element -> UPF path (first folder wins), element -> [low, normal, high] cutoff hints (Ha)."""
+    files: dict[str, Path] = {}
+    hints: dict[str, list[float]] = {}
+    for folder in folders:
+        manifest = folder / "MANIFEST.txt"
+        if not manifest.is_file():
+            raise SystemExit(f"{manifest} not found: --pseudo-dir needs a PseudoDojo-style MANIFEST.txt")
+        for line in manifest.read_text().splitlines():
+            fields = line.split()
+            if not fields or line.startswith("#") or not fields[1].lower().endswith(".upf"):
+                continue
+            element, name = fields[0], fields[1]
+            if element not in files and (folder / name).is_file():
+                files[element] = (folder / name).resolve()
+            if "/" in fields[-1] and element not in hints:
+                hints[element] = [float(x) for x in fields[-1].split("/")]
+    return files, hints
+
+
+def kmesh(atoms: Atoms, spacing: float, periodic: tuple[bool, ...]) -> tuple[int, int, int]:
+    lengths = 2 * np.pi * np.linalg.norm(atoms.cell.reciprocal(), axis=1)
+    return tuple(max(1, math.ceil(b / spacing)) if p else 1 for b, p in zip(lengths, periodic, strict=True))
+
+
+def run_scf(name: str, material: Material, files, ecut: float, workdir: Path) -> Path:
+    folder = workdir / name
+    atoms = material.atoms
+    symbols = atoms.get_chemical_symbols()
+    periodic = periodic_axes(np.array(atoms.cell), atoms.positions, atoms.pbc)
+    if not (folder / "vtot.dat").is_file():
+        pseudos = {s: files[s].name for s in set(symbols)}
+        pseudo_dir = {files[s].parent for s in set(symbols)}
+        if len(pseudo_dir) != 1:  # pw.x takes one pseudo_dir: link the files into the run folder
+            (folder / "pseudo").mkdir(parents=True, exist_ok=True)
+            for s in set(symbols):
+                link = folder / "pseudo" / files[s].name
+                if not link.exists():
+                    link.symlink_to(files[s].resolve())
+            pseudo_dir = {folder / "pseudo"}
+        text = pw_input(
+            symbols,
+            atoms.positions,
+            np.array(atoms.cell),
+            pseudos,
+            ecut,
+            kmesh(atoms, material.kspacing, periodic),
+            pseudo_dir=pseudo_dir.pop(),
+            system={**(SMEARING if material.metal else {}), "ecutrho": 4 * ecut},
+        )
+        run_qe("pw.x", text, folder, "scf")
+        run_qe("pp.x", pp_input(), folder, "pp")
+    return folder
+
+
+def pw_bands(folder: Path, kpts: np.ndarray, nbnd: int) -> np.ndarray:
+    """pw.x eigenvalues (eV) at fractional ``kpts``, on a copy of the SCF's output."""
+    import shutil
+
+    target = folder / f"bands_{nbnd}"
+    xml = target / "out" / "pwscf.save" / "data-file-schema.xml"
+    if not xml.is_file():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder / "out", target / "out")
+        text = (folder / "scf.in").read_text()
+        head, _, _ = text.partition("K_POINTS")
+        head = head.replace("calculation = 'scf'", "calculation = 'bands'")
+        head = head.replace("&system\n", f"&system\n  nbnd = {nbnd}\n", 1)
+        head = head.replace("&electrons\n", "&electrons\n  diago_full_acc = .true.\n", 1)
+        kblock = f"K_POINTS crystal\n{len(kpts)}\n" + "".join(
+            " ".join(f"{x:.12f}" for x in k) + " 1\n" for k in kpts
+        )
+        run_qe("pw.x", head + kblock, target, "bands")
+    return read_qe_xml(xml).eigenvalues_ha * HARTREE_EV
+
+
+def evaluate(name: str, material: Material, files, hints, presets, stringency: str, workdir: Path) -> list:
+    symbols = sorted(set(material.atoms.get_chemical_symbols()))
+    missing = [s for s in symbols if s not in files]
+    if missing:
+        raise SystemExit(f"{name}: no UPF for {', '.join(missing)} in the --pseudo-dir folders")
+    column = {"low": 0, "normal": 1, "high": 2}[stringency]
+    ecut = 2.0 * max(hints[s][column] for s in symbols)  # Ry
+    started = time.perf_counter()
+    folder = run_scf(name, material, files, ecut, workdir)
+    scf_cpu, _ = pw_seconds(folder / "scf.out")
+    scf = read_qe_xml(folder / "out" / "pwscf.save")
+    potential = read_filplot(folder / "vtot.dat")
+    upfs = {label: read_upf(files[label]) for label in scf.pseudo_files}
+    atoms = material.atoms
+    ks = validation_kpoints(np.array(atoms.cell), 30, 10, 0, positions=atoms.positions, pbc=atoms.pbc)
+    kpts = np.array(ks["kpoints"])
+    two_d = not all(ks["periodic_axes"])
+    rows = []
+    for preset in presets:
+        bases = {u.element: generate_basis(u.path, preset) for u in upfs.values()}
+        result = project(scf, potential, bases, upfs)
+        lcao = band_energies(result.frame, kpts)
+        n_val = int(round(scf.n_electrons / 2))
+        reference = pw_bands(folder, kpts, max(n_val + 12, int(1.3 * n_val) + 8))
+        row = {
+            "material": name,
+            "preset": preset,
+            "atoms": len(atoms),
+            "ecut_ry": ecut,
+            "metal": material.metal,
+            "two_d": two_d,
+            "shells": {e: b.shells for e, b in bases.items()},
+            "scf_cpu_s": scf_cpu,
+            "project_cpu_s": result.checks["cpu_seconds"],
+            "tr_ds_error": result.checks["sum_tr_ds_error"],
+            "wall_s": time.perf_counter() - started,
+        }
+        if material.metal:
+            # the window sits at pw.x's Fermi level; pw.x may hold states the basis lacks (assignment)
+            qe_fermi = result.frame.metadata["qe_fermi_energy_ev"]
+            row.update(fermi_window_errors(lcao, reference, qe_fermi, 1.0, matching="assignment"))
+            row["fermi_error_meV"] = 1000.0 * (result.frame.metadata["fermi_energy_ev"] - qe_fermi)
+        else:
+            matching = "assignment" if two_d else "index"
+            row.update(band_errors(lcao, reference, n_val, 2.0, matching=matching))
+        rows.append(row)
+    return rows
+
+
+def _fmt(value, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) and value is not None else "-"
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (
+        f"{'material':9}{'basis':6}{'ecut':>5} {'valence':>13} {'cond.':>7} {'gap err':>8} "
+        f"{'E_F+-1eV':>9} {'E_F err':>8} {'proj/SCF':>9} {'Tr(DS)-N':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        valence = (
+            f"{r['valence_mae_meV']:6.1f}/{r['valence_max_meV']:6.1f}" if "valence_mae_meV" in r else "-"
+        )
+        print(
+            f"{r['material']:9}{r['preset']:6}{r['ecut_ry']:5.0f} {valence:>13} "
+            f"{_fmt(r.get('conduction_mae_meV'), '7.1f'):>7} {_fmt(r.get('gap_error_meV'), '8.1f'):>8} "
+            f"{_fmt(r.get('fermi_window_mae_meV'), '9.1f'):>9} {_fmt(r.get('fermi_error_meV'), '8.1f'):>8} "
+            f"{r['project_cpu_s'] / r['scf_cpu_s']:9.2f} {r['tr_ds_error']:9.1e}"
+        )
+    print("errors in meV vs pw.x at k off the projection mesh; valence: mean/max over all occupied bands")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pseudo-dir", type=Path, action="append", required=True)
+    parser.add_argument("--materials", default=",".join(MATERIALS))
+    parser.add_argument("--presets", default="DZP,TZ2P")
+    parser.add_argument("--stringency", choices=("low", "normal", "high"), default="low")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="Also write the rows as JSON here.")
+    args = parser.parse_args()
+    keep_freed_memory()  # as `slem project` does
+    files, hints = read_manifests(args.pseudo_dir)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="slem-materials-"))
+    rows = []
+    for name in args.materials.split(","):
+        if name not in MATERIALS:
+            raise SystemExit(f"unknown material {name!r}; choose from {', '.join(MATERIALS)}")
+        new = evaluate(name, MATERIALS[name], files, hints, args.presets.split(","), args.stringency, workdir)
+        for row in new:
+            print(json.dumps(row, default=str), flush=True)
+        rows += new
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
