@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from slem.data.orbitals import parse_shells
-from slem.model.irreps import Irreps
+from slem.model.irreps import DEFAULT_HIDDEN_WIDTHS, Irreps, hidden_irreps_for
 
 KNOWN_HEADS = ("H", "S", "D")
 
@@ -36,7 +36,9 @@ class SlemConfig:
     basis: dict[str, str]
     r_cut: dict[str, float]
     n_layers: int = 3
-    hidden_irreps: str = "32x0e+32x1o+16x2e"
+    # "auto": up to l = 2 x the basis' largest l with hidden_widths[l] channels (irreps.hidden_irreps_for)
+    hidden_irreps: str = "auto"
+    hidden_widths: list[int] = field(default_factory=lambda: list(DEFAULT_HIDDEN_WIDTHS))
     latent_dim: int = 64
     latent_hidden: list[int] = field(default_factory=lambda: [128])
     # hidden widths of the latent -> SO(2) input-weight function; [] is one linear map
@@ -78,6 +80,11 @@ class SlemConfig:
                 problems.append(f"unknown head {h!r}; choose from {KNOWN_HEADS}")
         if self.n_layers < 1:
             problems.append("n_layers must be >= 1")
+        if self.hidden_irreps == "auto" and not problems:
+            self.hidden_widths = _widths("hidden_widths", self.hidden_widths, problems)
+            if self.hidden_widths:
+                top = max(max(parse_shells(self.basis[s])) for s in self.species)
+                self.hidden_irreps = hidden_irreps_for(top, self.hidden_widths)
         try:
             hidden = Irreps.parse(self.hidden_irreps)
             if hidden.mul(0, 1) == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
@@ -43,10 +44,21 @@ def small_cluster(seed: int = 0) -> Atoms:
 def small_config(basis=None, heads=("H", "S"), n_layers=2, dtype="float64", **kw) -> SlemConfig:
     basis = basis or {"Si": "1s1p", "C": "1s1p"}
     species = list(basis)
-    return SlemConfig(species=species, basis=basis, r_cut={s: 5.0 for s in species}, n_layers=n_layers,
-                      hidden_irreps=kw.pop("hidden_irreps", "8x0e+6x1o+4x2e"), latent_dim=16,
-                      latent_hidden=[16], n_radial=6, heads=list(heads), avg_num_neighbors=4.0,
-                      overlap_hidden=[16], dtype=dtype, **kw)
+    return SlemConfig(
+        species=species,
+        basis=basis,
+        r_cut={s: 5.0 for s in species},
+        n_layers=n_layers,
+        hidden_irreps=kw.pop("hidden_irreps", "8x0e+6x1o+4x2e"),
+        latent_dim=16,
+        latent_hidden=[16],
+        n_radial=6,
+        heads=list(heads),
+        avg_num_neighbors=4.0,
+        overlap_hidden=[16],
+        dtype=dtype,
+        **kw,
+    )
 
 
 def silicon(n: int = 1, rattle: float = 0.05, seed: int = 0, cubic: bool = True) -> Atoms:
@@ -65,8 +77,15 @@ def per_atom_blocks(flat: torch.Tensor, rows: list[int], cols: list[int]) -> lis
     return out
 
 
-def assert_equivariant(model, graph: dict, rot: torch.Tensor, inversion: bool, atol: float, rtol: float = 0.0,
-                       species_shells: dict[int, list[int]] | None = None) -> float:
+def assert_equivariant(
+    model,
+    graph: dict,
+    rot: torch.Tensor,
+    inversion: bool,
+    atol: float,
+    rtol: float = 0.0,
+    species_shells: dict[int, list[int]] | None = None,
+) -> float:
     """Check blocks transform as D_a B D_b^T under x -> +-R x; returns the max abs error."""
     species = graph["species"].tolist()
     ei = graph["edge_index"]
@@ -96,3 +115,22 @@ def assert_equivariant(model, graph: dict, rot: torch.Tensor, inversion: bool, a
             worst = max(worst, err)
             assert err <= atol + rtol * scale, f"{name}: equivariance error {err:.3e} (scale {scale:.3e})"
     return worst
+
+
+def test_hidden_irreps_follow_the_basis_by_default():
+    # up to l = 2 x the largest orbital l: d -> 4, f -> 6 (the last width repeats)
+    spd = SlemConfig(species=["Si"], basis={"Si": "2s2p1d"}, r_cut={"Si": 4.3})
+    assert spd.hidden_irreps == "32x0e+32x1o+16x2e+8x3o+8x4e"
+    sp = SlemConfig(species=["C"], basis={"C": "1s1p"}, r_cut={"C": 3.0})
+    assert sp.hidden_irreps == "32x0e+32x1o+16x2e"
+    spdf = SlemConfig(
+        species=["W", "Si"], basis={"W": "3s2p2d1f", "Si": "1s1p"}, r_cut=4.0, hidden_widths=[32, 16, 8, 8, 4]
+    )
+    assert spdf.hidden_irreps == "32x0e+16x1o+8x2e+8x3o+4x4e+4x5o+4x6e"
+    # the resolved string is what a model file keeps, so a reload builds the same network
+    assert SlemConfig.from_dict(spdf.to_dict()).hidden_irreps == spdf.hidden_irreps
+    # the fast protocol's widths give exactly the irreps it used to spell out for Si DZP
+    fast = SlemConfig(species=["Si"], basis={"Si": "2s2p1d"}, r_cut=4.3, hidden_widths=[32, 16, 8, 8, 4])
+    assert fast.hidden_irreps == "32x0e+16x1o+8x2e+8x3o+4x4e"
+    with pytest.raises(ValueError, match="hidden_widths"):
+        SlemConfig(species=["Si"], basis={"Si": "1s1p"}, r_cut=4.0, hidden_widths=[32, 0])
