@@ -21,6 +21,7 @@ from slem.qe.md import (
 )
 
 from .dimensionality import in_plane_kpoints, in_plane_supercell, sheet_problem
+from .electronic import apply_electronic_type, smearing_bands, valence_electrons
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 
@@ -205,11 +206,13 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         )
 
     @classmethod
-    def get_builder_from_protocol(cls, code, structure, protocol=None, overrides=None, options=None, **_):
+    def get_builder_from_protocol(
+        cls, code, structure, protocol=None, overrides=None, options=None, electronic_type=None, **_
+    ):
         """Builder for ``protocol`` (fast, balanced, precise) with ``overrides`` merged in and ``options``
         set on every pw.x job. A sheet (vacuum rule, ``workflows/dimensionality.py``) is repeated in-plane
         only and gets one unshifted k-point along its vacuum axis."""
-        inputs = cls.get_protocol_inputs(protocol, overrides)
+        inputs = apply_electronic_type(cls.get_protocol_inputs(protocol, overrides), electronic_type)
         code = orm.load_code(code) if isinstance(code, str) else code
         pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
         supercell = in_plane_supercell(structure, inputs["supercell"])
@@ -229,7 +232,8 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.md.pw.code = code
         builder.md.pw.pseudos = pseudos
         parameters = pw_parameters(inputs, n_atoms, structure, cls.protocol_name(protocol))
-        builder.md.pw.parameters = orm.Dict(parameters)
+        n_electrons = valence_electrons(structure, pseudos, int(np.prod(supercell)))
+        builder.md.pw.parameters = orm.Dict(smearing_bands(inputs, parameters, n_electrons))
         builder.md.pw.metadata.options = calcjob_options(inputs["options"], options)
         builder.md.pw.metadata.options["parser_name"] = "slem.md"
         builder.md.kpoints = in_plane_kpoints(structure, inputs["kpoints_mesh"], inputs["kpoints_offset"])

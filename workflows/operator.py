@@ -17,6 +17,7 @@ from aiida_slem.calcjobs.project import SlemProjectCalculation
 from aiida_slem.data.operator import OperatorData
 
 from .dimensionality import in_plane_kpoints, is_sheet, kpoints_from_distance
+from .electronic import apply_electronic_type, check_occupations, smearing_bands, valence_electrons
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 PpCalculation = CalculationFactory("quantumespresso.pp")
@@ -27,9 +28,9 @@ def validate_inputs(inputs: dict, _) -> str | None:
     error = check_spin_unpolarised(inputs["scf"]["pw"]["parameters"].get_dict())
     if error:
         return error
-    occupations = inputs["scf"]["pw"]["parameters"].get_dict().get("SYSTEM", {}).get("occupations")
-    if occupations != "fixed":
-        return f"SYSTEM.occupations must be 'fixed' (insulators) for the density matrix, got {occupations!r}"
+    error = check_occupations(inputs["scf"]["pw"]["parameters"].get_dict())
+    if error:
+        return error
     if "structure" not in inputs:
         return None  # exposed inside a DatasetWorkChain, which checks every snapshot itself
     pseudos = dict(inputs["scf"]["pw"]["pseudos"])
@@ -98,10 +99,11 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         protocol=None,
         overrides=None,
         options=None,
+        electronic_type=None,
         **_,
     ):
         """Builder for ``protocol`` (fast, balanced, precise); ``basis``: a BasisData from ``slem.basis``."""
-        inputs = cls.get_protocol_inputs(protocol, overrides)
+        inputs = apply_electronic_type(cls.get_protocol_inputs(protocol, overrides), electronic_type)
         pw_code, pp_code, slem_code = (
             orm.load_code(c) if isinstance(c, str) else c for c in (pw_code, pp_code, slem_code)
         )
@@ -111,7 +113,9 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         builder.scf.pw.code = pw_code
         builder.scf.pw.pseudos = inputs.get("pseudos") or load_pseudos(structure, inputs["pseudo_family"])
         protocol = cls.protocol_name(protocol)
-        builder.scf.pw.parameters = orm.Dict(pw_parameters(inputs, len(structure.sites), structure, protocol))
+        parameters = pw_parameters(inputs, len(structure.sites), structure, protocol)
+        n_electrons = valence_electrons(structure, builder.scf.pw.pseudos)
+        builder.scf.pw.parameters = orm.Dict(smearing_bands(inputs, parameters, n_electrons))
         builder.scf.pw.metadata.options = job_options
         # a sheet gets one k-point along its vacuum axis (workflows/dimensionality.py); aiida's own
         # kpoints_distance would only do that for pbc False, which the projection refuses

@@ -27,7 +27,7 @@ from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
-OVERRIDE_KEYS = (*SECTIONS, "hold_out_structure", "options", "pseudo_family")
+OVERRIDE_KEYS = (*SECTIONS, "hold_out_structure", "options", "pseudo_family", "electronic_type")
 
 
 def _pw_parameters(inputs: dict) -> list[dict]:
@@ -166,6 +166,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         overrides=None,
         options=None,
         gpus: int | None = None,
+        electronic_type: str | None = None,
         **_,
     ):
         """Builder for ``protocol`` (fast, balanced, precise).
@@ -176,7 +177,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         label}``, each merged into that step's protocol; the family (default: the one 'aiida-slem setup'
         recorded, else Debian's) goes to the MD and the SCFs, and is recorded for 'aiida-slem retrain'.
         ``options``: ``metadata.options`` for every job (e.g. a Slurm queue);
-        ``gpus``: GPUs for training (and one for prediction)."""
+        ``gpus``: GPUs for training (and one for prediction). ``electronic_type`` ('insulator', the default,
+        or 'metal'), or the same top-level override, goes to the MD and the SCFs (workflows/electronic.py)."""
         overrides = dict(overrides or {})
         check_override_keys(overrides, OVERRIDE_KEYS, cls.__name__)
         family = (
@@ -189,6 +191,13 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         overrides["dataset"] = recursive_merge(
             overrides.get("dataset") or {}, {"operator": {"pseudo_family": family}}
         )
+        electronic_type = electronic_type or overrides.get("electronic_type")
+        if electronic_type:  # kept in overrides, so 'aiida-slem retrain' sees it too
+            overrides["electronic_type"] = electronic_type
+            overrides["md"] = recursive_merge(overrides["md"], {"electronic_type": electronic_type})
+            overrides["dataset"] = recursive_merge(
+                overrides["dataset"], {"operator": {"electronic_type": electronic_type}}
+            )
         codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
         missing = sorted({"pw", "pp", "slem"} - set(codes))
         if missing:
