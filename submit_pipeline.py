@@ -267,6 +267,8 @@ def pipeline_overrides(args: argparse.Namespace) -> dict:
         overrides["hold_out_structure"] = args.hold_out
     if args.pseudo_family is not None:
         overrides["pseudo_family"] = args.pseudo_family
+    if electronic_type(args.material) == "metal":  # smeared occupations for Al, Cu, graphene
+        overrides.setdefault("electronic_type", "metal")
     return overrides
 
 
@@ -296,11 +298,13 @@ def main(argv: list[str]) -> int:
         SlemPipelineWorkChain, codes, structures, args.protocol, overrides, args.options, args.gpus
     )
     mode = args.mode or ("submit" if daemon_running() else "run")
-    described = ", ".join(f"{label} {st.get_formula()} ({len(st.sites)} atoms)"
-                          for label, st in structures.items())
+    described = ", ".join(
+        f"{label} {st.get_formula()} ({len(st.sites)} atoms)" for label, st in structures.items()
+    )
     held = f", held out: {args.hold_out}" if args.hold_out else ""
-    print(f"SLEM pipeline, protocol '{args.protocol}', {described}{held}, "
-          f"computer {args.computer}, mode {mode}")
+    print(
+        f"SLEM pipeline, protocol '{args.protocol}', {described}{held}, computer {args.computer}, mode {mode}"
+    )
     if mode == "submit":
         if not daemon_running():
             sys.exit("--submit needs a running daemon: verdi daemon start (or use --run)")

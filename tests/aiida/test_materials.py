@@ -57,3 +57,15 @@ def test_material_choices_are_sorted_and_reach_the_structures(aiida_profile):
     structures = submit_pipeline.load_structures(args)
     assert {k: s.get_formula() for k, s in structures.items()} == {"hBN": "BN", "MoS2": "MoS2"}
     assert all(s.pbc == (True, True, True) for s in structures.values())
+
+
+def test_a_built_in_metal_asks_the_pipeline_for_smearing(aiida_profile):
+    assert submit_pipeline.pipeline_overrides(submit_pipeline.parse_args(["--material", "Al"])) == {
+        "electronic_type": "metal"
+    }
+    assert "electronic_type" not in submit_pipeline.pipeline_overrides(
+        submit_pipeline.parse_args(["--material", "GaAs"])
+    )
+    # an explicit override wins
+    args = submit_pipeline.parse_args(["--material", "Cu", "--overrides", '{"electronic_type": "insulator"}'])
+    assert submit_pipeline.pipeline_overrides(args)["electronic_type"] == "insulator"
