@@ -25,7 +25,7 @@ from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
 
 from .density import DensityMatrixError, Smearing, density_matrix
-from .kmesh import auto_kmesh, check_kmesh
+from .kmesh import auto_kmesh, check_kmesh, normal_reach
 from .occupations import SMEARING_KINDS
 from .pairs import BlockSet, pairs_within
 from .radial import BOHR, RYDBERG
@@ -210,9 +210,10 @@ def project(
     timings["nonlocal"] = time.process_time() - cpu_started - sum(timings.values())
 
     max_range = float(lengths.max()) if len(lengths) else 0.0
+    bond_reach = normal_reach(cell, positions[pairs[:, 1]] + shifts @ cell - positions[pairs[:, 0]])
     if kmesh is None:
-        kmesh = auto_kmesh(cell, max_range)
-    problems = check_kmesh(cell, kmesh, max_range)
+        kmesh = auto_kmesh(cell, max_range, bond_reach)
+    problems = check_kmesh(cell, kmesh, max_range, bond_reach)
     slices, start = [], 0
     for s in symbols:
         n = sum(2 * o.l + 1 for o in bases[elements[s]].orbitals)

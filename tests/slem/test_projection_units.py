@@ -11,7 +11,7 @@ from slem.bands import bloch_matrices
 from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.data.frame import Frame
 from slem.projection.grid_orbitals import GridOrbitals
-from slem.projection.kmesh import auto_kmesh, check_kmesh, perpendicular_heights, reduced_mesh
+from slem.projection.kmesh import auto_kmesh, check_kmesh, normal_reach, perpendicular_heights, reduced_mesh
 from slem.projection.local_potential import local_potential_blocks
 from slem.projection.pairs import BlockAccumulator, pairs_within
 from slem.projection.planewaves import apply_local_potential, g_sphere, local_potential_matrix
@@ -219,3 +219,17 @@ def test_local_potential_tiles_match_brute_force_quadrature(p_cutoff):
         expected = (left * v_points[:, None]).T @ right * dv
         assert np.abs(blocks[key] - expected).max() < 1e-9
         assert np.abs(small_tiles[key] - expected).max() < 1e-9
+
+
+def test_a_sheet_needs_one_k_point_across_its_vacuum():
+    # hBN-like sheet: in-plane bonds up to 9.5 A, 15 A of cell along z, atoms in one plane
+    cell = np.array([[2.5, 0.0, 0.0], [-1.25, 2.165, 0.0], [0.0, 0.0, 15.0]])
+    bonds = np.array([[9.5, 0.0, 0.0], [0.0, 9.4, 0.0], [3.0, 2.0, 0.0]])
+    reach = normal_reach(cell, bonds)
+    assert reach[2] == pytest.approx(0.0)
+    assert auto_kmesh(cell, 9.5, reach)[2] == 1
+    assert auto_kmesh(cell, 9.5)[2] == 2  # the conservative bound ignores that no bond crosses the gap
+    assert not check_kmesh(cell, auto_kmesh(cell, 9.5, reach), 9.5, reach)
+    # in bulk the reach along a normal can equal the range: then the old rule n h > 2 range is recovered
+    cubic = np.eye(3) * 5.43
+    assert auto_kmesh(cubic, 9.0, np.full(3, 9.0)) == auto_kmesh(cubic, 9.0)
