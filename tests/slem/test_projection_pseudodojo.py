@@ -77,8 +77,8 @@ def test_gaas_with_semicore_d_projects_and_matches_pw_bands(tmp_path):
     assert abs(result.checks["sum_tr_ds_error"]) < 1e-8
     errors = band_errors(band_energies(result.frame, OFF_MESH), reference, 14, 2.0)
     print(f"GaAs Ga-d/As-d DZP vs pw.x: {errors}")
-    # measured: valence (3d bands included) 12.5 meV mean, conduction 106 meV, gap -16 meV; before the semicore-aware
-    # basis the 4d polarisation was missing and the conduction bands were 344 meV off (issue 15)
+    # measured: valence (3d bands included) 12.5 meV mean, conduction 106 meV, gap -16 meV; before the
+    # semicore-aware basis the 4d polarisation was missing and the conduction bands were 344 meV off
     assert errors["valence_mae_meV"] < 25.0
     assert errors["conduction_mae_meV"] < 150.0
     assert abs(errors["gap_error_meV"]) < 60.0
