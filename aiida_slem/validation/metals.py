@@ -16,7 +16,8 @@ A frame is a metal when its SCF used smeared occupations (``frame.metadata["occu
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erfc
+
+from slem.projection.occupations import fermi_level as solve_fermi_level
 
 from .matching import assigned_window
 
@@ -41,7 +42,7 @@ def uniform_mesh(cell: np.ndarray, kspacing: float, periodic) -> np.ndarray:
 
 def fermi_level(eigenvalues: np.ndarray, n_electrons: float, smearing_eV: float) -> float:
     """Chemical potential (eV) holding ``n_electrons`` in the spin-degenerate bands ``eigenvalues``
-    (nk, nb, equal k weights) with Gaussian smearing of width ``smearing_eV``."""
+    (nk, nb, equal k weights) with Gaussian smearing of width ``smearing_eV`` (the projection's solver)."""
     e = np.asarray(eigenvalues, float)
     if n_electrons >= 2 * e.shape[1]:
         raise ValueError(
@@ -50,17 +51,7 @@ def fermi_level(eigenvalues: np.ndarray, n_electrons: float, smearing_eV: float)
         )
     if not smearing_eV > 0:
         raise ValueError(f"fermi_smearing_eV must be positive, got {smearing_eV}")
-
-    def count(mu: float) -> float:
-        return float(erfc((e - mu) / smearing_eV).sum() / e.shape[0])  # 2 * 0.5 * erfc per state
-
-    lo, hi = e.min() - 20 * smearing_eV, e.max() + 20 * smearing_eV
-    for _ in range(200):  # bisection to far below any meaningful precision
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if count(mid) < n_electrons else (lo, mid)
-        if hi - lo < 1e-9:
-            break
-    return 0.5 * (lo + hi)
+    return solve_fermi_level(e, np.ones(e.shape[0]), n_electrons, smearing_eV, "gaussian")
 
 
 def fermi_window_errors(
