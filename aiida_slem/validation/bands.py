@@ -12,7 +12,7 @@ import numpy as np
 from slem.bands import kpath
 from slem.data.dimensionality import periodic_axes
 
-from .matching import assigned_conduction
+from .matching import assigned_conduction, checked_bands
 
 
 def validation_kpoints(
@@ -71,13 +71,7 @@ def band_errors(
     ``matching="assignment"`` (``reference`` from pw.x): valence bands by index, conduction states by the
     one-to-one assignment of ``matching.py``, the window starting at the predicted conduction minimum, the
     reference gap from the matched pw.x states (a vacuum state is not a conduction-band minimum)."""
-    if matching not in ("index", "assignment"):
-        raise ValueError(f"matching must be 'index' or 'assignment', got {matching!r}")
-    predicted, reference = np.asarray(predicted, float), np.asarray(reference, float)
-    if predicted.shape[0] != reference.shape[0]:
-        raise ValueError(
-            f"{predicted.shape[0]} predicted k-points for {reference.shape[0]} reference k-points"
-        )
+    predicted, reference = checked_bands(predicted, reference, matching)
     n_bands = min(predicted.shape[1], reference.shape[1])
     if n_valence < 1 or n_valence > n_bands:
         raise ValueError(f"n_valence = {n_valence} but only {n_bands} bands are available on both sides")

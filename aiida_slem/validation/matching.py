@@ -83,3 +83,15 @@ def assigned_window(
         mine.append(e_loc[rows])
         theirs.append(e_pw[cols])
     return np.concatenate(mine), np.concatenate(theirs)
+
+
+def checked_bands(predicted, reference, matching: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two band arrays (nk, nb) as floats, refused when their k-points or the matching rule differ."""
+    if matching not in ("index", "assignment"):
+        raise ValueError(f"matching must be 'index' or 'assignment', got {matching!r}")
+    predicted, reference = np.asarray(predicted, float), np.asarray(reference, float)
+    if predicted.shape[0] != reference.shape[0]:
+        raise ValueError(
+            f"{predicted.shape[0]} predicted k-points for {reference.shape[0]} reference k-points"
+        )
+    return predicted, reference

@@ -19,7 +19,7 @@ import numpy as np
 
 from slem.projection.occupations import fermi_level as solve_fermi_level
 
-from .matching import assigned_window
+from .matching import assigned_window, checked_bands
 
 
 def is_metal(metadata: dict) -> bool:
@@ -58,13 +58,7 @@ def fermi_window_errors(
     predicted: np.ndarray, reference: np.ndarray, e_fermi: float, window_eV: float, matching: str = "index"
 ) -> dict:
     """Errors (meV) of ``predicted`` (nk, nb) near the reference Fermi level ``e_fermi`` (eV)."""
-    if matching not in ("index", "assignment"):
-        raise ValueError(f"matching must be 'index' or 'assignment', got {matching!r}")
-    predicted, reference = np.asarray(predicted, float), np.asarray(reference, float)
-    if predicted.shape[0] != reference.shape[0]:
-        raise ValueError(
-            f"{predicted.shape[0]} predicted k-points for {reference.shape[0]} reference k-points"
-        )
+    predicted, reference = checked_bands(predicted, reference, matching)
     n = min(predicted.shape[1], reference.shape[1])
     occupied = reference[:, :n] <= e_fermi
     if not occupied.any():
