@@ -112,6 +112,12 @@ def read_qe_xml(path: str | Path) -> QeScf:
     basis = _find(out, "basis_set", path)
     grid = _find(basis, "fft_grid", path)
     band = _find(out, "band_structure", path)
+    if _bool(band.find("lsda")) or _bool(band.find("noncolin")):
+        # such runs write nbnd_up/nbnd_dw or spinor bands; the projection handles one spin channel only
+        raise QeXmlError(
+            f"{path} is from a spin-polarised (nspin=2) or non-collinear pw.x run; slem projects "
+            "spin-unpolarised SCFs only (spin is not supported yet): rerun pw.x with nspin=1"
+        )
     ks = band.findall("ks_energies")
     kpts = np.array([_floats(k.find("k_point").text) for k in ks])
     alat = float(structure.get("alat"))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from slem.basis.orbital import write_basis
 from slem.cli.project import project
 from slem.data.frame import FrameFormatError, read_frames
-from slem.qe.inputs import DEFAULT_PSEUDO_DIR
+from slem.qe.inputs import DEFAULT_PSEUDO_DIR, pw_input, run_qe
 from slem.qe.upf import UpfError, read_upf
 
 pytestmark = pytest.mark.slow
@@ -157,3 +157,25 @@ def test_bad_kmesh_option(inputs, tmp_path):
         "4,4",
     )
     assert result.exit_code != 0 and "three positive integers" in result.output
+
+
+def test_spin_polarised_scf_is_refused_naming_spin(inputs, tmp_path):
+    """A real nspin=2 pw.x run (its XML has nbnd_up/nbnd_dw, no nbnd): one line naming spin and the fix."""
+    case, folder = inputs
+    text = pw_input(
+        case.symbols,
+        case.positions,
+        case.cell,
+        case.pseudos,
+        15.0,
+        (2, 2, 2),
+        system={"nspin": 2, "starting_magnetization(1)": 0.5, "occupations": "smearing", "degauss": 0.02},
+    )
+    run_qe("pw.x", text, tmp_path, "scf")
+    result = _run(
+        "--scf-dir", tmp_path / "out" / "pwscf.save", "--potential", case.potential,
+        "--basis", folder / "basis.h5", "-o", tmp_path / "frame.h5",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "spin-polarised (nspin=2)" in result.output and "rerun pw.x with nspin=1" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "frame.h5").exists()
