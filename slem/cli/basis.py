@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
+from slem.atomic import atomic_open
 from slem.basis.atom import valence_states
 from slem.basis.generate import (
     DEFAULT_ENERGY_SHIFT_EV,
@@ -91,11 +90,8 @@ def summary_json(bases: dict[str, ElementBasis], output: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    with atomic_open(path) as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 @click.command("basis")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import click
+
+from slem.atomic import atomic_open
 
 
 def _parse_kmesh(text: str) -> tuple[int, int, int] | None:
@@ -32,11 +32,8 @@ def _find_pseudo(name: str, dirs: list[Path]) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    with atomic_open(path) as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 @click.command("project")

@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..atomic import atomic_path
 from .frame import Frame, FrameFormatError
 
 
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open an HDF5 file for writing under a temporary name; rename it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as handle:
-            yield handle
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def publish(tmp: str | os.PathLike, path: Path) -> None:
-    """Rename a finished temporary file into place with ordinary permissions (mkstemp makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        yield handle
 
 
 def open_h5(path: Path) -> h5py.File:

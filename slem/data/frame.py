@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import h5py
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
+from ..atomic import atomic_path
 from .orbitals import n_orbitals
 
 FORMAT_NAME = "slem-frames"
@@ -224,30 +224,19 @@ def write_frames(
     path = Path(path)
     if split is not None and isinstance(frames, Sized):
         _check_split(split, len(frames))  # fail before any work when the count is known
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.attrs["format"] = FORMAT_NAME
-            handle.attrs["version"] = FORMAT_VERSION
-            handle.attrs["attrs"] = json.dumps(dict(attrs or {}), sort_keys=True)
-            group = handle.create_group("frames")
-            n_frames = 0
-            for frame in frames:
-                _write_frame_group(group.create_group(str(n_frames)), frame)
-                n_frames += 1
-            if split is not None:
-                _check_split(split, n_frames)
-            handle.attrs["n_frames"] = n_frames
-            handle.attrs["split"] = json.dumps({k: list(map(int, v)) for k, v in (split or {}).items()})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; frame files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs["format"] = FORMAT_NAME
+        handle.attrs["version"] = FORMAT_VERSION
+        handle.attrs["attrs"] = json.dumps(dict(attrs or {}), sort_keys=True)
+        group = handle.create_group("frames")
+        n_frames = 0
+        for frame in frames:
+            _write_frame_group(group.create_group(str(n_frames)), frame)
+            n_frames += 1
+        if split is not None:
+            _check_split(split, n_frames)
+        handle.attrs["n_frames"] = n_frames
+        handle.attrs["split"] = json.dumps({k: list(map(int, v)) for k, v in (split or {}).items()})
     return path
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import torch
 
 import slem
+from slem.atomic import atomic_path
 from slem.data.orbitals import parse_shells
 from slem.model.config import SlemConfig
 from slem.model.slem import SlemModel, build_model
@@ -47,16 +46,8 @@ def save_model(path: str | Path, model: SlemModel, extra_metadata: Mapping[str, 
     metadata.update(dict(extra_metadata or {}))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "config": cfg.to_dict(), "state_dict": state, "metadata": metadata}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_model(path: str | Path, expected_basis: Mapping[str, str] | None = None,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_open
 
 CHECKPOINT_VERSION = 1
 
@@ -37,19 +38,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file in the same folder, fsync, then rename over ``path``.
 
     A crash or a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
+    return Path(path)
 
 
 def save_checkpoint(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
+
+from ..atomic import atomic_open
 
 EXIT_FINISHED = 0
 EXIT_CONFIG_ERROR = 2
@@ -37,8 +37,6 @@ def write_status(output_dir: str | Path, state: str, **details: object) -> Path:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"state": state, "exit_code": EXIT_CODES[state], "time": time.time(), **details}
-    fd, tmp = tempfile.mkstemp(prefix=".status.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w") as handle:
+    with atomic_open(out / "status.json") as handle:
         json.dump(record, handle, indent=2, default=str)
-    os.replace(tmp, out / "status.json")
     return out / "status.json"
