@@ -5,12 +5,10 @@ Subcommands live one per module and are imported lazily, so ``aiida-slem --help`
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import click
 
 from slem import __version__
+from slem.cli.lazy import LazyGroup
 
 SUBCOMMANDS = {
     "setup": (
@@ -38,25 +36,7 @@ SUBCOMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, (module, _, _) in SUBCOMMANDS.items() if importlib.util.find_spec(module)]
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in SUBCOMMANDS:
-            return None
-        module_name, attribute, _ = SUBCOMMANDS[name]
-        if importlib.util.find_spec(module_name) is None:
-            return None
-        return getattr(importlib.import_module(module_name), attribute)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS)
 @click.version_option(__version__, prog_name="aiida-slem")
 def cli() -> None:
     """aiida-slem: from Quantum ESPRESSO to trained SLEM models, with full provenance.

@@ -5,12 +5,11 @@ Subcommands are imported lazily so that ``slem --help`` does not pay for importi
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from slem import __version__
 from slem.allocator import keep_freed_memory
+from slem.cli.lazy import LazyGroup
 
 SUBCOMMANDS = {
     "basis": (
@@ -34,23 +33,7 @@ SUBCOMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in SUBCOMMANDS:
-            return None
-        module_name, attribute, _ = SUBCOMMANDS[name]
-        return getattr(importlib.import_module(module_name), attribute)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, _, help_text) in SUBCOMMANDS.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS)
 @click.version_option(__version__, prog_name="slem")
 def cli() -> None:
     """SLEM: strictly localized equivariant models of LCAO operators.
