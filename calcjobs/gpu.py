@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aiida import orm
+
 SLURM = "core.slurm"
 PBSPRO = "core.pbspro"
 TORQUE = "core.torque"
@@ -28,6 +30,60 @@ class GpuRequest:
 
     scheduler_commands: str = ""
     prepend_text: str = ""
+
+
+def define_gpu_inputs(spec, gpus_help: str, gpus_per_task: bool = False) -> None:
+    """The ``gpus`` and ``gpu_kind`` inputs (and Slurm's ``gpus_per_task``) of a CalcJob that runs on GPUs."""
+    spec.input("gpus", valid_type=orm.Int, default=lambda: orm.Int(0), help=gpus_help)
+    spec.input(
+        "gpu_kind",
+        valid_type=orm.Str,
+        required=False,
+        help="GPU type for the scheduler, e.g. 'a100' (Slurm gres gpu:a100:N, PBS gpu_model).",
+    )
+    if gpus_per_task:
+        spec.input(
+            "gpus_per_task",
+            valid_type=orm.Bool,
+            required=False,
+            help="Slurm: request --gpus-per-task instead of --gres.",
+        )
+
+
+def gpu_inputs(inputs) -> tuple[int, str | None, bool]:
+    """(gpus, gpu_kind, gpus_per_task) of a CalcJob's inputs: the validator's dict or ``self.inputs``."""
+    gpus = int(inputs["gpus"].value) if "gpus" in inputs else 0
+    kind = inputs["gpu_kind"].value if "gpu_kind" in inputs else None
+    per_task = bool(inputs["gpus_per_task"].value) if "gpus_per_task" in inputs else False
+    return gpus, kind, per_task
+
+
+def check_gpu_inputs(inputs: dict, scheduler_type: str) -> str | None:
+    """:func:`check_gpu_request` on the GPU inputs and options of a CalcJob's input validator."""
+    options = inputs.get("metadata", {}).get("options", {})
+    gpus, kind, per_task = gpu_inputs(inputs)
+    return check_gpu_request(
+        scheduler_type,
+        gpus,
+        kind,
+        dict(options.get("resources", {})),
+        options.get("custom_scheduler_commands", "") or "",
+        per_task,
+    )
+
+
+def calcjob_gpu_request(calcjob) -> GpuRequest:
+    """:func:`gpu_request` for a CalcJob being prepared, from its inputs, options and computer."""
+    options = calcjob.inputs.metadata.options
+    gpus, kind, per_task = gpu_inputs(calcjob.inputs)
+    return gpu_request(
+        calcjob.node.computer.scheduler_type,
+        gpus,
+        kind,
+        dict(options.resources),
+        options.get("max_memory_kb"),
+        per_task,
+    )
 
 
 def check_gpu_request(

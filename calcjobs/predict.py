@@ -11,7 +11,7 @@ from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
 
 from .base import SlemCommandCalculation
-from .gpu import check_gpu_request, gpu_request
+from .gpu import calcjob_gpu_request, check_gpu_inputs, define_gpu_inputs, gpu_inputs
 
 MODEL_FILE = "model.pt"
 STRUCTURE_FOLDER = "structures"
@@ -58,22 +58,14 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 f"the dataset's basis differs from the model's (element: (model, dataset)) {differing}; the "
                 "predictions could not be compared with its frames"
             )
-    gpus = int(inputs["gpus"].value) if "gpus" in inputs else 0
+    gpus, _, _ = gpu_inputs(inputs)
     if gpus > 1:
         return f"prediction runs on one device; set gpus to 0 or 1, not {gpus}"
     code = inputs.get("code")
     computer = inputs.get("metadata", {}).get("computer") or getattr(code, "computer", None)
     if computer is None:
         return None
-    options = inputs.get("metadata", {}).get("options", {})
-    kind = inputs["gpu_kind"].value if "gpu_kind" in inputs else None
-    return check_gpu_request(
-        computer.scheduler_type,
-        gpus,
-        kind,
-        dict(options.get("resources", {})),
-        options.get("custom_scheduler_commands", "") or "",
-    )
+    return check_gpu_inputs(inputs, computer.scheduler_type)
 
 
 class SlemPredictCalculation(SlemCommandCalculation):
@@ -108,10 +100,7 @@ class SlemPredictCalculation(SlemCommandCalculation):
             required=False,
             help="Edges per model chunk; bounds the memory of big structures.",
         )
-        spec.input("gpus", valid_type=orm.Int, default=lambda: orm.Int(0), help="0: CPU, 1: one GPU.")
-        spec.input(
-            "gpu_kind", valid_type=orm.Str, required=False, help="GPU type for the scheduler, e.g. 'a100'."
-        )
+        define_gpu_inputs(spec, "0: CPU, 1: one GPU.")
         spec.inputs.validator = validate_inputs
         spec.output(
             "operators",
@@ -164,15 +153,7 @@ class SlemPredictCalculation(SlemCommandCalculation):
         if "edge_chunk" in inputs:
             arguments += ["--edge-chunk", str(inputs.edge_chunk.value)]
 
-        computer = self.node.computer
-        options = inputs.metadata.options
-        request = gpu_request(
-            computer.scheduler_type,
-            gpus,
-            inputs.gpu_kind.value if "gpu_kind" in inputs else None,
-            dict(options.resources),
-            options.get("max_memory_kb"),
-        )
+        request = calcjob_gpu_request(self)
         self.add_scheduler_commands(request.scheduler_commands)
         return self.command_calcinfo(
             arguments, local_copy_list, retrieve_temporary=[PREDICTION_FILE],

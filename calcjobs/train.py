@@ -16,7 +16,14 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 
 from .base import SlemCommandCalculation
-from .gpu import WATCHDOG_MARKER, check_gpu_request, gpu_request, walltime_stop_seconds, watchdog_text
+from .gpu import (
+    WATCHDOG_MARKER,
+    calcjob_gpu_request,
+    check_gpu_inputs,
+    define_gpu_inputs,
+    walltime_stop_seconds,
+    watchdog_text,
+)
 
 RUN_CONFIG = "slem_train.json"
 OUTPUT_DIR = "output"
@@ -156,27 +163,16 @@ def validate_inputs(inputs: dict, _) -> str | None:
 
 def check_resources(inputs: dict) -> str | None:
     code = inputs.get("code")
-    options = inputs.get("metadata", {}).get("options", {})
     computer = inputs.get("metadata", {}).get("computer") or getattr(code, "computer", None)
     if computer is None:
         return None  # the CalcJob itself reports the missing computer
-    gpus = int(inputs["gpus"].value) if "gpus" in inputs else 0
-    kind = inputs["gpu_kind"].value if "gpu_kind" in inputs else None
-    per_task = bool(inputs["gpus_per_task"].value) if "gpus_per_task" in inputs else False
     parent = inputs.get("parent_folder")
     if parent is not None and parent.computer.uuid != computer.uuid:
         return (
             f"parent_folder is on computer '{parent.computer.label}' but this job runs on "
             f"'{computer.label}'; checkpoints can only be resumed on the same computer"
         )
-    return check_gpu_request(
-        computer.scheduler_type,
-        gpus,
-        kind,
-        dict(options.get("resources", {})),
-        options.get("custom_scheduler_commands", "") or "",
-        per_task,
-    )
+    return check_gpu_inputs(inputs, computer.scheduler_type)
 
 
 def threads_per_rank(resources: dict, ranks: int) -> int | None:
@@ -224,23 +220,8 @@ class SlemTrainCalculation(SlemCommandCalculation):
             required=False,
             help="Fine-tune: start from the weights of this model (its basis must match the dataset's).",
         )
-        spec.input(
-            "gpus",
-            valid_type=orm.Int,
-            default=lambda: orm.Int(0),
-            help="GPUs to request (one node). 0: CPU. >1: data-parallel with torchrun.",
-        )
-        spec.input(
-            "gpu_kind",
-            valid_type=orm.Str,
-            required=False,
-            help="GPU type for the scheduler, e.g. 'a100' (Slurm gres gpu:a100:N, PBS gpu_model).",
-        )
-        spec.input(
-            "gpus_per_task",
-            valid_type=orm.Bool,
-            required=False,
-            help="Slurm: request --gpus-per-task instead of --gres.",
+        define_gpu_inputs(
+            spec, "GPUs to request (one node). 0: CPU. >1: data-parallel with torchrun.", gpus_per_task=True
         )
         spec.input(
             "metadata.options.walltime_margin_seconds",
@@ -328,7 +309,7 @@ class SlemTrainCalculation(SlemCommandCalculation):
         if threads:
             arguments += ["--threads", str(threads)]
 
-        prepend, append = self._scheduler_texts(gpus)
+        prepend, append = self._scheduler_texts()
         return self.command_calcinfo(
             arguments,
             local_copy_list,
@@ -339,19 +320,11 @@ class SlemTrainCalculation(SlemCommandCalculation):
             append_text=append,
         )
 
-    def _scheduler_texts(self, gpus: int) -> tuple[str, str]:
+    def _scheduler_texts(self) -> tuple[str, str]:
         """GPU directives (merged into custom_scheduler_commands) and the prepend/append shell text."""
         computer = self.node.computer
         options = self.inputs.metadata.options
-        resources = dict(options.resources)
-        request = gpu_request(
-            computer.scheduler_type,
-            gpus,
-            self.inputs.gpu_kind.value if "gpu_kind" in self.inputs else None,
-            resources,
-            options.get("max_memory_kb"),
-            bool(self.inputs.gpus_per_task.value) if "gpus_per_task" in self.inputs else False,
-        )
+        request = calcjob_gpu_request(self)
         self.add_scheduler_commands(request.scheduler_commands)
         prepend, append = [request.prepend_text] if request.prepend_text else [], []
         stop_after = walltime_stop_seconds(
