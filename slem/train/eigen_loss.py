@@ -56,7 +56,11 @@ def _bloch(
     return 0.5 * (m + m.conj().T)  # removes the tiny anti-Hermitian part of an imperfect prediction
 
 
-def generalized_eigvalsh(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def cholesky_eigvalsh(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of H c = e S c through the Cholesky factor of S, differentiable in H and S.
+
+    The torch counterpart of :func:`slem.bands.generalized_eigvalsh` without an overlap tolerance;
+    raises if S is not positive definite (then :func:`canonical_eigvalsh` is the one to use)."""
     chol = torch.linalg.cholesky(s)
     a = torch.linalg.solve_triangular(chol, h, upper=False)
     a = torch.linalg.solve_triangular(chol, a.conj().T, upper=False).conj().T
@@ -128,7 +132,7 @@ def batch_eigenvalues(
             if overlap_tolerance > 0:
                 energies.append(canonical_eigvalsh(h, s, overlap_tolerance))
             else:
-                energies.append(generalized_eigvalsh(h, s))
+                energies.append(cholesky_eigvalsh(h, s))
         kept = min(len(e) for e in energies)  # canonical orthogonalisation may keep fewer at some k
         out.append(torch.stack([e[:kept] for e in energies]))
     return out

@@ -136,7 +136,7 @@ def test_block_loss_norm_weighting_uses_graph_block_sizes():
 
 
 def test_canonical_eigvalsh_drops_near_null_overlap_directions():
-    from slem.train.eigen_loss import canonical_eigvalsh, generalized_eigvalsh
+    from slem.train.eigen_loss import canonical_eigvalsh, cholesky_eigvalsh
 
     g = torch.Generator().manual_seed(3)
     a = torch.randn(6, 6, generator=g, dtype=torch.float64)
@@ -144,11 +144,11 @@ def test_canonical_eigvalsh_drops_near_null_overlap_directions():
     b = torch.randn(6, 6, generator=g, dtype=torch.float64)
     s = b @ b.T + 6 * torch.eye(6, dtype=torch.float64)
     # well-conditioned S: nothing dropped, same as the Cholesky route
-    assert torch.allclose(canonical_eigvalsh(h, s, 1e-6), generalized_eigvalsh(h, s), atol=1e-10)
+    assert torch.allclose(canonical_eigvalsh(h, s, 1e-6), cholesky_eigvalsh(h, s), atol=1e-10)
     # a rank-deficient S (two identical orbitals): one direction dropped, Cholesky impossible
     c = torch.eye(6, dtype=torch.float64)
     c[5] = c[4]
     s_dep = c @ s @ c.T
     assert canonical_eigvalsh(h, s_dep, 1e-8).shape == (5,)
     with pytest.raises(RuntimeError):
-        generalized_eigvalsh(h, s_dep)
+        cholesky_eigvalsh(h, s_dep)
