@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+
+# Tests set this to N to have the run send itself SIGTERM after step N: the stop then lands at a known
+# step, through the same signal handler as the walltime watchdog, however slow the machine is.
+SIGNAL_AT_STEP_ENV = "SLEM_TEST_SIGTERM_AT_STEP"
 
 
 def _exit(output_dir: Path | None, state: str, message: str, is_main: bool = True, **details) -> None:
@@ -117,6 +123,8 @@ def _run(config, out: Path, device: str, resume: str, threads: int | None, progr
                 ]
             )
         trainer = Trainer(config, device=dev, resume=resume, dist_info=info, progress=progress)
+        if os.environ.get(SIGNAL_AT_STEP_ENV):
+            trainer.callbacks.append(_sigterm_at_step(int(os.environ[SIGNAL_AT_STEP_ENV])))
         summary = trainer.run()
         if info.is_main:
             write_status(
@@ -144,6 +152,17 @@ def _run(config, out: Path, device: str, resume: str, threads: int | None, progr
         )
     finally:
         shutdown_distributed()
+
+
+def _sigterm_at_step(step: int):
+    def callback(trainer) -> None:
+        # a resumed run starts at `step` and calls back from step + 1 on, so only the first run stops.
+        # raise_signal, not os.kill: it runs the Python handler before returning, whereas a signal sent
+        # to the process may land on a torch worker thread and reach the handler a step later.
+        if trainer.step == step:
+            signal.raise_signal(signal.SIGTERM)
+
+    return callback
 
 
 def _is_allocation_failure(exc: RuntimeError) -> bool:
