@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from slem.atomic import atomic_path
 from slem.data.orbitals import shells_to_string
 
 BASIS_FORMAT = "slem-basis"
@@ -71,37 +71,29 @@ class ElementBasis:
 def write_basis(path: str | os.PathLike, bases: dict[str, ElementBasis]) -> Path:
     """Write the basis file atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.attrs["format"] = BASIS_FORMAT
-            handle.attrs["version"] = BASIS_VERSION
-            handle.attrs["units"] = "r: Angstrom, R(r): Angstrom^-3/2"
-            for element, basis in sorted(bases.items()):
-                basis.check_order()
-                group = handle.create_group(element)
-                group.attrs.update(
-                    {
-                        "label": basis.label,
-                        "shells": basis.shells,
-                        "upf_name": basis.upf_name,
-                        "upf_md5": basis.upf_md5,
-                        "params": json.dumps(basis.params, sort_keys=True),
-                    }
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs["format"] = BASIS_FORMAT
+        handle.attrs["version"] = BASIS_VERSION
+        handle.attrs["units"] = "r: Angstrom, R(r): Angstrom^-3/2"
+        for element, basis in sorted(bases.items()):
+            basis.check_order()
+            group = handle.create_group(element)
+            group.attrs.update(
+                {
+                    "label": basis.label,
+                    "shells": basis.shells,
+                    "upf_name": basis.upf_name,
+                    "upf_md5": basis.upf_md5,
+                    "params": json.dumps(basis.params, sort_keys=True),
+                }
+            )
+            for index, orbital in enumerate(basis.orbitals):
+                sub = group.create_group(f"orbital_{index}")
+                sub.create_dataset("r", data=orbital.r)
+                sub.create_dataset("values", data=orbital.values)
+                sub.attrs.update(
+                    {"l": orbital.l, "zeta": orbital.zeta, "cutoff": orbital.cutoff, "kind": orbital.kind}
                 )
-                for index, orbital in enumerate(basis.orbitals):
-                    sub = group.create_group(f"orbital_{index}")
-                    sub.create_dataset("r", data=orbital.r)
-                    sub.create_dataset("values", data=orbital.values)
-                    sub.attrs.update(
-                        {"l": orbital.l, "zeta": orbital.zeta, "cutoff": orbital.cutoff, "kind": orbital.kind}
-                    )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -108,7 +108,8 @@ def project(
     else:
         levels = (
             f"{checks['smearing']} smearing, degauss {checks['degauss_ev']:.4f} eV: E_F "
-            f"{checks['fermi_energy_ev']:.4f} eV on the LCAO bands (pw.x {checks['qe_fermi_energy_ev']:.4f} eV)"
+            f"{checks['fermi_energy_ev']:.4f} eV on the LCAO bands "
+            f"(pw.x {checks['qe_fermi_energy_ev']:.4f} eV)"
         )
     click.echo(
         f"projected {result.frame.n_atoms} atoms, {checks['n_pairs']} pairs, k-mesh {checks['kmesh']} "
