@@ -31,6 +31,13 @@ def apply_electronic_type(inputs: dict, electronic_type: str | None = None) -> d
     settings = (inputs.get("electronic_types") or {}).get(kind) or {}
     merged = dict(inputs, electronic_type=kind)
     merged["pw_parameters"] = recursive_merge(settings.get("pw_parameters", {}), inputs["pw_parameters"])
+    if "kpoints_distance" in settings:
+        # A metal's Fermi surface needs a k-mesh the cell's size sets: the fast protocols' one shifted
+        # k-point put Al4's pw.x Fermi level 4 eV from the converged one. The type's k-point distance
+        # therefore replaces the protocol's fixed mesh (override electronic_types.<type> to change it).
+        merged.pop("kpoints_mesh", None)
+        merged.pop("kpoints_offset", None)
+        merged["kpoints_distance"] = float(settings["kpoints_distance"])
     return merged
 
 

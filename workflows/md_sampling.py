@@ -20,7 +20,7 @@ from slem.qe.md import (
     run_seed,
 )
 
-from .dimensionality import in_plane_kpoints, in_plane_supercell, sheet_problem
+from .dimensionality import in_plane_kpoints, in_plane_supercell, kpoints_from_distance, sheet_problem
 from .electronic import apply_electronic_type, smearing_bands, valence_electrons
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
@@ -236,7 +236,11 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.md.pw.parameters = orm.Dict(smearing_bands(inputs, parameters, n_electrons))
         builder.md.pw.metadata.options = calcjob_options(inputs["options"], options)
         builder.md.pw.metadata.options["parser_name"] = "slem.md"
-        builder.md.kpoints = in_plane_kpoints(structure, inputs["kpoints_mesh"], inputs["kpoints_offset"])
+        if "kpoints_mesh" in inputs:
+            builder.md.kpoints = in_plane_kpoints(structure, inputs["kpoints_mesh"], inputs["kpoints_offset"])
+        else:  # a k-point distance (metals): the mesh of the supercell the MD runs on
+            repeated = orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in supercell)))
+            builder.md.kpoints = kpoints_from_distance(repeated, inputs["kpoints_distance"])
         builder.md.max_iterations = orm.Int(inputs["max_iterations"])
         return builder
 

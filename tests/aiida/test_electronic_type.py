@@ -71,3 +71,21 @@ def test_occupation_checks_name_the_fix():
     assert "'mv'" in check_occupations({"SYSTEM": {**METAL, "smearing": "tetra"}})
     message = check_occupations({"SYSTEM": {"occupations": "tetrahedra"}})
     assert "'fixed'" in message and "'smearing'" in message and "electronic_type='metal'" in message
+
+
+def test_a_metal_samples_k_by_distance_not_the_fast_single_k_point(codes, pseudo_family):
+    # the fast protocols' one shifted k-point put Al4's pw.x Fermi level 4 eV off: metals get a k-distance
+    insulator = _operator(codes)
+    assert insulator.scf.kpoints.get_kpoints_mesh() == ([1, 1, 1], [0.5, 0.5, 0.5])
+    metal = _operator(codes, electronic_type="metal")
+    assert "kpoints" not in metal.scf and metal.scf.kpoints_distance.value == 0.25
+    md = MdSamplingWorkChain.get_builder_from_protocol(
+        codes["pw"], si8_structure(), protocol="fast", electronic_type="metal"
+    )
+    # Si8 cubic (a = 5.43 A): |b| = 2 pi / a = 1.157 / A, distance 0.5 -> 3 per axis, Gamma-centred
+    assert md.md.kpoints.get_kpoints_mesh() == ([3, 3, 3], [0.0, 0.0, 0.0])
+    pipeline = SlemPipelineWorkChain.get_builder_from_protocol(
+        codes, {"si8": si8_structure()}, protocol="fast", electronic_type="metal"
+    )
+    assert pipeline.dataset.operator.scf.kpoints_distance.value == 0.25
+    assert pipeline.md.md.kpoints.get_kpoints_mesh()[0] == [3, 3, 3]
