@@ -120,5 +120,12 @@ def project(
         f"  H stored to r_i + r_j + {result.frame.metadata['h_range_extra_angstrom']} A; "
         f"largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV (S is zero beyond r_i + r_j)"
     )
+    if checks["lcao_band_overlap_ev"] is not None:
+        click.echo(
+            f"  WARNING: the SCF used fixed occupations, but on the LCAO bands of the {checks['kmesh']} mesh "
+            f"the highest occupied level lies {checks['lcao_band_overlap_ev']:.3f} eV above the lowest empty "
+            "one; if the material is a metal, rerun pw.x with occupations='smearing' (e.g. smearing='mv', "
+            "degauss=0.02)"
+        )
     if not checks["kmesh_alias_free"]:
         click.echo("  WARNING: k-mesh too coarse, blocks are aliased: " + "; ".join(checks["kmesh_problems"]))

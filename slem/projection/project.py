@@ -231,13 +231,12 @@ def project(
         density = density_matrix(h_set, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)
     except (DensityMatrixError, ValueError) as exc:
         raise ProjectionError(str(exc)) from exc
-    overlap = density.lumo is not None and density.lumo <= density.homo
-    if smearing is None and overlap and _qe_levels(scf) is None:
-        raise ProjectionError(
-            f"the SCF has fixed occupations but on the LCAO bands of the {tuple(kmesh)} mesh the highest "
-            f"occupied level ({density.homo * RYDBERG:.4f} eV) is at or above the lowest unoccupied one "
-            f"({density.lumo * RYDBERG:.4f} eV): the system is metallic (or its bands overlap); {METAL_FIX}"
-        )
+    # pw.x's own levels decide metallicity (_check_occupations). Without its empty bands only the LCAO
+    # bands are left, and those can overlap for reasons of the reference itself (a hot MD frame whose SCF
+    # sampled one k-point, a minimal basis), so they give a warning, not a refusal.
+    overlap_ev = None
+    if smearing is None and density.lumo is not None and density.lumo <= density.homo:
+        overlap_ev = float((density.homo - density.lumo) * RYDBERG)
     timings["density_matrix"] = time.process_time() - cpu_started - sum(timings.values())
 
     h_packed = np.concatenate([h_blocks[key].ravel() for key in keys])
@@ -291,6 +290,7 @@ def project(
         "kmesh": list(map(int, kmesh)),
         "kmesh_alias_free": not problems,
         "kmesh_problems": problems,
+        "lcao_band_overlap_ev": overlap_ev,
         "n_pairs": len(pairs),
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu_started,
