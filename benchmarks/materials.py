@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from aiida_slem.validation.metals import fermi_window_errors
 from slem.allocator import keep_freed_memory
 from slem.bands.bloch import band_energies
 from slem.basis.generate import generate_basis
-from slem.data.dimensionality import periodic_axes
+from slem.data.dimensionality import mesh_from_distance, periodic_axes
 from slem.projection.project import project
 from slem.qe.inputs import pp_input, pw_input, pw_seconds, run_qe
 from slem.qe.potential import read_filplot
@@ -99,16 +98,10 @@ def read_manifests(folders: list[Path]) -> tuple[dict[str, Path], dict[str, list
     return files, hints
 
 
-def kmesh(atoms: Atoms, spacing: float, periodic: tuple[bool, ...]) -> tuple[int, int, int]:
-    lengths = 2 * np.pi * np.linalg.norm(atoms.cell.reciprocal(), axis=1)
-    return tuple(max(1, math.ceil(b / spacing)) if p else 1 for b, p in zip(lengths, periodic, strict=True))
-
-
-def run_scf(name: str, material: Material, files, ecut: float, workdir: Path) -> Path:
+def run_scf(name: str, material: Material, files, ecut: float, mesh, workdir: Path) -> Path:
     folder = workdir / name
     atoms = material.atoms
     symbols = atoms.get_chemical_symbols()
-    periodic = periodic_axes(np.array(atoms.cell), atoms.positions, atoms.pbc)
     if not (folder / "vtot.dat").is_file():
         pseudos = {s: files[s].name for s in set(symbols)}
         pseudo_dir = {files[s].parent for s in set(symbols)}
@@ -125,7 +118,7 @@ def run_scf(name: str, material: Material, files, ecut: float, workdir: Path) ->
             np.array(atoms.cell),
             pseudos,
             ecut,
-            kmesh(atoms, material.kspacing, periodic),
+            mesh,
             pseudo_dir=pseudo_dir.pop(),
             system={**(SMEARING if material.metal else {}), "ecutrho": 4 * ecut},
         )
@@ -171,13 +164,15 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
         raise SystemExit(f"{name}: no UPF for {', '.join(missing)} in the --pseudo-dir folders")
     column = {"low": 0, "normal": 1, "high": 2}[stringency]
     ecut = 2.0 * max(hints[s][column] for s in symbols)  # Ry
+    atoms = material.atoms
+    periodic = periodic_axes(np.array(atoms.cell), atoms.positions, atoms.pbc)
+    scf_mesh = mesh_from_distance(atoms.cell, material.kspacing, periodic)
     started = time.perf_counter()
-    folder = run_scf(name, material, files, ecut, workdir)
+    folder = run_scf(name, material, files, ecut, scf_mesh, workdir)
     scf_cpu, _ = pw_seconds(folder / "scf.out")
     scf = read_qe_xml(folder / "out" / "pwscf.save")
     potential = read_filplot(folder / "vtot.dat")
     upfs = {label: read_upf(files[label]) for label in scf.pseudo_files}
-    atoms = material.atoms
     ks = validation_kpoints(np.array(atoms.cell), 30, 10, 0, positions=atoms.positions, pbc=atoms.pbc)
     kpts = np.array(ks["kpoints"])
     two_d = not all(ks["periodic_axes"])
@@ -185,8 +180,7 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
     for preset in presets:
         bases = {u.element: generate_basis(u.path, preset) for u in upfs.values()}
         # a metal's D (and E_F) on pw.x's own SCF mesh, so the E_F comparison carries no k-sampling error
-        mesh = kmesh(atoms, material.kspacing, ks["periodic_axes"]) if material.metal else None
-        result = project(scf, potential, bases, upfs, kmesh=mesh)
+        result = project(scf, potential, bases, upfs, kmesh=scf_mesh if material.metal else None)
         lcao = band_energies(result.frame, kpts)
         n_val = int(round(scf.n_electrons / 2))
         reference = pw_bands(folder, kpts, max(n_val + 12, int(1.3 * n_val) + 8))

@@ -9,12 +9,10 @@ sheets with a 15 Angstrom gap would double the cost and sample nothing new).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from aiida import orm
 
-from slem.data.dimensionality import in_plane_mesh, in_plane_repetitions, vacuum_axes
+from slem.data.dimensionality import in_plane_mesh, in_plane_repetitions, mesh_from_distance, vacuum_axes
 
 
 def structure_vacuum_axes(structure: orm.StructureData) -> tuple[bool, bool, bool]:
@@ -37,14 +35,11 @@ def in_plane_kpoints(structure: orm.StructureData, mesh, offset) -> orm.KpointsD
 def kpoints_from_distance(structure: orm.StructureData, distance: float) -> orm.KpointsData:
     """The mesh PwBaseWorkChain makes from ``kpoints_distance`` (ceil(|b_i| / distance), b with 2 pi, in
     1/Angstrom), but with one k-point along vacuum axes, which aiida only does for pbc False."""
-    vacuum = structure_vacuum_axes(structure)
-    reciprocal = 2.0 * np.pi * np.linalg.inv(np.array(structure.cell)).T
-    mesh = [
-        1 if v else max(1, math.ceil(round(float(np.linalg.norm(b)) / distance, 5)))
-        for b, v in zip(reciprocal, vacuum, strict=True)
-    ]
+    periodic = [not v for v in structure_vacuum_axes(structure)]
     kpoints = orm.KpointsData()
-    kpoints.set_kpoints_mesh(mesh, [0.0, 0.0, 0.0])
+    kpoints.set_kpoints_mesh(
+        mesh_from_distance(np.array(structure.cell), distance, periodic), [0.0, 0.0, 0.0]
+    )
     return kpoints
 
 

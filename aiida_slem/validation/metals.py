@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from slem.data.dimensionality import mesh_from_distance
 from slem.projection.occupations import fermi_level as solve_fermi_level
 
 from .matching import assigned_window, checked_bands
@@ -27,16 +28,11 @@ def is_metal(metadata: dict) -> bool:
 
 
 def uniform_mesh(cell: np.ndarray, kspacing: float, periodic) -> np.ndarray:
-    """Fractional k-points (nk, 3) of a Gamma-centred mesh with n_i = ceil(|b_i| / kspacing) (b with
-    2 pi, 1/Angstrom, as pw.x's and aiida's k-point distance), one point along non-periodic axes."""
+    """Fractional k-points (nk, 3) of the Gamma-centred mesh of k-point distance ``kspacing`` (1/Angstrom,
+    2 pi included), one point along non-periodic axes (``slem.data.dimensionality.mesh_from_distance``)."""
     if not kspacing > 0:
         raise ValueError(f"fermi_kspacing must be a positive k-distance in 1/Angstrom, got {kspacing}")
-    b = 2.0 * np.pi * np.linalg.inv(np.asarray(cell, float)).T
-    mesh = [
-        max(1, int(np.ceil(np.linalg.norm(v) / kspacing - 1e-9))) if p else 1
-        for v, p in zip(b, periodic, strict=True)
-    ]
-    axes = [np.arange(n) / n for n in mesh]
+    axes = [np.arange(n) / n for n in mesh_from_distance(cell, kspacing, periodic)]
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 

@@ -79,3 +79,16 @@ def in_plane_mesh(
 def in_plane_repetitions(repetitions: Sequence[int], vacuum: Sequence[bool]) -> list[int]:
     """Supercell repetitions with 1 along every vacuum axis (stacking sheets would make a bulk crystal)."""
     return [1 if v else int(n) for n, v in zip(repetitions, vacuum, strict=True)]
+
+
+def mesh_from_distance(cell: np.ndarray, distance: float, periodic: Sequence[bool]) -> list[int]:
+    """k-mesh n_i = ceil(|b_i| / distance) (b with 2 pi, 1/Angstrom: pw.x's and aiida's k-point distance),
+    one point along the axes that are not periodic. |b_i| / distance is rounded to 5 decimals first, as
+    aiida's ``create_kpoints_from_distance`` does, so that a ratio at an integer is not pushed one up."""
+    if not distance > 0:
+        raise ValueError(f"a k-point distance must be positive (1/Angstrom), got {distance}")
+    reciprocal = 2.0 * np.pi * np.linalg.inv(np.asarray(cell, dtype=float).reshape(3, 3)).T
+    return [
+        max(1, int(np.ceil(round(float(np.linalg.norm(b)) / distance, 5)))) if p else 1
+        for b, p in zip(reciprocal, periodic, strict=True)
+    ]
