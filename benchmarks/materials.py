@@ -148,15 +148,6 @@ def pw_bands(folder: Path, kpts: np.ndarray, nbnd: int) -> np.ndarray:
     return read_qe_xml(xml).eigenvalues_ha * HARTREE_EV
 
 
-def semicore_bands(bases: dict, symbols: list[str]) -> int:
-    """Doubly occupied bands of the semicore shells the basis generator recorded, over the cell's atoms."""
-    electrons = {
-        element: sum(basis.params["configuration"][label] for label in basis.params["shells"]["semicore"])
-        for element, basis in bases.items()
-    }
-    return int(round(sum(electrons[s] for s in symbols) / 2))
-
-
 def evaluate(name: str, material: Material, files, hints, presets, stringency: str, workdir: Path) -> list:
     symbols = sorted(set(material.atoms.get_chemical_symbols()))
     missing = [s for s in symbols if s not in files]
@@ -209,9 +200,9 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
             row.update(band_errors(lcao, reference, n_val, 2.0, matching=matching))
             # the same without the semicore bands (Ga/As 3d, Hf 5s5p, Mo 4s4p: docs/basis.md), which lie
             # 15-60 eV below the gap and would otherwise dominate the valence mean of semicore materials
-            n_sc = semicore_bands(bases, atoms.get_chemical_symbols())
+            n_sc = result.frame.metadata["semicore_bands"]
             if n_sc:
-                inner = band_errors(lcao[:, n_sc:], reference[:, n_sc:], n_val - n_sc, 2.0, matching=matching)
+                inner = band_errors(lcao, reference, n_val, 2.0, matching=matching, n_semicore=n_sc)
                 row["valence_no_semicore_mae_meV"] = inner["valence_mae_meV"]
                 row["valence_no_semicore_max_meV"] = inner["valence_max_meV"]
         rows.append(row)

@@ -256,7 +256,10 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             }
             parameters["CONTROL"]["calculation"] = "bands"
             n_valence = int(round(frame.base.attributes.get("n_electrons") / 2))
-            extra = max(self.inputs.extra_bands.value, n_valence // 2)
+            # room above the valence bands for the conduction window (and a sheet's vacuum states); the
+            # semicore bands (GaAs8: 40 of 56) need none, and each band costs pw.x time
+            outer = n_valence - int(frame.base.attributes.get("semicore_bands", 0))
+            extra = max(self.inputs.extra_bands.value, outer // 2)
             parameters.setdefault("SYSTEM", {})["nbnd"] = n_valence + extra
             parameters.setdefault("ELECTRONS", {})["diago_full_acc"] = True
             options = self.inputs.pw_options.get_dict() if "pw_options" in self.inputs else {}

@@ -23,7 +23,7 @@ SUMMARY_KEYS = (
 
 class OperatorData(SlemFileData):
     """One frame file. Attributes: ``n_atoms``, ``formula``, ``elements``, ``operators``, ``basis``,
-    ``n_pairs`` and, from the projection summary, ``n_electrons``, ``tr_DS``, ``tr_DH``, ``band_energy``, ...
+    ``n_pairs``, ``semicore_bands`` and, from the projection summary, ``n_electrons``, ``tr_DS``, ``tr_DH``, ``band_energy``, ...
 
     Only headers and shapes are read on construction; ``get_frame()`` loads the arrays.
     """
@@ -49,6 +49,8 @@ class OperatorData(SlemFileData):
         label = label_string(frame["metadata"].get("basis_label"))
         if label:
             attributes["basis_label"] = label
+        # the lowest occupied bands belong to semicore shells (slem.basis.shells); 0 for older frames
+        attributes["semicore_bands"] = int(frame["metadata"].get("semicore_bands") or 0)
         return attributes
 
     def set_summary(self, summary: dict) -> None:

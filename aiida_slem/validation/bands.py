@@ -61,13 +61,21 @@ def _gap(energies: np.ndarray, n_valence: int) -> float | None:
 
 
 def band_errors(
-    predicted: np.ndarray, reference: np.ndarray, n_valence: int, window_eV: float, matching: str = "index"
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    n_valence: int,
+    window_eV: float,
+    matching: str = "index",
+    n_semicore: int = 0,
 ) -> dict:
     """Errors (meV) of ``predicted`` (nk, nb) against ``reference`` (nk, nb'), both sorted per k-point.
 
     ``offset_meV``: mean valence difference, removed before ``valence_mae_meV`` and ``conduction_mae_meV``
     (conduction bands up to ``window_eV`` above the reference conduction-band minimum); ``gap_error_meV``:
     indirect gap over the sampled k-points, predicted minus reference (offset-free by construction).
+    The lowest ``n_semicore`` of the ``n_valence`` occupied bands are the semicore shells' (Ga 3d, Mo 4s4p:
+    slem.basis.shells): they lie 15-60 eV below the gap, so they are kept out of the valence numbers and
+    the offset and reported as ``semicore_mae_meV`` (after the valence offset).
     ``matching="assignment"`` (``reference`` from pw.x): valence bands by index, conduction states by the
     one-to-one assignment of ``matching.py``, the window starting at the predicted conduction minimum, the
     reference gap from the matched pw.x states (a vacuum state is not a conduction-band minimum)."""
@@ -75,18 +83,29 @@ def band_errors(
     n_bands = min(predicted.shape[1], reference.shape[1])
     if n_valence < 1 or n_valence > n_bands:
         raise ValueError(f"n_valence = {n_valence} but only {n_bands} bands are available on both sides")
+    if not 0 <= n_semicore < n_valence:
+        raise ValueError(f"n_semicore = {n_semicore} must lie in [0, n_valence = {n_valence})")
     diff = (predicted[:, :n_bands] - reference[:, :n_bands]) * 1000.0
-    valence = diff[:, :n_valence]
+    valence = diff[:, n_semicore:n_valence]
     offset = float(valence.mean())
     out = {
         "n_kpoints": int(predicted.shape[0]),
-        "n_valence": int(n_valence),
+        "n_valence": int(n_valence - n_semicore),
+        "n_semicore": int(n_semicore),
         "matching": matching,
         "offset_meV": offset,
         "valence_mae_raw_meV": float(np.abs(valence).mean()),
         "valence_mae_meV": float(np.abs(valence - offset).mean()),
         "valence_max_meV": float(np.abs(valence - offset).max()),
     }
+    if n_semicore:
+        semicore = diff[:, :n_semicore] - offset
+        out.update(
+            {
+                "semicore_mae_meV": float(np.abs(semicore).mean()),
+                "semicore_max_meV": float(np.abs(semicore).max()),
+            }
+        )
     if matching == "assignment" and predicted.shape[1] > n_valence and reference.shape[1] > n_valence:
         mine, theirs = assigned_conduction(predicted - offset / 1000.0, reference, n_valence, window_eV)
         conduction = (mine - theirs) * 1000.0

@@ -177,6 +177,8 @@ def compare(
                 "by band. A metal must come from an SCF with occupations='smearing' (frame metadata)"
             )
         n_valence = max(1, int(round(n_el / 2)))
+        # 0 for frames projected before the basis recorded its shells (slem.basis.shells)
+        n_semicore = 0 if metal else int(ref.metadata.get("semicore_bands") or 0)
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
         # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors
@@ -201,7 +203,8 @@ def compare(
             "reference_S_min_eigenvalue": s_min_ref,
             "overlap_tolerance": tol,
             "n_bands_compared": int(min(e_pred.shape[1], e_ref.shape[1])),
-            "n_valence": n_valence,
+            "n_valence": n_valence - n_semicore,
+            "n_semicore": n_semicore,
             "n_path": kinfo["n_path"],
             "n_random": settings.n_random_k,
             "electronic_type": "metal" if metal else "insulator",
@@ -215,7 +218,9 @@ def compare(
             entry["vs_lcao"] = _split_errors(e_pred, e_ref, n_path, fermi_window_errors, centre, window)
             entry["vs_lcao"]["all"]["fermi_error_meV"] = fermi["fermi_error_meV"]
         else:
-            entry["vs_lcao"] = _split_errors(e_pred, e_ref, n_path, band_errors, n_valence, window)
+            entry["vs_lcao"] = _split_errors(
+                e_pred, e_ref, n_path, band_errors, n_valence, window, n_semicore=n_semicore
+            )
         curves = {"LCAO reference": e_ref, "SLEM": e_pred}
         if label in pw_bands:
             k_pw, e_pw = (np.asarray(a, float) for a in pw_bands[label])
@@ -235,8 +240,9 @@ def compare(
                 args = (fermi_window_errors, float(ef_pw), window)
             else:
                 args = (band_errors, n_valence, window)
-            entry["vs_pw"] = _split_errors(e_pred, e_pw, n_path, *args, matching="assignment")
-            entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment")
+            extra = {} if metal else {"n_semicore": n_semicore}
+            entry["vs_pw"] = _split_errors(e_pred, e_pw, n_path, *args, matching="assignment", **extra)
+            entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment", **extra)
             curves = {"pw.x": e_pw, **curves}
         report["bands"][label] = entry
         if n_path:
@@ -289,6 +295,8 @@ def summarise(report: dict) -> dict:
             continue
         for key in ("valence_mae_meV", "conduction_mae_meV", "offset_meV"):
             summary[f"{key[:-4]}_{ref}_meV"] = _mean([e.get(key) for e in entries])
+        if any(e.get("n_semicore") for e in entries):
+            summary[f"semicore_mae_{ref}_meV"] = _mean([e.get("semicore_mae_meV") for e in entries])
         summary[f"gap_error_{ref}_meV"] = _mean_abs([e.get("gap_error_meV") for e in entries])
         if any(b.get("electronic_type") == "metal" for b in bands):
             summary[f"fermi_window_mae_{ref}_meV"] = _mean([e.get("fermi_window_mae_meV") for e in entries])

@@ -88,3 +88,9 @@ def describe(plan: ShellPlan) -> dict:
         "semicore_rule": f"same-l state above, or deeper than {SEMICORE_DEPTH_EV:g} eV below the highest "
         "occupied level (free pseudo-atom)",
     }
+
+
+def semicore_electrons(params: dict) -> float:
+    """Electrons in the semicore shells a basis file's parameters record (0 for a basis without them)."""
+    labels = params.get("shells", {}).get("semicore", [])
+    return float(sum(params["configuration"][label] for label in labels))

@@ -19,6 +19,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from slem.basis.orbital import ElementBasis
+from slem.basis.shells import semicore_electrons
 from slem.data.frame import Frame
 from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
@@ -304,6 +305,8 @@ def project(
         "fft_grid": list(scf.fft_grid),
         "basis_label": {e: b.label for e, b in bases.items() if e in basis_strings},
         "basis_shells": basis_strings,
+        # the lowest bands of an insulator; validation reports them apart from the valence bands
+        "semicore_bands": int(round(sum(semicore_electrons(bases[e].params) for e in element_list) / 2)),
         "cutoff_radii_angstrom": {elements[s]: bases[elements[s]].cutoff for s in scf.species},
         "projector_radius_angstrom": {elements[s]: upfs[s].max_projector_radius * BOHR for s in scf.species},
         "pair_range": "S: r_i + r_j (exactly zero beyond); H: r_i + r_j + h_range_extra_angstrom[pair]",

@@ -120,6 +120,23 @@ def test_gap_error_and_conduction_window():
         band_errors(predicted, reference, n_valence=7, window_eV=2.0)
 
 
+def test_semicore_bands_are_reported_apart_from_the_valence_bands():
+    # two deep semicore bands 30 meV off, two valence bands 10 meV off, a conduction band exact
+    reference = np.tile(np.array([-40.0, -39.0, -2.0, -1.0, 1.0]), (3, 1))
+    predicted = reference + np.array([0.03, 0.03, 0.01, 0.01, 0.01])
+    everything = band_errors(predicted, reference, n_valence=4, window_eV=2.0)
+    assert everything["offset_meV"] == pytest.approx(20.0)
+    assert everything["valence_mae_meV"] == pytest.approx(10.0)
+    split = band_errors(predicted, reference, n_valence=4, window_eV=2.0, n_semicore=2)
+    assert split["n_valence"] == 2 and split["n_semicore"] == 2
+    assert split["offset_meV"] == pytest.approx(10.0)
+    assert split["valence_mae_meV"] == pytest.approx(0.0, abs=1e-9)
+    assert split["semicore_mae_meV"] == pytest.approx(20.0)
+    assert split["conduction_mae_meV"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="n_semicore"):
+        band_errors(predicted, reference, n_valence=4, window_eV=2.0, n_semicore=4)
+
+
 def test_validation_kpoints_are_reproducible():
     cell = np.eye(3) * 5.43
     first, second = validation_kpoints(cell, 20, 5, 3), validation_kpoints(cell, 20, 5, 3)

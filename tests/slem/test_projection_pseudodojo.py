@@ -82,6 +82,11 @@ def test_gaas_with_semicore_d_projects_and_matches_pw_bands(tmp_path):
     assert errors["valence_mae_meV"] < 25.0
     assert errors["conduction_mae_meV"] < 150.0
     assert abs(errors["gap_error_meV"]) < 60.0
+    # the frame records its semicore bands (Ga 3d + As 3d: 20 electrons), the lowest of the 14 occupied
+    assert result.frame.metadata["semicore_bands"] == 10
+    outer = band_errors(band_energies(result.frame, OFF_MESH), reference, 14, 2.0, n_semicore=10)
+    assert outer["n_valence"] == 4 and outer["semicore_mae_meV"] >= 0.0
+    assert outer["conduction_mae_meV"] < 150.0
 
 
 def test_hbn_monolayer_one_k_along_the_vacuum_and_bands_vs_pw(tmp_path):
