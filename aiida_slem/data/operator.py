@@ -23,7 +23,8 @@ SUMMARY_KEYS = (
 
 class OperatorData(SlemFileData):
     """One frame file. Attributes: ``n_atoms``, ``formula``, ``elements``, ``operators``, ``basis``,
-    ``n_pairs``, ``semicore_bands`` and, from the projection summary, ``n_electrons``, ``tr_DS``, ``tr_DH``, ``band_energy``, ...
+    ``n_pairs``, ``semicore_bands`` and, from the projection summary, ``n_electrons``, ``tr_DS``,
+    ``tr_DH``, ``band_energy``, ...
 
     Only headers and shapes are read on construction; ``get_frame()`` loads the arrays.
     """
