@@ -15,6 +15,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from slem.model.gate import Gate
 from slem.model.gated_rows import gated_rows, plan_rows
@@ -91,12 +92,15 @@ class SlemLayer(nn.Module):
                                                         rotations, fcut)
             agg = scatter_feats(msg, edge_index[0], node[0].shape[0])
         elif torch.is_grad_enabled():
+            # training: each slice's intermediates are recomputed during backward instead of kept, so
+            # the graph holds the edge states and one slice's intermediates at a time (same gradients,
+            # one more forward of the per-edge work); without it slicing kept them all and raised the peak
             parts, agg = [], None
             for s in range(0, n_edges, edge_chunk):
                 sl = slice(s, s + edge_chunk)
-                *states, msg = self._edge_step(latent[sl], [h[sl] for h in hidden], [e[sl] for e in edge],
-                                               node_n, onehot, edge_index[:, sl], [w[sl] for w in rotations],
-                                               fcut[sl])
+                *states, msg = checkpoint(self._edge_step, latent[sl], [h[sl] for h in hidden],
+                                          [e[sl] for e in edge], node_n, onehot, edge_index[:, sl],
+                                          [w[sl] for w in rotations], fcut[sl], use_reentrant=False)
                 parts.append(states)
                 part = scatter_feats(msg, edge_index[0, sl], node[0].shape[0])
                 agg = part if agg is None else [a + b for a, b in zip(agg, part, strict=True)]

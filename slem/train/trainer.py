@@ -192,7 +192,8 @@ class Trainer:
         graph = graph_to(model_io.collate([self.graphs.get("train", i) for i in ids]), self.device)
         layout = batch_layout(graph, self.species, self.basis, self.device) if self.t.onsite_shift else None
         self.optimizer.zero_grad(set_to_none=True)
-        pred = self.model(graph)
+        # edge_chunk: the layers' per-edge work in slices recomputed in backward (lower peak memory)
+        pred = model_io.forward(self.model, graph, self.t.edge_chunk)
         loss, parts = self.loss_fn(pred, graph, layout)
         if self.t.eigenvalue_loss > 0:
             from .eigen_loss import eigenvalue_loss  # noqa: PLC0415

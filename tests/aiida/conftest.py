@@ -158,3 +158,105 @@ def generate_calc_job(tmp_path):
         return folder_path, calc_info
 
     return factory
+
+
+# --- process handler unit tests (aiida-quantumespresso's ``generate_workchain`` style) -------------------
+
+
+@pytest.fixture
+def generate_workchain():
+    """Instantiate a WorkChain class with ``inputs``, not run: call its steps and handlers directly."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    def factory(process_class, inputs: dict):
+        return instantiate_process(get_manager().get_runner(), process_class, **inputs)
+
+    return factory
+
+
+@pytest.fixture
+def handler_dataset(aiida_profile, tmp_path):
+    """A stored one-frame Si2 ``DatasetData`` (H and S, 1s1p): valid ``slem.train`` inputs."""
+    import numpy as np
+
+    from aiida_slem.data.dataset import DatasetData
+    from slem.data.frame import frame_from_blocks, write_frames
+
+    rng = np.random.default_rng(0)
+    keys = [(0, 0, 0, 0, 0), (1, 1, 0, 0, 0), (0, 1, 0, 0, 0), (1, 0, 0, 0, 0)]
+    blocks = {op: {key: rng.normal(size=(4, 4)) for key in keys} for op in ("H", "S")}
+    positions = np.array([[0.0, 0.0, 0.0], [1.3575, 1.3575, 1.3575]])
+    frame = frame_from_blocks(
+        ["Si", "Si"], positions, np.eye(3) * 5.43, [True] * 3, {"Si": "1s1p"}, blocks, {"basis_label": "SZ"}
+    )
+    return DatasetData(write_frames(tmp_path / "handler_dataset.h5", [frame])).store()
+
+
+@pytest.fixture
+def generate_train_workchain(generate_workchain, aiida_localhost, handler_dataset):
+    """A ``SlemTrainWorkChain`` after its ``setup`` step, for ``training`` settings and ``options``."""
+    from aiida_slem.workflows.train import SlemTrainWorkChain
+
+    code = orm.InstalledCode(
+        computer=aiida_localhost,
+        filepath_executable="/usr/bin/slem",
+        default_calc_job_plugin="slem.train",
+        label="slem-handler-tests",
+    )
+
+    def factory(training: dict | None = None, options: dict | None = None, **train_inputs):
+        config = {
+            "operators": ["H", "S"],
+            "model": {"n_layers": 1, "hidden_irreps": "4x0e+2x1o", "latent_dim": 8, "latent_hidden": [8]},
+            "training": {"max_steps": 10, **(training or {})},
+        }
+        inputs = {
+            "train": {
+                "code": code.store() if not code.is_stored else code,
+                "dataset": handler_dataset,
+                "config": orm.Dict(config),
+                "metadata": {"options": {"resources": {"num_machines": 1}, **(options or {})}},
+                **train_inputs,
+            }
+        }
+        process = generate_workchain(SlemTrainWorkChain, inputs)
+        process.setup()
+        return process
+
+    return factory
+
+
+@pytest.fixture
+def generate_failed_calculation(aiida_localhost):
+    """A stored, finished CalcJobNode of ``entry_point`` with ``exit_code``, as a BaseRestartWorkChain
+    child; ``step`` adds the ``metrics`` output (the step of its last checkpoint), and a ``remote_folder``."""
+    from aiida.common.links import LinkType
+    from aiida.plugins import CalculationFactory
+    from plumpy import ProcessState
+
+    def factory(entry_point: str, exit_code, step: int | None = None):
+        process_class = CalculationFactory(entry_point)
+        node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
+        node.set_process_label(process_class.__name__)
+        node.set_process_state(ProcessState.FINISHED)
+        node.set_exit_status(exit_code.status)
+        node.set_exit_message(exit_code.message.format_map(_Placeholders()))
+        node.store()
+        remote = orm.RemoteData(computer=aiida_localhost, remote_path="/tmp/slem-handler-test")
+        outputs = {"remote_folder": remote}
+        if step is not None:
+            outputs["metrics"] = orm.Dict({"state": "stopped", "step": step})
+        for label, output in outputs.items():
+            output.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label=label)
+            output.store()
+        return node
+
+    return factory
+
+
+class _Placeholders(dict):
+    """Fills an exit message's ``{fields}`` with a stand-in, as the parser would with real text."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key} of the test>"
