@@ -8,9 +8,8 @@ import itertools
 import numpy as np
 from aiida import orm
 
+from slem.data.neighbors import MIN_DISTANCE_ANGSTROM  # one rule for the pipeline and slem predict
 from slem.qe.upf import UpfError, read_upf
-
-MIN_DISTANCE_ANGSTROM = 0.5
 
 
 def check_norm_conserving(pseudos: dict) -> str | None:

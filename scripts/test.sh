@@ -13,6 +13,12 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then rabbitmq-server -detached || tr
 echo "=== ruff (lint) ==="
 python -m ruff check --output-format concise .
 
+echo "=== tests/slem without AiiDA (fast subset; scripts/no_aiida makes 'import aiida' fail) ==="
+PYTHONPATH="$PWD/scripts/no_aiida${PYTHONPATH:+:$PYTHONPATH}" python -c "import aiida" 2>/dev/null \
+    && { echo "scripts/no_aiida did not block 'import aiida'"; exit 1; }
+PYTHONPATH="$PWD/scripts/no_aiida${PYTHONPATH:+:$PYTHONPATH}" \
+    python -m pytest tests/slem -m "not slow" -q -p no:cacheprovider
+
 echo "=== embedded profile (SQLite + ZeroMQ): whole suite ==="
 AIIDA_SLEM_TEST_BACKEND=embedded python -m pytest tests -ra -p no:cacheprovider "$@"
 echo "=== PostgreSQL + RabbitMQ profile: AiiDA tests ==="

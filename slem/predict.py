@@ -7,11 +7,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import h5py
+import numpy as np
 import torch
 from ase import Atoms
 
 from slem.data.frame import FORMAT_NAME, Frame, read_frames
 from slem.data.graph import build_graph, frame_from_prediction
+from slem.data.neighbors import check_min_distance
 
 Structure = Atoms | Frame | str | os.PathLike
 
@@ -79,11 +81,32 @@ class Predictor:
         ops = getattr(self.config, "operators", None) or self.metadata.get("operators") or ("H", "S", "D")
         self.operators = list(ops)
 
-    def graph(self, structure: Atoms | Frame) -> dict:
+    def check(self, structure: Atoms | Frame, label: str = "the structure") -> None:
+        """Refuse, in one line naming the fix, a structure the model cannot predict: an element it was not
+        trained on, a frame in another basis, or atoms closer than ``MIN_DISTANCE_ANGSTROM`` (the
+        pipeline's rule, calcjobs/checks.py)."""
+        if isinstance(structure, Frame):
+            symbols, positions, cell, pbc = (structure.symbols, structure.positions, structure.cell,
+                                             structure.pbc)
+        else:
+            symbols = list(structure.get_chemical_symbols())
+            positions, cell, pbc = structure.positions, np.asarray(structure.cell), structure.pbc
+        lacking = [el for el in dict.fromkeys(symbols) if el not in self.species]
+        if lacking:
+            raise ValueError(
+                f"{label} has element {', '.join(lacking)}, which the model {self.path} was not trained on "
+                f"(model species: {', '.join(self.species)}); use a model trained with "
+                f"{', '.join(lacking)} or leave those atoms out"
+            )
         if isinstance(structure, Frame):
             bad = {el: b for el, b in structure.basis.items() if self.basis.get(el, b) != b}
             if bad:
-                raise ValueError(f"structure basis {bad} differs from the model's basis {self.basis}")
+                raise ValueError(f"{label}: basis {bad} differs from the model's basis {self.basis}")
+        check_min_distance(positions, cell, pbc, symbols, label)
+
+    def graph(self, structure: Atoms | Frame) -> dict:
+        self.check(structure)
+        if isinstance(structure, Frame):
             structure = Atoms(
                 numbers=structure.numbers,
                 positions=structure.positions,

@@ -78,10 +78,3 @@ def test_editable_install_maps_plugin_dirs():
     assert Path(aiida_slem.calcjobs.__file__).parent == ROOT / "calcjobs"
     assert Path(aiida_slem.workflows.__file__).parent == ROOT / "workflows"
 
-
-def test_slem_library_never_imports_aiida():
-    code = (
-        "import sys, slem, slem.data, slem.cli.main;"
-        "assert not any(m.startswith('aiida') for m in sys.modules)"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)

@@ -102,6 +102,21 @@ def _reference_frame(reference: str, structure: str, index: int):
     return read_frames(reference, [index])[0]
 
 
+def _check_reference_basis(reference_basis: dict, model_basis: dict, reference: str) -> None:
+    """Bands in two bases are not comparable (other band counts, other variational bounds)."""
+    from slem.data.orbitals import parse_shells  # noqa: PLC0415
+
+    if any(
+        el not in model_basis or parse_shells(shells) != parse_shells(model_basis[el])
+        for el, shells in reference_basis.items()
+    ):
+        raise ValueError(
+            f"the reference frame ({reference}) is in basis {reference_basis} but the model predicts basis "
+            f"{model_basis}; give a reference projected onto the model's basis, or a model trained on the "
+            "reference's"
+        )
+
+
 @click.command("bands")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("structure", type=click.Path(exists=True, dir_okay=False))
@@ -183,6 +198,8 @@ def bands(
             raise ValueError(f"--index {index} but {structure} holds {len(items)} structure(s)")
         frame = predictor.predict(items[index])
         ref = _reference_frame(reference, structure, index) if reference else None
+        if ref is not None:
+            _check_reference_basis(ref.basis, predictor.basis, reference)
         kpts, x, xs, labels = band_path(frame, kpath, npoints)
         solve = (
             (lambda f: sparse_bands(f, kpts, nbands, sigma))

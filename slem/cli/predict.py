@@ -33,16 +33,23 @@ def predict(
 
     try:
         predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
-        items = [s for path in structures for s in read_structures(path)]
+        items = []
+        for path in structures:
+            for m, item in enumerate(read_structures(path)):
+                # every structure is checked before the first (possibly long) prediction and before
+                # anything is written
+                predictor.check(item, f"structure {m} of {path}")
+                items.append(item)
+        frames = []
+        for k, item in enumerate(items):
+            frames.append(predictor.predict(item))
+            click.echo(
+                f"predicted structure {k}: {frames[-1].n_atoms} atoms, {len(frames[-1].pairs)} blocks",
+                err=True,
+            )
     except (FileNotFoundError, ValueError) as exc:
         click.echo(f"slem predict: {exc}", err=True)
         sys.exit(2)
-    frames = []
-    for k, item in enumerate(items):
-        frames.append(predictor.predict(item))
-        click.echo(
-            f"predicted structure {k}: {frames[-1].n_atoms} atoms, {len(frames[-1].pairs)} blocks", err=True
-        )
     if fmt == "slem":
         write_frames(output, frames, attrs={"predicted_by": str(Path(model).resolve())})
     else:

@@ -102,6 +102,7 @@ def train(
 def _run(config, out: Path, device: str, resume: str, threads: int | None, progress: bool | None) -> None:
     import torch  # noqa: PLC0415
 
+    from slem.data.frame import FrameFormatError  # noqa: PLC0415
     from slem.train.config import ConfigError  # noqa: PLC0415
     from slem.train.distributed import init_distributed, shutdown_distributed  # noqa: PLC0415
     from slem.train.status import NanLossError, WalltimeStop, write_status  # noqa: PLC0415
@@ -134,6 +135,8 @@ def _run(config, out: Path, device: str, resume: str, threads: int | None, progr
                 json.dumps({k: summary[k] for k in ("steps", "n_params", "best_validation")}, indent=2)
             )
     except ConfigError as exc:
+        _exit(out, "config_error", str(exc), _is_main(trainer))
+    except FrameFormatError as exc:  # a damaged dataset, or NaN/inf in a frame: named by read_frames
         _exit(out, "config_error", str(exc), _is_main(trainer))
     except WalltimeStop as exc:
         _exit(out, "walltime", str(exc), _is_main(trainer), step=trainer.step if trainer else None)

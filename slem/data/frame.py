@@ -269,9 +269,31 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | None = None) -
         n = int(handle.attrs["n_frames"])
         wanted = range(n) if indices is None else indices
         try:
-            return [_read_frame_group(handle["frames"][str(int(i))]) for i in wanted]
+            frames = [_read_frame_group(handle["frames"][str(int(i))]) for i in wanted]
         except (KeyError, OSError) as exc:
             raise FrameFormatError(f"{path} is damaged or incomplete ({exc}); regenerate it") from exc
+    for i, frame in zip(wanted, frames, strict=True):
+        check_finite(frame, f"{path}: frame {int(i)}")
+    return frames
+
+
+def check_finite(frame: Frame, label: str = "frame") -> None:
+    """Refuse NaN or inf in positions, cell or blocks (a failed SCF or a diverged projection), naming the
+    first bad block: training on it makes every loss NaN, predicting from it gives garbage."""
+    arrays = {"positions": frame.positions, "cell": frame.cell, **frame.operators}
+    for name, values in arrays.items():
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        where = ""
+        if name in frame.operators:
+            p = int(np.searchsorted(frame.block_offsets, int(np.argmax(bad.ravel())), side="right")) - 1
+            (i, j), r = frame.pairs[p].tolist(), frame.cell_shifts[p].tolist()
+            where = f" (first in block i={i}, j={j}, R={r})"
+        raise FrameFormatError(
+            f"{label} has {int(bad.sum())} NaN or inf value(s) in {name}{where}; regenerate this frame "
+            "(rerun its SCF and projection) or leave it out of the file"
+        )
 
 
 def read_file_info(path: str | os.PathLike) -> dict:

@@ -17,9 +17,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Atoms closer than this are duplicated or overlapping. The pipeline refuses such structures before any
+# DFT (calcjobs/checks.py) and prediction refuses them too: no model has seen such a bond.
+MIN_DISTANCE_ANGSTROM = 0.5
+
 
 class CutoffError(ValueError):
     """The per-species cutoffs do not cover the structure or are not positive."""
+
+
+class CloseAtomsError(ValueError):
+    """Two atoms (or an atom and its periodic image) are closer than :data:`MIN_DISTANCE_ANGSTROM`."""
 
 
 @dataclass
@@ -86,3 +94,28 @@ def neighbor_list(
     i, j, shifts, vectors, distances = i[keep], j[keep], shifts[keep], vectors[keep], distances[keep]
     order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
     return NeighborList(i[order], j[order], shifts[order], vectors[order], distances[order])
+
+
+def check_min_distance(
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc: Sequence[bool],
+    symbols: Sequence[str],
+    label: str = "the structure",
+    minimum: float = MIN_DISTANCE_ANGSTROM,
+) -> None:
+    """Refuse atoms closer than ``minimum`` (Angstrom), periodic images included, naming the closest pair."""
+    found = neighbor_list(positions, cell, pbc, symbols, {s: float(minimum) for s in set(symbols)})
+    if not len(found):
+        return
+    k = int(np.argmin(found.distances))
+    i, j, distance = int(found.i[k]), int(found.j[k]), float(found.distances[k])
+    if i == j:
+        pair = f"atom {i} ({symbols[i]}) and its periodic image {found.shifts[k].tolist()} are"
+    else:
+        i, j = min(i, j), max(i, j)
+        pair = f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are"
+    raise CloseAtomsError(
+        f"{label}: {pair} {distance:.3f} Angstrom apart (minimum {minimum}); "
+        "remove duplicated or overlapping atoms"
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,12 @@ def load_model(path: str | Path, expected_basis: Mapping[str, str] | None = None
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # torch.load raises pickle, zip and OS errors alike
-        raise ModelFileError(f"cannot read model file {path}: {err}") from err
+        if _damaged_archive(path):  # e.g. "[Errno 22] Invalid argument" for a cut-off file: say what it means
+            raise ModelFileError(
+                f"cannot read model file {path}: it is corrupt or truncated (not a complete torch archive); "
+                "copy it again, or write it anew with slem train"
+            ) from err
+        raise ModelFileError(f"cannot read model file {path}: {' '.join(str(err).split())}") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a SLEM model file (expected format {FORMAT}); "
                              "write it with slem.model.save_model")
@@ -71,6 +78,18 @@ def load_model(path: str | Path, expected_basis: Mapping[str, str] | None = None
     model = model.to(dtype)
     model.load_state_dict(payload["state_dict"])
     return model.to(map_location), payload["metadata"]
+
+
+def _damaged_archive(path: str | Path) -> bool:
+    """True when the file is not a complete zip archive (torch.save's format): cut off in a copy or a
+    full disk, or not a model file at all. Files that open are not "damaged" (their error is another)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        return True
+    except OSError:  # a readable file that fails to seek or read is damaged, a missing or unreadable one not
+        return Path(path).is_file() and os.access(path, os.R_OK)
 
 
 def _check_basis(config: SlemConfig, expected: Mapping[str, str], path) -> None:

@@ -9,7 +9,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.plugins import CalculationFactory, ParserFactory
 from aiida_slem.parsers.project import normalise_summary
-from conftest import write_test_frame
+from aiida_test_helpers import write_test_frame
 
 SlemProjectCalculation = CalculationFactory("slem.project")
 SlemProjectParser = ParserFactory("slem.project")

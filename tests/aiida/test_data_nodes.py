@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
-from conftest import write_test_basis, write_test_frame
+from aiida_test_helpers import write_test_basis, write_test_frame
 
 from aiida_slem.data import BasisData, DatasetData, OperatorData, SlemModelData, merge_operator_frames
 from slem.basis.orbital import BasisFileError

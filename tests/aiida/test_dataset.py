@@ -10,8 +10,8 @@ from aiida.engine import run_get_node
 from aiida.plugins import WorkflowFactory
 from aiida_pseudo.data.pseudo import UpfData
 from aiida_slem.workflows.dataset import rejection_reason, split_frames
+from aiida_test_helpers import si8_structure
 from ase import Atoms
-from conftest import si8_structure
 
 from aiida_slem.data import DatasetData, OperatorData
 from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR

@@ -7,7 +7,7 @@ from aiida.plugins import WorkflowFactory
 from aiida_slem.workflows.electronic import check_occupations
 from aiida_slem.workflows.operator import validate_inputs as validate_operator
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
-from conftest import si8_structure
+from aiida_test_helpers import si8_structure
 
 OperatorWorkChain = WorkflowFactory("slem.operator")
 MdSamplingWorkChain = WorkflowFactory("slem.md_sampling")

@@ -11,8 +11,7 @@ from aiida.engine import run_get_node
 from aiida_slem.calcjobs.gpu import check_gpu_request, gpu_request, walltime_stop_seconds
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
 from aiida_slem.calcjobs.train import SlemTrainCalculation
-from train_fixtures import *  # noqa: F403
-from train_fixtures import tiny_config
+from aiida_test_helpers import tiny_config
 
 
 def submit_script(

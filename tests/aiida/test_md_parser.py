@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.plugins import ParserFactory
 from aiida_slem.parsers.md import kinetic_temperature, parse_temperatures
-from conftest import si8_structure
+from aiida_test_helpers import si8_structure
 
 EXPECTED_TEMPERATURES = [600.0, 618.49595061, 638.15335631, 658.54376458, 679.22939544, 699.74444422]
 

@@ -8,9 +8,9 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import WorkflowFactory
 from aiida_slem.workflows.md_sampling import harmonic_start
+from aiida_test_helpers import si8_structure
 from ase import Atoms
 from ase.build import bulk
-from conftest import si8_structure
 
 from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR
 

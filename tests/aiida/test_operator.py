@@ -6,7 +6,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory, WorkflowFactory
-from conftest import si8_structure, write_test_basis
+from aiida_test_helpers import si8_structure, write_test_basis
 
 from aiida_slem.data import BasisData
 

@@ -7,10 +7,9 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
+from aiida_test_helpers import dataset_node, truncate_basis
 from ase import Atoms
 from ase.build import bulk
-from train_fixtures import *  # noqa: F403
-from train_fixtures import dataset_node, truncate_basis
 
 from aiida_slem.data.model import SlemModelData
 from slem.predict import predict_frames

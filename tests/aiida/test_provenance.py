@@ -11,9 +11,8 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import WorkflowFactory
 from aiida_slem.calcjobs.train import SlemTrainCalculation
+from aiida_test_helpers import si8_structure, tiny_config
 from click.testing import CliRunner
-from conftest import si8_structure
-from train_fixtures import tiny_config
 
 from aiida_slem.cli.models import models
 from aiida_slem.cli.provenance import provenance

@@ -13,9 +13,9 @@ from aiida_pseudo.data.pseudo import UpfData
 from aiida_slem.workflows.md_sampling import MdSamplingWorkChain
 from aiida_slem.workflows.operator import OperatorWorkChain
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+from aiida_test_helpers import write_test_basis
 from ase import Atoms
 from ase.build import bulk
-from conftest import write_test_basis
 
 import submit_pipeline
 from aiida_slem.data import BasisData

@@ -12,9 +12,8 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
 from aiida_slem.calcjobs.train import SlemTrainCalculation
+from aiida_test_helpers import slem_executable, tiny_config
 from ase import Atoms
-from train_fixtures import *  # noqa: F403
-from train_fixtures import slem_executable, tiny_config
 
 from slem.data.frame import read_frames
 

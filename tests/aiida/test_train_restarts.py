@@ -12,8 +12,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 from aiida_slem.workflows.train import SlemTrainWorkChain
-from train_fixtures import *  # noqa: F403
-from train_fixtures import tiny_config
+from aiida_test_helpers import tiny_config
 
 from slem.cli.train import SIGNAL_AT_STEP_ENV
 

@@ -7,8 +7,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 from aiida_slem.workflows.train import SlemTrainWorkChain
-from train_fixtures import *  # noqa: F403
-from train_fixtures import dataset_node, tiny_config, truncate_basis
+from aiida_test_helpers import dataset_node, tiny_config, truncate_basis
 
 from aiida_slem.data.model import SlemModelData
 

@@ -46,7 +46,7 @@ def test_model_wigner_rotates_the_project_harmonics():
 
 
 def test_projection_wigner_matches_model_wigner():
-    from tests.slem.test_projection_rotation import wigner_d  # noqa: PLC0415  (the projection's own helper)
+    from test_projection_rotation import wigner_d  # the projection tests' own helper
 
     rotation = Rotation.random(random_state=3).as_matrix()
     for l in (1, 2, 3):
