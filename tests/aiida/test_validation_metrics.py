@@ -210,3 +210,20 @@ def test_overlap_tolerance_is_applied_to_both_sides_and_checked(tmp_path):
     assert exact["bands"]["si2"]["vs_lcao"]["all"]["valence_mae_meV"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="overlap_tolerance"):
         Settings.from_dict({"overlap_tolerance": -1.0})
+
+
+def test_compare_keeps_the_frames_semicore_bands_out_of_the_valence_numbers(tmp_path):
+    """A frame recording one semicore band: the valence MAE, offset and threshold see the others only."""
+    reference, predicted = si2_frame(), si2_frame()
+    predicted.operators["H"] = reference.operators["H"] + 0.01 * reference.operators["S"]  # E -> E + 10 meV
+    settings = Settings(kpath_npoints=10, n_random_k=2, thresholds={"valence_mae_vs_lcao_meV": 1.0})
+    plain, _ = compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path)
+    reference.metadata["semicore_bands"] = 1
+    split, _ = compare([predicted], [reference], ["si2"], [8.0], settings, tmp_path)
+    assert plain["bands"]["si2"]["n_semicore"] == 0 and "semicore_mae_vs_lcao_meV" not in plain["summary"]
+    bands = split["bands"]["si2"]
+    assert bands["n_semicore"] == 1 and bands["n_valence"] == 3
+    assert bands["vs_lcao"]["all"]["semicore_mae_meV"] == pytest.approx(0.0, abs=1e-6)
+    assert split["summary"]["semicore_mae_vs_lcao_meV"] == pytest.approx(0.0, abs=1e-6)
+    assert split["summary"]["offset_vs_lcao_meV"] == pytest.approx(10.0)
+    assert split["verdict"]["passed"]
