@@ -109,11 +109,17 @@ class SlemTrainWorkChain(BaseRestartWorkChain):
 
     @process_handler(priority=450, exit_codes=[SlemTrainCalculation.exit_codes.ERROR_OUT_OF_MEMORY])
     def handle_out_of_memory(self, calculation):
-        """Halve the batch (a new data order, so from scratch); at batch size 1 chunk the edges instead."""
+        """Shrink the batch (a new data order, so from scratch): drop batch_atoms, then halve batch_size;
+        at batch size 1 chunk the edges instead."""
         training = self.ctx.config.get("training", {})
         batch_size = int(training.get("batch_size", 1))
         edge_chunk = training.get("edge_chunk")
-        if batch_size > 1:
+        if training.get("batch_atoms"):
+            # batch_atoms grows the batch beyond batch_size for small frames: drop it first
+            self._set_training(batch_atoms=None)
+            self._restart_from_scratch()
+            action = f"batch_atoms {training['batch_atoms']} -> none (batch_size {batch_size}), from scratch"
+        elif batch_size > 1:
             self._set_training(batch_size=batch_size // 2)
             self._restart_from_scratch()
             action = f"batch_size {batch_size} -> {batch_size // 2}, restarting from scratch"

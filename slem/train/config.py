@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
+
+import numpy as np
 
 OPERATOR_NAMES = ("H", "S", "D")
 
@@ -39,6 +42,9 @@ class TrainingSection:
     max_steps: int | None = None
     epochs: int | None = None
     batch_size: int = 1
+    # fewest atoms per batch: the batch grows to ceil(batch_atoms / median atoms per training frame) frames,
+    # so a 3-atom cell takes as many atoms per step as a protocol tuned on 8-atom cells (batch_size_for)
+    batch_atoms: int | None = None
     lr: float = 5e-3
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: float = 0.0
@@ -254,6 +260,7 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
         "max_steps",
         "epochs",
         "batch_size",
+        "batch_atoms",
         "checkpoint_every",
         "validate_every",
         "edge_chunk",
@@ -337,3 +344,11 @@ def check_config_against_dataset(config: TrainConfig, path: str | Path | None = 
     from .data_checks import check_against_dataset  # noqa: PLC0415 - keeps validate_config free of h5py
 
     return check_against_dataset(config, path)
+
+
+def batch_size_for(training: TrainingSection, atoms_per_frame: list[int]) -> int:
+    """Frames per batch: ``batch_size``, grown by ``batch_atoms`` for small frames, at most all frames."""
+    if not training.batch_atoms or not atoms_per_frame:
+        return training.batch_size
+    grown = math.ceil(training.batch_atoms / float(np.median(atoms_per_frame)))
+    return max(training.batch_size, min(grown, len(atoms_per_frame)))

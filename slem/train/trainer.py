@@ -19,7 +19,7 @@ from slem import __version__
 
 from . import model_io
 from .checkpoint import load_checkpoint, restore_training_state, save_checkpoint
-from .config import ConfigError, TrainConfig, check_config_against_dataset
+from .config import ConfigError, TrainConfig, batch_size_for, check_config_against_dataset
 from .dataset import GraphCache, batch_layout, file_sha256, graph_to, load_splits
 from .distributed import (
     DataOrder,
@@ -109,7 +109,8 @@ class Trainer:
             self.config.operators, self.t.operator_weights, self.t.onsite_shift, self.t.block_weighting
         )
         self.optimizer = make_optimizer(self.model, self.t)
-        self.order = DataOrder(list(range(len(self.data.train))), self.t.batch_size, self.t.seed, self.dist)
+        self.batch_size = batch_size_for(self.t, [f.n_atoms for f in self.data.train])
+        self.order = DataOrder(list(range(len(self.data.train))), self.batch_size, self.t.seed, self.dist)
         self.max_steps = self.t.max_steps or self.t.epochs * self.order.batches_per_epoch
         self.scheduler = make_scheduler(self.optimizer, self.t, self.max_steps)
         self.ema = EMA(self.model, self.t.ema) if self.t.ema else None
@@ -306,6 +307,7 @@ class Trainer:
             )
             summary = {
                 "steps": self.step,
+                "batch_size": self.batch_size,
                 "n_params": self.n_params,
                 "model_sha256": file_sha256(model_path),
                 "species": self.species,

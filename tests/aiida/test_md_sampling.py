@@ -28,7 +28,8 @@ def test_protocol_builder(codes, pseudo_family, si8):
     parameters = builder.md.pw.parameters.get_dict()
     assert parameters["CONTROL"]["calculation"] == "md"
     assert parameters["SYSTEM"]["occupations"] == "fixed" and parameters["SYSTEM"]["nosym"] is True
-    assert builder.n_snapshots.value == 3 and builder.temperatures.get_list() == [600.0]
+    assert builder.n_snapshots.value == 3 and builder.temperatures.get_list() == [400.0, 800.0]
+    assert builder.held_out_temperatures.get_list() == [600.0]
     assert builder.md.pw.metadata.options["parser_name"] == "slem.md"
     assert builder.md.kpoints.get_kpoints_mesh() == ([1, 1, 1], [0.5, 0.5, 0.5])
     # reproducible by default: a thermostat that runs from the seeded velocities, and a harmonic start
@@ -129,6 +130,7 @@ def _short_md(codes, structure, seed: int, thermostat: str = "andersen", einstei
             "equilibration_steps": 2,
             "stride": 1,
             "n_snapshots": 2,
+            "temperatures": [600.0],
             "held_out_temperatures": [],
             "einstein_frequency": einstein_frequency,
             "pw_parameters": {"IONS": {"ion_temperature": thermostat, "nraise": 10}},

@@ -15,7 +15,14 @@ pytestmark = pytest.mark.slow
 
 # the smallest pipeline that still exercises every step: 2 MD runs, 3 + 1 frames, 20 training steps
 TINY = {
-    "md": {"supercell": [1, 1, 1], "equilibration_steps": 2, "stride": 2, "n_snapshots": 3, "n_held_out": 1},
+    "md": {
+        "supercell": [1, 1, 1],
+        "temperatures": [600.0],
+        "equilibration_steps": 2,
+        "stride": 2,
+        "n_snapshots": 3,
+        "n_held_out": 1,
+    },
     "train": {
         "config": {
             "model": {"n_layers": 1},

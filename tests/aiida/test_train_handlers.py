@@ -102,6 +102,16 @@ def test_out_of_memory_halves_the_batch_and_starts_over(generate_train_workchain
     assert "parent_folder" not in process.ctx.inputs and process.ctx.checkpoint_step == 0
 
 
+def test_out_of_memory_first_drops_batch_atoms_and_starts_over(generate_train_workchain, failed):
+    """batch_atoms grows small frames' batches beyond batch_size; halving batch_size would not shrink them."""
+    process = generate_train_workchain(training={"batch_size": 2, "batch_atoms": 8})
+    process.ctx.inputs.parent_folder = failed(EXIT.ERROR_OUT_OF_WALLTIME, step=50).outputs.remote_folder
+    process.ctx.checkpoint_step = 50
+    assert_restart(handle(process, "handle_out_of_memory", failed(EXIT.ERROR_OUT_OF_MEMORY, step=60)))
+    assert training(process) == {"max_steps": 10, "batch_size": 2, "batch_atoms": None}
+    assert "parent_folder" not in process.ctx.inputs and process.ctx.checkpoint_step == 0
+
+
 def test_out_of_memory_at_batch_one_slices_the_edges_and_resumes(generate_train_workchain, failed):
     """``edge_chunk``: the training step then recomputes sliced per-edge work (tests/slem/
     test_train_edge_chunk.py); the data order is unchanged, so a checkpoint is resumed."""

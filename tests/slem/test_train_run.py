@@ -212,3 +212,21 @@ def test_epochs_set_the_number_of_steps(tmp_path):
     cfg["training"]["epochs"] = 2
     summary = Trainer(validate_config(cfg), progress=False).run()
     assert summary["steps"] == 2 * 3  # 6 training frames in batches of 2
+
+
+def test_batch_atoms_grows_the_batch_of_small_frames(tmp_path):
+    """batch_atoms 20 on 8-atom frames: ceil(20 / 8) = 3 frames per batch, so an epoch is 2 steps."""
+    from slem.train.config import TrainingSection, batch_size_for
+
+    cfg = tiny_config(tmp_path / "ba", batch_size=1, batch_atoms=20, validate_every=100)
+    del cfg["training"]["max_steps"]
+    cfg["training"]["epochs"] = 2
+    summary = Trainer(validate_config(cfg), progress=False).run()
+    assert summary["batch_size"] == 3 and summary["steps"] == 2 * 2  # 6 training frames in batches of 3
+    # the rule: batch_size is a floor, the batch never exceeds the training frames, no batch_atoms: unchanged
+    assert batch_size_for(TrainingSection(batch_size=4, batch_atoms=8), [3] * 10) == 4
+    assert batch_size_for(TrainingSection(batch_size=1, batch_atoms=8), [3] * 10) == 3
+    assert batch_size_for(TrainingSection(batch_size=1, batch_atoms=64), [3] * 5) == 5
+    assert batch_size_for(TrainingSection(batch_size=2), [3] * 5) == 2
+    with pytest.raises(Exception, match="batch_atoms"):
+        validate_config(tiny_config(tmp_path / "bad", batch_atoms=0))
