@@ -133,3 +133,29 @@ class QeRuns:
 @pytest.fixture(scope="session")
 def qe_runs(tmp_path_factory) -> QeRuns:
     return QeRuns(tmp_path_factory.mktemp("qe"))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (bit-reproducible training steps on a shared machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_si_model() -> dict:
+    """The smallest SLEM model section for the Si8 test frames; copy it before changing it."""
+    return {
+        "r_cut": {"Si": 3.0},
+        "n_layers": 1,
+        "hidden_irreps": "4x0e+4x1o+2x2e",
+        "latent_dim": 8,
+        "latent_hidden": [8],
+        "n_radial": 4,
+        "avg_num_neighbors": 4.0,
+        "overlap_hidden": [8],
+    }

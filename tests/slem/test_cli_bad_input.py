@@ -23,26 +23,16 @@ from slem.train.config import validate_config
 from slem.train.trainer import Trainer
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
-TINY_MODEL = {
-    "r_cut": {"Si": 3.0},
-    "n_layers": 1,
-    "hidden_irreps": "4x0e+4x1o+2x2e",
-    "latent_dim": 8,
-    "latent_hidden": [8],
-    "n_radial": 4,
-    "avg_num_neighbors": 4.0,
-    "overlap_hidden": [8],
-}
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
+def model_path(tmp_path_factory, tiny_si_model) -> Path:
     out = tmp_path_factory.mktemp("bad_input") / "run"
     cfg = {
         "dataset": {"path": str(SI8)},
         "operators": ["H", "S"],
         "output_dir": str(out),
-        "model": TINY_MODEL,
+        "model": dict(tiny_si_model),
         "training": {"max_steps": 1, "validate_every": 1},
     }
     torch.set_num_threads(1)
@@ -157,14 +147,14 @@ def test_predict_refuses_a_frames_file_with_nan(model_path, tmp_path):
     _only(tmp_path, "nan.h5")
 
 
-def test_train_refuses_a_dataset_with_nan(tmp_path):
+def test_train_refuses_a_dataset_with_nan(tmp_path, tiny_si_model):
     data = _nan_frames(tmp_path / "nan.h5", 1)
     config = tmp_path / "train.json"
     config.write_text(json.dumps({
         "dataset": {"path": "nan.h5"},
         "operators": ["H", "S"],
         "output_dir": "run",
-        "model": TINY_MODEL,
+        "model": tiny_si_model,
         "training": {"max_steps": 1, "validate_every": 1},
     }))
     result = CliRunner().invoke(train_cli, [str(config), "--device", "cpu", "--no-progress"])

@@ -20,22 +20,13 @@ SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
+def model_path(tmp_path_factory, tiny_si_model):
     out = tmp_path_factory.mktemp("predict") / "run"
     cfg = {
         "dataset": {"path": str(SI8)},
         "operators": ["H", "S", "D"],
         "output_dir": str(out),
-        "model": {
-            "r_cut": {"Si": 3.0},
-            "n_layers": 1,
-            "hidden_irreps": "4x0e+4x1o+2x2e",
-            "latent_dim": 8,
-            "latent_hidden": [8],
-            "n_radial": 4,
-            "avg_num_neighbors": 4.0,
-            "overlap_hidden": [8],
-        },
+        "model": dict(tiny_si_model),
         "training": {"max_steps": 2, "validate_every": 2},
     }
     torch.set_num_threads(1)

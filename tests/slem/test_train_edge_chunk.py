@@ -15,13 +15,7 @@ from slem.model import build_model
 from slem.train.config import validate_config
 from slem.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model_and_graph():
