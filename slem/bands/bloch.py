@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse
 
 from slem.data.frame import Frame
 
@@ -51,18 +50,13 @@ def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: boo
 
 
 def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian: bool = False):
-    """X(k) at one k as a scipy.sparse CSR matrix, for cells too large for dense storage."""
-    k_frac = to_fractional(frame, kpt, cartesian)[0]
-    n = int(frame.orbitals_per_atom.sum())
-    rows, cols, vals = [], [], []
-    for row, col, block, r in _terms(frame, operator):
-        a, b = np.meshgrid(np.arange(block.shape[0]) + row, np.arange(block.shape[1]) + col, indexing="ij")
-        rows.append(a.ravel())
-        cols.append(b.ravel())
-        vals.append((np.exp(2j * np.pi * (k_frac @ r)) * block).ravel())
-    return scipy.sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    """X(k) at one k as a scipy.sparse CSR matrix, for cells too large for dense storage.
+
+    Vectorised over the packed blocks (``slem.spectrum.sparse.BlochPattern``): real at k-points whose
+    phases are all real (Gamma, 2k integer), complex elsewhere; not symmetrised, like ``bloch_matrices``."""
+    from slem.spectrum.sparse import BlochPattern  # noqa: PLC0415  (slem.spectrum imports this module)
+
+    return BlochPattern(frame).matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
 
 
 def generalized_eigvalsh(

@@ -29,6 +29,11 @@ SUBCOMMANDS = {
         "bands",
         "Band structure from predicted (or reference) H and S, with a plot.",
     ),
+    "spectrum": (
+        "slem.cli.spectrum",
+        "spectrum",
+        "Band edges and DOS of a large cell: sparse shift-invert and the kernel polynomial method.",
+    ),
     "export": ("slem.cli.export", "export", "Convert frames to and from DeePTB and DeepH folders."),
 }
 
@@ -38,7 +43,8 @@ SUBCOMMANDS = {
 def cli() -> None:
     """SLEM: strictly localized equivariant models of LCAO operators.
 
-    Typical flow: slem basis -> slem project (per SCF) -> slem train -> slem predict / slem bands.
+    Typical flow: slem basis -> slem project (per SCF) -> slem train -> slem predict / slem bands /
+    slem spectrum.
     """
     # freed tensors stay in the heap: a CPU training step no longer page-faults its working set
     # in again (slem/allocator.py; SLEM_SYSTEM_MALLOC=1 keeps glibc's defaults)

@@ -1,0 +1,78 @@
+"""Parser of ``slem.spectrum``: the JSON result becomes a summary Dict, ArrayData for the DOS and the band
+edges, and the DOS plot a SinglefileData."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode
+from aiida.parsers import Parser
+from aiida_slem.calcjobs.spectrum import PLOT_FILE, RESULT_FILE, STDERR
+
+ARRAYS = ("energies_eV", "dos_states_per_eV", "integrated_dos", "edge_eigenvalues_eV")
+
+
+def summary_of(result: dict) -> dict:
+    """The scalars of the result, edges and KPM flattened to queryable keys (energies in eV)."""
+    summary = {k: v for k, v in result.items() if k not in ARRAYS and k not in ("edges", "kpm")}
+    kpm = result.get("kpm") or {}
+    for key in (
+        "n_moments",
+        "n_vectors",
+        "resolution_eV",
+        "fermi_level_eV",
+        "states_below_midgap",
+        "states_below_midgap_error",
+        "overlap_solver",
+    ):
+        if key in kpm:
+            summary[f"kpm_{key}"] = kpm[key]
+    edges = result.get("edges")
+    if edges:
+        for key in ("homo_eV", "lumo_eV", "gap_eV", "n_occupied_states", "sigma_eV", "inertia_checked"):
+            summary[key] = edges[key]
+        summary["factorizations"] = len(edges.get("factorizations", []))
+    return summary
+
+
+class SlemSpectrumParser(Parser):
+    def parse(self, **kwargs) -> ExitCode | None:
+        files = set(self.retrieved.base.repository.list_object_names())
+        if RESULT_FILE not in files:
+            repository = self.retrieved.base.repository
+            stderr = repository.get_object_content(STDERR, mode="r") if STDERR in files else ""
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(
+                message="\n".join(stderr.strip().splitlines()[-5:]) or "(stderr is empty)"
+            )
+        try:
+            result = json.loads(self.retrieved.base.repository.get_object_content(RESULT_FILE, mode="r"))
+            if not isinstance(result, dict):
+                raise ValueError(f"{RESULT_FILE} holds a {type(result).__name__}, not an object")
+            arrays = {name: np.asarray(result[name], dtype=np.float64) for name in ARRAYS}
+        except (ValueError, KeyError, TypeError) as exc:
+            return self.exit_codes.ERROR_INVALID_OUTPUT.format(message=f"{type(exc).__name__}: {exc}")
+        if len({len(arrays[name]) for name in ("energies_eV", "dos_states_per_eV", "integrated_dos")}) != 1:
+            return self.exit_codes.ERROR_INVALID_OUTPUT.format(message="the DOS arrays differ in length")
+
+        dos = orm.ArrayData()
+        dos.set_array("energies", arrays["energies_eV"])
+        dos.set_array("dos", arrays["dos_states_per_eV"])
+        dos.set_array("integrated_dos", arrays["integrated_dos"])
+        dos.base.attributes.set("units", {"energies": "eV", "dos": "states/eV per cell, spin not counted"})
+        self.out("dos", dos)
+        edges = result.get("edges")
+        if edges:
+            node = orm.ArrayData()
+            node.set_array("eigenvalues", arrays["edge_eigenvalues_eV"])
+            node.set_array("indices", np.asarray(edges.get("eigenvalue_indices", []), dtype=np.int64))
+            for key, name in (("homo_eV", "homo"), ("lumo_eV", "lumo"), ("gap_eV", "gap")):
+                node.base.attributes.set(name, float(edges[key]))
+            node.base.attributes.set("inertia_checked", bool(edges.get("inertia_checked")))
+            self.out("edges", node)
+        self.out("output_parameters", orm.Dict(summary_of(result)))
+        if PLOT_FILE in files:
+            with self.retrieved.base.repository.open(PLOT_FILE, "rb") as handle:
+                self.out("dos_plot", orm.SinglefileData(handle, filename=PLOT_FILE))
+        return None
