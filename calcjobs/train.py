@@ -175,16 +175,6 @@ def check_resources(inputs: dict) -> str | None:
     return check_gpu_inputs(inputs, computer.scheduler_type)
 
 
-def threads_per_rank(resources: dict, ranks: int) -> int | None:
-    """torch threads per training rank from the cores the job requested; None when it requested no core
-    count (then torch takes every core it sees, which oversubscribes a node shared with other jobs)."""
-    cores = resources.get("num_cores_per_mpiproc")
-    if not cores and resources.get("num_cores_per_machine"):
-        processes = max(int(resources.get("num_mpiprocs_per_machine") or 1), 1)
-        cores = int(resources["num_cores_per_machine"]) // processes
-    return max(int(cores) // ranks, 1) if cores else None
-
-
 class SlemTrainCalculation(SlemCommandCalculation):
     """Run ``slem train`` on a ``DatasetData``; outputs a ``SlemModelData``, metrics and learning curves."""
 
@@ -305,9 +295,6 @@ class SlemTrainCalculation(SlemCommandCalculation):
         arguments += ["--device", "cuda" if gpus > 0 else "cpu"]
         if gpus > 1:
             arguments += ["--ddp", "--nproc", str(gpus)]
-        threads = threads_per_rank(dict(inputs.metadata.options.resources), max(gpus, 1))
-        if threads:
-            arguments += ["--threads", str(threads)]
 
         prepend, append = self._scheduler_texts()
         return self.command_calcinfo(
@@ -318,6 +305,7 @@ class SlemTrainCalculation(SlemCommandCalculation):
             remote_copy_list=remote_copy_list,
             prepend_text=prepend,
             append_text=append,
+            ranks=max(gpus, 1),
         )
 
     def _scheduler_texts(self) -> tuple[str, str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from slem.basis._threads import single_blas_thread
 from slem.basis.atom import Channel, PseudoAtom, ValenceState
 from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, radius_for_shift
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
@@ -24,6 +23,7 @@ from slem.basis.split import make_split
 from slem.basis.xc import parse_functional
 from slem.data.orbitals import L_LETTERS
 from slem.qe.upf import read_upf
+from slem.threads import single_blas_thread
 
 DEFAULT_ENERGY_SHIFT_EV = 0.05  # gives Si r_c(p) = 4.28 Angstrom, the size measured to reach ~50 meV bands
 # SIESTA's 0.15 gave 65 meV mean valence error for bulk Si DZP; 0.07 (a wider second zeta) gave 49.

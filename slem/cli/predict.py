@@ -24,10 +24,25 @@ import click
     help="Edges per model slice (same result; bounds memory and keeps big cells fast). 0: one slice."
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads [default: OMP_NUM_THREADS, else the CPUs this process may use] (docs/threading.md).",
+)
 def predict(
-    model: str, structures: tuple[str, ...], output: str, fmt: str, edge_chunk: int | None, device: str
+    model: str,
+    structures: tuple[str, ...],
+    output: str,
+    fmt: str,
+    edge_chunk: int | None,
+    device: str,
+    threads: int | None,
 ) -> None:
     """Predict operator blocks for every structure in STRUCTURES (ase-readable files or slem frames HDF5)."""
+    from slem.threads import configure_threads  # noqa: PLC0415
+
+    configure_threads(threads)  # before torch is imported: OpenMP reads its wait policy when it loads
     from slem.data.frame import write_frames  # noqa: PLC0415
     from slem.predict import Predictor, read_structures  # noqa: PLC0415
 

@@ -63,6 +63,12 @@ def _write_json(path: Path, data: dict) -> None:
     is_flag=True,
     help="Project an SCF that did not reach convergence (refused otherwise; scf_converged is recorded).",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads [default: OMP_NUM_THREADS, else the CPUs this process may use] (docs/threading.md).",
+)
 def project(
     scf_dir: Path | None,
     xml_path: Path | None,
@@ -73,8 +79,12 @@ def project(
     kmesh: str,
     summary: Path | None,
     allow_unconverged: bool,
+    threads: int | None,
 ) -> None:
     """Project a pw.x SCF (norm-conserving; fixed occupations or smearing) onto a confined LCAO basis."""
+    from slem.threads import configure_threads  # noqa: PLC0415
+
+    configure_threads(threads, use_torch=False)  # numpy's OpenBLAS reads the count when it loads
     from slem.basis.orbital import BasisFileError, read_basis
     from slem.data.frame import write_frames
     from slem.projection.project import ProjectionError

@@ -62,7 +62,13 @@ def _launch_torchrun(nproc: int, argv: list[str], output_dir: Path | None) -> No
     "--ddp", is_flag=True, help="Data-parallel training: relaunch under torchrun with --nproc ranks."
 )
 @click.option("--nproc", default=2, show_default=True, help="Ranks for --ddp.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads per rank.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per rank [default: OMP_NUM_THREADS, else the CPUs this process may use, divided by "
+    "the ranks] (docs/threading.md).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
 def train(
     config_path: str,
@@ -77,6 +83,13 @@ def train(
     """Train a SLEM model from a YAML or JSON CONFIG (see docs/training.md).
 
     Relative paths in CONFIG are relative to the folder of CONFIG."""
+    from slem.threads import configure_threads  # noqa: PLC0415
+
+    # before torch is imported: the OpenMP runtime reads its wait policy when it loads. A --ddp launcher
+    # only exports the per-rank count to its workers, which apply it themselves.
+    launcher = ddp and not _under_torchrun()
+    configure_threads(threads, ranks=nproc if launcher else _local_ranks(), use_torch=not launcher)
+
     from slem.train.config import ConfigError, load_config_file, resolve_paths, validate_config  # noqa: PLC0415
 
     out: Path | None = None
@@ -92,14 +105,25 @@ def train(
     except ConfigError as exc:
         _exit(out, "config_error", str(exc))
 
-    from slem.train.distributed import launched_by_torchrun  # noqa: PLC0415
-
-    if ddp and not launched_by_torchrun():
+    if launcher:
         _launch_torchrun(nproc, _worker_argv(config_path), out)
-    _run(config, out, device, resume, threads, progress)
+    _run(config, out, device, resume, progress)
 
 
-def _run(config, out: Path, device: str, resume: str, threads: int | None, progress: bool | None) -> None:
+def _under_torchrun() -> bool:
+    # slem.train.distributed.launched_by_torchrun, without importing torch before configure_threads
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def _local_ranks() -> int:
+    """Ranks that share this machine's CPUs: torchrun's LOCAL_WORLD_SIZE, else 1."""
+    try:
+        return max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def _run(config, out: Path, device: str, resume: str, progress: bool | None) -> None:
     import torch  # noqa: PLC0415
 
     from slem.data.frame import FrameFormatError  # noqa: PLC0415
@@ -108,8 +132,6 @@ def _run(config, out: Path, device: str, resume: str, threads: int | None, progr
     from slem.train.status import NanLossError, WalltimeStop, write_status  # noqa: PLC0415
     from slem.train.trainer import Trainer, resolve_device  # noqa: PLC0415
 
-    if threads:
-        torch.set_num_threads(threads)
     trainer = None
     try:
         dev = resolve_device(device)

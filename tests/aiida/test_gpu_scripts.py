@@ -48,16 +48,10 @@ def submit_script(
 @pytest.mark.parametrize(("gpus", "threads"), [(0, 8), (1, 8), (2, 4)])
 def test_torch_threads_follow_the_requested_cores(scheduler_code, si64_dataset, monkeypatch, tmp_path, gpus,
                                                   threads):
-    _, run = submit_script(scheduler_code("core.slurm"), si64_dataset, monkeypatch, tmp_path, gpus)
-    assert run[run.index("--threads") + 1] == str(threads)  # 8 cores requested, split over the DDP ranks
-
-
-def test_threads_per_rank_without_a_core_count_is_left_to_torch():
-    from aiida_slem.calcjobs.train import threads_per_rank
-
-    assert threads_per_rank({"num_machines": 1, "num_mpiprocs_per_machine": 1}, 1) is None
-    assert threads_per_rank({"num_mpiprocs_per_machine": 2, "num_cores_per_machine": 8}, 1) == 4
-    assert threads_per_rank({"num_cores_per_mpiproc": 3}, 4) == 1
+    script, run = submit_script(scheduler_code("core.slurm"), si64_dataset, monkeypatch, tmp_path, gpus)
+    # 8 cores requested, split over the DDP ranks; slem reads OMP_NUM_THREADS (slem/threads.py)
+    assert f"export OMP_NUM_THREADS={threads}  #" in script and "--threads" not in run
+    assert script.index(f"export OMP_NUM_THREADS={threads}") < script.index("/opt/slem/bin/slem")
 
 
 @pytest.mark.parametrize("gpus", [1, 2])

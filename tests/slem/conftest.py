@@ -6,7 +6,9 @@ marked slow and skip (with the reason) when Quantum ESPRESSO is not installed.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +135,24 @@ class QeRuns:
 @pytest.fixture(scope="session")
 def qe_runs(tmp_path_factory) -> QeRuns:
     return QeRuns(tmp_path_factory.mktemp("qe"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_settings():
+    """The slem commands set OMP_NUM_THREADS & co. and torch's thread count for their process
+    (slem/threads.py); tests run them inside this one, so every test gets back what it started with."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
+    saved = {name: os.environ.get(name) for name in names}
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_pbe_reduces_to_pw92_lda_without_gradient_and_derivatives_match_finite_d
 
 
 def test_single_blas_thread_restores_the_thread_count():
-    from slem.basis._threads import _openblas_controls, single_blas_thread
+    from slem.threads import _openblas_controls, single_blas_thread
 
     controls = _openblas_controls()
     if not controls:
