@@ -126,15 +126,30 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
 
     frames = read_frames(SI8, [0, 6])
     onsite = frames[0].block_offsets[frames[0].pair_lookup()[(0, 0, 0, 0, 0)]]
-    frames[0].operators["H"][onsite] = np.nan  # a corrupt block: the loss becomes NaN at the first step
+    frames[0].operators["H"][onsite] = np.nan  # a corrupt block: refused when the dataset is read
     nan_file = tmp_path / "nan.h5"
     write_frames(nan_file, frames, split={"train": [0], "validation": [1]})
-    cfg = tiny_config(tmp_path / "nan")
+    cfg = tiny_config(tmp_path / "corrupt")
     cfg["dataset"]["path"] = str(nan_file)
     result = runner.invoke(train_cli, [str(_write_config(tmp_path, cfg)), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert json.loads((tmp_path / "corrupt/status.json").read_text())["state"] == "config_error"
+
+    from slem.train.loss import BlockLoss
+
+    original = BlockLoss.__call__
+
+    def nan_loss(self, *args, **kwargs):  # a diverging run: the loss turns NaN at the first step
+        loss, parts = original(self, *args, **kwargs)
+        return loss * float("nan"), parts
+
+    monkeypatch.setattr(BlockLoss, "__call__", nan_loss)
+    nan_config = _write_config(tmp_path, tiny_config(tmp_path / "nan"))
+    result = runner.invoke(train_cli, [str(nan_config), "--device", "cpu"])
     assert result.exit_code == 121
     status = json.loads((tmp_path / "nan/status.json").read_text())
     assert status["state"] == "nan" and "loss is nan" in status["message"]
+    monkeypatch.setattr(BlockLoss, "__call__", original)
 
     def oom(self):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
