@@ -138,7 +138,12 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     show_default=True,
     help="Shift-invert HOMO/LUMO (a sparse LU: its fill limits it to a few thousand atoms of Si SZ).",
 )
-@click.option("--nearest", default=4, show_default=True, help="Eigenvalues computed on each side of a shift.")
+@click.option(
+    "--nearest",
+    default=4,
+    show_default=True,
+    help="Eigenvalues per side of a shift (2x this nearest it first).",
+)
 @click.option(
     "--overlap-solver",
     type=click.Choice(["auto", "cg", "lu"]),
@@ -147,7 +152,12 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     help="S^-1 in the KPM: conjugate gradients, sparse LU, or CG unless S is ill-conditioned.",
 )
 @click.option("--points", default=2001, show_default=True, help="Energies in the DOS arrays.")
-@click.option("--emin", type=float, default=None, help="Plot range (eV).")
+@click.option(
+    "--emin",
+    type=float,
+    default=None,
+    help="Plot range (eV); with --emax also the DOS grid's (default: the spectrum, 1 eV margins).",
+)
 @click.option("--emax", type=float, default=None)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="For MODEL STRUCTURE: where to predict.")

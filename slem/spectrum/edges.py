@@ -9,8 +9,9 @@ lowest unoccupied state by their index (n_electrons / 2), not by a guess that si
 spectrum slicing, with the KPM integrated DOS to place the next shift when the first misses.
 
 The factorization is exact but its fill grows faster than the atom count in 3D (nested dissection:
-n^(4/3) entries, n^2 operations): Si SZ, 512 atoms 0.5 s and 3.6e6 entries, 4,096 atoms about 4 min
-and 1.5e8 entries on 2 shared cores; 32,768 atoms would need some 6e9 entries (tens of GB).
+n^(4/3) entries, n^2 operations; the 7.4 Angstrom reach of the blocks makes the separators thick):
+Si SZ at 512 atoms 0.5 s and 3.7e6 entries, at 4,096 atoms 106 s and 1.7e8 entries (3.7 GB) on one
+core; at 32,768 atoms some 7e9 entries (about 80 GB), out of reach (docs/spectrum.md).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ class ShiftInvert:
         except RuntimeError as exc:  # "Factor is exactly singular": sigma is an eigenvalue
             raise EdgesError(f"H - sigma S is singular at sigma = {sigma:.6f} eV ({exc})") from exc
         del shifted
-        self.fill = int(self.lu.L.nnz + self.lu.U.nnz)
+        self.fill = int(self.lu.nnz)  # entries SuperLU stores for L and U (supernodes padded)
         self.inertia: int | None = None
         if np.array_equal(self.lu.perm_r, self.lu.perm_c):
+            # lu.U is a copy of the upper factor: built once, its diagonal kept, the copy freed
             self.inertia = int((self.lu.U.diagonal().real < 0).sum())
         self.seconds = time.perf_counter() - start
         self.solves = 0

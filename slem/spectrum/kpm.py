@@ -58,7 +58,8 @@ class KpmMoments:
 
     @property
     def resolution(self) -> float:
-        """Jackson kernel width in eV at the band centre (pi w / M); about twice that near the edges."""
+        """Jackson kernel width in eV at the centre of the interval (pi w / M); it narrows towards its ends
+        as sqrt(1 - x^2)."""
         return float(np.pi * self.half_width / self.n_moments)
 
     def _x(self, energies) -> np.ndarray:
@@ -68,8 +69,10 @@ class KpmMoments:
         """Density of states (states/eV, spin not counted) at ``energies``; integrates to n_orbitals."""
         mu = (self.moments if moments is None else moments) * jackson_kernel(self.n_moments)
         x = self._x(energies)
-        inside = np.abs(x) < 1
-        xs = np.clip(x, -1 + 1e-15, 1 - 1e-15)
+        # the interval's ends lie beyond the spectrum (padded); there 1/sqrt(1 - x^2) would only blow up
+        # the series' rounding error
+        inside = np.abs(x) < 1 - 1e-10
+        xs = np.clip(x, -1 + 1e-10, 1 - 1e-10)
         theta = np.arccos(xs)
         series = mu[0] + 2 * np.cos(np.outer(theta, np.arange(1, self.n_moments))) @ mu[1:]
         return np.where(inside, series / (np.pi * np.sqrt(1 - xs**2) * self.half_width), 0.0)

@@ -277,6 +277,20 @@ def test_electron_count_from_metadata_or_density_matrix(si8):
     )
     with pytest.raises(SpectrumError, match="electron count"):
         electron_count(no_d)
+    # an untrained D: the count is rounded, and flagged
+    bad_d = Frame(
+        si8.numbers,
+        si8.positions,
+        si8.cell,
+        si8.pbc,
+        si8.basis,
+        si8.pairs,
+        si8.cell_shifts,
+        {**si8.operators, "D": 0.9 * si8.operators["D"]},
+        {},
+    )
+    result = frame_spectrum(bad_d, n_moments=32, n_vectors=2, edges=False)
+    assert result["n_electrons"] == 29.0 and "not close to an integer" in result["n_electrons_warning"]
 
 
 def test_frame_spectrum_reports_edges_dos_and_timings(si8):
