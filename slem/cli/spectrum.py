@@ -162,6 +162,13 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="For MODEL STRUCTURE: where to predict.")
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads [default: OMP_NUM_THREADS, else the CPUs this process may use] (docs/threading.md); "
+    "SuperLU and the sparse products use one either way.",
+)
+@click.option(
     "-o",
     "--output",
     default="spectrum.json",
@@ -189,11 +196,16 @@ def spectrum(
     emax,
     seed,
     device,
+    threads,
     output,
     plot,
 ) -> None:
     """Band edges and density of states of one frame of SOURCE (a frames HDF5, e.g. from 'slem predict'),
     or of the model SOURCE's prediction for STRUCTURE, without dense diagonalisation."""
+    from slem.threads import configure_threads  # noqa: PLC0415
+
+    # before torch (the MODEL STRUCTURE path) is imported: OpenMP reads its wait policy when it loads
+    configure_threads(threads, use_torch=structure is not None)
     from slem.spectrum.analysis import SpectrumError, frame_spectrum  # noqa: PLC0415
     from slem.spectrum.edges import EdgesError  # noqa: PLC0415
     from slem.spectrum.kpm import KpmError  # noqa: PLC0415
