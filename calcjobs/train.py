@@ -7,11 +7,11 @@ the submitting machine, so the provenance graph always records what the model wa
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 
 from aiida import orm
 
+from aiida_slem.data.basis import BasisData
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 
@@ -30,29 +30,27 @@ OUTPUT_DIR = "output"
 DATASET_FILE = "dataset.h5"
 VALIDATION_FILE = "validation.h5"
 PARENT_MODEL_FILE = "parent_model.pt"
+BASIS_FILE = "basis.h5"
 STDOUT = "slem-train.out"
 STDERR = "slem-train.err"
 RETRIEVED_OUTPUTS = ("status.json", "summary.json", "metrics.jsonl", "learning_curve.png", "config.json")
 MODEL_FILE = "model.pt"
 
 
-def run_config(config: dict, with_validation: bool, init_model: bool = False) -> dict:
+def run_config(
+    config: dict, with_validation: bool, init_model: bool = False, with_basis: bool = False
+) -> dict:
     """The config file ``slem train`` reads: the user's sections plus the paths this CalcJob controls."""
     raw = copy.deepcopy(config)
     raw["dataset"] = {"path": DATASET_FILE}
     if with_validation:
         raw["dataset"]["validation_path"] = VALIDATION_FILE
+    if with_basis:
+        raw["dataset"]["basis_path"] = BASIS_FILE
     raw["output_dir"] = OUTPUT_DIR
     if init_model:
         raw.setdefault("training", {})["init_model"] = PARENT_MODEL_FILE
     return raw
-
-
-def supports_init_model() -> bool:
-    """Whether this ``slem`` can start training from a trained model's weights (fine-tuning)."""
-    from slem.train.config import TrainingSection
-
-    return "init_model" in {f.name for f in dataclasses.fields(TrainingSection)}
 
 
 def train_split_size(dataset: DatasetData) -> int:
@@ -63,7 +61,9 @@ def train_split_size(dataset: DatasetData) -> int:
     return len(split.get("train", []))
 
 
-def check_config(config: dict, validation: bool) -> str | None:
+def check_config(
+    config: dict, validation: bool, with_basis: bool = False, init_model: bool = False
+) -> str | None:
     from slem.train.config import ConfigError, validate_config
 
     for key, why in (
@@ -76,8 +76,13 @@ def check_config(config: dict, validation: bool) -> str | None:
     ):
         if key in config:
             return f"config.{key} must not be given: {why}"
+    if (config.get("model") or {}).get("overlap") == "basis" and not (with_basis or init_model):
+        return (
+            "config.model.overlap: basis computes S from the basis: pass the `basis` input (the BasisData "
+            "the dataset was projected onto, e.g. the DatasetWorkChain's 'basis' output)"
+        )
     try:
-        validate_config(run_config(config, validation))
+        validate_config(run_config(config, validation, init_model, with_basis))
     except ConfigError as exc:
         return str(exc)
     return None
@@ -116,6 +121,21 @@ def check_dataset(config: dict, dataset: DatasetData, role: str, needs_train: bo
     return None
 
 
+def check_basis(basis: BasisData, dataset: DatasetData) -> str | None:
+    """The basis input must be the one the dataset's frames were projected onto."""
+    recorded = dataset.base.attributes.get("basis_uuid")
+    if recorded and recorded != basis.uuid:
+        return (
+            f"basis <{basis.pk or 'unstored'}> is not the basis the dataset <{dataset.pk or 'unstored'}> was "
+            f"projected onto (<{recorded}>); pass that one (the dataset workchain's 'basis' output)"
+        )
+    shells = {el: basis.shells.get(el) for el in dataset.base.attributes.get("basis", {})}
+    if shells != dataset.base.attributes.get("basis", {}):
+        return (f"basis <{basis.pk or 'unstored'}> has shells {shells} but the dataset holds "
+                f"{dataset.base.attributes.get('basis')}; pass the basis the frames were projected onto")
+    return None
+
+
 def check_parent_model(model: SlemModelData, dataset: DatasetData) -> str | None:
     model_basis = model.base.attributes.get("basis", {})
     dataset_basis = dataset.base.attributes.get("basis", {})
@@ -130,11 +150,6 @@ def check_parent_model(model: SlemModelData, dataset: DatasetData) -> str | None
             f"<{model.pk or 'unstored'}> (element: (model, dataset)) {differing}; fine-tuning needs frames "
             "projected onto the model's basis"
         )
-    if not supports_init_model():
-        return (
-            "fine-tuning from parent_model needs a slem version whose training config has "
-            "training.init_model; this one has not. Train from scratch or resume with parent_folder"
-        )
     return None
 
 
@@ -142,9 +157,13 @@ def validate_inputs(inputs: dict, _) -> str | None:
     """Everything that can be checked before the job reaches the cluster."""
     config = inputs["config"].get_dict()
     validation = inputs.get("validation_dataset")
-    error = check_config(config, validation is not None)
+    error = check_config(config, validation is not None, "basis" in inputs, "parent_model" in inputs)
     if error:
         return error
+    if "basis" in inputs:
+        error = check_basis(inputs["basis"], inputs["dataset"])
+        if error:
+            return error
     error = check_dataset(config, inputs["dataset"], "dataset", needs_train=True)
     if error:
         return error
@@ -203,6 +222,13 @@ class SlemTrainCalculation(SlemCommandCalculation):
             valid_type=orm.RemoteData,
             required=False,
             help="remote_folder of an earlier slem.train job: resume from its checkpoints/latest.pt.",
+        )
+        spec.input(
+            "basis",
+            valid_type=BasisData,
+            required=False,
+            help="The basis the dataset was projected onto; copied to the job for model.overlap: basis "
+            "(S from its exact two-centre integrals instead of a learned overlap).",
         )
         spec.input(
             "parent_model",
@@ -265,8 +291,9 @@ class SlemTrainCalculation(SlemCommandCalculation):
         config = inputs.config.get_dict()
         with_validation = "validation_dataset" in inputs
         fine_tune = "parent_model" in inputs
+        with_basis = "basis" in inputs
         with folder.open(RUN_CONFIG, "w") as handle:
-            json.dump(run_config(config, with_validation, fine_tune), handle, indent=2)
+            json.dump(run_config(config, with_validation, fine_tune, with_basis), handle, indent=2)
         folder.get_subfolder(OUTPUT_DIR, create=True)
 
         local_copy_list = [(inputs.dataset.uuid, inputs.dataset.filename, DATASET_FILE)]
@@ -274,6 +301,8 @@ class SlemTrainCalculation(SlemCommandCalculation):
             local_copy_list.append(
                 (inputs.validation_dataset.uuid, inputs.validation_dataset.filename, VALIDATION_FILE)
             )
+        if with_basis:
+            local_copy_list.append((inputs.basis.uuid, inputs.basis.filename, BASIS_FILE))
         if fine_tune:
             local_copy_list.append(
                 (inputs.parent_model.uuid, inputs.parent_model.filename, PARENT_MODEL_FILE)

@@ -324,6 +324,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         inputs = AttributeDict(self.exposed_inputs(SlemTrainWorkChain, namespace="train"))
         inputs.train = AttributeDict(inputs.train)
         inputs.train.dataset = self.ctx.dataset.outputs.dataset
+        if inputs.train.config.get_dict().get("model", {}).get("overlap") == "basis":
+            inputs.train.basis = self.ctx.dataset.outputs.basis
         inputs.metadata = {"call_link_label": "train"}
         return ToContext(train=self.submit(SlemTrainWorkChain, **inputs))
 

@@ -41,6 +41,8 @@ class DatasetData(SlemFileData):
             "basis_label": file_attrs.get("basis_label")
             or label_string(frames[0]["metadata"].get("basis_label")),
             "cutoffs": file_attrs.get("cutoffs", {}),
+            # the BasisData the frames were projected onto (merge_operator_frames), for the train job's check
+            "basis_uuid": file_attrs.get("basis_uuid"),
             "operators": sorted(set.intersection(*(set(f["operators"]) for f in frames))),
             "n_atoms": [f["n_atoms"] for f in frames],
         }

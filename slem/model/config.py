@@ -48,6 +48,9 @@ class SlemConfig:
     avg_num_neighbors: float = 50.0
     poly_p: float = 6.0
     overlap_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    # "learned": an MLP per (shell pair, |m|) of the distance (overlap.py); "basis": the basis's exact
+    # two-centre S, tabulated from its basis file when training starts (exact_overlap.py)
+    overlap: str = "learned"
     # > 0: distance-dependent hopping statistics with a two-centre baseline on this many knots
     # (bond_rescale.py); 0: one mean/std per species pair. Si64 1s1p, 100 steps: 2.8 vs 8.4 meV H MAE.
     bond_rescale_knots: int = 24
@@ -91,6 +94,8 @@ class SlemConfig:
                 problems.append("hidden_irreps needs 0e channels (the latent update reads them)")
         except ValueError as err:
             problems.append(str(err))
+        if self.overlap not in ("learned", "basis"):
+            problems.append(f"overlap must be 'learned' or 'basis', not {self.overlap!r}")
         if self.bond_rescale_knots < 0 or self.bond_rescale_knots == 1:
             problems.append("bond_rescale_knots must be 0 (off) or >= 2")
         if self.avg_num_neighbors <= 0:

@@ -17,25 +17,51 @@ from slem.model.edges import EdgeGeometry
 from slem.model.radial import BesselBasis, ScalarMLP
 
 
+def sk_index(layout: OrbitalLayout) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(value_idx, flat_idx, n_values): bond-frame entry flat_idx[k] of an (nf x nf) block holds
+    value value_idx[k], one value per (shell a, shell b, |m|)."""
+    nf = layout.nf
+    value_idx, flat_idx = [], []
+    n_values = 0
+    for a, b in layout.shell_pairs(upper=False):
+        la, lb = layout.shells[a], layout.shells[b]
+        oa, ob = layout.offsets[a] + la, layout.offsets[b] + lb
+        for m in range(min(la, lb) + 1):
+            for sm in {m, -m}:
+                value_idx.append(n_values)
+                flat_idx.append((oa + sm) * nf + ob + sm)
+            n_values += 1
+    return torch.tensor(value_idx), torch.tensor(flat_idx), n_values
+
+
+def bond_frame_values(values: torch.Tensor, rot: torch.Tensor, value_idx: torch.Tensor,
+                      flat_idx: torch.Tensor) -> torch.Tensor:
+    """(E, nf*nf) bond-frame blocks from (E, n_values); rotated to the lab frame with ``rot``."""
+    n_edges, nf = values.shape[0], rot.shape[1]
+    frame = values.new_zeros((n_edges, nf * nf))
+    frame[:, flat_idx] = values[:, value_idx]
+    return rot @ frame.view(n_edges, nf, nf) @ rot.transpose(1, 2)
+
+
+def sk_values(blocks: torch.Tensor, rot: torch.Tensor, value_idx: torch.Tensor, flat_idx: torch.Tensor,
+              n_values: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lab-frame blocks (E, nf, nf) -> (bond-frame values (E, n_values), bond-frame blocks (E, nf*nf))."""
+    nf = blocks.shape[1]
+    frame = (rot.transpose(1, 2) @ blocks @ rot).reshape(-1, nf * nf)
+    sums = frame.new_zeros((frame.shape[0], n_values)).index_add_(1, value_idx, frame[:, flat_idx])
+    counts = frame.new_zeros(n_values).index_add_(0, value_idx, torch.ones_like(value_idx, dtype=frame.dtype))
+    return sums / counts, frame
+
+
 class OverlapHead(nn.Module):
     def __init__(self, layout: OrbitalLayout, n_radial: int, hidden: list[int]):
         super().__init__()
         self.layout = layout
         n_species = len(layout.species)
-        nf = layout.nf
-        value_idx, flat_idx = [], []
-        n_values = 0
-        for a, b in layout.shell_pairs(upper=False):
-            la, lb = layout.shells[a], layout.shells[b]
-            oa, ob = layout.offsets[a] + la, layout.offsets[b] + lb
-            for m in range(min(la, lb) + 1):
-                for sm in {m, -m}:
-                    value_idx.append(n_values)
-                    flat_idx.append((oa + sm) * nf + ob + sm)
-                n_values += 1
+        value_idx, flat_idx, n_values = sk_index(layout)
         self.n_values = n_values
-        self.register_buffer("value_idx", torch.tensor(value_idx), persistent=False)
-        self.register_buffer("flat_idx", torch.tensor(flat_idx), persistent=False)
+        self.register_buffer("value_idx", value_idx, persistent=False)
+        self.register_buffer("flat_idx", flat_idx, persistent=False)
         self.bessel = BesselBasis(n_radial)
         self.mlp = ScalarMLP([2 * n_species + n_radial, *hidden, n_values])
         self.register_buffer("scale", torch.ones(n_species * n_species, n_values))
@@ -65,12 +91,9 @@ class OverlapHead(nn.Module):
         return self.mlp(x) * geom.fcut[:, None] * self.scale[pair_type]
 
     def forward(self, geom: EdgeGeometry) -> tuple[torch.Tensor, torch.Tensor]:
-        n_edges, nf = geom.length.shape[0], self.layout.nf
         values = self.bond_values(geom)
-        frame = values.new_zeros((n_edges, nf * nf))
-        frame[:, self.flat_idx] = values[:, self.value_idx]
-        rot = _block_diag(geom.wigner, self.layout)
-        hopping = rot @ frame.view(n_edges, nf, nf) @ rot.transpose(1, 2)
+        hopping = bond_frame_values(values, block_diag_wigner(geom.wigner, self.layout), self.value_idx,
+                                    self.flat_idx)
         pattern = self._onsite_pattern.to(dtype=values.dtype, device=values.device)
         onsite = torch.einsum("sk,kab->sab", self.onsite, pattern)[geom.species]
         return onsite, hopping
@@ -80,16 +103,11 @@ class OverlapHead(nn.Module):
         """Onsite constants from target means; SK scales from the RMS of the targets in the bond frame.
 
         ``samples`` holds (geometry, full onsite targets, full hopping targets) per graph."""
-        nf, n_species = self.layout.nf, len(self.layout.species)
+        n_species = len(self.layout.species)
         sk_all, types_all, onsite_all, species_all = [], [], [], []
         for geom, onsite_full, hopping_full in samples:
-            rot = _block_diag(geom.wigner, self.layout)
-            frame = (rot.transpose(1, 2) @ hopping_full @ rot).reshape(-1, nf * nf)
-            sums = frame.new_zeros((frame.shape[0], self.n_values)).index_add_(
-                1, self.value_idx, frame[:, self.flat_idx])
-            counts = frame.new_zeros(self.n_values).index_add_(
-                0, self.value_idx, torch.ones_like(self.value_idx, dtype=frame.dtype))
-            sk_all.append(sums / counts)
+            rot = block_diag_wigner(geom.wigner, self.layout)
+            sk_all.append(sk_values(hopping_full, rot, self.value_idx, self.flat_idx, self.n_values)[0])
             types_all.append(geom.species[geom.edge_index[0]] * n_species + geom.species[geom.edge_index[1]])
             onsite_all.append(onsite_full)
             species_all.append(geom.species)
@@ -111,7 +129,7 @@ class OverlapHead(nn.Module):
                 self.onsite[s] = constants.to(self.onsite.dtype)
 
 
-def _block_diag(wigner: list[torch.Tensor], layout: OrbitalLayout) -> torch.Tensor:
+def block_diag_wigner(wigner: list[torch.Tensor], layout: OrbitalLayout) -> torch.Tensor:
     n_edges = wigner[0].shape[0]
     out = wigner[0].new_zeros((n_edges, layout.nf, layout.nf))
     for off, l in zip(layout.offsets, layout.shells, strict=True):

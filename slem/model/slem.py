@@ -16,6 +16,7 @@ from slem.model.bond_rescale import BondRescale
 from slem.model.config import SlemConfig
 from slem.model.edges import EdgeGeometry, edge_geometry
 from slem.model.embedding import InitLayer
+from slem.model.exact_overlap import ExactOverlapHead
 from slem.model.irreps import Irreps
 from slem.model.layer import SlemLayer
 from slem.model.linear import EquivariantLinear
@@ -86,7 +87,9 @@ class SlemModel(nn.Module):
         self.layout = OrbitalLayout(config.species, config.basis)
         self.heads = nn.ModuleDict()
         for name in config.heads:
-            if name == "S":
+            if name == "S" and config.overlap == "basis":
+                self.heads[name] = ExactOverlapHead(self.layout, max(config.r_cut.values()))
+            elif name == "S":
                 self.heads[name] = OverlapHead(self.layout, config.n_radial, config.overlap_hidden)
             else:
                 self.heads[name] = SlemNet(config, self.layout)

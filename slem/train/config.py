@@ -35,6 +35,8 @@ class ConfigError(ValueError):
 class DatasetSection:
     path: str
     validation_path: str | None = None  # a second frames file whose frames are all used for validation
+    # the basis.h5 (slem basis) the frames were projected onto; model.overlap: basis tabulates S from it
+    basis_path: str | None = None
 
 
 @dataclass
@@ -239,6 +241,10 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
             problems.append(f"model.r_cut must be a positive number or {{element: Angstrom}}, got {r_cut!r}")
 
+    if model.get("overlap") == "basis" and "S" in ops and not dataset.get("basis_path") \
+            and not training.get("init_model"):
+        problems.append("model.overlap: basis computes S from the basis file: give dataset.basis_path (the "
+                        "basis.h5 of the slem basis run the frames were projected onto)")
     _check_training(training, ops, problems)
     if problems:
         raise ConfigError(problems)
@@ -330,7 +336,8 @@ def resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
     return dataclasses.replace(
         config,
         dataset=DatasetSection(
-            path=fix(config.dataset.path), validation_path=fix(config.dataset.validation_path)
+            path=fix(config.dataset.path), validation_path=fix(config.dataset.validation_path),
+            basis_path=fix(config.dataset.basis_path),
         ),
         output_dir=fix(config.output_dir),
     )

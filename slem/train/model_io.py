@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,6 +60,26 @@ def build(model_config) -> torch.nn.Module:
     return build_model(model_config)
 
 
+def fill_exact_overlap(model: torch.nn.Module, basis_path: str | None) -> None:
+    """Tabulate the exact S of ``model.overlap: basis`` from the basis file (a no-op otherwise).
+
+    A wrong file is refused here and again by the head's fit, which compares it with the data's S."""
+    from slem.basis.orbital import BasisFileError, read_basis  # noqa: PLC0415
+    from slem.model.exact_overlap import BasisMismatchError, ExactOverlapHead  # noqa: PLC0415
+    from slem.train.config import ConfigError  # noqa: PLC0415
+
+    if not isinstance(model.heads["S"] if "S" in model.heads else None, ExactOverlapHead):
+        return
+    if not basis_path:
+        raise ConfigError(["model.overlap: basis needs dataset.basis_path (the basis.h5 of slem basis)"])
+    try:
+        model.heads["S"].set_basis(read_basis(basis_path))
+    except FileNotFoundError as exc:
+        raise ConfigError([f"dataset.basis_path: {basis_path} does not exist"]) from exc
+    except (BasisFileError, BasisMismatchError, OSError, KeyError) as exc:
+        raise ConfigError([f"dataset.basis_path: {exc}"]) from exc
+
+
 def cutoffs(model_config) -> dict[str, float]:
     r_cut = model_config.r_cut
     if isinstance(r_cut, Mapping):
@@ -78,12 +97,13 @@ def collate(graphs: Sequence[dict]) -> dict:
 
 def fit_rescale(model: torch.nn.Module, graphs: list[dict], operators: Sequence[str]) -> None:
     from slem.model import fit_rescale as _fit  # noqa: PLC0415
+    from slem.model.exact_overlap import BasisMismatchError  # noqa: PLC0415
+    from slem.train.config import ConfigError  # noqa: PLC0415
 
-    params = inspect.signature(_fit).parameters
-    if "operators" in params:
+    try:
         _fit(model, graphs, operators=list(operators))
-    else:
-        _fit(model, graphs)
+    except BasisMismatchError as exc:
+        raise ConfigError([f"dataset.basis_path: {exc}"]) from exc
 
 
 def forward(model: torch.nn.Module, graph: dict, edge_chunk: int | None = None) -> dict:

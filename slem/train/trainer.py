@@ -120,6 +120,7 @@ class Trainer:
                 # fine-tuning keeps the parent's output statistics: its weights were trained with them
                 model_io.load_parent_weights(self.model, self.model_config, parent, self.t.init_model)
             else:
+                model_io.fill_exact_overlap(self.model, self.config.dataset.basis_path)
                 # rescale statistics come from the training data only, before any optimisation
                 model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
             broadcast_parameters(self.model, self.dist)

@@ -99,3 +99,21 @@ def test_workchain_applies_the_same_checks(slem_code, si64_dataset):
     builder.train.config = orm.Dict(config)
     with pytest.raises(ValueError, match=r"lacks operator\(s\) \['D'\]"):
         run_get_node(builder)
+
+
+def test_exact_overlap_needs_the_datasets_basis(slem_code, si64_dataset, tmp_path):
+    """model.overlap: basis without a basis input, or with a basis of other shells, never reaches a job."""
+    from aiida_slem.data.basis import BasisData
+    from slem.basis.generate import generate_basis
+    from slem.basis.orbital import write_basis
+    from slem.qe.inputs import DEFAULT_PSEUDO_DIR
+
+    config = tiny_config()
+    config["model"]["overlap"] = "basis"
+    assert "pass the `basis` input" in refused(slem_code, si64_dataset, config)
+    upf = DEFAULT_PSEUDO_DIR / "Si.pbe-rrkj.UPF"
+    if not upf.is_file():
+        pytest.skip("Debian's Si.pbe-rrkj.UPF is not installed")
+    write_basis(tmp_path / "basis.h5", {"Si": generate_basis(upf, preset="DZP")})
+    message = refused(slem_code, si64_dataset, config, basis=BasisData(tmp_path / "basis.h5"))
+    assert "has shells {'Si': '2s2p1d'} but the dataset holds {'Si': '1s1p'}" in message
