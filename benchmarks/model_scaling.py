@@ -36,7 +36,7 @@ def peak_rss_mb() -> float:
 
 
 def diamond(n_atoms: int):
-    from ase.build import bulk  # noqa: PLC0415
+    from ase.build import bulk
 
     n = round((n_atoms / 8) ** (1 / 3))
     if 8 * n**3 != n_atoms:
@@ -45,10 +45,10 @@ def diamond(n_atoms: int):
 
 
 def measure(n_atoms: int, edge_chunk: int, halo_chunk: int) -> dict:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from slem.data.graph import build_graph  # noqa: PLC0415
-    from slem.model import SlemConfig, build_model  # noqa: PLC0415
+    from slem.data.graph import build_graph
+    from slem.model import SlemConfig, build_model
 
     torch.manual_seed(0)
     config = SlemConfig(species=["Si"], basis={"Si": "1s1p"}, r_cut={"Si": R_CUT}, avg_num_neighbors=86.0)
@@ -91,11 +91,11 @@ def main() -> None:
     if args.edge_chunk < 1 or args.halo_chunk < 1:
         parser.error("--edge-chunk and --halo-chunk must be positive")
     if args.worker:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(args.threads)
         if not args.system_malloc:
-            from slem.allocator import keep_freed_memory  # noqa: PLC0415
+            from slem.allocator import keep_freed_memory
 
             keep_freed_memory()  # as `slem predict` does
         print(json.dumps(measure(args.worker, args.edge_chunk, args.halo_chunk)))

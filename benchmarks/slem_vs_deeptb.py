@@ -69,8 +69,8 @@ def unpack(dest: Path) -> Path:
 
 def supercell(root: Path, atoms_wanted: int):
     """ase.Atoms of the Si64 frame repeated n x n x n to ``atoms_wanted`` atoms."""
-    import ase  # noqa: PLC0415 - both venvs have ase; imported late so --help is instant
-    import numpy as np  # noqa: PLC0415
+    import ase  # both venvs have ase; imported late so --help is instant
+    import numpy as np
 
     frame = root / "Si64.0"
     pos = np.loadtxt(frame / "positions.dat").reshape(-1, 3)
@@ -103,12 +103,12 @@ def widths(text: str) -> list[int]:
 
 def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
          edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS) -> dict:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from slem.data.deeptb import read_deeptb  # noqa: PLC0415
-    from slem.data.graph import build_graph  # noqa: PLC0415
-    from slem.model import SlemConfig, build_model, fit_rescale  # noqa: PLC0415
-    from slem.train.loss import BlockLoss, block_errors  # noqa: PLC0415
+    from slem.data.deeptb import read_deeptb
+    from slem.data.graph import build_graph
+    from slem.model import SlemConfig, build_model, fit_rescale
+    from slem.train.loss import BlockLoss, block_errors
 
     torch.manual_seed(0)
     frame = read_deeptb(root)[0]
@@ -163,11 +163,11 @@ def deeptb_options() -> tuple[dict, dict]:
 
 
 def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> dict:
-    import torch  # noqa: PLC0415
-    from dptb.data import AtomicData, AtomicDataDict, build_dataset  # noqa: PLC0415
-    from dptb.data.dataloader import DataLoader  # noqa: PLC0415
-    from dptb.nn.build import build_model  # noqa: PLC0415
-    from dptb.nnops.loss import HamilLossAbs  # noqa: PLC0415
+    import torch
+    from dptb.data import AtomicData, AtomicDataDict, build_dataset
+    from dptb.data.dataloader import DataLoader
+    from dptb.nn.build import build_model
+    from dptb.nnops.loss import HamilLossAbs
 
     torch.manual_seed(0)
     model_options, common = deeptb_options()
@@ -245,7 +245,7 @@ def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> di
         env["SLEM_SYSTEM_MALLOC"] = "1"
     if side == "deeptb" and args.peer_kept_memory:
         # the same glibc thresholds that slem.allocator sets for our side, through glibc's variables
-        from slem.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES  # noqa: PLC0415 - not in DeePTB's venv
+        from slem.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES  # not in DeePTB's venv
 
         env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD_BYTES)
         env["MALLOC_TRIM_THRESHOLD_"] = str(TRIM_THRESHOLD_BYTES)
@@ -328,11 +328,11 @@ def main() -> None:
     if args.steps < 1 or args.timed_steps < 1:
         parser.error("--steps and --timed-steps must be positive")
     if args.worker:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(args.threads)
         if args.worker == "ours":
-            from slem.allocator import keep_freed_memory  # noqa: PLC0415
+            from slem.allocator import keep_freed_memory
 
             keep_freed_memory()  # as the slem command does; SLEM_SYSTEM_MALLOC=1 (--system-malloc) skips it
         common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)

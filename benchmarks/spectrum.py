@@ -32,10 +32,10 @@ H_NOISE_EV, S_NOISE = 0.01, 1e-4
 
 def predicted_like(n: int, seed: int = 0):
     """The tiled, perturbed Si8 frame with n^3 cells (8 n^3 atoms)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from slem.data.frame import read_frames  # noqa: PLC0415
-    from slem.data.supercell import supercell_frame  # noqa: PLC0415
+    from slem.data.frame import read_frames
+    from slem.data.supercell import supercell_frame
 
     frame = supercell_frame(read_frames(SI8, [0])[0], (n, n, n), operators=["H", "S"])
     rng = np.random.default_rng(seed)
@@ -46,9 +46,9 @@ def predicted_like(n: int, seed: int = 0):
 
 
 def measure(n_atoms: int, moments: int, vectors: int, edges: bool, dense: bool) -> dict:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from slem.spectrum.analysis import frame_spectrum, peak_rss_mb  # noqa: PLC0415
+    from slem.spectrum.analysis import frame_spectrum, peak_rss_mb
 
     n = round((n_atoms / 8) ** (1 / 3))
     start = time.perf_counter()
@@ -80,9 +80,9 @@ def measure(n_atoms: int, moments: int, vectors: int, edges: bool, dense: bool) 
         "n_occupied": 2 * n_atoms,
     }
     if dense and result["edges"]:
-        import scipy.linalg  # noqa: PLC0415
+        import scipy.linalg
 
-        from slem.spectrum.sparse import BlochPattern  # noqa: PLC0415
+        from slem.spectrum.sparse import BlochPattern
 
         pattern = BlochPattern(frame)
         h, s = pattern.matrix("H").toarray(), pattern.matrix("S").toarray()

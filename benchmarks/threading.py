@@ -59,7 +59,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 def fast_config(output_dir: str) -> dict:
     """The fast protocol's training config on the Si8 test frames."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     protocols = yaml.safe_load(PROTOCOL.read_text())
     config = _merge(
@@ -73,18 +73,18 @@ def measure(variant: str, steps: int, warmup: int) -> dict:
     if variant in ("after", "active"):
         if variant == "active":
             os.environ["OMP_WAIT_POLICY"] = "ACTIVE"  # a policy already set is kept by configure_threads
-        from slem.threads import configure_threads  # noqa: PLC0415
+        from slem.threads import configure_threads
 
         configure_threads(None)
     elif variant == "one":
-        from slem.threads import configure_threads  # noqa: PLC0415
+        from slem.threads import configure_threads
 
         configure_threads(1)
-    import torch  # noqa: PLC0415
+    import torch
 
-    from slem.allocator import keep_freed_memory  # noqa: PLC0415
-    from slem.train.config import validate_config  # noqa: PLC0415
-    from slem.train.trainer import Trainer  # noqa: PLC0415
+    from slem.allocator import keep_freed_memory
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
 
     keep_freed_memory()  # as the slem command does
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,7 @@ def read_structures(path: str | os.PathLike) -> list[Atoms | Frame]:
                 f"{path} is HDF5 but not a slem frames file; convert it or give an ase-readable file"
             )
         return list(read_frames(path))
-    import ase.io  # noqa: PLC0415
+    import ase.io
 
     try:
         images = ase.io.read(path, index=":")
@@ -64,7 +64,7 @@ class Predictor:
         self, model_path: str | os.PathLike, device: str | torch.device = "cpu",
         edge_chunk: int | None = DEFAULT_EDGE_CHUNK,
     ):
-        from slem.model import load_model  # noqa: PLC0415
+        from slem.model import load_model
 
         self.path = Path(model_path)
         self.device = torch.device(device)

@@ -128,7 +128,7 @@ def configure_threads(
     choice = choose_threads(option, available=available, ranks=ranks)
     os.environ.update(thread_environment(choice.threads))
     if use_torch or "torch" in sys.modules:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(choice.threads)
         try:  # allowed once, before any inter-op work; a second command in one process keeps the first

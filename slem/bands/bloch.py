@@ -54,7 +54,7 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
 
     Vectorised over the packed blocks (``slem.spectrum.sparse.BlochPattern``): real at k-points whose
     phases are all real (Gamma, 2k integer), complex elsewhere; not symmetrised, like ``bloch_matrices``."""
-    from slem.spectrum.sparse import BlochPattern  # noqa: PLC0415  (slem.spectrum imports this module)
+    from slem.spectrum.sparse import BlochPattern  # slem.spectrum imports this module
 
     return BlochPattern(frame).matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
 

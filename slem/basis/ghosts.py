@@ -50,7 +50,7 @@ def check_upf_levels(path) -> dict[str, tuple[float, float]]:
     """Screen the pseudo-atom of the UPF at ``path`` and check its levels (``aiida-slem setup`` runs this
     on every file of a family before installing it); returns the compared levels."""
     from slem.basis.confinement import BOHR_ANGSTROM
-    from slem.basis.generate import FREE_RADIUS_ANGSTROM  # noqa: PLC0415 - generate imports this module
+    from slem.basis.generate import FREE_RADIUS_ANGSTROM  # generate imports this module
     from slem.basis.xc import parse_functional
     from slem.qe.upf import read_upf
 

@@ -16,9 +16,9 @@ class OverlapNotPositiveError(ValueError):
 
 def sparse_bands(frame, kpts: np.ndarray, nbands: int, sigma: float) -> np.ndarray:
     """``nbands`` eigenvalues nearest ``sigma`` (eV) at each reduced k-point, shift-invert Lanczos."""
-    from scipy.sparse.linalg import eigsh  # noqa: PLC0415
+    from scipy.sparse.linalg import eigsh
 
-    from slem.bands.bloch import bloch_matrix_sparse  # noqa: PLC0415
+    from slem.bands.bloch import bloch_matrix_sparse
 
     out = np.empty((len(kpts), nbands))
     for a, k in enumerate(kpts):
@@ -44,10 +44,10 @@ def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.n
     ``overlap_tolerance`` > 0: canonical orthogonalisation instead of the check; S(k) directions with
     eigenvalues at or below it are dropped (a nearly linearly dependent basis such as DZP amplifies H
     errors along them by 1/eigenvalue), and every k-point keeps the smallest number of bands kept."""
-    import scipy.linalg  # noqa: PLC0415
+    import scipy.linalg
 
-    from slem.bands import bloch_matrices  # noqa: PLC0415
-    from slem.bands.bloch import generalized_eigvalsh  # noqa: PLC0415
+    from slem.bands import bloch_matrices
+    from slem.bands.bloch import generalized_eigvalsh
 
     h_all, s_all = bloch_matrices(frame, "H", kpts), bloch_matrices(frame, "S", kpts)
     out = []
@@ -63,17 +63,17 @@ def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.n
 
 def band_path(frame, path: str, npoints: int):
     """(reduced k-points, linear axis, special-point positions, labels) along ase's band path."""
-    from slem.bands import kpath  # noqa: PLC0415
+    from slem.bands import kpath
 
     kp = kpath(frame, None if path == "auto" else path, npoints)
     return np.asarray(kp.kpts), np.asarray(kp.x), np.asarray(kp.special_x), list(kp.labels)
 
 
 def _plot(png: Path, x, xs, labels, energies, reference, emin, emax) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=130)
     if reference is not None:
@@ -95,7 +95,7 @@ def _plot(png: Path, x, xs, labels, energies, reference, emin, emax) -> None:
 
 
 def _reference_frame(reference: str, structure: str, index: int):
-    from slem.data.frame import read_frames  # noqa: PLC0415
+    from slem.data.frame import read_frames
 
     if reference.isdigit():  # a frame index into STRUCTURE, which must then be a frames file
         return read_frames(structure, [int(reference)])[0]
@@ -104,7 +104,7 @@ def _reference_frame(reference: str, structure: str, index: int):
 
 def _check_reference_basis(reference_basis: dict, model_basis: dict, reference: str) -> None:
     """Bands in two bases are not comparable (other band counts, other variational bounds)."""
-    from slem.data.orbitals import parse_shells  # noqa: PLC0415
+    from slem.data.orbitals import parse_shells
 
     if any(
         el not in model_basis or parse_shells(shells) != parse_shells(model_basis[el])
@@ -182,7 +182,7 @@ def bands(
     data,
 ) -> None:
     """Bands of the model's H and S for STRUCTURE along a k-path; PNG plot and optional data file."""
-    from slem.predict import Predictor, read_structures  # noqa: PLC0415
+    from slem.predict import Predictor, read_structures
 
     try:
         if overlap_tolerance < 0:

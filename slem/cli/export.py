@@ -8,7 +8,7 @@ import click
 
 
 def _basis(values: tuple[str, ...]) -> dict[str, str] | None:
-    from slem.data.orbitals import BasisStringError, parse_basis_spec  # noqa: PLC0415 - keeps --help light
+    from slem.data.orbitals import BasisStringError, parse_basis_spec  # keeps --help light
 
     if not values:
         return None
@@ -52,8 +52,8 @@ def export(
     slem export frames.h5 --format deeph -o deeph_data/
     slem export --import-from deeptb dptb_data/ -o frames.h5 --basis Si=1s1p
     """
-    from slem.data import deeph, deeptb  # noqa: PLC0415
-    from slem.data.frame import FrameFormatError, read_frames, write_frames  # noqa: PLC0415
+    from slem.data import deeph, deeptb
+    from slem.data.frame import FrameFormatError, read_frames, write_frames
 
     given = _basis(basis)
     if (fmt is None) == (import_from is None):

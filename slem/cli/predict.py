@@ -40,11 +40,11 @@ def predict(
     threads: int | None,
 ) -> None:
     """Predict operator blocks for every structure in STRUCTURES (ase-readable files or slem frames HDF5)."""
-    from slem.threads import configure_threads  # noqa: PLC0415
+    from slem.threads import configure_threads
 
     configure_threads(threads)  # before torch is imported: OpenMP reads its wait policy when it loads
-    from slem.data.frame import write_frames  # noqa: PLC0415
-    from slem.predict import Predictor, read_structures  # noqa: PLC0415
+    from slem.data.frame import write_frames
+    from slem.predict import Predictor, read_structures
 
     try:
         predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
@@ -68,7 +68,7 @@ def predict(
     if fmt == "slem":
         write_frames(output, frames, attrs={"predicted_by": str(Path(model).resolve())})
     else:
-        from slem.data.deeptb import write_deeptb  # noqa: PLC0415
+        from slem.data.deeptb import write_deeptb
 
         write_deeptb(frames, output)
     click.echo(str(output))

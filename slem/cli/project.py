@@ -82,7 +82,7 @@ def project(
     threads: int | None,
 ) -> None:
     """Project a pw.x SCF (norm-conserving; fixed occupations or smearing) onto a confined LCAO basis."""
-    from slem.threads import configure_threads  # noqa: PLC0415
+    from slem.threads import configure_threads
 
     configure_threads(threads, use_torch=False)  # numpy's OpenBLAS reads the count when it loads
     from slem.basis.orbital import BasisFileError, read_basis

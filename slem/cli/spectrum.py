@@ -18,9 +18,9 @@ ARRAYS = ("energies_eV", "dos_states_per_eV", "integrated_dos", "edge_eigenvalue
 
 
 def _is_frames_file(path: str) -> bool:
-    import h5py  # noqa: PLC0415
+    import h5py
 
-    from slem.data.frame import FORMAT_NAME  # noqa: PLC0415
+    from slem.data.frame import FORMAT_NAME
 
     if not h5py.is_hdf5(path):
         return False
@@ -30,7 +30,7 @@ def _is_frames_file(path: str) -> bool:
 
 def load_frame(source: str, structure: str | None, index: int, device: str = "cpu"):
     """The frame: from a frames file (SOURCE), or predicted by the model SOURCE for STRUCTURE."""
-    from slem.data.frame import read_file_info, read_frames  # noqa: PLC0415
+    from slem.data.frame import read_file_info, read_frames
 
     if _is_frames_file(source):
         if structure is not None:
@@ -41,7 +41,7 @@ def load_frame(source: str, structure: str | None, index: int, device: str = "cp
         return read_frames(source, [index])[0]
     if structure is None:
         raise ValueError(f"{source} is not a slem frames file; give MODEL STRUCTURE, or a frames file alone")
-    from slem.predict import Predictor, read_structures  # noqa: PLC0415
+    from slem.predict import Predictor, read_structures
 
     predictor = Predictor(source, device=device)
     items = read_structures(structure)
@@ -52,11 +52,11 @@ def load_frame(source: str, structure: str | None, index: int, device: str = "cp
 
 def write_result(path: Path, result: dict) -> None:
     """JSON (arrays as lists) or HDF5 (arrays as datasets, the rest as a JSON attribute ``summary``)."""
-    from slem.atomic import atomic_path  # noqa: PLC0415
+    from slem.atomic import atomic_path
 
     summary = {k: v for k, v in result.items() if k not in ARRAYS}
     if path.suffix in (".h5", ".hdf5"):
-        import h5py  # noqa: PLC0415
+        import h5py
 
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
             for name in ARRAYS:
@@ -69,10 +69,10 @@ def write_result(path: Path, result: dict) -> None:
 
 
 def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | None = None) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     energies, dos = np.asarray(result["energies_eV"]), np.asarray(result["dos_states_per_eV"])
     per_atom = 2 * dos / max(result["n_atoms"], 1)  # both spins
@@ -202,14 +202,14 @@ def spectrum(
 ) -> None:
     """Band edges and density of states of one frame of SOURCE (a frames HDF5, e.g. from 'slem predict'),
     or of the model SOURCE's prediction for STRUCTURE, without dense diagonalisation."""
-    from slem.threads import configure_threads  # noqa: PLC0415
+    from slem.threads import configure_threads
 
     # before torch (the MODEL STRUCTURE path) is imported: OpenMP reads its wait policy when it loads
     configure_threads(threads, use_torch=structure is not None)
-    from slem.spectrum.analysis import SpectrumError, frame_spectrum  # noqa: PLC0415
-    from slem.spectrum.edges import EdgesError  # noqa: PLC0415
-    from slem.spectrum.kpm import KpmError  # noqa: PLC0415
-    from slem.spectrum.overlap import OverlapError  # noqa: PLC0415
+    from slem.spectrum.analysis import SpectrumError, frame_spectrum
+    from slem.spectrum.edges import EdgesError
+    from slem.spectrum.kpm import KpmError
+    from slem.spectrum.overlap import OverlapError
 
     def log(message: str) -> None:
         click.echo(message, err=True)
@@ -219,7 +219,7 @@ def spectrum(
             raise ValueError("--moments must be >= 2 and --vectors, --nearest >= 1, --points >= 2")
         frame = load_frame(source, structure, index, device)
         if supercell:
-            from slem.data.supercell import supercell_frame  # noqa: PLC0415
+            from slem.data.supercell import supercell_frame
 
             frame = supercell_frame(frame, supercell)
         log(f"frame {index} of {structure or source}: {frame.n_atoms} atoms, {len(frame.pairs)} blocks")

@@ -17,7 +17,7 @@ SIGNAL_AT_STEP_ENV = "SLEM_TEST_SIGTERM_AT_STEP"
 
 
 def _exit(output_dir: Path | None, state: str, message: str, is_main: bool = True, **details) -> None:
-    from slem.train.status import EXIT_CODES, write_status  # noqa: PLC0415
+    from slem.train.status import EXIT_CODES, write_status
 
     if output_dir is not None and is_main:
         write_status(output_dir, state, message=message, **details)
@@ -83,14 +83,14 @@ def train(
     """Train a SLEM model from a YAML or JSON CONFIG (see docs/training.md).
 
     Relative paths in CONFIG are relative to the folder of CONFIG."""
-    from slem.threads import configure_threads  # noqa: PLC0415
+    from slem.threads import configure_threads
 
     # before torch is imported: the OpenMP runtime reads its wait policy when it loads. A --ddp launcher
     # only exports the per-rank count to its workers, which apply it themselves.
     launcher = ddp and not _under_torchrun()
     configure_threads(threads, ranks=nproc if launcher else _local_ranks(), use_torch=not launcher)
 
-    from slem.train.config import ConfigError, load_config_file, resolve_paths, validate_config  # noqa: PLC0415
+    from slem.train.config import ConfigError, load_config_file, resolve_paths, validate_config
 
     out: Path | None = None
     try:
@@ -124,13 +124,13 @@ def _local_ranks() -> int:
 
 
 def _run(config, out: Path, device: str, resume: str, progress: bool | None) -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from slem.data.frame import FrameFormatError  # noqa: PLC0415
-    from slem.train.config import ConfigError  # noqa: PLC0415
-    from slem.train.distributed import init_distributed, shutdown_distributed  # noqa: PLC0415
-    from slem.train.status import NanLossError, WalltimeStop, write_status  # noqa: PLC0415
-    from slem.train.trainer import Trainer, resolve_device  # noqa: PLC0415
+    from slem.data.frame import FrameFormatError
+    from slem.train.config import ConfigError
+    from slem.train.distributed import init_distributed, shutdown_distributed
+    from slem.train.status import NanLossError, WalltimeStop, write_status
+    from slem.train.trainer import Trainer, resolve_device
 
     trainer = None
     try:

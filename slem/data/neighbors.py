@@ -80,7 +80,7 @@ def neighbor_list(
             raise CutoffError(
                 f"periodic direction {axis} has a zero lattice vector; give the cell or set pbc False"
             )
-    import vesin  # noqa: PLC0415 - vesin imports torch when present (~2 s); only pay for it here
+    import vesin  # vesin imports torch when present (~2 s); only pay for it here
 
     calculator = vesin.NeighborList(cutoff=float(radii.max()), full_list=True)
     i, j, shifts = calculator.compute(positions, cell, pbc, "ijS")

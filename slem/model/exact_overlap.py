@@ -53,7 +53,7 @@ class ExactOverlapHead(nn.Module):
     @torch.no_grad()
     def set_basis(self, bases: dict[str, ElementBasis]) -> None:
         """Tabulate S from ``bases`` (element -> ElementBasis, as ``slem.basis.orbital.read_basis`` gives)."""
-        from slem.model.overlap_tables import overlap_tables  # noqa: PLC0415 - scipy only when filling
+        from slem.model.overlap_tables import overlap_tables  # scipy only when filling
 
         for element in self.layout.species:
             if element not in bases:

@@ -126,7 +126,7 @@ class SlemModel(nn.Module):
         ``halo_chunk``: additionally split the system into spatial chunks owning about this many edges
         and run each with its one-cutoff halo (exact by strict locality; memory independent of size)."""
         if halo_chunk is not None and graph["edge_index"].shape[1] > halo_chunk:
-            from slem.model.chunked import forward_chunked  # noqa: PLC0415 - avoids an import cycle
+            from slem.model.chunked import forward_chunked  # avoids an import cycle
 
             return forward_chunked(self, graph, halo_chunk, edge_chunk)
         blocks = self.full_blocks(graph, edge_chunk)

@@ -186,15 +186,11 @@ def _section(cls: type, data: Any, where: str, problems: list[str]) -> dict:
     return out
 
 
-def _model_fields() -> list[str] | None:
-    """Field names of the model's config dataclass, or None when the model package is unavailable."""
-    try:
-        from slem.model import SlemConfig  # noqa: PLC0415 - optional until the model package is installed
-    except ImportError:
-        return None
-    if dataclasses.is_dataclass(SlemConfig):
-        return [f.name for f in dataclasses.fields(SlemConfig)]
-    return None
+def _model_fields() -> list[str]:
+    """Field names of the model's config dataclass (imported here: it brings torch)."""
+    from slem.model.config import SlemConfig
+
+    return [f.name for f in dataclasses.fields(SlemConfig)]
 
 
 def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
@@ -226,10 +222,9 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
 
     model = top.get("model", {})
     known = _model_fields()
-    if known is not None:
-        for key in model:
-            if key not in known:
-                problems.append(f"unknown key 'model.{key}'{_suggest(str(key), known)}")
+    for key in model:
+        if key not in known:
+            problems.append(f"unknown key 'model.{key}'{_suggest(str(key), known)}")
     if "heads" in model and sorted(model["heads"]) != sorted(ops):
         problems.append(
             f"model.heads {model['heads']} differs from 'operators' {ops}; drop model.heads "
@@ -317,7 +312,7 @@ def load_config_file(path: str | Path) -> dict:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml  # noqa: PLC0415
+            import yaml
 
             data = yaml.safe_load(text)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a config error for the user
@@ -348,7 +343,7 @@ def check_config_against_dataset(config: TrainConfig, path: str | Path | None = 
     requested operator, and its basis matches ``model.basis`` if that is given.
 
     Returns ``{"species", "basis", "split", "r_cut"}`` inferred from the data (see data_checks.py)."""
-    from .data_checks import check_against_dataset  # noqa: PLC0415 - keeps validate_config free of h5py
+    from .data_checks import check_against_dataset  # keeps validate_config free of h5py
 
     return check_against_dataset(config, path)
 

@@ -25,7 +25,7 @@ class MetricsLogger:
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         try:
-            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+            from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
         except ImportError:  # tensorboard is optional
@@ -61,10 +61,10 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def plot_learning_curve(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     """Training loss and validation loss against step, log scale (matplotlib Agg)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if r["kind"] == "train" and "loss" in r]

@@ -23,7 +23,7 @@ def make_model_config(
 ):
     """SlemConfig from the config's ``model`` section; species, basis and r_cut come from the
     data unless given, the heads are the trained operators."""
-    from slem.model import SlemConfig  # noqa: PLC0415
+    from slem.model import SlemConfig
 
     fields = dict(model)
     fields.setdefault("species", list(species))
@@ -40,8 +40,8 @@ def _warn_truncated_m(config) -> None:
     2 x the largest orbital l some hopping components can never be predicted. Measured on Si8 DZP
     (2s2p1d): hidden lmax 2 left nearest-neighbour d-d blocks 184 meV off on the training frames,
     lmax 4 brought all nearest-neighbour blocks to 4 meV."""
-    from slem.data.orbitals import parse_shells  # noqa: PLC0415
-    from slem.model.irreps import Irreps  # noqa: PLC0415
+    from slem.data.orbitals import parse_shells
+    from slem.model.irreps import Irreps
 
     need = 2 * max(max(parse_shells(config.basis[s])) for s in config.species)
     have = Irreps.parse(config.hidden_irreps).lmax
@@ -55,7 +55,7 @@ def _warn_truncated_m(config) -> None:
 
 
 def build(model_config) -> torch.nn.Module:
-    from slem.model import build_model  # noqa: PLC0415
+    from slem.model import build_model
 
     return build_model(model_config)
 
@@ -64,9 +64,9 @@ def fill_exact_overlap(model: torch.nn.Module, basis_path: str | None) -> None:
     """Tabulate the exact S of ``model.overlap: basis`` from the basis file (a no-op otherwise).
 
     A wrong file is refused here and again by the head's fit, which compares it with the data's S."""
-    from slem.basis.orbital import BasisFileError, read_basis  # noqa: PLC0415
-    from slem.model.exact_overlap import BasisMismatchError, ExactOverlapHead  # noqa: PLC0415
-    from slem.train.config import ConfigError  # noqa: PLC0415
+    from slem.basis.orbital import BasisFileError, read_basis
+    from slem.model.exact_overlap import BasisMismatchError, ExactOverlapHead
+    from slem.train.config import ConfigError
 
     if not isinstance(model.heads["S"] if "S" in model.heads else None, ExactOverlapHead):
         return
@@ -96,9 +96,9 @@ def collate(graphs: Sequence[dict]) -> dict:
 
 
 def fit_rescale(model: torch.nn.Module, graphs: list[dict], operators: Sequence[str]) -> None:
-    from slem.model import fit_rescale as _fit  # noqa: PLC0415
-    from slem.model.exact_overlap import BasisMismatchError  # noqa: PLC0415
-    from slem.train.config import ConfigError  # noqa: PLC0415
+    from slem.model import fit_rescale as _fit
+    from slem.model.exact_overlap import BasisMismatchError
+    from slem.train.config import ConfigError
 
     try:
         _fit(model, graphs, operators=list(operators))
@@ -113,7 +113,7 @@ def forward(model: torch.nn.Module, graph: dict, edge_chunk: int | None = None) 
 
 
 def save(path: str | Path, model: torch.nn.Module, metadata: dict) -> None:
-    from slem.model import save_model  # noqa: PLC0415
+    from slem.model import save_model
 
     save_model(path, model, metadata)
 
@@ -124,9 +124,9 @@ def config_dict(model_config) -> dict:
 
 def load_parent(path: Path):
     """The trained model of ``training.init_model``; a ``ConfigError`` if the file is absent or unreadable."""
-    from slem.model.io import ModelFileError, load_model  # noqa: PLC0415
+    from slem.model.io import ModelFileError, load_model
 
-    from .config import ConfigError  # noqa: PLC0415
+    from .config import ConfigError
 
     if not path.is_file():
         raise ConfigError([f"training.init_model: {path} does not exist"])
@@ -148,7 +148,7 @@ def parent_model_section(parent, model_section: Mapping) -> dict:
 def load_parent_weights(model: torch.nn.Module, model_config, parent, path: Path) -> None:
     """Fine-tuning: copy the parent's weights (output statistics included) into ``model``, which must
     have the same architecture; a ``ConfigError`` naming the differences otherwise."""
-    from .config import ConfigError  # noqa: PLC0415
+    from .config import ConfigError
 
     ours, theirs = model_config.to_dict(), parent.config.to_dict()
     differing = {

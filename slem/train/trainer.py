@@ -166,7 +166,7 @@ class Trainer:
         return self.finish()
 
     def _loop(self) -> None:
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm.auto import tqdm
 
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress, desc="train")
         if self.step == 0 and self.data.validation:  # the starting point of the learning curve
@@ -198,7 +198,7 @@ class Trainer:
         pred = model_io.forward(self.model, graph, self.t.edge_chunk)
         loss, parts = self.loss_fn(pred, graph, layout)
         if self.t.eigenvalue_loss > 0:
-            from .eigen_loss import eigenvalue_loss  # noqa: PLC0415
+            from .eigen_loss import eigenvalue_loss
 
             eig = eigenvalue_loss(
                 pred, graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance

@@ -252,7 +252,7 @@ def test_species_absent_orbitals_two_bases():
 
 def test_atoms_without_neighbours_get_onsite_blocks_only():
     """Atoms farther apart than the cutoff have no edges: onsite blocks only, no hoppings."""
-    from ase import Atoms  # noqa: PLC0415
+    from ase import Atoms
 
     model = build_model(small_config(basis={"Si": "1s1p"}, heads=("H", "S")))
     g = make_graph(Atoms("Si2", positions=[[0, 0, 0], [20, 0, 0]], pbc=False), ["Si"], {"Si": 5.0})

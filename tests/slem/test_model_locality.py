@@ -119,7 +119,7 @@ def test_chunked_inference_equals_full(hidden):
 def test_halo_chunks_are_equal_boxes_with_the_least_halo():
     """Cubes of a fixed side left thin slivers at the far faces, each recomputing a full halo;
     the grid now splits the box into equal parts, along as few axes as the chunk count allows."""
-    from slem.model.chunked import atom_chunks, chunk_grid  # noqa: PLC0415
+    from slem.model.chunked import atom_chunks, chunk_grid
 
     assert chunk_grid([40.0, 40.0, 40.0], 1, 7.4) == (1, 1, 1)
     assert sorted(chunk_grid([40.0, 40.0, 40.0], 2, 7.4)) == [1, 1, 2]

@@ -89,7 +89,7 @@ def test_small_rotation_matches_bmm_with_gradients(transpose):
 
 
 def test_balanced_rms_matches_autograd_and_gradcheck():
-    from slem.model.norm import balanced_rms  # noqa: PLC0415
+    from slem.model.norm import balanced_rms
 
     gen = torch.Generator().manual_seed(3)
     feats = [torch.randn(5, 2 * l + 1, mul, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -114,10 +114,10 @@ def test_balanced_rms_matches_autograd_and_gradcheck():
 def test_gated_rows_matches_gate_of_assembled_outputs(irreps_out):
     """Odd scalars (tanh), no even scalars, no gated groups, and l = 2 outputs of an SO(2) map whose
     inputs stop at l = 1 (their |m| = 2 components are zero)."""
-    from slem.model.gate import Gate  # noqa: PLC0415
-    from slem.model.gated_rows import gated_rows, plan_rows  # noqa: PLC0415
-    from slem.model.irreps import Irreps  # noqa: PLC0415
-    from slem.model.so2 import SO2Linear  # noqa: PLC0415
+    from slem.model.gate import Gate
+    from slem.model.gated_rows import gated_rows, plan_rows
+    from slem.model.irreps import Irreps
+    from slem.model.so2 import SO2Linear
 
     torch.manual_seed(4)
     gate = Gate(Irreps.parse(irreps_out))
