@@ -6,6 +6,8 @@ snapshots come from separate runs at other temperatures, never from the training
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
@@ -136,6 +138,15 @@ def validate_inputs(inputs: dict, _) -> str | None:
     return None if frequency is None else frequency_problem(structure, frequency)
 
 
+def snapshots_for(n_snapshots: int, training_atoms: int | None, n_atoms: int, n_trajectories: int) -> int:
+    """Snapshots per training trajectory: at least ``n_snapshots``, and enough for ``training_atoms`` atoms
+    over all training trajectories. A 3-atom MoS2 cell has too few environments in 8 snapshots for its
+    hoppings to generalise (docs/aiida.md, "Fast protocol: training atoms"); an 8-atom cell is unchanged."""
+    if not training_atoms:
+        return int(n_snapshots)
+    return max(int(n_snapshots), math.ceil(training_atoms / (n_atoms * max(n_trajectories, 1))))
+
+
 def run_label(kind: str, temperature: float) -> str:
     return f"{kind}_T{int(round(temperature))}"
 
@@ -222,8 +233,12 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.supercell = orm.List(supercell)
         builder.temperatures = orm.List([float(t) for t in inputs["temperatures"]])
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
-        for key in ("equilibration_steps", "stride", "n_snapshots", "n_held_out", "seed"):
+        for key in ("equilibration_steps", "stride", "n_held_out", "seed"):
             builder[key] = orm.Int(inputs[key])
+        n_trajectories = len(inputs["temperatures"])
+        builder.n_snapshots = orm.Int(
+            snapshots_for(inputs["n_snapshots"], inputs.get("training_atoms"), n_atoms, n_trajectories)
+        )
         frequency = inputs.get("einstein_frequency")
         if isinstance(frequency, dict):
             builder.einstein_frequency = orm.Dict({str(k): float(v) for k, v in frequency.items()})

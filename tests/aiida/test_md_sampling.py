@@ -21,6 +21,15 @@ def sic_structure() -> orm.StructureData:
     return orm.StructureData(ase=bulk("SiC", "zincblende", a=4.36))
 
 
+def test_small_cells_get_more_snapshots(codes, pseudo_family, si8):
+    """fast: training snapshots hold >= 48 atoms; Si8 keeps 4 per trajectory, SiC (2 atoms) gets 12."""
+    fast = MdSamplingWorkChain.get_builder_from_protocol
+    assert fast(codes["pw"], si8, protocol="fast").n_snapshots.value == 4
+    assert fast(codes["pw"], sic_structure(), protocol="fast").n_snapshots.value == 12
+    plain = fast(codes["pw"], sic_structure(), protocol="fast", overrides={"training_atoms": None})
+    assert plain.n_snapshots.value == 4
+
+
 def test_protocol_builder(codes, pseudo_family, si8):
     builder = MdSamplingWorkChain.get_builder_from_protocol(
         codes["pw"], si8, protocol="fast", overrides={"n_snapshots": 3}
