@@ -21,7 +21,7 @@ DatasetWorkChain = WorkflowFactory("slem.dataset")
 # one training trajectory of 4 snapshots instead of the fast protocol's two (3 + 1 frames, 6 SCFs with the
 # held-out 2): the DFT chain is what is checked here, twice (run, then daemon + caching), and half the frames
 # halve its cost
-FOUR = {"n_snapshots": 4, "temperatures": [600.0], "held_out_temperatures": [900.0]}
+FOUR = {"n_snapshots": 4, "training_atoms": None, "temperatures": [600.0], "held_out_temperatures": [900.0]}
 DAEMON_TIMEOUT = 120  # s for circus calls; the default 2 s times out on 2 cores shared by many jobs
 CACHED = [
     "aiida.calculations:quantumespresso.pw",

@@ -139,6 +139,7 @@ def _short_md(codes, structure, seed: int, thermostat: str = "andersen", einstei
             "equilibration_steps": 2,
             "stride": 1,
             "n_snapshots": 2,
+            "training_atoms": None,
             "temperatures": [600.0],
             "held_out_temperatures": [],
             "einstein_frequency": einstein_frequency,

@@ -21,6 +21,7 @@ TINY = {
         "equilibration_steps": 2,
         "stride": 2,
         "n_snapshots": 3,
+        "training_atoms": None,  # exactly 3 snapshots of Si2, not the 24 that 48 training atoms would take
         "n_held_out": 1,
     },
     "train": {
