@@ -165,9 +165,13 @@ def daemon_running() -> bool:
         return False
 
 
-def poll(node: orm.WorkflowNode, interval: float = 10.0) -> None:
-    """Print each sub-process once when it starts and once when it ends, until the pipeline terminates."""
+def poll(node: orm.WorkflowNode, interval: float = 10.0, progress_every: float = 60.0) -> None:
+    """Print each sub-process once when it starts and once when it ends, until the pipeline terminates;
+    running training and MD jobs also report their step (and a training its loss and ETA) every minute."""
+    from aiida_slem.cli.live import job_progress
+
     seen: dict[int, str] = {}
+    reported = 0.0
     while True:
         descendants, stack = [], list(node.called)
         while stack:
@@ -189,6 +193,13 @@ def poll(node: orm.WorkflowNode, interval: float = 10.0) -> None:
                 )
         if node.is_terminated:
             return
+        if time.monotonic() - reported >= progress_every:
+            reported = time.monotonic()
+            for child in descendants:
+                live = job_progress(child)
+                if live:
+                    stamp = time.strftime("%H:%M:%S")
+                    print(f"  {stamp} {child.process_label}<{child.pk}> {live}", flush=True)
         time.sleep(interval)
 
 

@@ -41,7 +41,12 @@ def tree_lines(
     """One line per process: name<pk> link label, state, duration; children indented below their caller."""
     from aiida import orm
 
+    from .live import job_progress
+
     lines = [f"{indent}{_label(node):<60} {_state(node):<22} {_duration(node)}"]
+    live = job_progress(node)
+    if live:
+        lines.append(f"{indent}  progress: {live}")
     if depth == 0:
         return lines
     children = sorted(node.called, key=lambda n: n.ctime)
