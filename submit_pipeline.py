@@ -168,7 +168,7 @@ def daemon_running() -> bool:
 def poll(node: orm.WorkflowNode, interval: float = 10.0, progress_every: float = 60.0) -> None:
     """Print each sub-process once when it starts and once when it ends, until the pipeline terminates;
     running training and MD jobs also report their step (and a training its loss and ETA) every minute."""
-    from aiida_slem.cli.live import job_progress
+    from aiida_slem.progress import job_progress
 
     seen: dict[int, str] = {}
     reported = 0.0

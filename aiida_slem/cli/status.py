@@ -41,7 +41,7 @@ def tree_lines(
     """One line per process: name<pk> link label, state, duration; children indented below their caller."""
     from aiida import orm
 
-    from .live import job_progress
+    from aiida_slem.progress import job_progress
 
     lines = [f"{indent}{_label(node):<60} {_state(node):<22} {_duration(node)}"]
     live = job_progress(node)

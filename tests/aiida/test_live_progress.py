@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import ProcessState
 
-from aiida_slem.cli.live import job_progress, md_progress, train_progress
+from aiida_slem.progress import job_progress, md_progress, train_progress
 
 
 def _metrics(steps: int = 100) -> str:
