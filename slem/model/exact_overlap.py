@@ -4,7 +4,7 @@ S_ij(R) is a two-centre integral of the basis orbitals: it depends on the basis 
 only, never on the environment. In the bond frame it is one function of the distance per shell pair
 and |m| (overlap.py). This head tabulates those functions with the same two-centre integrals that
 ``slem project`` stores as the reference S (slem/projection/twocentre.py), on a 0.01 A grid with
-cubic Hermite interpolation (below 1e-9 off the projection's blocks), and the onsite blocks at zero
+cubic Hermite interpolation (within 1e-7 of the projection's blocks), and the onsite blocks at zero
 distance. Nothing is trained. A learned overlap head fits these smooth functions only where the
 training frames put bonds; on the MoS2 monolayer its S error alone moved the valence bands by 10-12
 meV (docs/aiida.md, "Exact overlap"). The tables are buffers: a saved model carries them and needs no
@@ -76,9 +76,9 @@ class ExactOverlapHead(nn.Module):
             blocks = torch.as_tensor(blocks)
             values, frame = sk_values(blocks, rot.expand(len(blocks), -1, -1), self.value_idx,
                                       self.flat_idx, self.n_values)
-            rebuilt = values.new_zeros(frame.shape)
-            rebuilt[:, self.flat_idx] = values[:, self.value_idx]
-            off = float((frame - rebuilt).abs().max())
+            identity = torch.eye(self.layout.nf, dtype=values.dtype).expand(len(values), -1, -1)
+            rebuilt = bond_frame_values(values, identity, self.value_idx, self.flat_idx)
+            off = float((frame - rebuilt.reshape(frame.shape)).abs().max())
             if off > 1e-8 * max(1.0, float(frame.abs().max())):
                 raise RuntimeError(f"exact overlap tables are not of Slater-Koster form ({off:.2e}): "
                                    "the two-centre harmonics and the model's Wigner matrices disagree")
@@ -92,7 +92,7 @@ class ExactOverlapHead(nn.Module):
         if not bool(self.filled):
             raise RuntimeError(
                 "the exact overlap head has no tables: build the model with set_basis(read_basis(path)) "
-                "(slem train reads the config's basis_file) or load a trained model"
+                "(slem train reads dataset.basis_path) or load a trained model"
             )
         centre, neigh = geom.edge_index
         pair = geom.species[centre] * len(self.layout.species) + geom.species[neigh]

@@ -38,7 +38,8 @@ def overlap_tables(
             lab = table.blocks(np.outer(distances, unit) / BOHR)
             lab[distances >= reach] = 0.0
             full = np.zeros((len(distances), layout.nf, layout.nf))
-            full[:, np.ix_(mask[a], mask[b])[0], np.ix_(mask[a], mask[b])[1]] = lab
+            rows, cols = np.ix_(mask[a], mask[b])
+            full[:, rows, cols] = lab
             tables[a * len(species) + b] = full
             if a == b:
                 onsite[a][np.ix_(mask[a], mask[a])] = table.blocks(np.zeros((1, 3)))[0]
