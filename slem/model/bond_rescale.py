@@ -88,14 +88,17 @@ class BondRescale(nn.Module):
 
     @torch.no_grad()
     def fit(self, target: Feats, types: torch.Tensor, length: torch.Tensor,
-            vec_internal: torch.Tensor) -> None:
-        """Fit baselines and scales per pair type; types without samples keep scale 1 and no baseline."""
+            vec_internal: torch.Tensor) -> set[int]:
+        """Fit baselines and scales per pair type; types without samples keep scale 1 and no baseline.
+        Returns the types that had samples."""
         sh = self._unit_harmonics(vec_internal)
         k = self.n_knots
+        seen = set()
         for t in range(self.r_lo.shape[0]):
             sel = types == t
             if not bool(sel.any()):
                 continue
+            seen.add(t)
             r = length[sel]
             lo, hi = float(r.min()), float(r.max())
             hi = max(hi, lo + 1e-3)
@@ -119,3 +122,18 @@ class BondRescale(nn.Module):
             for g, m in enumerate(mean_squares):
                 scale = m.clamp_min(0).sqrt().clamp_min(floor)
                 getattr(self, f"scale_{g}")[t * k:(t + 1) * k] = scale.to(self.r_lo.dtype)
+        return seen
+
+    @torch.no_grad()
+    def mix_types(self, target: int, first: int, second: int) -> None:
+        """Statistics of ``target`` from two fitted pair types, knot by knot on the fraction of each one's
+        distance range: mean range and baseline, geometric-mean scale. A Harrison-like prior for a species
+        pair the training data lacks (slem.model.fit.fill_unseen_pairs), not a fit."""
+        k = self.n_knots
+        rows = [slice(t * k, (t + 1) * k) for t in (target, first, second)]
+        self.r_lo[target] = 0.5 * (self.r_lo[first] + self.r_lo[second])
+        self.r_hi[target] = 0.5 * (self.r_hi[first] + self.r_hi[second])
+        for g in range(len(self.irreps.groups)):
+            scale, base = getattr(self, f"scale_{g}"), getattr(self, f"base_{g}")
+            scale[rows[0]] = (scale[rows[1]] * scale[rows[2]]).sqrt()
+            base[rows[0]] = 0.5 * (base[rows[1]] + base[rows[2]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -42,8 +43,29 @@ def fit_rescale(
             head.rescale_node.fit([torch.cat(fs) for fs in zip(*node_t, strict=True)],
                                   torch.cat([g.species for g, _, _ in samples]))
             inputs = [head.edge_statistics_inputs(g) for g, _, _ in samples]
-            head.rescale_edge.fit([torch.cat(fs) for fs in zip(*edge_t, strict=True)],
-                                  *[torch.cat(parts) for parts in zip(*inputs, strict=True)])
+            seen = head.rescale_edge.fit([torch.cat(fs) for fs in zip(*edge_t, strict=True)],
+                                         *[torch.cat(parts) for parts in zip(*inputs, strict=True)])
+            mixed = fill_unseen_pairs(head.rescale_edge, head.n_species, seen)
+            if mixed:
+                species = model.config.species
+                pairs = ", ".join(f"{species[a]}-{species[b]}" for a, b in mixed)
+                print(f"{name}: no training edges for {pairs}; their output statistics mix those of the two "
+                      "like pairs (a prior, not a fit)", file=sys.stderr)
         else:
             head.fit(samples)
     return used
+
+
+def fill_unseen_pairs(rescale, n_species: int, seen: set[int]) -> list[tuple[int, int]]:
+    """Pair types (a, b) without training edges, whose like pairs (a, a) and (b, b) have them, get their
+    statistics mixed from those (``rescale.mix_types``). Otherwise such a pair would leave the network at
+    unit scale, about 1 eV, where a held-out composition (Si-C after training on Si and C) needs the
+    hoppings' own size. Returns the pairs filled."""
+    mixed = []
+    for a in range(n_species):
+        for b in range(n_species):
+            t, aa, bb = a * n_species + b, a * n_species + a, b * n_species + b
+            if t not in seen and aa in seen and bb in seen:
+                rescale.mix_types(t, aa, bb)
+                mixed.append((a, b))
+    return mixed

@@ -33,13 +33,16 @@ class Rescale(nn.Module):
         return out
 
     @torch.no_grad()
-    def fit(self, target: Feats, types: torch.Tensor) -> None:
-        """Set statistics from target irreps features; types without samples keep scale 1, shift 0."""
+    def fit(self, target: Feats, types: torch.Tensor) -> set[int]:
+        """Set statistics from target irreps features; types without samples keep scale 1, shift 0.
+        Returns the types that had samples."""
         n_types = self.shift.shape[0]
+        seen = set()
         for t in range(n_types):
             sel = types == t
             if not bool(sel.any()):
                 continue
+            seen.add(t)
             scales = []
             for g, f in enumerate(target):
                 x = f[sel]
@@ -55,3 +58,13 @@ class Rescale(nn.Module):
             floor = 1e-3 * top if top > 0 else 1.0
             for g, s in enumerate(scales):
                 getattr(self, f"scale_{g}")[t] = s.clamp_min(floor).to(self.shift.dtype)
+        return seen
+
+    @torch.no_grad()
+    def mix_types(self, target: int, first: int, second: int) -> None:
+        """Statistics of ``target`` from two fitted types: geometric-mean scales, mean shift (a prior for a
+        species pair the training data lacks; see slem.model.fit.fill_unseen_pairs)."""
+        for g in range(len(self.irreps.groups)):
+            scale = getattr(self, f"scale_{g}")
+            scale[target] = (scale[first] * scale[second]).sqrt()
+        self.shift[target] = 0.5 * (self.shift[first] + self.shift[second])

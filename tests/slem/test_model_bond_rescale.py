@@ -116,3 +116,33 @@ def test_model_files_written_before_the_option_load_with_per_pair_statistics(tmp
     torch.save(payload, tmp_path / "old.pt")
     loaded, _ = load_model(tmp_path / "old.pt")
     assert isinstance(loaded.heads["H"].rescale_edge, Rescale)
+
+
+@pytest.mark.parametrize("knots", [0, 8])
+def test_unseen_pair_gets_statistics_mixed_from_its_like_pairs(knots, capsys):
+    """Training on Si and on C alone leaves Si-C without edges; a held-out SiC would otherwise meet a
+    network at unit scale (about 1 eV per hopping)."""
+    cfg = small_config(basis={"Si": "1s1p", "C": "1s1p"}, heads=("H",), bond_rescale_knots=knots)
+    cfg.r_cut = {"Si": 4.5, "C": 4.5}
+    model = build_model(cfg)
+    carbon = silicon(1, rattle=0.1, seed=2)
+    carbon.set_chemical_symbols(["C"] * len(carbon))
+    carbon.set_cell(carbon.cell * 0.66, scale_atoms=True)
+    graphs = [make_graph(a, cfg.species, cfg.r_cut) for a in (silicon(1, rattle=0.1), carbon)]
+    for scale, g in zip((1.0, 3.0), graphs, strict=True):
+        n_on, n_hop = (model(g)[k].numel() for k in ("H_onsite", "H_hopping"))
+        g["H_onsite"] = scale * torch.randn(n_on, dtype=torch.float64)
+        g["H_hopping"] = scale * torch.randn(n_hop, dtype=torch.float64)
+    fit_rescale(model, graphs)
+    assert "no training edges for Si-C, C-Si" in capsys.readouterr().err
+    rescale, n = model.heads["H"].rescale_edge, 2
+    rows = (lambda t: slice(t * knots, (t + 1) * knots)) if knots else (lambda t: t)
+    si_si, c_c, si_c = 0 * n + 0, 1 * n + 1, 0 * n + 1
+    for g in range(len(rescale.irreps.groups)):
+        scale = getattr(rescale, f"scale_{g}")
+        assert torch.allclose(scale[rows(si_c)], (scale[rows(si_si)] * scale[rows(c_c)]).sqrt())
+        assert not torch.allclose(scale[rows(si_c)], torch.ones_like(scale[rows(si_c)]))
+    mixed = make_graph(silicon(1, rattle=0.1, seed=3), cfg.species, cfg.r_cut)
+    mixed["species"][::2] = 1
+    with torch.no_grad():
+        assert torch.isfinite(model(mixed)["H_hopping"]).all()
