@@ -27,10 +27,15 @@ from .electronic import apply_electronic_type, smearing_bands, valence_electrons
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 
+def repeated(structure: orm.StructureData, repetitions) -> orm.StructureData:
+    """``structure`` repeated ``repetitions`` times along each lattice vector (plain function)."""
+    return orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in repetitions)))
+
+
 @calcfunction
 def make_supercell(structure: orm.StructureData, repetitions: orm.List) -> orm.StructureData:
     """The input cell repeated ``repetitions`` times along each lattice vector."""
-    return orm.StructureData(ase=structure.get_ase().repeat(tuple(int(n) for n in repetitions.get_list())))
+    return repeated(structure, repetitions.get_list())
 
 
 def site_masses(structure: orm.StructureData) -> list[float]:
@@ -85,9 +90,14 @@ def harmonic_start(
     """``structure`` with its atoms displaced as in harmonic (Einstein model) equilibrium at
     ``temperature`` K and ``frequency`` THz (one for all, or a Dict per element), drawn from ``seed``:
     an MD run's starting positions."""
+    return displaced(structure, temperature.value, frequency, seed.get_list())
+
+
+def displaced(structure: orm.StructureData, temperature: float, frequency, seed: list) -> orm.StructureData:
+    """The plain function behind ``harmonic_start``."""
     masses = site_masses(structure)
     frequencies = site_frequencies(structure, frequency)
-    shift = harmonic_displacements(masses, temperature.value, frequencies, seed.get_list())
+    shift = harmonic_displacements(masses, temperature, frequencies, seed)
     return with_positions(structure, np.array([site.position for site in structure.sites]) + shift)
 
 

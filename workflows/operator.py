@@ -142,6 +142,8 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
     def run_scf(self):
         inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="scf"))
         inputs.pw.structure = self.inputs.structure
+        # a DatasetWorkChain of several compositions hands every snapshot the union of its pseudopotentials
+        inputs.pw.pseudos = {kind: inputs.pw.pseudos[kind] for kind in self.inputs.structure.get_kind_names()}
         inputs.clean_workdir = orm.Bool(False)
         inputs.metadata = {"call_link_label": "scf"}
         return ToContext(scf=self.submit(PwBaseWorkChain, **inputs))

@@ -1,12 +1,17 @@
 """``SlemPipelineWorkChain``: structures + protocol -> MD sampling -> dataset -> training -> validation.
 
 One MdSamplingWorkChain per input structure; their snapshots form one dataset (frame labels are
-prefixed with the structure label). A structure named in ``hold_out_structure`` contributes only held-out
-frames, so the validation measures transfer to a structure the model never saw. Every step is a
-sub-workflow with its own protocol file, exposed here under its namespace (md, dataset, train, validation).
+prefixed with the structure label). The structures may differ in composition (Si + C + SiC): each SCF gets
+its own elements' pseudopotentials, the basis covers the union, the cutoffs are the largest over it. Held
+out for transfer tests (workflows/splits.py): the structure ``hold_out_structure``, the structures holding
+all of ``hold_out_elements``, and ``larger_cells`` supercells; the validation reports each split apart.
+Every step is a sub-workflow with its own protocol file, exposed here under its namespace (md, dataset,
+train, validation).
 """
 
 from __future__ import annotations
+
+import collections
 
 from aiida import orm
 from aiida.common import AttributeDict
@@ -19,15 +24,24 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.pseudos import default_family_label
 
+from .composition import kind_problem, settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
 from .dimensionality import sheet_problem
 from .md_sampling import MdSamplingWorkChain
 from .protocols import SlemProtocolMixin, calcjob_options, check_override_keys, load_pseudos
+from .splits import (
+    frame_splits,
+    held_out_structures,
+    larger_cells_problem,
+    thermal_supercell,
+    transfer_problem,
+)
 from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
-OVERRIDE_KEYS = (*SECTIONS, "hold_out_structure", "options", "pseudo_family", "electronic_type")
+TRANSFER_KEYS = ("hold_out_structure", "hold_out_elements", "larger_cells")
+OVERRIDE_KEYS = (*SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type")
 
 
 def _pw_parameters(inputs: dict) -> list[dict]:
@@ -47,13 +61,9 @@ def validate_inputs(inputs: dict, _) -> str | None:
     if not structures:
         return "give at least one structure in 'structures'"
     pseudos = dict(inputs["md"]["md"]["pw"]["pseudos"])
-    kinds = {label: frozenset(s.get_kind_names()) for label, s in structures.items()}
-    if len(set(kinds.values())) > 1:
-        return (
-            f"the structures have different kinds {dict((k, sorted(v)) for k, v in kinds.items())}; one "
-            "dataset shares one set of pseudopotentials, so give structures with the same kinds "
-            "(one pipeline per composition)"
-        )
+    error = kind_problem(structures)
+    if error:
+        return error
     for label, structure in sorted(structures.items()):
         error = check_structure_and_pseudos(structure, pseudos)
         if error:
@@ -72,11 +82,16 @@ def validate_inputs(inputs: dict, _) -> str | None:
         if error:
             return error
     hold_out = inputs.get("hold_out_structure")
-    if hold_out is not None:
-        if hold_out.value not in structures:
-            return f"hold_out_structure {hold_out.value!r} is not one of the structures {sorted(structures)}"
-        if len(structures) < 2:
-            return "hold_out_structure needs at least one other structure to train on"
+    elements = inputs.get("hold_out_elements")
+    error = transfer_problem(
+        {label: set(s.get_symbols_set()) for label, s in structures.items()},
+        None if hold_out is None else hold_out.value,
+        None if elements is None else elements.get_list(),
+    )
+    if error:
+        return error
+    if "larger_cells" in inputs:
+        return larger_cells_problem(inputs["larger_cells"].get_list(), inputs["md"])
     return None
 
 
@@ -107,6 +122,20 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             valid_type=orm.Str,
             required=False,
             help="Label of a structure whose frames are all held out (transfer test).",
+        )
+        spec.input(
+            "hold_out_elements",
+            valid_type=orm.List,
+            required=False,
+            help="Elements, e.g. ['Si', 'C']: every structure holding all of them is held out (composition "
+            "transfer: SiC after training on Si and on C).",
+        )
+        spec.input(
+            "larger_cells",
+            valid_type=orm.List,
+            required=False,
+            help="Repetitions of the MD supercell, e.g. [2, 2, 2]: one thermally displaced supercell of each "
+            "training structure is computed and held out (size transfer); needs md.einstein_frequency.",
         )
         spec.input(
             "builder_parameters",
@@ -205,20 +234,17 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
                 f"codes lacks {missing}; give {{'pw': ..., 'pp': ..., 'slem': ...}} (see aiida-slem setup)"
             )
         structures = _structures_dict(structures)
-        own = {
-            k: overrides[k]
-            for k in ("train", "validation", "hold_out_structure", "options")
-            if k in overrides
-        }
+        own = {k: overrides[k] for k in ("train", "validation", *TRANSFER_KEYS, "options") if k in overrides}
         inputs = cls.get_protocol_inputs(protocol, own)
-        first = next(iter(structures.values()))
-
-        md = MdSamplingWorkChain.get_builder_from_protocol(
-            codes["pw"], first, protocol, overrides.get("md"), options
-        )
         pseudos = {}
         for structure in structures.values():
             pseudos.update(load_pseudos(structure, family))
+        first = settings_structure(structures, pseudos)
+        union = union_cutoffs(structures, family, protocol, overrides)
+
+        md = MdSamplingWorkChain.get_builder_from_protocol(
+            codes["pw"], first, protocol, recursive_merge(overrides.get("md") or {}, union["md"]), options
+        )
         md.md.pw.pseudos = pseudos
         md_inputs = md._inputs(prune=True)
         md_inputs.pop("structure")
@@ -230,9 +256,10 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             codes["slem"],
             {"train": {"reference": supercell}},
             protocol,
-            overrides.get("dataset"),
+            recursive_merge(overrides.get("dataset") or {}, union["dataset"]),
             options,
         )
+        dataset.operator.scf.pw.pseudos = pseudos  # the union: each SCF takes its own kinds' (operator.py)
         dataset_inputs = dataset._inputs(prune=True)
         dataset_inputs.pop("snapshots")
 
@@ -243,6 +270,10 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         )
         if inputs.get("hold_out_structure"):
             builder.hold_out_structure = orm.Str(inputs["hold_out_structure"])
+        if inputs.get("hold_out_elements"):
+            builder.hold_out_elements = orm.List(list(inputs["hold_out_elements"]))
+        if inputs.get("larger_cells"):
+            builder.larger_cells = orm.List([int(n) for n in inputs["larger_cells"]])
         builder.md = md_inputs
         builder.dataset = dataset_inputs
         train = inputs["train"]
@@ -280,25 +311,60 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         return ToContext(**futures)
 
     def inspect_md(self):
-        held_out_structure = (
-            self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None
+        symbols = {label: set(s.get_symbols_set()) for label, s in self.inputs.structures.items()}
+        held = held_out_structures(
+            symbols,
+            self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None,
+            self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
         )
         snapshots = {"train": {}, "held_out": {}}
+        origin = {}  # held-out frame label -> its structure's label
         for label in sorted(self.inputs.structures):
             node = self.ctx[f"md_{label}"]
             if not node.is_finished_ok:
                 return self.exit_codes.ERROR_MD_FAILED.format(label=label, status=node.exit_status)
             for kind in ("train", "held_out"):
-                target = "held_out" if label == held_out_structure else kind
+                target = "held_out" if label in held else kind
                 for name, structure in node.outputs.snapshots[kind].items():
                     snapshots[target][f"{label}_{name}"] = structure
+                    if target == "held_out":
+                        origin[f"{label}_{name}"] = label
+        larger = self._larger_cells(held)
+        snapshots["held_out"].update(larger)
+        origin.update({frame: None for frame in larger})
         if not snapshots["held_out"]:
             return self.exit_codes.ERROR_NO_HELD_OUT_FRAMES
         self.ctx.snapshots = snapshots
+        self.ctx.splits = frame_splits(origin, held, set(larger))
+        counts = collections.Counter(self.ctx.splits.values())
         self.report(
-            f"{len(snapshots['train'])} training-pool and {len(snapshots['held_out'])} held-out snapshots"
+            f"{len(snapshots['train'])} training-pool and {len(snapshots['held_out'])} held-out snapshots "
+            f"({', '.join(f'{split} {n}' for split, n in sorted(counts.items()))})"
         )
         return None
+
+    def _larger_cells(self, held: dict) -> dict:
+        """One thermally displaced ``larger_cells`` supercell of every training structure, at the first
+        held-out temperature (else the first training one)."""
+        if "larger_cells" not in self.inputs:
+            return {}
+        md = self.inputs.md
+        factors = self.inputs.larger_cells.get_list()
+        repetitions = [a * b for a, b in zip(md.supercell.get_list(), factors, strict=True)]
+        temperatures = md.held_out_temperatures.get_list() or md.temperatures.get_list()
+        frames = {}
+        for number, (label, structure) in enumerate(sorted(self.inputs.structures.items())):
+            if label in held:
+                continue
+            frames[f"{label}_larger_000"] = thermal_supercell(
+                structure,
+                orm.List(repetitions),
+                orm.Float(temperatures[0]),
+                md.einstein_frequency,
+                orm.List([md.seed.value, 104729, number]),  # its own stream, apart from the MD runs' seeds
+                metadata={"call_link_label": f"larger_{label}"},
+            )
+        return frames
 
     def run_dataset(self):
         inputs = AttributeDict(self.exposed_inputs(DatasetWorkChain, namespace="dataset"))
@@ -341,6 +407,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         inputs = AttributeDict(self.exposed_inputs(SlemValidationWorkChain, namespace="validation"))
         inputs.model = self.ctx.train.outputs.model
         inputs.frames = self.ctx.test_frames
+        inputs.splits = orm.Dict({label: self.ctx.splits[label] for label in self.ctx.test_frames})
         inputs.metadata = {"call_link_label": "validation"}
         return ToContext(validation=self.submit(SlemValidationWorkChain, **inputs))
 

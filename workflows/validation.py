@@ -30,6 +30,7 @@ from aiida_slem.validation.bands import validation_kpoints
 from aiida_slem.validation.compare import Settings, compare
 
 from .protocols import SlemProtocolMixin, calcjob_options
+from .splits import SPLITS
 
 
 def scf_of(operator: OperatorData):
@@ -72,6 +73,15 @@ def validate_inputs(inputs: dict, _) -> str | None:
             )
         if "n_electrons" not in frame.base.attributes:
             return f"frame {label} lacks the n_electrons attribute that counts the valence bands"
+    if "splits" in inputs:
+        splits = inputs["splits"].get_dict()
+        missing = sorted(set(frames) - set(splits))
+        unknown = sorted(set(splits.values()) - set(SPLITS))
+        if missing or unknown:
+            return (
+                f"splits must give each frame one of {list(SPLITS)}; frames without one: {missing}, "
+                f"unknown splits: {unknown}"
+            )
     try:
         Settings.from_dict(inputs["settings"].get_dict())
     except (TypeError, ValueError) as exc:
@@ -91,6 +101,7 @@ def compare_predictions(
     reference: DatasetData,
     settings: orm.Dict,
     n_electrons: orm.Dict,
+    splits: orm.Dict | None = None,
     **pw_bands: orm.BandsData,
 ) -> dict:
     """Block errors, band errors (vs the LCAO reference and vs pw.x), verdict and plots.
@@ -111,6 +122,7 @@ def compare_predictions(
             Settings.from_dict(settings.get_dict()),
             pathlib.Path(tmp),
             bands,
+            None if splits is None else splits.get_dict(),
         )
         outputs = {"metrics": orm.Dict(report), "passed": orm.Bool(report["verdict"]["passed"])}
         for name, path in plots.items():
@@ -144,6 +156,14 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             SlemPredictCalculation,
             namespace="predict",
             exclude=("model", "structure", "structures", "dataset"),
+        )
+        spec.input(
+            "splits",
+            valid_type=orm.Dict,
+            required=False,
+            help="{frame label: transfer split} (in_distribution, held_out_structure, held_out_composition, "
+            "larger_cells): the report then has each split's errors; the verdict takes the in-distribution "
+            "ones.",
         )
         spec.input(
             "pw_code",
@@ -313,6 +333,7 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
                 self.ctx.test_dataset,
                 self.inputs.settings,
                 counts,
+                self.inputs.get("splits"),
                 metadata={"call_link_label": "compare"},
                 **pw_bands,
             )

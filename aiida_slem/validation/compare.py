@@ -18,6 +18,8 @@ from .bands import band_errors, validation_kpoints
 from .blocks import block_errors, parity_samples
 from .metals import fermi_level, fermi_window_errors, is_metal, uniform_mesh
 from .plots import band_plot, parity_plot
+from .splits import check_splits, gated_summary, split_reports
+from .summary import summarise, verdict
 
 MAX_ORBITALS = 3000  # dense diagonalisation per k-point; beyond this use a compute-node job
 
@@ -115,28 +117,6 @@ def _metal_entry(
     return entry, centre
 
 
-def _mean(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _mean_abs(values: list[float | None]) -> float | None:
-    values = [abs(v) for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def verdict(summary: dict, thresholds: dict) -> dict:
-    """Check each threshold (an upper bound on |summary entry|); ``passed`` if all hold."""
-    checks = {}
-    for key, limit in sorted(thresholds.items()):
-        value = summary.get(key)
-        ok = value is not None and abs(value) <= float(limit)
-        checks[key] = {"value": value, "threshold": float(limit), "passed": bool(ok)}
-        if value is None:
-            checks[key]["note"] = f"'{key}' was not measured; known entries: {sorted(summary)}"
-    return {"checks": checks, "passed": all(c["passed"] for c in checks.values())}
-
-
 def compare(
     predicted: list[Frame],
     reference: list[Frame],
@@ -145,10 +125,14 @@ def compare(
     settings: Settings,
     outdir: pathlib.Path,
     pw_bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    splits: dict[str, str] | None = None,
 ) -> tuple[dict, dict[str, pathlib.Path]]:
     """Block and band errors plus plots. ``pw_bands[label] = (fractional k-points, eigenvalues eV)``
-    must sample the k-points of ``frame_kpoints``. Returns (report, {plot name: PNG path})."""
+    must sample the k-points of ``frame_kpoints``; ``splits[label]``: each frame's transfer split
+    (aiida_slem/validation/splits.py). Returns (report, {plot name: PNG path})."""
     pw_bands = pw_bands or {}
+    if splits:
+        check_splits(labels, splits)
     for frame in reference:
         n_orb = int(frame.orbitals_per_atom.sum())
         if n_orb > MAX_ORBITALS:
@@ -248,6 +232,7 @@ def compare(
         if n_path:
             plots[f"bands_{label}"] = outdir / f"bands_{label}.png"
             errors = entry["vs_lcao"]["all"]
+            titled = f"{label} ({splits[label].replace('_', ' ')})" if splits else label
             if metal:
                 zero = {"LCAO reference": centre, "SLEM": centre + errors["offset_meV"] / 1000.0}
                 if "pw.x" in curves:
@@ -256,50 +241,28 @@ def compare(
                 mae = errors["fermi_window_mae_meV"]
                 mae = "n/a" if mae is None else f"{mae:.1f} meV"
                 title = (
-                    f"{label}\nMAE within {window:g} eV of E_F vs LCAO {mae}, "
+                    f"{titled}\nMAE within {window:g} eV of E_F vs LCAO {mae}, "
                     f"E_F error {errors['fermi_error_meV']:.0f} meV"
                 )
             else:
                 aligned = {name: e[:n_path] - e[:n_path, n_valence - 1].max() for name, e in curves.items()}
                 gap = errors.get("gap_error_meV")
-                title = f"{label}\nvalence MAE vs LCAO {errors['valence_mae_meV']:.1f} meV" + (
+                title = f"{titled}\nvalence MAE vs LCAO {errors['valence_mae_meV']:.1f} meV" + (
                     f", gap error {gap:.0f} meV" if gap is not None else ""
                 )
             zero_label = "E_F" if metal else "VBM"
             band_plot(plots[f"bands_{label}"], kinfo, aligned, n_valence, title, zero_label=zero_label)
 
     report["summary"] = summarise(report)
+    if splits:
+        report["splits"], split_plots = split_reports(
+            predicted, reference, labels, splits, report, settings.seed, outdir
+        )
+        plots.update(split_plots)
     thresholds = dict(settings.thresholds) if "insulator" in kinds else {}
     if "metal" in kinds:
         # a metal has no valence band error to check: its band entries come from metal_thresholds
         thresholds.update(settings.metal_thresholds or settings.thresholds)
-    report["verdict"] = verdict(report["summary"], thresholds)
+    gated, covers = gated_summary(report)
+    report["verdict"] = {**verdict(gated, thresholds), "frames": covers}
     return report, plots
-
-
-def summarise(report: dict) -> dict:
-    """Flat headline numbers: block MAEs and frame-averaged band errors (meV)."""
-    summary = {}
-    for op, errors in report["blocks"].items():
-        unit = "_meV" if errors["unit"] == "meV" else ""
-        summary[f"{op}_mae{unit}"] = errors["all"].get("mae")
-        summary[f"{op}_rmse{unit}"] = errors["all"].get("rmse")
-        for kind in ("onsite", "hopping"):
-            if kind in errors:
-                summary[f"{op}_{kind}_mae{unit}"] = errors[kind].get("mae")
-    bands = list(report["bands"].values())
-    summary["frames_with_reference_S"] = sum(b["overlap_used"] != "predicted" for b in bands)
-    for ref in ("vs_lcao", "vs_pw", "lcao_vs_pw"):
-        entries = [b[ref]["all"] for b in bands if ref in b]
-        if not entries:
-            continue
-        for key in ("valence_mae_meV", "conduction_mae_meV", "offset_meV"):
-            summary[f"{key[:-4]}_{ref}_meV"] = _mean([e.get(key) for e in entries])
-        if any(e.get("n_semicore") for e in entries):
-            summary[f"semicore_mae_{ref}_meV"] = _mean([e.get("semicore_mae_meV") for e in entries])
-        summary[f"gap_error_{ref}_meV"] = _mean_abs([e.get("gap_error_meV") for e in entries])
-        if any(b.get("electronic_type") == "metal" for b in bands):
-            summary[f"fermi_window_mae_{ref}_meV"] = _mean([e.get("fermi_window_mae_meV") for e in entries])
-            if ref == "vs_lcao":
-                summary[f"fermi_error_{ref}_meV"] = _mean_abs([e.get("fermi_error_meV") for e in entries])
-    return summary

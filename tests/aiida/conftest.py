@@ -231,6 +231,38 @@ def _executable(name: str) -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def module_codes(aiida_profile, tmp_path_factory) -> dict:
+    """Serial pw.x, pp.x and slem on a localhost computer that lives as long as the module."""
+    from aiida_slem.cli.setup import ensure_pseudo_family
+
+    computer = orm.Computer(
+        label=f"pipeline-{tmp_path_factory.getbasetemp().name}",
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(tmp_path_factory.mktemp("workdir")),
+    ).store()
+    computer.configure()
+    computer.set_minimum_job_poll_interval(0.0)
+    computer.set_default_mpiprocs_per_machine(1)
+    ensure_pseudo_family()
+    codes = {}
+    for name, executable, plugin in (
+        ("pw", "pw.x", "quantumespresso.pw"),
+        ("pp", "pp.x", "quantumespresso.pp"),
+        ("slem", "slem", "slem.project"),
+    ):
+        codes[name] = orm.InstalledCode(
+            label=name,
+            computer=computer,
+            filepath_executable=_executable(executable),
+            default_calc_job_plugin=plugin,
+            prepend_text="export OMP_NUM_THREADS=1",
+        ).store()
+    return codes
+
+
 @pytest.fixture
 def localhost(aiida_localhost):
     aiida_localhost.set_minimum_job_poll_interval(0.0)

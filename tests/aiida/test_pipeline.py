@@ -4,10 +4,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
 from aiida import orm
 
@@ -32,45 +28,6 @@ TINY = {
     },
     "validation": {"settings": {"kpath_npoints": 10, "n_random_k": 2}},
 }
-
-
-def _executable(name: str) -> str:
-    path = shutil.which(name) if name != "slem" else str(Path(sys.executable).parent / "slem")
-    if not path or not Path(path).exists():
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
-def module_codes(aiida_profile, tmp_path_factory) -> dict:
-    """Serial pw.x, pp.x and slem on a localhost computer that lives as long as the module."""
-    from aiida_slem.cli.setup import ensure_pseudo_family
-
-    computer = orm.Computer(
-        label=f"pipeline-{tmp_path_factory.getbasetemp().name}",
-        hostname="localhost",
-        transport_type="core.local",
-        scheduler_type="core.direct",
-        workdir=str(tmp_path_factory.mktemp("workdir")),
-    ).store()
-    computer.configure()
-    computer.set_minimum_job_poll_interval(0.0)
-    computer.set_default_mpiprocs_per_machine(1)
-    ensure_pseudo_family()
-    codes = {}
-    for name, executable, plugin in (
-        ("pw", "pw.x", "quantumespresso.pw"),
-        ("pp", "pp.x", "quantumespresso.pp"),
-        ("slem", "slem", "slem.project"),
-    ):
-        codes[name] = orm.InstalledCode(
-            label=name,
-            computer=computer,
-            filepath_executable=_executable(executable),
-            default_calc_job_plugin=plugin,
-            prepend_text="export OMP_NUM_THREADS=1",
-        ).store()
-    return codes
 
 
 def si2() -> orm.StructureData:

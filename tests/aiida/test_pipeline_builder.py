@@ -51,17 +51,86 @@ def bulk_si() -> orm.StructureData:
     return orm.StructureData(ase=bulk("Si", "diamond", a=5.43))
 
 
-def test_validator_refuses_mixed_kinds_and_unknown_hold_out(builder):
-    inputs = {
-        "structures": {"si": bulk_si(), "c": orm.StructureData(ase=bulk("C", "diamond", a=3.567))},
-        "md": {"md": {"pw": {"pseudos": dict(builder.md.md.pw.pseudos)}}},
+def cubic(formula: str, a: float) -> orm.StructureData:
+    lattice = "zincblende" if len(formula) > 2 else "diamond"
+    return orm.StructureData(ase=bulk(formula, lattice, a=a, cubic=True))
+
+
+def _inputs(builder, structures: dict, **extra) -> dict:
+    pseudos = dict(builder.md.md.pw.pseudos)
+    return {"structures": structures, "md": {"md": {"pw": {"pseudos": pseudos}}}, **extra}
+
+
+@pytest.fixture
+def mixed(codes, pseudo_family):
+    structures = {"si": cubic("Si", 5.43), "c": cubic("C", 3.567), "sic": cubic("SiC", 4.36)}
+    builder = SlemPipelineWorkChain.get_builder_from_protocol(
+        codes, structures, protocol="fast", overrides={"hold_out_elements": ["Si", "C"]}
+    )
+    return builder, structures
+
+
+def test_mixed_compositions_share_the_largest_cutoffs_and_every_pseudopotential(mixed):
+    builder, _ = mixed
+    assert set(builder.md.md.pw.pseudos) == {"Si", "C"}
+    assert set(builder.dataset.operator.scf.pw.pseudos) == {"Si", "C"}
+    # Debian's fast cutoffs: Si 20/80, C 40/160 Ry; every SCF of one dataset takes the larger
+    scf = builder.dataset.operator.scf.pw
+    for system in (builder.md.md.pw.parameters["SYSTEM"], scf.parameters["SYSTEM"]):
+        assert (system["ecutwfc"], system["ecutrho"]) == (40.0, 160.0)
+    assert builder.hold_out_elements.get_list() == ["Si", "C"]
+    # the recorded overrides stay the user's own, so 'aiida-slem retrain' derives its cutoffs anew
+    assert "pw_parameters" not in builder.builder_parameters["overrides"]["md"]
+    assert validate_inputs(builder._inputs(prune=True), None) is None
+
+
+def test_validator_refuses_what_cannot_give_a_transfer_test(mixed):
+    builder, structures = mixed
+    si, c = structures["si"], structures["c"]
+    assert validate_inputs(_inputs(builder, {"si": si, "c": c}), None) is None
+    refusals = {
+        "is not one of the structures": {"hold_out_structure": orm.Str("ge")},
+        "at least two elements": {"hold_out_elements": orm.List(["Si"])},
+        "no structure holds all": {"hold_out_elements": orm.List(["Si", "Ge"])},
+        "would never see C": {"hold_out_structure": orm.Str("c")},
     }
-    assert "different kinds" in validate_inputs(inputs, None)
-    inputs["structures"] = {"si": bulk_si(), "si8": bulk_si()}
-    inputs["hold_out_structure"] = orm.Str("ge")
-    assert "is not one of the structures" in validate_inputs(inputs, None)
-    inputs["hold_out_structure"] = orm.Str("si8")
+    for message, extra in refusals.items():
+        assert message in validate_inputs(_inputs(builder, {"si": si, "c": c}, **extra), None)
+    only = _inputs(builder, {"sic": structures["sic"]}, hold_out_elements=orm.List(["Si", "C"]))
+    assert "keep at least one to train on" in validate_inputs(only, None)
+    # a kind name means one element (one pseudopotential per kind name)
+    renamed = orm.StructureData(cell=c.cell)
+    renamed.append_atom(position=(0, 0, 0), symbols="C", name="Si")
+    assert "rename one of the kinds" in validate_inputs(_inputs(builder, {"si": si, "x": renamed}), None)
+
+
+def test_larger_cells_are_checked_before_any_dft(mixed):
+    builder, structures = mixed
+    md = {"md": {"pw": {"pseudos": dict(builder.md.md.pw.pseudos)}}}
+    inputs = {"structures": {"si": structures["si"]}, "md": md}
+    inputs["larger_cells"] = orm.List([2, 2])
+    assert "three positive integers" in validate_inputs(inputs, None)
+    inputs["larger_cells"] = orm.List([1, 1, 1])
+    assert "the MD supercell itself" in validate_inputs(inputs, None)
+    inputs["larger_cells"] = orm.List([2, 2, 2])
+    assert "needs md.einstein_frequency" in validate_inputs(inputs, None)
+    md["einstein_frequency"] = orm.Float(10.0)
     assert validate_inputs(inputs, None) is None
+
+
+def test_each_test_frame_gets_its_split():
+    from aiida_slem.workflows.splits import frame_splits, held_out_structures
+
+    symbols = {"si": {"Si"}, "c": {"C"}, "sic": {"Si", "C"}, "si_hex": {"Si"}}
+    held = held_out_structures(symbols, "si_hex", ["Si", "C"])
+    assert held == {"sic": "held_out_composition", "si_hex": "held_out_structure"}
+    origin = {"si_f0": "si", "sic_f0": "sic", "si_hex_f0": "si_hex", "si_larger_000": None}
+    assert frame_splits(origin, held, {"si_larger_000"}) == {
+        "si_f0": "in_distribution",
+        "sic_f0": "held_out_composition",
+        "si_hex_f0": "held_out_structure",
+        "si_larger_000": "larger_cells",
+    }
 
 
 def _operator(tmp_path, element: str, shells: str = "1s1p"):

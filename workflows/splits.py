@@ -1,0 +1,106 @@
+"""Transfer splits of a pipeline: which input structures are held out, and the split of every test frame.
+
+A test frame belongs to one split, reported separately by the validation:
+
+* ``in_distribution``: held-out-temperature snapshots of structures the model trained on;
+* ``held_out_structure``: every snapshot of the structure named by ``hold_out_structure``;
+* ``held_out_composition``: every snapshot of the structures holding all of ``hold_out_elements``
+  (e.g. Si and C: SiC, after training on Si and on C);
+* ``larger_cells``: thermally displaced supercells of the training structures (``larger_cells``), a test
+  of the strict locality that promises size transfer.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import calcfunction
+
+from .md_sampling import displaced, repeated
+
+SPLITS = ("in_distribution", "held_out_structure", "held_out_composition", "larger_cells")
+
+
+def held_out_structures(
+    symbols: dict[str, set[str]], hold_out_structure: str | None, hold_out_elements: list[str] | None
+) -> dict[str, str]:
+    """{structure label: split} of the structures whose frames are all held out."""
+    held = {}
+    if hold_out_elements:
+        wanted = set(hold_out_elements)
+        held.update({label: "held_out_composition" for label, s in symbols.items() if wanted <= s})
+    if hold_out_structure is not None:
+        held[hold_out_structure] = "held_out_structure"
+    return held
+
+
+def transfer_problem(
+    symbols: dict[str, set[str]], hold_out_structure: str | None, hold_out_elements: list[str] | None
+) -> str | None:
+    """Why these hold-out choices cannot give a transfer test, or None; known before any DFT runs."""
+    if hold_out_structure is not None and hold_out_structure not in symbols:
+        return f"hold_out_structure {hold_out_structure!r} is not one of the structures {sorted(symbols)}"
+    if hold_out_elements is not None:
+        if len(set(hold_out_elements)) < 2:
+            return (
+                f"hold_out_elements {list(hold_out_elements)} must name at least two elements: the "
+                "structures holding all of them are held out (e.g. ['Si', 'C'] holds out SiC)"
+            )
+        if not any(set(hold_out_elements) <= s for s in symbols.values()):
+            return (
+                f"no structure holds all of hold_out_elements {sorted(hold_out_elements)}; the structures "
+                f"hold {dict((k, sorted(v)) for k, v in sorted(symbols.items()))}"
+            )
+    held = held_out_structures(symbols, hold_out_structure, hold_out_elements)
+    training = [label for label in symbols if label not in held]
+    if held and not training:
+        return f"every structure ({sorted(symbols)}) is held out; keep at least one to train on"
+    trained = set().union(*(symbols[label] for label in training)) if training else set()
+    for label in sorted(held):
+        missing = sorted(symbols[label] - trained)
+        if missing:
+            return (
+                f"held-out structure {label!r} has {missing}, which no training structure has: the model "
+                f"would never see {', '.join(missing)}. Add a structure with {', '.join(missing)} to train on"
+            )
+    return None
+
+
+def frame_splits(
+    snapshots: dict[str, str], held: dict[str, str], larger: set[str] | frozenset = frozenset()
+) -> dict[str, str]:
+    """{test frame label: split}; ``snapshots`` maps each test frame to its structure's label, ``held``
+    is ``held_out_structures``, ``larger`` the frames of larger cells."""
+    return {
+        frame: "larger_cells" if frame in larger else held.get(structure, "in_distribution")
+        for frame, structure in snapshots.items()
+    }
+
+
+def larger_cells_problem(repetitions: list, md: dict) -> str | None:
+    if len(repetitions) != 3 or any(not isinstance(n, int) or n < 1 for n in repetitions):
+        return (
+            "larger_cells must be three positive integers (repetitions of the MD supercell), got "
+            f"{repetitions}"
+        )
+    if all(n == 1 for n in repetitions):
+        return "larger_cells [1, 1, 1] is the MD supercell itself; give e.g. [2, 2, 2] for 8x the atoms"
+    if "einstein_frequency" not in md:
+        return (
+            "larger_cells displaces its supercells as in harmonic equilibrium, which needs "
+            "md.einstein_frequency (THz); set it, or drop larger_cells"
+        )
+    return None
+
+
+@calcfunction
+def thermal_supercell(
+    structure: orm.StructureData,
+    repetitions: orm.List,
+    temperature: orm.Float,
+    frequency: orm.Float | orm.Dict,
+    seed: orm.List,
+) -> orm.StructureData:
+    """``structure`` repeated and displaced as in harmonic equilibrium at ``temperature``: a larger-cell
+    test frame with an environment of its own, not a copy of a trained snapshot."""
+    big = repeated(structure, repetitions.get_list())
+    return displaced(big, temperature.value, frequency, seed.get_list())
