@@ -47,6 +47,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Label (material name or file stem) of one structure whose frames all become the test split: "
         "validation then measures transfer to a structure never seen in training.",
     )
+    parser.add_argument(
+        "--hold-out-elements",
+        default=None,
+        metavar="EL,EL",
+        type=lambda text: [e.strip() for e in text.split(",") if e.strip()],
+        help="Hold out every structure holding all of these elements, e.g. Si,C: train on --material Si "
+        "--material C, test on --material SiC (composition transfer).",
+    )
+    parser.add_argument(
+        "--larger-cells",
+        default=None,
+        metavar="N,N,N",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="Also test on one thermally displaced supercell of each training structure, this many times "
+        "the MD supercell, e.g. 2,2,2 (size transfer; one SCF of 8x the atoms per structure).",
+    )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
         "--pseudo-family",
@@ -249,6 +265,8 @@ def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
             value = s[key] * (1000.0 if key in ("S_mae", "D_mae") else 1.0)
             rows.append((name, f"{value:.2f}"))
     verdict = metrics["verdict"]
+    if verdict.get("frames", "all") != "all":
+        rows.append(("checks below on the frames", verdict["frames"].replace("_", "-")))
     for key, check in verdict["checks"].items():
         value = "n/a" if check["value"] is None else f"{check['value']:.2f}"
         rows.append(
@@ -260,6 +278,8 @@ def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     print("-" * (width + 24))
+    if metrics.get("splits"):
+        print_splits(metrics["splits"])
     folder = plots_dir or pathlib.Path(f"slem_pipeline_{node.pk}")
     folder.mkdir(parents=True, exist_ok=True)
     print("plots:")
@@ -274,10 +294,38 @@ def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
     print(f"  aiida-slem status {node.pk}\n  aiida-slem provenance {model.pk}\n  aiida-slem models")
 
 
+SPLIT_COLUMNS = (
+    ("H_mae_meV", "H MAE"),
+    ("valence_mae_vs_lcao_meV", "valence vs LCAO"),
+    ("conduction_mae_vs_lcao_meV", "conduction vs LCAO"),
+    ("fermi_window_mae_vs_lcao_meV", "E_F +-1 eV vs LCAO"),
+    ("valence_mae_vs_pw_meV", "valence vs pw.x"),
+)
+
+
+def print_splits(splits: dict) -> None:
+    """One row per transfer split (meV): the held-out errors the table above averages over all frames."""
+    measured = {k for split in splits.values() for k, v in split["summary"].items() if v is not None}
+    columns = [(k, name) for k, name in SPLIT_COLUMNS if k in measured]
+    header = f"  {'split (meV)':<22}{'frames':>7}" + "".join(f"{name:>21}" for _, name in columns)
+    print(header)
+    for name, split in splits.items():
+        values = "".join(
+            f"{'n/a' if split['summary'].get(k) is None else format(split['summary'][k], '.2f'):>21}"
+            for k, _ in columns
+        )
+        print(f"  {name.replace('_', ' '):<22}{len(split['frames']):>7}{values}")
+    print("-" * len(header))
+
+
 def pipeline_overrides(args: argparse.Namespace) -> dict:
     overrides = dict(args.overrides or {})
     if args.hold_out is not None:
         overrides["hold_out_structure"] = args.hold_out
+    if args.hold_out_elements is not None:
+        overrides["hold_out_elements"] = args.hold_out_elements
+    if args.larger_cells is not None:
+        overrides["larger_cells"] = args.larger_cells
     if args.pseudo_family is not None:
         overrides["pseudo_family"] = args.pseudo_family
     if electronic_type(args.material) == "metal":  # smeared occupations for Al, Cu, graphene

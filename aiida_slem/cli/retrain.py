@@ -66,7 +66,9 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
     pipeline = producing_pipeline(model)
     parameters = pipeline.inputs.builder_parameters.get_dict()
     overrides = dict(parameters.get("overrides") or {})
-    overrides.pop("hold_out_structure", None)  # it named a structure of the first run
+    # they named structures, or compositions, of the first run
+    for key in ("hold_out_structure", "hold_out_elements"):
+        overrides.pop(key, None)
     if config_overrides:
         train = overrides.get("train", {})
         overrides["train"] = recursive_merge(train, {"config": config_overrides})

@@ -27,9 +27,15 @@ class DatasetData(SlemFileData):
         unknown = sorted(set(split) - set(SPLITS))
         if unknown:
             raise FrameFormatError(f"unknown split name(s) {unknown}; use {SPLITS}")
-        bases = {tuple(sorted(f["basis"].items())) for f in frames}
-        if len(bases) != 1:
-            raise FrameFormatError(f"{path.name} mixes frames with different bases: {sorted(bases)}")
+        # frames of several compositions each record their own elements' shells; one element, one basis
+        basis: dict[str, str] = {}
+        for number, frame in enumerate(frames):
+            for element, shells in frame["basis"].items():
+                if basis.setdefault(element, shells) != shells:
+                    raise FrameFormatError(
+                        f"{path.name} mixes bases: element {element} has {shells} in frame {number} but "
+                        f"{basis[element]} in an earlier one; project every frame onto one basis"
+                    )
         file_attrs = info["attrs"]
         return {
             "n_frames": len(frames),
@@ -37,7 +43,7 @@ class DatasetData(SlemFileData):
             "n_frames_per_split": {name: len(split.get(name, [])) for name in SPLITS},
             "formulas": sorted({f["formula"] for f in frames}),
             "elements": sorted({el for f in frames for el in f["elements"]}),
-            "basis": frames[0]["basis"],
+            "basis": dict(sorted(basis.items())),
             "basis_label": file_attrs.get("basis_label")
             or label_string(frames[0]["metadata"].get("basis_label")),
             "cutoffs": file_attrs.get("cutoffs", {}),

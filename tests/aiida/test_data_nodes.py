@@ -143,3 +143,22 @@ def test_model_data_needs_a_complete_archive_and_config(tmp_path):
     truncated.write_bytes(path.read_bytes()[:20])
     with pytest.raises(ValueError, match="not a torch archive"):
         SlemModelData(truncated, config=config)
+
+
+def _one_atom_frame(element: str, shells: str):
+    from slem.data.frame import frame_from_blocks
+
+    n = {"1s": 1, "1s1p": 4}[shells]
+    blocks = {op: {(0, 0, 0, 0, 0): np.eye(n)} for op in ("H", "S", "D")}
+    cell = np.eye(3) * 4.0
+    return frame_from_blocks([element], np.zeros((1, 3)), cell, [True] * 3, {element: shells}, blocks)
+
+
+def test_dataset_of_several_compositions_has_the_union_basis_and_refuses_two_bases_per_element(tmp_path):
+    from slem.data.frame import write_frames
+
+    path = write_frames(tmp_path / "mixed.h5", [_one_atom_frame("Si", "1s1p"), _one_atom_frame("C", "1s1p")])
+    assert DatasetData(path).base.attributes.get("basis") == {"C": "1s1p", "Si": "1s1p"}
+    clash = write_frames(tmp_path / "clash.h5", [_one_atom_frame("Si", "1s1p"), _one_atom_frame("Si", "1s")])
+    with pytest.raises(FrameFormatError, match="element Si has 1s in frame 1 but 1s1p"):
+        DatasetData(clash)
