@@ -63,6 +63,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Also test on one thermally displaced supercell of each training structure, this many times "
         "the MD supercell, e.g. 2,2,2 (size transfer; one SCF of 8x the atoms per structure).",
     )
+    parser.add_argument(
+        "--strains",
+        default=None,
+        metavar="PRESET,...",
+        type=lambda text: [e.strip() for e in text.split(",") if e.strip()],
+        help="Extra training MD on strained copies of every structure: 'volume' (+-3 %% volume), 'shear' "
+        "(3 %% in two planes), or both ('volume,shear'), so the data covers the bond lengths and angles of "
+        "structures not trained on.",
+    )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
         "--pseudo-family",
@@ -326,6 +335,14 @@ def pipeline_overrides(args: argparse.Namespace) -> dict:
         overrides["hold_out_elements"] = args.hold_out_elements
     if args.larger_cells is not None:
         overrides["larger_cells"] = args.larger_cells
+    if args.strains:
+        from aiida_slem.workflows.strain import preset_strains
+
+        try:
+            strains = preset_strains(args.strains)
+        except ValueError as exc:
+            sys.exit(f"--strains: {exc}")
+        overrides["md"] = {**(overrides.get("md") or {}), "strains": strains}
     if args.pseudo_family is not None:
         overrides["pseudo_family"] = args.pseudo_family
     if electronic_type(args.material) == "metal":  # smeared occupations for Al, Cu, graphene

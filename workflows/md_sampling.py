@@ -25,6 +25,7 @@ from slem.qe.md import (
 from .dimensionality import in_plane_kpoints, in_plane_supercell, kpoints_from_distance, sheet_problem
 from .electronic import apply_electronic_type, smearing_bands, valence_electrons
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
+from .strain import strain_problem, strained_cell
 
 
 def repeated(structure: orm.StructureData, repetitions) -> orm.StructureData:
@@ -144,6 +145,9 @@ def validate_inputs(inputs: dict, _) -> str | None:
     error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))
     if error:
         return error
+    error = strain_problem(inputs["strains"].get_list(), structure)
+    if error:
+        return error
     frequency = inputs.get("einstein_frequency")
     return None if frequency is None else frequency_problem(structure, frequency)
 
@@ -209,6 +213,13 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             "instead of from the supercell itself, where a short run starts with no potential energy and "
             "stays colder than its temperature.",
         )
+        spec.input(
+            "strains",
+            valid_type=orm.List,
+            default=lambda: orm.List([]),
+            help="Voigt strains (xx, yy, zz, yz, xz, xy; engineering shears) of the supercell: each adds "
+            "training-pool runs at every training temperature on the strained cell (workflows/strain.py).",
+        )
         spec.input("equilibration_steps", valid_type=orm.Int, default=lambda: orm.Int(10))
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
         spec.input("n_snapshots", valid_type=orm.Int, default=lambda: orm.Int(4))
@@ -245,7 +256,9 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
         for key in ("equilibration_steps", "stride", "n_held_out", "seed"):
             builder[key] = orm.Int(inputs[key])
-        n_trajectories = len(inputs["temperatures"])
+        strains = [[float(x) for x in strain] for strain in inputs.get("strains") or []]
+        builder.strains = orm.List(strains)
+        n_trajectories = len(inputs["temperatures"]) * (1 + len(strains))
         builder.n_snapshots = orm.Int(
             snapshots_for(inputs["n_snapshots"], inputs.get("training_atoms"), n_atoms, n_trajectories)
         )
@@ -271,12 +284,24 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
 
     def setup(self):
         self.ctx.supercell = make_supercell(self.inputs.structure, self.inputs.supercell)
-        runs = [("train", t, self.inputs.n_snapshots.value) for t in self.inputs.temperatures.get_list()]
-        runs += [
-            ("held_out", t, self.inputs.n_held_out.value)
-            for t in self.inputs.held_out_temperatures.get_list()
-        ]
-        self.ctx.runs = {run_label(kind, t): (kind, float(t), count) for kind, t, count in runs if count > 0}
+        # run label -> its supercell: the MD supercell, or a strained copy (training-pool runs only)
+        self.ctx.cells = {}
+        n_train, n_held = self.inputs.n_snapshots.value, self.inputs.n_held_out.value
+        runs = {}
+        for t in self.inputs.temperatures.get_list():
+            runs[run_label("train", t)] = ("train", float(t), n_train)
+            self.ctx.cells[run_label("train", t)] = self.ctx.supercell
+        for number, strain in enumerate(self.inputs.strains.get_list(), start=1):
+            cell = strained_cell(
+                self.ctx.supercell, orm.List(strain), metadata={"call_link_label": f"strain_{number}"}
+            )
+            for t in self.inputs.temperatures.get_list():
+                runs[f"{run_label('train', t)}_strain{number}"] = ("train", float(t), n_train)
+                self.ctx.cells[f"{run_label('train', t)}_strain{number}"] = cell
+        for t in self.inputs.held_out_temperatures.get_list():
+            runs[run_label("held_out", t)] = ("held_out", float(t), n_held)
+            self.ctx.cells[run_label("held_out", t)] = self.ctx.supercell
+        self.ctx.runs = {label: run for label, run in runs.items() if run[2] > 0}
 
     def steps_needed(self, count: int) -> int:
         return self.inputs.equilibration_steps.value + self.inputs.stride.value * (count - 1) + 1
@@ -313,21 +338,21 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
     def run_fingerprint(self, label: str) -> str:
         """The run and the structure's content, so that two structures of a pipeline (or two runs of one)
         never share a random draw, and a fresh rerun gets the same one."""
-        supercell = self.ctx.supercell
+        supercell = self.ctx.cells[label]
         content = np.round(np.array([site.position for site in supercell.sites] + supercell.cell), 6) + 0.0
         return f"{label}|{supercell.get_formula()}|{content.tobytes().hex()}"
 
     def starting_velocities(self, label: str, temperature: float):
         seed = run_seed(self.inputs.seed.value, self.run_fingerprint(label))
-        return maxwell_boltzmann_velocities(site_masses(self.ctx.supercell), temperature, seed)
+        return maxwell_boltzmann_velocities(site_masses(self.ctx.cells[label]), temperature, seed)
 
     def starting_structure(self, label: str, temperature: float) -> orm.StructureData:
         if "einstein_frequency" not in self.inputs:
-            return self.ctx.supercell
+            return self.ctx.cells[label]
         # a seed of its own: the same draw as the velocities would correlate positions with velocities
         seed = run_seed(self.inputs.seed.value, f"positions|{self.run_fingerprint(label)}")
         return harmonic_start(
-            self.ctx.supercell, orm.Float(temperature), self.inputs.einstein_frequency, orm.List(seed),
+            self.ctx.cells[label], orm.Float(temperature), self.inputs.einstein_frequency, orm.List(seed),
             metadata={"call_link_label": f"start_{label}"},
         )
 
@@ -352,7 +377,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             self.ctx.trajectories[label] = trajectory
             picked = select_snapshots(
                 trajectory,
-                self.ctx.supercell,
+                self.ctx.cells[label],
                 self.inputs.equilibration_steps,
                 self.inputs.stride,
                 orm.Int(count),

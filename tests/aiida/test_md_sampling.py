@@ -130,7 +130,9 @@ def test_harmonic_start_per_element_frequencies(aiida_profile):
 # The real MD run is exercised (and its snapshots checked) in test_dataset.py's pipeline test.
 
 
-def _short_md(codes, structure, seed: int, thermostat: str = "andersen", einstein_frequency=None):
+def _short_md(
+    codes, structure, seed: int, thermostat: str = "andersen", einstein_frequency=None, strains=(), run=True
+):
     builder = MdSamplingWorkChain.get_builder_from_protocol(
         codes["pw"],
         structure,
@@ -144,9 +146,12 @@ def _short_md(codes, structure, seed: int, thermostat: str = "andersen", einstei
             "held_out_temperatures": [],
             "einstein_frequency": einstein_frequency,
             "pw_parameters": {"IONS": {"ion_temperature": thermostat, "nraise": 10}},
+            "strains": list(strains),
         },
     )
     builder.seed = orm.Int(seed)
+    if not run:
+        return builder
     results, node = run_get_node(builder)
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     return results["trajectories"]["train_T600"]
@@ -207,3 +212,51 @@ def test_harmonic_start_is_seeded_and_in_the_provenance(codes, pseudo_family, si
     sigma = np.sqrt(BOLTZMANN_J_PER_K * 600.0 / (si2.kinds[0].mass * AMU_KG * omega**2)) * 1e10
     assert 1e-4 < np.abs(shift).max() < 5 * sigma
     assert not np.allclose(first.get_array("positions")[0], np.array([s.position for s in supercell.sites]))
+
+
+def test_strained_cells_get_runs_of_their_own(codes, pseudo_family, si2):
+    """Each strain adds a training run on the strained supercell (a calcfunction in the provenance), whose
+    snapshots keep the strained cell; +-3 % volume is the 'volume' preset."""
+    from aiida_slem.workflows.strain import preset_strains
+
+    strains = preset_strains(["volume"])
+    builder = _short_md(codes, si2, seed=0, einstein_frequency=10.0, strains=strains, run=False)
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    volume = si2.get_cell_volume()
+    runs = {"train_T600": 1.0, "train_T600_strain1": 1.03, "train_T600_strain2": 0.97}
+    assert set(node.outputs.trajectories) == set(runs)
+    for label, ratio in runs.items():
+        train = node.outputs.snapshots.train
+        snapshots = [s for name, s in train.items() if name.startswith(f"{label}_frame")]
+        assert len(snapshots) == 2
+        for snapshot in snapshots:
+            assert snapshot.get_cell_volume() == pytest.approx(ratio * volume, rel=1e-6)  # pw.x prints 9 digits
+    made = [n for n in node.called if n.process_label == "strained_cell"]
+    assert sorted(n.outputs.result.base.extras.get("strain")[0] > 0 for n in made) == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("strains", "match"),
+    [
+        ([[0.01, 0.01, 0.01]], "six numbers"),
+        ([[0.2, 0, 0, 0, 0, 0]], "another phase"),
+    ],
+)
+def test_refuses_strains_that_are_not_small_voigt_strains(codes, pseudo_family, si2, strains, match):
+    builder = _short_md(codes, si2, seed=0, strains=strains, run=False)
+    error = MdSamplingWorkChain.spec().inputs.validate(builder._inputs(prune=True))
+    assert error is not None and match in error.message
+
+
+def test_refuses_strains_on_a_sheet_and_unknown_presets(codes, pseudo_family):
+    from aiida_slem.workflows.strain import preset_strains
+
+    from aiida_slem.materials import MATERIALS
+
+    sheet = orm.StructureData(ase=MATERIALS["graphene"].build())
+    builder = _short_md(codes, sheet, seed=0, strains=[[0.01, 0.01, 0, 0, 0, 0]], run=False)
+    error = MdSamplingWorkChain.spec().inputs.validate(builder._inputs(prune=True))
+    assert error is not None and "bulk crystals" in error.message
+    with pytest.raises(ValueError, match="unknown strain preset"):
+        preset_strains(["volume", "twist"])
