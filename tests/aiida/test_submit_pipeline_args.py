@@ -46,3 +46,26 @@ def test_two_polymorphs_with_one_held_out_reach_the_builder(aiida_profile, codes
 def test_bad_structure_arguments_exit_with_the_reason(aiida_profile, argv, message):
     with pytest.raises(SystemExit, match=message):
         _structures(*argv)
+
+
+def test_transfer_options_reach_the_builder(aiida_profile, codes, pseudo_family):
+    argv = ["--material", "Si", "--material", "C", "--material", "SiC", "--hold-out-elements", "Si,C",
+            "--larger-cells", "2,2,2", "--strains", "volume,shear"]
+    args = submit_pipeline.parse_args(argv)
+    overrides = submit_pipeline.pipeline_overrides(args)
+    assert overrides["hold_out_elements"] == ["Si", "C"] and overrides["larger_cells"] == [2, 2, 2]
+    assert len(overrides["md"]["strains"]) == 4
+    builder = submit_pipeline.checked_builder(
+        SlemPipelineWorkChain, codes, submit_pipeline.load_structures(args), "fast", overrides, None, None
+    )
+    assert builder.hold_out_elements.get_list() == ["Si", "C"]
+    assert builder.larger_cells.get_list() == [2, 2, 2]
+    assert len(builder.md.strains.get_list()) == 4
+    with pytest.raises(SystemExit, match="unknown strain preset"):
+        submit_pipeline.pipeline_overrides(submit_pipeline.parse_args(["--strains", "twist"]))
+    bad = submit_pipeline.parse_args(["--material", "Si", "--material", "C", "--hold-out-elements", "Si,Ge"])
+    with pytest.raises(SystemExit, match="no structure holds all of hold_out_elements"):
+        submit_pipeline.checked_builder(
+            SlemPipelineWorkChain, codes, submit_pipeline.load_structures(bad), "fast",
+            submit_pipeline.pipeline_overrides(bad), None, None,
+        )
