@@ -380,6 +380,10 @@ def main(argv: list[str]) -> int:
         f"{label} {st.get_formula()} ({len(st.sites)} atoms)" for label, st in structures.items()
     )
     held = f", held out: {args.hold_out}" if args.hold_out else ""
+    if args.hold_out_elements:
+        held += f", held out: every structure with {' and '.join(args.hold_out_elements)}"
+    if args.larger_cells:
+        held += f", larger cells: {'x'.join(map(str, args.larger_cells))} supercells"
     print(
         f"SLEM pipeline, protocol '{args.protocol}', {described}{held}, computer {args.computer}, mode {mode}"
     )

@@ -59,6 +59,25 @@ def _graphene(formula: str, a: float) -> Callable[[], Atoms]:
     return _sheet(lambda: graphene(formula, a=a, vacuum=VACUUM_ANGSTROM / 2))
 
 
+def _cuau_alloy(host: str, swap: str, a: float) -> Callable[[], Atoms]:
+    """A zincblende host with the cations of its z = 0 plane swapped: the CuAu-I ordered 50 % alloy,
+    (001) monolayers alternating, in the 8-atom cubic cell."""
+
+    def build() -> Atoms:
+        from ase.build import bulk
+
+        atoms = bulk(host, "zincblende", a=a, cubic=True)
+        cation = atoms.get_chemical_symbols()[0]
+        symbols = [
+            swap if s == cation and abs(p[2]) < 1e-6 else s
+            for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
+        ]
+        atoms.set_chemical_symbols(symbols)
+        return atoms
+
+    return build
+
+
 def _mos2() -> Atoms:
     from ase.build import mx2
 
@@ -68,6 +87,13 @@ def _mos2() -> Atoms:
 
 MATERIALS: dict[str, Material] = {
     "Al": Material("fcc Al, 4-atom cubic cell, a = 4.05", _cubic("Al", "fcc", 4.05), "metal"),
+    "AlAs": Material("zincblende, 8-atom cubic cell, a = 5.661", _cubic("AlAs", "zincblende", 5.661)),
+    # the alloy of the two: a held-out composition whose nearest-neighbour pairs (Ga-As, Al-As) both occur in
+    # GaAs and AlAs
+    "AlGaAs2": Material(
+        "CuAu-I ordered Al0.5Ga0.5As, (001) cation layers alternating, 8-atom cubic cell, a = 5.657",
+        _cuau_alloy("GaAs", "Al", 5.657),
+    ),
     "C": Material("diamond, 8-atom cubic cell, a = 3.567", _cubic("C", "diamond", 3.567)),
     "Cu": Material("fcc Cu, 4-atom cubic cell, a = 3.615", _cubic("Cu", "fcc", 3.615), "metal"),
     "GaAs": Material("zincblende, 8-atom cubic cell, a = 5.653", _cubic("GaAs", "zincblende", 5.653)),

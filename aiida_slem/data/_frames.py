@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections import Counter
 
 import h5py
 import numpy as np
@@ -56,8 +57,11 @@ def inspect_frame_group(group: h5py.Group, where: str) -> dict:
             raise FrameFormatError(
                 f"{where}: operator {name} has shape {shape}, the pairs and basis need ({expected},)"
             )
+    pair_labels = ["-".join(sorted((symbols[i], symbols[j]))) for i, j in pairs[:, :2]] if len(pairs) else []
     return {
         "n_atoms": int(len(numbers)),
+        "atoms_per_element": dict(sorted(Counter(symbols).items())),
+        "blocks_per_element_pair": dict(sorted(Counter(pair_labels).items())),
         "formula": formula_of(numbers),
         "elements": sorted(set(symbols)),
         "basis": basis,

@@ -12,6 +12,15 @@ from ._frames import inspect_frames_file, label_string
 SPLITS = ("train", "validation", "test")
 
 
+def _statistics(frames: list[dict]) -> dict:
+    totals: dict[str, dict[str, int]] = {"atoms_per_element": {}, "blocks_per_element_pair": {}}
+    for frame in frames:
+        for key, table in totals.items():
+            for name, count in frame[key].items():
+                table[name] = table.get(name, 0) + int(count)
+    return {key: dict(sorted(table.items())) for key, table in totals.items()}
+
+
 class DatasetData(SlemFileData):
     """Attributes: ``n_frames``, ``n_frames_per_split``, ``split`` (frame indices per split), ``formulas``,
     ``elements``, ``basis``, ``basis_label``, ``cutoffs`` (orbital radius per element, Angstrom) and
@@ -51,6 +60,9 @@ class DatasetData(SlemFileData):
             "basis_uuid": file_attrs.get("basis_uuid"),
             "operators": sorted(set.intersection(*(set(f["operators"]) for f in frames))),
             "n_atoms": [f["n_atoms"] for f in frames],
+            # what the model is fitted on: atoms per element and H/S/D blocks per element pair (onsite
+            # included) of the training split; a pair absent here gets prior statistics (docs/transfer.md)
+            "train_statistics": _statistics([frames[i] for i in split.get("train", range(len(frames)))]),
         }
 
     @property

@@ -158,7 +158,12 @@ def test_dataset_of_several_compositions_has_the_union_basis_and_refuses_two_bas
     from slem.data.frame import write_frames
 
     path = write_frames(tmp_path / "mixed.h5", [_one_atom_frame("Si", "1s1p"), _one_atom_frame("C", "1s1p")])
-    assert DatasetData(path).base.attributes.get("basis") == {"C": "1s1p", "Si": "1s1p"}
+    dataset = DatasetData(path)
+    assert dataset.base.attributes.get("basis") == {"C": "1s1p", "Si": "1s1p"}
+    assert dataset.base.attributes.get("train_statistics") == {
+        "atoms_per_element": {"C": 1, "Si": 1},
+        "blocks_per_element_pair": {"C-C": 1, "Si-Si": 1},
+    }
     clash = write_frames(tmp_path / "clash.h5", [_one_atom_frame("Si", "1s1p"), _one_atom_frame("Si", "1s")])
     with pytest.raises(FrameFormatError, match="element Si has 1s in frame 1 but 1s1p"):
         DatasetData(clash)

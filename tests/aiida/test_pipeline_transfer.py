@@ -55,6 +55,10 @@ def test_one_model_is_trained_on_two_compositions_and_tested_on_a_third(transfer
     trained = {f.metadata["label"] for split in ("train", "validation") for f in dataset.get_frames(split)}
     assert trained and not any(label.startswith("sic_") for label in trained)
     assert {label.split("_")[0] for label in trained} == {"si", "c"}
+    # the training split's own statistics: Si and C atoms, no Si-C block (that pair gets a prior)
+    statistics = dataset.base.attributes.get("train_statistics")
+    assert set(statistics["atoms_per_element"]) == {"C", "Si"}
+    assert set(statistics["blocks_per_element_pair"]) == {"C-C", "Si-Si"}
 
 
 def test_every_scf_gets_its_own_elements_and_the_union_cutoffs(transfer):
