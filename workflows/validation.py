@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida.engine import ToContext, WorkChain, calcfunction, while_
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
 
@@ -82,6 +82,8 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 f"splits must give each frame one of {list(SPLITS)}; frames without one: {missing}, "
                 f"unknown splits: {unknown}"
             )
+    if "max_concurrent" in inputs and inputs["max_concurrent"].value < 1:
+        return "max_concurrent must be at least 1"
     try:
         Settings.from_dict(inputs["settings"].get_dict())
     except (TypeError, ValueError) as exc:
@@ -176,6 +178,12 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             "pw_options", valid_type=orm.Dict, required=False, help="metadata.options of the pw.x runs."
         )
         spec.input(
+            "max_concurrent",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(4),
+            help="pw.x bands runs at the same time.",
+        )
+        spec.input(
             "extra_bands",
             valid_type=orm.Int,
             default=lambda: orm.Int(8),
@@ -187,6 +195,7 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         spec.outline(
             cls.setup,
             cls.run_jobs,
+            while_(cls.has_pending_bands)(cls.next_band_batch),
             cls.inspect,
             cls.run_compare,
             cls.results,
@@ -236,11 +245,17 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         return "pw_code" in self.inputs
 
     def run_jobs(self):
-        """Prediction and the pw.x bands runs are independent: submit them together."""
+        """Prediction and the first batch of pw.x bands runs are independent: submit them together."""
+        self.ctx.pending_bands = list(self.ctx.labels) if self.with_pw() else []
         futures = {"predict": self.submit_predict()}
-        if self.with_pw():
-            futures.update(self.submit_pw_bands())
+        futures.update(self.submit_band_batch())
         return ToContext(**futures)
+
+    def has_pending_bands(self) -> bool:
+        return bool(self.ctx.pending_bands)
+
+    def next_band_batch(self):
+        return ToContext(**self.submit_band_batch())
 
     def submit_predict(self):
         inputs = self.exposed_inputs(SlemPredictCalculation, namespace="predict")
@@ -251,10 +266,16 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         self.report(f"launched SlemPredictCalculation<{node.pk}> on {len(self.ctx.labels)} held-out frame(s)")
         return node
 
-    def submit_pw_bands(self) -> dict:
+    def submit_band_batch(self) -> dict:
+        """At most ``max_concurrent`` pw.x bands runs at a time, as DatasetWorkChain does with its SCFs:
+        14 at once (a 3-composition fast pipeline) overload a workstation."""
+        n = self.inputs.max_concurrent.value
+        batch, self.ctx.pending_bands = self.ctx.pending_bands[:n], self.ctx.pending_bands[n:]
+        if not batch:
+            return {}
         settings = Settings.from_dict(self.inputs.settings.get_dict())
         futures = {}
-        for label in self.ctx.labels:
+        for label in batch:
             frame = self.inputs.frames[label]
             scf = scf_of(frame)
             structure = scf.inputs.structure
@@ -298,7 +319,7 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             futures[f"bands_{label}"] = self.submit(PwBaseWorkChain, **inputs)
         self.report(
             f"launched {len(futures)} pw.x bands run(s) at {settings.kpath_npoints} path + "
-            f"{settings.n_random_k} random k-points"
+            f"{settings.n_random_k} random k-points; {len(self.ctx.pending_bands)} waiting"
         )
         return futures
 

@@ -231,7 +231,8 @@ def test_strained_cells_get_runs_of_their_own(codes, pseudo_family, si2):
         snapshots = [s for name, s in train.items() if name.startswith(f"{label}_frame")]
         assert len(snapshots) == 2
         for snapshot in snapshots:
-            assert snapshot.get_cell_volume() == pytest.approx(ratio * volume, rel=1e-6)  # pw.x prints 9 digits
+            # the cell comes back from pw.x's output, printed to 9 digits
+            assert snapshot.get_cell_volume() == pytest.approx(ratio * volume, rel=1e-6)
     made = [n for n in node.called if n.process_label == "strained_cell"]
     assert sorted(n.outputs.result.base.extras.get("strain")[0] > 0 for n in made) == [False, True]
 

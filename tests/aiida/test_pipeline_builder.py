@@ -170,6 +170,8 @@ def test_validation_refuses_foreign_elements_and_bases(tmp_path):
     assert "another basis" in validate_validation(other_basis, None)
     bad_settings = {**ok, "settings": orm.Dict({"kpath_points": 3})}
     assert "unknown validation setting" in validate_validation(bad_settings, None)
+    none_at_once = {**ok, "max_concurrent": orm.Int(0)}
+    assert "max_concurrent must be at least 1" in validate_validation(none_at_once, None)
     assert "not produced by a slem.project job" in validate_validation({**ok, "pw_code": object()}, None)
 
 
