@@ -297,11 +297,22 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         builder.validation.extra_bands = orm.Int(validation["extra_bands"])
         return builder
 
+    def _held_out(self) -> dict[str, str]:
+        """{label: split} of the structures whose frames are all held out."""
+        return held_out_structures(
+            {label: set(s.get_symbols_set()) for label, s in self.inputs.structures.items()},
+            self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None,
+            self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
+        )
+
     def run_md(self):
         futures = {}
+        held = self._held_out()
         for label, structure in sorted(self.inputs.structures.items()):
             inputs = AttributeDict(self.exposed_inputs(MdSamplingWorkChain, namespace="md"))
             inputs.structure = structure
+            if label in held:  # strained cells widen the training data; a held-out structure has none
+                inputs.strains = orm.List([])
             inputs.md = AttributeDict(inputs.md)
             inputs.md.pw = AttributeDict(inputs.md.pw)
             inputs.md.pw.pseudos = {kind: inputs.md.pw.pseudos[kind] for kind in structure.get_kind_names()}
@@ -311,12 +322,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         return ToContext(**futures)
 
     def inspect_md(self):
-        symbols = {label: set(s.get_symbols_set()) for label, s in self.inputs.structures.items()}
-        held = held_out_structures(
-            symbols,
-            self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None,
-            self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
-        )
+        held = self._held_out()
         snapshots = {"train": {}, "held_out": {}}
         origin = {}  # held-out frame label -> its structure's label
         for label in sorted(self.inputs.structures):
