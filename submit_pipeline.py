@@ -19,6 +19,11 @@ from aiida.engine import run_get_node, submit
 from aiida_slem.materials import MATERIALS, electronic_type, material_names
 
 
+def _comma_list(cast):
+    """An argparse type: 'a,b,c' -> [cast(a), cast(b), cast(c)]."""
+    return lambda text: [cast(item.strip()) for item in text.split(",") if item.strip()]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="verdi run submit_pipeline.py", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -51,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--hold-out-elements",
         default=None,
         metavar="EL,EL",
-        type=lambda text: [e.strip() for e in text.split(",") if e.strip()],
+        type=_comma_list(str),
         help="Hold out every structure holding all of these elements, e.g. Si,C: train on --material Si "
         "--material C, test on --material SiC (composition transfer).",
     )
@@ -59,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--larger-cells",
         default=None,
         metavar="N,N,N",
-        type=lambda text: [int(n) for n in text.split(",")],
+        type=_comma_list(int),
         help="Also test on one thermally displaced supercell of each training structure, this many times "
         "the MD supercell, e.g. 2,2,2 (size transfer; one SCF of 8x the atoms per structure).",
     )
@@ -67,7 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--strains",
         default=None,
         metavar="PRESET,...",
-        type=lambda text: [e.strip() for e in text.split(",") if e.strip()],
+        type=_comma_list(str),
         help="Extra training MD on strained copies of every structure: 'volume' (+-3 %% volume), 'shear' "
         "(3 %% in two planes), or both ('volume,shear'), so the data covers the bond lengths and angles of "
         "structures not trained on.",

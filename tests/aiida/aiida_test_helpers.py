@@ -37,6 +37,18 @@ TINY_MODEL = {
 }
 
 
+# the train and validation sections of the tiny end-to-end pipelines: 20 training steps, a few k-points
+TINY_PIPELINE = {
+    "train": {
+        "config": {
+            "model": {"n_layers": 1},
+            "training": {"max_steps": 20, "validate_every": 10, "checkpoint_every": 10},
+        }
+    },
+    "validation": {"settings": {"kpath_npoints": 10, "n_random_k": 2}},
+}
+
+
 def si8_structure(rattle: float = 0.0, seed: int = 0) -> orm.StructureData:
     """Conventional diamond Si cell, 8 atoms."""
     from ase.build import bulk

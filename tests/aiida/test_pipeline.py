@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from aiida import orm
+from aiida_test_helpers import TINY_PIPELINE
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +21,7 @@ TINY = {
         "training_atoms": None,  # exactly 3 snapshots of Si2, not the 24 that 48 training atoms would take
         "n_held_out": 1,
     },
-    "train": {
-        "config": {
-            "model": {"n_layers": 1},
-            "training": {"max_steps": 20, "validate_every": 10, "checkpoint_every": 10},
-        }
-    },
-    "validation": {"settings": {"kpath_npoints": 10, "n_random_k": 2}},
+    **TINY_PIPELINE,
 }
 
 

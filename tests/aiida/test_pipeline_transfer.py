@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from aiida import orm
+from aiida_test_helpers import TINY_PIPELINE
 from ase.build import bulk
 
 pytestmark = pytest.mark.slow
@@ -18,13 +19,7 @@ TINY = {
         "training_atoms": None,
         "n_held_out": 1,
     },
-    "train": {
-        "config": {
-            "model": {"n_layers": 1},
-            "training": {"max_steps": 20, "validate_every": 10, "checkpoint_every": 10},
-        }
-    },
-    "validation": {"settings": {"kpath_npoints": 10, "n_random_k": 2}},
+    **TINY_PIPELINE,
     "hold_out_elements": ["Si", "C"],
     "larger_cells": [2, 1, 1],
 }
