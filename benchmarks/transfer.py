@@ -43,7 +43,8 @@ def rows(node: orm.WorkflowNode) -> list[tuple]:
             target = f"<= {TARGET_MEV:g} meV"
             ratio = None if value is None else value / TARGET_MEV
         h_mae = split["summary"].get("H_mae_meV")
-        out.append((node.pk, labels, f"{wall:.0f}", name, len(split["frames"]), h_mae, kind, value, target, ratio))
+        n_frames = len(split["frames"])
+        out.append((node.pk, labels, f"{wall:.0f}", name, n_frames, h_mae, kind, value, target, ratio))
     return out
 
 
@@ -57,9 +58,8 @@ def main(pks: list[int]) -> None:
     nodes = [n for n in nodes if n.is_finished_ok and "splits" in n.outputs.metrics.get_dict()]
     if not nodes:
         sys.exit("no finished pipeline with transfer splits; run one of the commands in docs/transfer.md")
-    header = (
-        "PK", "structures", "wall min", "split", "frames", "H MAE meV", "bands", "band MAE meV", "target", "ratio"
-    )
+    header = ("PK", "structures", "wall min", "split", "frames", "H MAE meV", "bands", "band MAE meV")
+    header += ("target", "ratio")
     print(f"load average {os.getloadavg()[0]:.1f} now (the runs' own load is in docs/transfer.md)")
     print(" | ".join(header))
     for node in nodes:
