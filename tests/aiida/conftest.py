@@ -232,12 +232,14 @@ def _executable(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def module_codes(aiida_profile, tmp_path_factory) -> dict:
-    """Serial pw.x, pp.x and slem on a localhost computer that lives as long as the module."""
+def module_codes(aiida_profile, tmp_path_factory, request) -> dict:
+    """Serial pw.x, pp.x and slem on a localhost computer of the test module (labels are unique per
+    profile, and the profile lives as long as the session)."""
     from aiida_slem.cli.setup import ensure_pseudo_family
 
+    module = request.module.__name__.rsplit(".", 1)[-1]
     computer = orm.Computer(
-        label=f"pipeline-{tmp_path_factory.getbasetemp().name}",
+        label=f"{module}-{tmp_path_factory.getbasetemp().name}",
         hostname="localhost",
         transport_type="core.local",
         scheduler_type="core.direct",
