@@ -35,12 +35,13 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk, graphene, mx2
 
-from aiida_slem.validation.bands import band_errors, validation_kpoints
-from aiida_slem.validation.metals import fermi_window_errors
 from slem.allocator import keep_freed_memory
 from slem.bands.bloch import band_energies
 from slem.basis.generate import generate_basis
 from slem.data.dimensionality import mesh_from_distance, periodic_axes
+from slem.evaluate.bands import band_errors
+from slem.evaluate.kpoints import validation_kpoints
+from slem.evaluate.metals import fermi_window_errors
 from slem.projection.project import project
 from slem.qe.inputs import pp_input, pw_input, pw_seconds, run_qe
 from slem.qe.potential import read_filplot

@@ -93,6 +93,38 @@ def imports_of(module: str, path: Path) -> list[tuple[int, str]]:
     return mapped
 
 
+# what runs in the AiiDA daemon (process steps, calcfunctions, parsers, validators) and what it must not
+# import: Bloch sums, eigen-solves, models and plots run as `slem ...` commands on the compute node. From
+# slem.evaluate the daemon takes only the k-point choice (geometry) and the settings schema.
+DAEMON = ["aiida_slem.data", "aiida_slem.calcjobs", "aiida_slem.parsers", "aiida_slem.workflows"]
+NUMERICS = [
+    "matplotlib",
+    "torch",
+    "e3nn",
+    "slem.bands.bloch",
+    "slem.spectrum",
+    "slem.model",
+    "slem.predict",
+    "slem.projection.project",
+    *(f"slem.evaluate.{name}" for name in ("compare", "bands", "blocks", "matching", "metals", "plots")),
+    *(f"slem.evaluate.{name}" for name in ("splits", "summary")),
+]
+# calls that mean dense linear algebra, Bloch sums or plotting, whatever module they come from
+NUMERIC_CALLS = {
+    "eig",
+    "eigh",
+    "eigvals",
+    "eigvalsh",
+    "eigsh",
+    "generalized_eigvalsh",
+    "bloch_matrices",
+    "band_energies",
+    "compare",
+    "savefig",
+    "subplots",
+}
+
+
 def _within(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
@@ -109,6 +141,11 @@ CONTRACTS = [
         "calcjobs and parsers do not depend on workflows",
         ["aiida_slem.calcjobs", "aiida_slem.parsers"],
         ["aiida_slem.workflows"],
+    ),
+    (
+        "the daemon's code (data nodes, calcjobs, parsers, workflows) imports no numerics of slem",
+        DAEMON,
+        NUMERICS,
     ),
 ]
 
@@ -183,3 +220,34 @@ print(len(names))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((ROOT / "slem").rglob("*.py"))) == int(result.stdout.split()[-1])
+
+
+def test_no_eigen_solve_bloch_sum_or_plot_is_called_in_the_daemon():
+    """No call to an eigen-solver, a Bloch sum or matplotlib in any module the daemon runs."""
+    calls = []
+    for module, path in _sources().items():
+        if not any(_within(module, package) for package in DAEMON):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name in NUMERIC_CALLS:
+                    calls.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
+    assert not calls, "\n".join(calls)
+
+
+def test_importing_the_daemon_code_loads_no_numerics():
+    """Every data, calcjob, parser and workflow module, imported in a fresh interpreter."""
+    code = f"""
+import importlib, pkgutil, sys
+for package in {DAEMON!r}:
+    module = importlib.import_module(package)
+    for info in pkgutil.walk_packages(module.__path__, package + "."):
+        importlib.import_module(info.name)
+forbidden = {NUMERICS!r}
+loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))
+assert not loaded, f"the daemon's modules loaded {{loaded}}"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -8,6 +8,8 @@ A test frame belongs to one split, reported separately by the validation:
   (e.g. Si and C: SiC, after training on Si and on C);
 * ``larger_cells``: thermally displaced supercells of the training structures (``larger_cells``), a test
   of the strict locality that promises size transfer.
+
+The names are ``slem.evaluate.settings.SPLITS``: the report of ``slem validate`` is keyed by them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from .md_sampling import displaced, repeated
-
-SPLITS = ("in_distribution", "held_out_structure", "held_out_composition", "larger_cells")
 
 
 def held_out_structures(

@@ -3,8 +3,9 @@
 Steps: the held-out ``OperatorData`` are merged into one test ``DatasetData``; ``slem.predict`` predicts
 those very frames (same atoms, same positions, so blocks match by (i, j, R)); in parallel, pw.x computes
 plane-wave eigenvalues at the validation k-points (standard path + random k) from each frame's own SCF,
-found through the provenance graph. A calcfunction then compares everything and stores the report, the
-verdict against the protocol thresholds and the PNG plots.
+found through the provenance graph. ``slem.validate`` then compares everything on the compute node (Bloch
+sums, dense eigen-solves, plots) and its parser stores the report, the verdict against the protocol
+thresholds and the PNG plots: the daemon only moves files and numbers.
 
 Why a separate pw.x ``bands`` run rather than the SCF's own k-points: the SCF of a small supercell
 samples one or a few k-points, too few to measure band errors or a gap; the ``bands`` run reuses the
@@ -13,24 +14,35 @@ converged density (seconds for Si8) and samples exactly the k-points where the L
 
 from __future__ import annotations
 
-import pathlib
-import tempfile
-
 import numpy as np
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction, while_
+from aiida.engine import ToContext, WorkChain, while_
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
+from aiida_slem.calcjobs.validate import SlemValidateCalculation
 
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.merge import merge_operator_frames
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
-from aiida_slem.validation.bands import validation_kpoints
-from aiida_slem.validation.compare import Settings, compare
+from slem.evaluate.kpoints import validation_kpoints
+from slem.evaluate.settings import SPLITS, Settings
 
 from .protocols import SlemProtocolMixin, calcjob_options
-from .splits import SPLITS
+
+# the options a validate job shares with the predict job (not its parser, output file names or MPI)
+SCHEDULER_OPTIONS = (
+    "resources",
+    "max_wallclock_seconds",
+    "max_memory_kb",
+    "queue_name",
+    "account",
+    "qos",
+    "prepend_text",
+    "append_text",
+    "environment_variables",
+    "import_sys_environment",
+)
 
 
 def scf_of(operator: OperatorData):
@@ -95,41 +107,6 @@ def validate_inputs(inputs: dict, _) -> str | None:
             except (ValueError, AttributeError) as exc:
                 return f"frame {label}: {exc}; drop 'pw_code' to skip the comparison with pw.x"
     return None
-
-
-@calcfunction
-def compare_predictions(
-    predictions: DatasetData,
-    reference: DatasetData,
-    settings: orm.Dict,
-    n_electrons: orm.Dict,
-    splits: orm.Dict | None = None,
-    **pw_bands: orm.BandsData,
-) -> dict:
-    """Block errors, band errors (vs the LCAO reference and vs pw.x), verdict and plots.
-
-    Array sizes held here: the held-out frames only (Si8 DZP: ~3 MB per frame, 104 orbitals, ~60 k-points
-    diagonalised densely), refused above ``MAX_ORBITALS`` orbitals per frame."""
-    reference_frames = reference.get_frames()
-    predicted_frames = predictions.get_frames()
-    labels = [f.metadata.get("label", str(i)) for i, f in enumerate(reference_frames)]
-    counts = n_electrons.get_dict()
-    bands = {label: (node.get_kpoints(), node.get_bands()) for label, node in pw_bands.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        report, plots = compare(
-            predicted_frames,
-            reference_frames,
-            labels,
-            [counts[lab] for lab in labels],
-            Settings.from_dict(settings.get_dict()),
-            pathlib.Path(tmp),
-            bands,
-            None if splits is None else splits.get_dict(),
-        )
-        outputs = {"metrics": orm.Dict(report), "passed": orm.Bool(report["verdict"]["passed"])}
-        for name, path in plots.items():
-            outputs[f"{name}_plot"] = orm.SinglefileData(path, filename=path.name)
-    return outputs
 
 
 class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
@@ -198,6 +175,7 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             while_(cls.has_pending_bands)(cls.next_band_batch),
             cls.inspect,
             cls.run_compare,
+            cls.inspect_compare,
             cls.results,
         )
         spec.output("test_dataset", valid_type=DatasetData, help="The held-out frames as one file.")
@@ -212,7 +190,11 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         spec.exit_code(
             402, "ERROR_PW_BANDS_FAILED", message="The pw.x bands run for frame {label} failed: {status}"
         )
-        spec.exit_code(403, "ERROR_COMPARISON_FAILED", message="The comparison failed: {message}")
+        spec.exit_code(
+            403,
+            "ERROR_COMPARISON_FAILED",
+            message="slem validate failed with exit status {status}: {message}",
+        )
 
     @classmethod
     def get_builder_from_protocol(
@@ -337,44 +319,55 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         return None
 
     def run_compare(self):
-        pw_bands = {
-            label: self.ctx[f"bands_{label}"].outputs.output_band
-            for label in self.ctx.labels
-            if self.with_pw()
+        """``slem validate`` on the compute node, with the code and options of the prediction."""
+        frames = self.inputs.frames
+        inputs = {
+            "code": self.inputs.predict.code,
+            "predictions": self.ctx.predict.outputs.predictions,
+            "reference": self.ctx.test_dataset,
+            "settings": self.inputs.settings,
+            "electrons": orm.Dict(
+                {label: float(frames[label].base.attributes.get("n_electrons")) for label in self.ctx.labels}
+            ),
+            "metadata": {"call_link_label": "compare", "options": self.compare_options()},
         }
-        counts = orm.Dict(
-            {
-                label: float(self.inputs.frames[label].base.attributes.get("n_electrons"))
-                for label in self.ctx.labels
+        if "splits" in self.inputs:
+            inputs["splits"] = self.inputs.splits
+        if self.with_pw():
+            inputs["pw_bands"] = {
+                label: self.ctx[f"bands_{label}"].outputs.output_band for label in self.ctx.labels
             }
-        )
-        try:
-            self.ctx.compared = compare_predictions(
-                self.ctx.predict.outputs.predictions,
-                self.ctx.test_dataset,
-                self.inputs.settings,
-                counts,
-                self.inputs.get("splits"),
-                metadata={"call_link_label": "compare"},
-                **pw_bands,
+        node = self.submit(SlemValidateCalculation, **inputs)
+        self.report(f"launched SlemValidateCalculation<{node.pk}>")
+        return ToContext(compare=node)
+
+    def compare_options(self) -> dict:
+        """The prediction's scheduler options, without those that belong to the predict job itself."""
+        metadata = self.exposed_inputs(SlemPredictCalculation, namespace="predict")["metadata"]
+        return {
+            key: value for key, value in dict(metadata.get("options", {})).items() if key in SCHEDULER_OPTIONS
+        }
+
+    def inspect_compare(self):
+        calc = self.ctx.compare
+        if not calc.is_finished_ok:
+            return self.exit_codes.ERROR_COMPARISON_FAILED.format(
+                status=calc.exit_status, message=calc.exit_message
             )
-        except Exception as exc:  # noqa: BLE001 - the calcfunction node records the traceback
-            return self.exit_codes.ERROR_COMPARISON_FAILED.format(message=str(exc))
         return None
 
     def results(self):
-        compared = self.ctx.compared
+        compared = self.ctx.compare.outputs
         self.out("test_dataset", self.ctx.test_dataset)
         self.out("predictions", self.ctx.predict.outputs.predictions)
-        self.out("metrics", compared["metrics"])
-        self.out("passed", compared["passed"])
-        for name, node in compared.items():
-            if name.endswith("_plot"):
-                self.out(f"plots.{name[: -len('_plot')]}", node)
+        self.out("metrics", compared.metrics)
+        self.out("passed", compared.passed)
+        for name, node in compared.plots.items():
+            self.out(f"plots.{name}", node)
         if self.with_pw():
             for label in self.ctx.labels:
                 self.out(f"pw_bands.{label}", self.ctx[f"bands_{label}"].outputs.output_band)
-        summary = compared["metrics"]["summary"]
+        summary = compared.metrics["summary"]
         self.report(
             "held-out errors: "
             + ", ".join(
@@ -383,6 +376,6 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
                 if v is not None and ("mae" in k or "gap" in k)
             )
         )
-        verdict = compared["metrics"]["verdict"]
+        verdict = compared.metrics["verdict"]
         failed = [k for k, c in verdict["checks"].items() if not c["passed"]]
         self.report("verdict: PASSED" if verdict["passed"] else f"verdict: FAILED ({', '.join(failed)})")

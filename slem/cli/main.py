@@ -34,6 +34,11 @@ SUBCOMMANDS = {
         "spectrum",
         "Band edges and DOS of a large cell: sparse shift-invert and the kernel polynomial method.",
     ),
+    "validate": (
+        "slem.cli.validate",
+        "validate",
+        "Errors of predicted frames against held-out reference frames and pw.x: report, verdict, plots.",
+    ),
     "export": ("slem.cli.export", "export", "Convert frames to and from DeePTB and DeepH folders."),
 }
 
@@ -44,7 +49,7 @@ def cli() -> None:
     """SLEM: strictly localized equivariant models of LCAO operators.
 
     Typical flow: slem basis -> slem project (per SCF) -> slem train -> slem predict / slem bands /
-    slem spectrum.
+    slem spectrum / slem validate.
     """
     # freed tensors stay in the heap: a CPU training step no longer page-faults its working set
     # in again (slem/allocator.py; SLEM_SYSTEM_MALLOC=1 keeps glibc's defaults)

@@ -37,6 +37,7 @@ from aiida_test_helpers import (
     slem_executable,
 )
 
+from aiida_slem.data.model import SlemModelData
 from aiida_slem.pseudos import FAMILY_LABEL
 from slem.data.frame import Frame
 
@@ -371,6 +372,34 @@ def si64_dataset_two_train(aiida_profile, si64_frames, tmp_path):
     """Three copies of the Si64 frame: two to train on (a batch of 2), one to validate on."""
     frame = si64_frames[0]
     return dataset_node(tmp_path / "si64x3.h5", [frame] * 3, {"train": [0, 1], "validation": [2]})
+
+
+@pytest.fixture
+def si_model(aiida_profile, tmp_path) -> SlemModelData:
+    """A real (untrained, seeded) SLEM model file for Si in the 1s1p basis."""
+    import torch
+
+    from slem.model import SlemConfig, build_model, save_model
+
+    torch.manual_seed(0)
+    config = SlemConfig(
+        species=["Si"],
+        basis={"Si": "1s1p"},
+        r_cut={"Si": 2.6},
+        n_layers=1,
+        hidden_irreps="4x0e+4x1o",
+        latent_dim=8,
+        latent_hidden=[8],
+        n_radial=4,
+        overlap_hidden=[8],
+    )
+    model = build_model(config)
+    save_model(tmp_path / "model.pt", model)
+    n_params = sum(p.numel() for p in model.parameters())
+    return SlemModelData(
+        tmp_path / "model.pt",
+        config={"species": ["Si"], "basis": {"Si": "1s1p"}, "r_cut": {"Si": 2.6}, "n_params": n_params},
+    ).store()
 
 
 @pytest.fixture

@@ -11,38 +11,9 @@ from aiida_test_helpers import dataset_node, truncate_basis
 from ase import Atoms
 from ase.build import bulk
 
-from aiida_slem.data.model import SlemModelData
 from slem.predict import predict_frames
 
 METADATA = {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}}}
-
-
-@pytest.fixture
-def si_model(aiida_profile, tmp_path) -> SlemModelData:
-    """A real (untrained, seeded) SLEM model file for Si in the 1s1p basis."""
-    import torch
-
-    from slem.model import SlemConfig, build_model, save_model
-
-    torch.manual_seed(0)
-    config = SlemConfig(
-        species=["Si"],
-        basis={"Si": "1s1p"},
-        r_cut={"Si": 2.6},
-        n_layers=1,
-        hidden_irreps="4x0e+4x1o",
-        latent_dim=8,
-        latent_hidden=[8],
-        n_radial=4,
-        overlap_hidden=[8],
-    )
-    model = build_model(config)
-    save_model(tmp_path / "model.pt", model)
-    n_params = sum(p.numel() for p in model.parameters())
-    return SlemModelData(
-        tmp_path / "model.pt",
-        config={"species": ["Si"], "basis": {"Si": "1s1p"}, "r_cut": {"Si": 2.6}, "n_params": n_params},
-    ).store()
 
 
 def refused(**inputs) -> str:

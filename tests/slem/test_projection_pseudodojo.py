@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from ase.build import bulk, graphene
 
-from aiida_slem.validation.bands import band_errors
 from slem.bands import band_energies
 from slem.basis.generate import generate_basis
 from slem.data.dimensionality import periodic_axes
+from slem.evaluate.bands import band_errors
 from slem.projection.project import project
 from slem.qe.inputs import pp_input, pw_input, run_qe
 from slem.qe.potential import read_filplot

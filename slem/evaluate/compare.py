@@ -1,61 +1,29 @@
 """The whole comparison of predicted frames with reference frames and pw.x eigenvalues, as one function.
 
-Inputs are Frames and arrays, outputs a JSON-able report and PNG files, so it runs the same inside a
-calcfunction (small frames) or a compute-node job (big ones).
+Inputs are Frames and arrays, outputs a JSON-able report and PNG files. It runs on the compute node as
+``slem validate`` (slem/cli/validate.py): dense generalised eigen-solves of up to ``MAX_ORBITALS``
+orbitals per k-point have no place in the AiiDA daemon.
 """
 
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from slem.bands import bloch_matrices, generalized_eigvalsh
 from slem.data.frame import Frame
 
-from .bands import band_errors, validation_kpoints
+from .bands import band_errors
 from .blocks import block_errors, parity_samples
+from .kpoints import validation_kpoints
 from .metals import fermi_level, fermi_window_errors, is_metal, uniform_mesh
 from .plots import band_plot, parity_plot
+from .settings import Settings
 from .splits import check_splits, gated_summary, split_reports
 from .summary import summarise, verdict
 
-MAX_ORBITALS = 3000  # dense diagonalisation per k-point; beyond this use a compute-node job
-
-
-@dataclass
-class Settings:
-    kpath_npoints: int = 40
-    n_random_k: int = 10
-    seed: int = 0
-    conduction_window_eV: float = 2.0
-    # S(k) eigenvalues at or below this are dropped (canonical orthogonalisation) on both the predicted and
-    # the reference side; 0 solves the full generalised problem. See slem.bands.generalized_eigvalsh.
-    overlap_tolerance: float = 0.0
-    thresholds: dict = field(default_factory=dict)
-    # metals (frame metadata occupations == 'smearing'): errors of the states within +-fermi_window_eV of
-    # E_F, and the E_F error from a Gamma-centred mesh of this k-spacing (1/Angstrom, 2 pi included) with
-    # Gaussian smearing; metal_thresholds replace the band entries of thresholds for metal frames
-    fermi_window_eV: float = 1.0
-    fermi_kspacing: float = 0.25
-    fermi_smearing_eV: float = 0.1
-    metal_thresholds: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Settings:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"unknown validation setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
-            )
-        settings = cls(**data)
-        if not 0.0 <= float(settings.overlap_tolerance) < 1.0:
-            raise ValueError(
-                f"overlap_tolerance must lie in [0, 1) (S is dimensionless, its diagonal is 1), "
-                f"got {settings.overlap_tolerance}"
-            )
-        return settings
+MAX_ORBITALS = 3000  # dense diagonalisation per k-point; larger cells: slem spectrum (sparse)
 
 
 def overlap_minimum(frame: Frame, kpts: np.ndarray) -> float:

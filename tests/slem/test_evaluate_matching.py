@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import graphene
-from test_validation_metrics import si2_frame
+from test_evaluate_metrics import si2_frame
 
-from aiida_slem.validation.bands import band_errors, validation_kpoints
-from aiida_slem.validation.compare import Settings, compare, eigenvalues
-from aiida_slem.validation.matching import assign_states
-from aiida_slem.validation.metals import fermi_level, fermi_window_errors, uniform_mesh
+from slem.evaluate.bands import band_errors
+from slem.evaluate.compare import Settings, compare, eigenvalues
+from slem.evaluate.kpoints import validation_kpoints
+from slem.evaluate.matching import assign_states
+from slem.evaluate.metals import fermi_level, fermi_window_errors, uniform_mesh
 
 
 def synthetic_bands(seed: int = 0, nk: int = 12):

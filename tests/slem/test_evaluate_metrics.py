@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiida_slem.validation.bands import band_errors, validation_kpoints
-from aiida_slem.validation.blocks import block_errors
-from aiida_slem.validation.compare import Settings, compare, verdict
 from slem.bands import band_energies, bloch_matrices
 from slem.data.frame import frame_from_blocks
+from slem.evaluate.bands import band_errors
+from slem.evaluate.blocks import block_errors
+from slem.evaluate.compare import Settings, compare, verdict
+from slem.evaluate.kpoints import validation_kpoints
 
 SHELLS = "1s1p"
 NORB = 4
