@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -88,7 +89,9 @@ def run_validation(
     from slem.atomic import atomic_open
     from slem.data.frame import read_frames
     from slem.evaluate.compare import compare
+    from slem.spectrum.analysis import peak_rss_mb
 
+    start = time.perf_counter()
     settings = Settings.from_dict(settings)
     reference_frames, predicted_frames = read_frames(reference), read_frames(predictions)
     if len(reference_frames) != len(predicted_frames):
@@ -111,6 +114,12 @@ def run_validation(
         splits or None,
     )
     report["plots"] = {name: path.name for name, path in sorted(plot_files.items())}
+    n_orbitals = [int(frame.orbitals_per_atom.sum()) for frame in reference_frames]
+    report["resources"] = {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": peak_rss_mb(),
+        "max_orbitals_per_frame": max(n_orbitals),
+    }
     with atomic_open(output, "w") as handle:
         json.dump(report, handle, indent=1, sort_keys=True, default=_plain)
     return report

@@ -1,5 +1,5 @@
-"""``slem.validate`` and ``SlemValidationWorkChain``: the comparison runs as a CalcJob on the compute node, its
-parser stores the report, verdict and plots, and nothing in the daemon diagonalises or plots (issue #18)."""
+"""``slem.validate`` and ``SlemValidationWorkChain``: the comparison runs as a CalcJob on the compute node,
+its parser stores the report, verdict and plots, and nothing in the daemon diagonalises or plots (#18)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
+from aiida_slem.workflows.validation import SlemValidationWorkChain
 
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.operator import OperatorData
-from aiida_slem.workflows.validation import SlemValidationWorkChain
 from slem.bands import band_energies
 from slem.data.frame import read_frames, write_frames
 from slem.evaluate.kpoints import validation_kpoints
@@ -45,7 +45,7 @@ def pair(aiida_profile, tmp_path) -> tuple[DatasetData, DatasetData]:
 
 
 def pw_bands_of(frame, offset: float, kshift: float = 0.0) -> orm.BandsData:
-    """Pretend pw.x eigenvalues: the frame's bands + ``offset`` eV, at the validation k-points + ``kshift``."""
+    """Pretend pw.x eigenvalues: the frame's bands + ``offset`` eV at the validation k-points + ``kshift``."""
     kpts = np.asarray(validation_kpoints(frame.cell, 6, 2, 0, positions=frame.positions)["kpoints"])
     bands = orm.BandsData()
     bands.set_cell(frame.cell)
@@ -69,7 +69,8 @@ def test_protocols_carry_metal_thresholds():
 def test_inputs_are_checked_before_submission(slem_code, pair, tmp_path):
     predictions, reference = pair
     one = DatasetData(write_frames(tmp_path / "one.h5", labelled_frames()[:1])).store()
-    assert "predict exactly the reference frames" in refused(code=slem_code, predictions=one, reference=reference)
+    message = refused(code=slem_code, predictions=one, reference=reference)
+    assert "predict exactly the reference frames" in message
     base = {"code": slem_code, "predictions": predictions, "reference": reference}
     assert "unknown validation setting" in refused(**base, settings=orm.Dict({"kpath_npoint": 4}))
     assert "unknown split(s) ['held_out']" in refused(**base, splits=orm.Dict({"a": "held_out"}))
@@ -90,7 +91,8 @@ def test_command_line_and_files(generate_calc_job, slem_code, pair):
     }
     folder, calc_info = generate_calc_job(SlemValidateCalculation, inputs)
     arguments = calc_info.codes_info[0].cmdline_params
-    assert arguments[:7] == ["validate", "predictions.h5", "reference.h5", "-o", "report.json", "--plots", "plots"]
+    assert arguments[:3] == ["validate", "predictions.h5", "reference.h5"]
+    assert arguments[3:7] == ["-o", "report.json", "--plots", "plots"]
     assert "--splits" not in arguments and arguments[arguments.index("--pw-bands") + 1] == "pw_bands.json"
     written = json.loads((folder / "pw_bands.json").read_text())
     assert np.array_equal(written["a"]["bands"], bands.get_bands())

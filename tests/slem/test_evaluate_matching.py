@@ -149,11 +149,3 @@ def test_odd_electron_count_without_smearing_names_the_fix(tmp_path):
     reference = si2_frame()
     with pytest.raises(ValueError, match="occupations='smearing'"):
         compare([reference], [reference], ["x"], [3.0], Settings(kpath_npoints=4, n_random_k=1), tmp_path)
-
-
-def test_protocols_carry_metal_thresholds():
-    from aiida_slem.workflows.validation import SlemValidationWorkChain
-
-    settings = SlemValidationWorkChain.get_protocol_inputs("fast")["validation"]["settings"]
-    assert Settings.from_dict(settings).metal_thresholds["fermi_window_mae_vs_lcao_meV"] == 30.0
-    assert "valence_mae_vs_lcao_meV" not in settings["metal_thresholds"]
