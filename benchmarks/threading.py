@@ -3,7 +3,7 @@
 Usage: python benchmarks/threading.py [--variants before,after,one] [--competitors 0,1] [--steps 30]
                                       [--warmup 5] [--repeats 1] [--json FILE]
 
-Model: the `fast` protocol's model and training sections (workflows/protocols/pipeline.yaml, read here
+Model: the `fast` protocol's model and training sections (workflows/protocols/train.yaml, read here
 without AiiDA), operators H, S, D, on the tests' Si8 frames (tests/data/si8_frames.h5: 8 atoms, SZ basis
 1s1p, 696 blocks), batch_atoms 8, i.e. one frame per step. A step is what ``Trainer`` does per step:
 zero_grad, forward, loss, backward, Adam step.
@@ -44,7 +44,7 @@ import time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SI8 = ROOT / "tests" / "data" / "si8_frames.h5"
-PROTOCOL = ROOT / "workflows" / "protocols" / "pipeline.yaml"
+PROTOCOL = ROOT / "workflows" / "protocols" / "train.yaml"
 VARIANTS = ("before", "after", "active", "one")
 CLEARED_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOMP_", "KMP_")
 
@@ -62,9 +62,7 @@ def fast_config(output_dir: str) -> dict:
     import yaml
 
     protocols = yaml.safe_load(PROTOCOL.read_text())
-    config = _merge(
-        protocols["default_inputs"]["train"]["config"], protocols["protocols"]["fast"]["train"]["config"]
-    )
+    config = _merge(protocols["default_inputs"]["config"], protocols["protocols"]["fast"]["config"])
     return {**config, "dataset": {"path": str(SI8)}, "output_dir": output_dir}
 
 

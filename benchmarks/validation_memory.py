@@ -145,6 +145,8 @@ def main() -> None:
                 "valence_mae_meV": report["summary"]["valence_mae_vs_lcao_meV"],
             }
         )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load}; validate job: OMP_NUM_THREADS=1; in-process: {os.cpu_count()} CPUs")
     print(f"engine peak RSS at start: {start_mb:.0f} MB; k-points {args.kpath} path + {args.random} random")
     print(f"{'atoms':>6} {'orbitals':>8} {'route':>11} {'engine peak before':>19} {'after':>7} "
           f"{'growth':>7} {'job peak':>9} {'wall s':>7} {'valence MAE':>12}")

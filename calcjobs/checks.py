@@ -12,6 +12,13 @@ from slem.data.neighbors import MIN_DISTANCE_ANGSTROM  # one rule for the pipeli
 from slem.qe.upf import UpfError, read_upf
 
 
+def excluded(ctx, *ports: str) -> bool:
+    """Whether a WorkChain that exposes this namespace excluded one of ``ports`` (it supplies those itself,
+    later): the validator then checks everything else, as aiida-quantumespresso's do. ``ctx`` is the port
+    namespace AiiDA passes to a validator; None (a direct call) excludes nothing."""
+    return ctx is not None and any(port not in ctx for port in ports)
+
+
 def check_norm_conserving(pseudos: dict) -> str | None:
     """Every pseudo must be a norm-conserving, scalar-relativistic UPF that slem can read."""
     for kind, pseudo in sorted(pseudos.items()):

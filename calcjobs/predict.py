@@ -11,6 +11,7 @@ from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
 
 from .base import SlemCommandCalculation
+from .checks import excluded
 from .gpu import calcjob_gpu_request, check_gpu_inputs, define_gpu_inputs, gpu_inputs
 
 MODEL_FILE = "model.pt"
@@ -33,7 +34,8 @@ def _elements(inputs: dict) -> list[tuple[str, set[str]]]:
     return sources
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
+def source_problem(inputs: dict) -> str | None:
+    """The model against what it predicts: one source, known elements, the same basis."""
     given = [key for key in ("structure", "structures", "dataset") if inputs.get(key)]
     if len(given) != 1:
         return f"give exactly one of structure, structures or dataset (got {given or 'none'})"
@@ -58,6 +60,14 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 f"the dataset's basis differs from the model's (element: (model, dataset)) {differing}; the "
                 "predictions could not be compared with its frames"
             )
+    return None
+
+
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    # a WorkChain that supplies the model and the frames itself (SlemValidationWorkChain) excludes them
+    error = None if excluded(ctx, "model") else source_problem(inputs)
+    if error:
+        return error
     gpus, _, _ = gpu_inputs(inputs)
     if gpus > 1:
         return f"prediction runs on one device; set gpus to 0 or 1, not {gpus}"

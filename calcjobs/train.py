@@ -16,6 +16,7 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 
 from .base import SlemCommandCalculation
+from .checks import excluded
 from .gpu import (
     WATCHDOG_MARKER,
     calcjob_gpu_request,
@@ -153,9 +154,14 @@ def check_parent_model(model: SlemModelData, dataset: DatasetData) -> str | None
     return None
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
+def validate_inputs(inputs: dict, ctx) -> str | None:
     """Everything that can be checked before the job reaches the cluster."""
     config = inputs["config"].get_dict()
+    if excluded(ctx, "dataset"):
+        # exposed in a WorkChain that makes the dataset (SlemPipelineWorkChain): the config is checked now,
+        # as that run will use it, with the validation split and the basis the pipeline passes along
+        error = check_config(config, True, True, "parent_model" in inputs)
+        return error or check_resources(inputs)
     validation = inputs.get("validation_dataset")
     error = check_config(config, validation is not None, "basis" in inputs, "parent_model" in inputs)
     if error:

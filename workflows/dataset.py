@@ -13,7 +13,12 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, while_
 from aiida_slem.calcjobs.basis import SlemBasisCalculation
-from aiida_slem.calcjobs.checks import check_norm_conserving, check_periodic_structure, check_pseudos_cover
+from aiida_slem.calcjobs.checks import (
+    check_norm_conserving,
+    check_periodic_structure,
+    check_pseudos_cover,
+    excluded,
+)
 
 from aiida_slem.data.basis import BasisData
 from aiida_slem.data.dataset import DatasetData
@@ -26,11 +31,9 @@ from .protocols import SlemProtocolMixin, calcjob_options
 SNAPSHOT_KINDS = ("train", "held_out")
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
-    snapshots = inputs.get("snapshots", {})
+def snapshots_problem(snapshots: dict, pseudos: dict) -> str | None:
     if not snapshots.get("train"):
         return "give at least one snapshot in 'snapshots.train'"
-    pseudos = dict(inputs["operator"]["scf"]["pw"]["pseudos"])
     structures = [
         (f"{kind}.{label}", structure)
         for kind in SNAPSHOT_KINDS
@@ -47,6 +50,20 @@ def validate_inputs(inputs: dict, _) -> str | None:
     labels = [label for kind in SNAPSHOT_KINDS for label in snapshots.get(kind, {})]
     if len(set(labels)) != len(labels):
         return "a snapshot label is used in both 'train' and 'held_out'; keep labels unique"
+    return None
+
+
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    pseudos = dict(inputs["operator"]["scf"]["pw"]["pseudos"])
+    if excluded(ctx, "snapshots"):
+        # exposed in SlemPipelineWorkChain, whose MD makes the snapshots: check every pseudopotential given
+        error = check_norm_conserving(pseudos)
+        if error:
+            return error
+    else:
+        error = snapshots_problem(inputs.get("snapshots", {}), pseudos)
+        if error:
+            return error
     fraction = inputs["validation_fraction"].value
     if not 0.0 <= fraction < 1.0:
         return f"validation_fraction must lie in [0, 1), got {fraction}"

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
+from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos, excluded
 
 from slem.qe.md import (
     THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
@@ -125,10 +125,8 @@ def select_snapshots(
     return snapshots
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
-    structure = inputs["structure"]
-    error = check_structure_and_pseudos(structure, dict(inputs["md"]["pw"]["pseudos"]))
-    error = error or check_spin_unpolarised(inputs["md"]["pw"]["parameters"].get_dict())
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    error = check_spin_unpolarised(inputs["md"]["pw"]["parameters"].get_dict())
     if error:
         return error
     if not inputs["temperatures"].get_list():
@@ -142,6 +140,12 @@ def validate_inputs(inputs: dict, _) -> str | None:
         or inputs["equilibration_steps"].value < 0
     ):
         return "stride and n_snapshots must be >= 1 and equilibration_steps >= 0"
+    if excluded(ctx, "structure"):
+        return None  # exposed in SlemPipelineWorkChain, which checks each of its structures
+    structure = inputs["structure"]
+    error = check_structure_and_pseudos(structure, dict(inputs["md"]["pw"]["pseudos"]))
+    if error:
+        return error
     error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))
     if error:
         return error

@@ -28,7 +28,7 @@ from .composition import kind_problem, settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
 from .dimensionality import sheet_problem
 from .md_sampling import MdSamplingWorkChain
-from .protocols import SlemProtocolMixin, calcjob_options, check_override_keys, load_pseudos
+from .protocols import SlemProtocolMixin, check_override_keys, load_pseudos
 from .splits import (
     frame_splits,
     held_out_structures,
@@ -151,10 +151,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             SlemTrainWorkChain, namespace="train", exclude=("train.dataset", "train.validation_dataset")
         )
         spec.expose_inputs(SlemValidationWorkChain, namespace="validation", exclude=("model", "frames"))
-        # the sub-workflows' own validators expect the ports excluded here; validate_inputs covers them
-        for section in ("md", "dataset", "validation"):
-            spec.inputs[section].validator = None
-        spec.inputs["train"]["train"].validator = None  # it needs the dataset, which the pipeline makes
+        # the sub-workflows' validators check all but the excluded ports (calcjobs.checks.excluded), so a
+        # bad training config or validation setting is refused before any DFT runs
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.run_md,
@@ -234,8 +232,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
                 f"codes lacks {missing}; give {{'pw': ..., 'pp': ..., 'slem': ...}} (see aiida-slem setup)"
             )
         structures = _structures_dict(structures)
-        own = {k: overrides[k] for k in ("train", "validation", *TRANSFER_KEYS, "options") if k in overrides}
-        inputs = cls.get_protocol_inputs(protocol, own)
+        inputs = cls.get_protocol_inputs(protocol, {k: overrides[k] for k in TRANSFER_KEYS if k in overrides})
         pseudos = {}
         for structure in structures.values():
             pseudos.update(load_pseudos(structure, family))
@@ -276,25 +273,27 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             builder.larger_cells = orm.List([int(n) for n in inputs["larger_cells"]])
         builder.md = md_inputs
         builder.dataset = dataset_inputs
-        train = inputs["train"]
-        n_gpus = int(train["gpus"] if gpus is None else gpus)
-        job_options = calcjob_options(inputs["options"], options)
-        builder.train.max_iterations = orm.Int(train["max_iterations"])
-        builder.train.train.code = codes["slem"]
-        builder.train.train.config = orm.Dict(train["config"])
-        builder.train.train.gpus = orm.Int(n_gpus)
-        builder.train.train.metadata.options = job_options
-        validation = inputs["validation"]
-        builder.validation.settings = orm.Dict(validation["settings"])
-        builder.validation.predict.code = codes["slem"]
-        builder.validation.predict.gpus = orm.Int(min(n_gpus, 1))
-        builder.validation.predict.metadata.options = job_options
-        builder.validation.pw_code = codes["pw"]
-        # the pw.x bands runs go where the SCFs went, not to the (possibly GPU) training queue
-        builder.validation.pw_options = orm.Dict(
-            dict(dataset_inputs["operator"]["scf"]["pw"]["metadata"]["options"])
+        # the top-level 'options' override goes to the training, prediction and comparison jobs (a GPU queue)
+        job_overrides = {"options": overrides["options"]} if overrides.get("options") else {}
+        train = SlemTrainWorkChain.get_builder_from_protocol(
+            codes["slem"],
+            protocol=protocol,
+            overrides=recursive_merge(job_overrides, overrides.get("train") or {}),
+            options=options,
+            gpus=gpus,
         )
-        builder.validation.extra_bands = orm.Int(validation["extra_bands"])
+        builder.train = train._inputs(prune=True)
+        validation = SlemValidationWorkChain.get_builder_from_protocol(
+            codes["slem"],
+            pw_code=codes["pw"],
+            protocol=protocol,
+            overrides=recursive_merge(job_overrides, overrides.get("validation") or {}),
+            options=options,
+            gpus=min(train.train.gpus.value, 1),
+        )
+        # the pw.x bands runs go where the SCFs went, not to the (possibly GPU) training queue
+        validation.pw_options = orm.Dict(dict(dataset_inputs["operator"]["scf"]["pw"]["metadata"]["options"]))
+        builder.validation = validation._inputs(prune=True)
         return builder
 
     def _held_out(self) -> dict[str, str]:

@@ -9,12 +9,15 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 
+from .protocols import SlemProtocolMixin, calcjob_options
 
-class SlemTrainWorkChain(BaseRestartWorkChain):
+
+class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
     """Train a SLEM model; resume from checkpoints when the walltime ends a run, and adapt the config
     when a run runs out of memory or its loss diverges."""
 
     _process_class = SlemTrainCalculation
+    _protocol_file = "train.yaml"
 
     defaults = AttributeDict(
         {
@@ -44,6 +47,29 @@ class SlemTrainWorkChain(BaseRestartWorkChain):
             "ERROR_UNRECOVERABLE_FAILURE",
             message="The training failed in a way that a restart cannot fix: {message}",
         )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls, code, dataset=None, protocol=None, overrides=None, options=None, gpus=None, basis=None, **_
+    ):
+        """Builder with ``train.yaml``: the training config, GPUs, restarts and job options of ``protocol``.
+
+        ``overrides`` merge into the protocol (keys as in the YAML: ``config``, ``gpus``, ``max_iterations``,
+        ``options``); ``options`` go to the job's ``metadata.options``; ``gpus`` replaces the protocol's.
+        ``dataset`` (and ``basis``, used when the config takes S from the basis) may be set later, as the
+        pipeline does once its dataset exists."""
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.max_iterations = orm.Int(inputs["max_iterations"])
+        builder.train.code = orm.load_code(code) if isinstance(code, (str, int)) else code
+        builder.train.config = orm.Dict(inputs["config"])
+        builder.train.gpus = orm.Int(int(inputs["gpus"] if gpus is None else gpus))
+        builder.train.metadata.options = calcjob_options(inputs["options"], options)
+        if dataset is not None:
+            builder.train.dataset = dataset
+        if basis is not None and inputs["config"].get("model", {}).get("overlap") == "basis":
+            builder.train.basis = basis
+        return builder
 
     def setup(self):
         super().setup()

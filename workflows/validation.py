@@ -18,6 +18,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, while_
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+from aiida_slem.calcjobs.checks import excluded
 from aiida_slem.calcjobs.predict import SlemPredictCalculation
 from aiida_slem.calcjobs.validate import SlemValidateCalculation
 
@@ -60,7 +61,8 @@ def scf_of(operator: OperatorData):
     return scf
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
+def frames_problem(inputs: dict) -> str | None:
+    """The held-out frames against the model: known elements, the model's basis, an electron count."""
     frames = inputs.get("frames", {})
     if not frames:
         return "give at least one held-out OperatorData in 'frames'"
@@ -94,12 +96,6 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 f"splits must give each frame one of {list(SPLITS)}; frames without one: {missing}, "
                 f"unknown splits: {unknown}"
             )
-    if "max_concurrent" in inputs and inputs["max_concurrent"].value < 1:
-        return "max_concurrent must be at least 1"
-    try:
-        Settings.from_dict(inputs["settings"].get_dict())
-    except (TypeError, ValueError) as exc:
-        return str(exc)
     if "pw_code" in inputs:
         for label, frame in sorted(frames.items()):
             try:
@@ -109,10 +105,22 @@ def validate_inputs(inputs: dict, _) -> str | None:
     return None
 
 
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    if "max_concurrent" in inputs and inputs["max_concurrent"].value < 1:
+        return "max_concurrent must be at least 1"
+    try:
+        Settings.from_dict(inputs["settings"].get_dict())
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    if excluded(ctx, "model", "frames"):
+        return None  # exposed in SlemPipelineWorkChain, which trains the model and makes the frames
+    return frames_problem(inputs)
+
+
 class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
     """Errors of a model on held-out frames: H/S/D blocks and bands, vs LCAO and vs pw.x, with plots."""
 
-    _protocol_file = "pipeline.yaml"
+    _protocol_file = "validation.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -166,8 +174,6 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             default=lambda: orm.Int(8),
             help="Conduction bands pw.x computes above the valence bands (at least this many).",
         )
-        # its validator needs the model and dataset excluded here; the CalcJob validates them on launch
-        spec.inputs["predict"].validator = None
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
@@ -198,20 +204,39 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
 
     @classmethod
     def get_builder_from_protocol(
-        cls, slem_code, model, frames, pw_code=None, protocol=None, overrides=None, options=None, **_
+        cls,
+        slem_code,
+        model=None,
+        frames=None,
+        pw_code=None,
+        protocol=None,
+        overrides=None,
+        options=None,
+        gpus: int = 0,
+        **_,
     ):
-        """Builder with the ``validation`` section of the pipeline protocol (thresholds, k-points)."""
-        protocol_inputs = cls.get_protocol_inputs(protocol, {"validation": overrides} if overrides else None)
-        inputs = {**protocol_inputs["validation"], "options": protocol_inputs["options"]}
+        """Builder with ``validation.yaml``: k-points, windows and thresholds of ``protocol``.
+
+        ``overrides`` merge into the protocol (``settings``, ``extra_bands``, ``max_concurrent``,
+        ``options``); ``options`` go to the prediction, comparison and pw.x jobs; ``gpus`` (0 or 1) to the
+        prediction.
+        ``model`` and ``frames`` may be set later, as the pipeline does once it has trained."""
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        job_options = calcjob_options(inputs["options"], options)
         builder = cls.get_builder()
-        builder.model = model
-        builder.frames = dict(frames)
+        if model is not None:
+            builder.model = model
+        if frames:
+            builder.frames = dict(frames)
         builder.settings = orm.Dict(inputs["settings"])
-        builder.predict.code = orm.load_code(slem_code) if isinstance(slem_code, str) else slem_code
-        builder.predict.metadata.options = calcjob_options(inputs["options"], options)
+        builder.max_concurrent = orm.Int(inputs["max_concurrent"])
+        builder.predict.code = orm.load_code(slem_code) if isinstance(slem_code, (str, int)) else slem_code
+        builder.predict.metadata.options = job_options
+        if gpus:
+            builder.predict.gpus = orm.Int(int(gpus))
         if pw_code is not None:
-            builder.pw_code = orm.load_code(pw_code) if isinstance(pw_code, str) else pw_code
-            builder.pw_options = orm.Dict(calcjob_options(inputs["options"], options))
+            builder.pw_code = orm.load_code(pw_code) if isinstance(pw_code, (str, int)) else pw_code
+            builder.pw_options = orm.Dict(job_options)
             builder.extra_bands = orm.Int(inputs["extra_bands"])
         return builder
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain, validate_inputs
+from aiida_slem.workflows.train import SlemTrainWorkChain
 from aiida_slem.workflows.validation import SlemValidationWorkChain
 from aiida_slem.workflows.validation import validate_inputs as validate_validation
 from ase.build import bulk
@@ -187,3 +188,80 @@ def test_validation_builder_from_protocol(tmp_path, codes):
     assert builder.settings["n_random_k"] == 3
     assert builder.settings["kpath_npoints"] == 100
     assert builder.settings["thresholds"]["H_mae_meV"] == 2.0
+
+
+def test_the_pipeline_delegates_to_each_steps_builder(builder, codes):
+    """The train and validation sections come from the steps' own protocol files and builders, with the
+    pipeline's top-level 'options' override passed to both (as in aiida-quantumespresso)."""
+    assert SlemTrainWorkChain.get_protocol_filepath().name == "train.yaml"
+    assert SlemValidationWorkChain.get_protocol_filepath().name == "validation.yaml"
+    common = {"protocol": "fast", "options": {"account": "abc"}, "gpus": 1}
+    train = SlemTrainWorkChain.get_builder_from_protocol(
+        codes["slem"],
+        overrides={"config": {"training": {"max_steps": 7}}, "options": {"queue_name": "gpu"}},
+        **common,
+    )
+    assert builder.train.train.config.get_dict() == train.train.config.get_dict()
+    assert dict(builder.train.train.metadata.options) == dict(train.train.metadata.options)
+    assert builder.train.max_iterations.value == train.max_iterations.value
+    validation = SlemValidationWorkChain.get_builder_from_protocol(
+        codes["slem"], pw_code=codes["pw"], overrides={"options": {"queue_name": "gpu"}}, **common
+    )
+    assert builder.validation.settings.get_dict() == validation.settings.get_dict()
+    assert dict(builder.validation.predict.metadata.options) == dict(validation.predict.metadata.options)
+    assert builder.validation.max_concurrent.value == validation.max_concurrent.value == 4
+    with pytest.raises(ValueError, match="unknown override 'confg'"):
+        SlemTrainWorkChain.get_builder_from_protocol(codes["slem"], overrides={"confg": {}})
+
+
+def _with_training(inputs: dict, **training) -> None:
+    config = inputs["train"]["train"]["config"].get_dict()
+    config["training"].update(training)
+    inputs["train"]["train"]["config"] = orm.Dict(config)
+
+
+def _with_setting(inputs: dict, **settings) -> None:
+    inputs["validation"]["settings"] = orm.Dict({**inputs["validation"]["settings"].get_dict(), **settings})
+
+
+def _set(section: str, key: str, node_type: str, value):
+    def change(inputs: dict) -> None:
+        inputs[section][key] = getattr(orm, node_type)(value)  # nodes need the test profile: made here
+
+    return change
+
+
+def _set_predict_gpus(inputs: dict) -> None:
+    inputs["validation"]["predict"]["gpus"] = orm.Int(2)
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("train", lambda i: _with_training(i, lr=-1), "'training.lr' must be positive"),
+        ("train", lambda i: _with_training(i, learning_rate=1e-3), "did you mean 'lr'"),
+        ("validation", lambda i: _with_setting(i, kpath_npoint=4), "unknown validation setting"),
+        ("validation", _set_predict_gpus, "prediction runs on one device"),
+        ("md", _set("md", "stride", "Int", 0), "stride and n_snapshots must be >= 1"),
+        ("dataset", _set("dataset", "validation_fraction", "Float", 1.5), "must lie in [0, 1)"),
+    ],
+)
+def test_each_steps_validator_refuses_bad_input_before_any_dft(builder, section, change, message):
+    """The pipeline exposes each step's namespace without switching its validator off: the step's own
+    check names the problem at submission, with the namespace in the message."""
+    inputs = builder._inputs(prune=True)
+    assert SlemPipelineWorkChain.spec().inputs.validate(inputs) is None
+    change(inputs)
+    error = SlemPipelineWorkChain.spec().inputs.validate(inputs)
+    assert error is not None and message in str(error), error
+    assert section in str(error)
+
+
+def test_a_refused_pipeline_stores_no_process(builder):
+    from aiida.engine import run_get_node
+
+    builder.train.train.config = orm.Dict({**builder.train.train.config.get_dict(), "trian": {}})
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match="unknown key 'config.trian'; did you mean 'training'"):
+        run_get_node(builder)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
