@@ -126,7 +126,7 @@ def test_walltime_watchdog_stops_before_the_limit(scheduler_code, si64_dataset, 
     )
 
 
-def test_predict_script_requests_one_gpu(scheduler_code, si64_dataset, monkeypatch, tmp_path, si64_frames):
+def test_predict_script_requests_one_gpu(scheduler_code, si_model, monkeypatch, tmp_path, si64_frames):
     from ase import Atoms
 
     monkeypatch.chdir(tmp_path)
@@ -136,7 +136,7 @@ def test_predict_script_requests_one_gpu(scheduler_code, si64_dataset, monkeypat
     )
     builder = SlemPredictCalculation.get_builder()
     builder.code = scheduler_code("core.slurm")
-    builder.model = _model_node(tmp_path)
+    builder.model = si_model
     builder.structure = structure
     builder.gpus = orm.Int(1)
     builder.metadata.dry_run = True
@@ -146,31 +146,6 @@ def test_predict_script_requests_one_gpu(scheduler_code, si64_dataset, monkeypat
     script = (folder / "_aiidasubmit.sh").read_text()
     assert "#SBATCH --gres=gpu:1\n" in script and "'--device' 'cuda'" in script
     assert (folder / "structures" / "structure.xyz").is_file()
-
-
-def _model_node(tmp_path):
-    """A model node whose file is a real (untrained) SLEM model of the Si 1s1p basis."""
-    from aiida_slem.data.model import SlemModelData
-    from slem.model import SlemConfig, build_model, save_model
-
-    config = SlemConfig(
-        species=["Si"],
-        basis={"Si": "1s1p"},
-        r_cut={"Si": 2.6},
-        n_layers=1,
-        hidden_irreps="4x0e+4x1o",
-        latent_dim=8,
-        latent_hidden=[8],
-        n_radial=4,
-        overlap_hidden=[8],
-    )
-    model = build_model(config)
-    path = tmp_path / "model.pt"
-    save_model(path, model, {"species": ["Si"], "basis": {"Si": "1s1p"}})
-    n_params = sum(p.numel() for p in model.parameters())
-    return SlemModelData(
-        path, config={"species": ["Si"], "basis": {"Si": "1s1p"}, "r_cut": {"Si": 2.6}, "n_params": n_params}
-    )
 
 
 def test_translation_rules():

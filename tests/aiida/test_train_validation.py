@@ -9,8 +9,6 @@ from aiida_slem.calcjobs.train import SlemTrainCalculation
 from aiida_slem.workflows.train import SlemTrainWorkChain
 from aiida_test_helpers import dataset_node, tiny_config, truncate_basis
 
-from aiida_slem.data.model import SlemModelData
-
 
 def refused(code, dataset, config: dict, **inputs) -> str:
     """Run with invalid inputs; return the validation message and check no process node was made."""
@@ -60,29 +58,10 @@ def test_model_basis_in_config_must_match_the_dataset(slem_code, si64_dataset):
     assert "config.model.basis differs" in message and "'Si': ('2s2p1d', '1s1p')" in message
 
 
-def test_parent_model_with_another_basis_is_refused(slem_code, si64_frames, tmp_path):
+def test_parent_model_with_another_basis_is_refused(slem_code, si64_frames, si_model, tmp_path):
     """A 1s1p model cannot be fine-tuned on frames of the 1s sub-basis."""
-    from slem.model import SlemConfig, build_model, save_model
-
     dataset = dataset_node(tmp_path / "si64_1s.h5", [truncate_basis(si64_frames[0], "1s", 1)], {"train": [0]})
-    config = SlemConfig(
-        species=["Si"],
-        basis={"Si": "1s1p"},
-        r_cut={"Si": 2.6},
-        n_layers=1,
-        hidden_irreps="4x0e+4x1o",
-        latent_dim=8,
-        latent_hidden=[8],
-        n_radial=4,
-        overlap_hidden=[8],
-    )
-    model = build_model(config)
-    save_model(tmp_path / "model.pt", model)
-    parent = SlemModelData(
-        tmp_path / "model.pt",
-        config={"species": ["Si"], "basis": {"Si": "1s1p"}, "r_cut": {"Si": 2.6}, "n_params": 1},
-    ).store()
-    message = refused(slem_code, dataset, tiny_config(), parent_model=parent)
+    message = refused(slem_code, dataset, tiny_config(), parent_model=si_model)
     assert "does not match the basis of parent_model" in message and "'Si': ('1s1p', '1s')" in message
 
 

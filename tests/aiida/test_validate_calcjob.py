@@ -54,6 +54,19 @@ def pw_bands_of(frame, offset: float, kshift: float = 0.0) -> orm.BandsData:
     return bands.store()
 
 
+def run_validate(code, pair, pw_bands: orm.BandsData):
+    predictions, reference = pair
+    return run_get_node(
+        SlemValidateCalculation,
+        code=code,
+        predictions=predictions,
+        reference=reference,
+        settings=orm.Dict(SETTINGS),
+        pw_bands={"a": pw_bands},
+        metadata=METADATA,
+    )
+
+
 def refused(**inputs) -> str:
     with pytest.raises(ValueError) as info:
         run_get_node(SlemValidateCalculation, metadata=METADATA, **inputs)
@@ -104,16 +117,7 @@ def test_command_line_and_files(generate_calc_job, slem_code, pair):
 
 @pytest.mark.slow
 def test_real_run_stores_report_verdict_and_plots(slem_code, pair):
-    predictions, reference = pair
-    results, node = run_get_node(
-        SlemValidateCalculation,
-        code=slem_code,
-        predictions=predictions,
-        reference=reference,
-        settings=orm.Dict(SETTINGS),
-        pw_bands={"a": pw_bands_of(labelled_frames()[0], -0.3)},
-        metadata=METADATA,
-    )
+    results, node = run_validate(slem_code, pair, pw_bands_of(labelled_frames()[0], -0.3))
     assert node.is_finished_ok, node.exit_message
     report = results["metrics"].get_dict()
     assert report["bands"]["a"]["vs_lcao"]["all"]["offset_meV"] == pytest.approx(10.0, abs=1e-6)
@@ -128,17 +132,7 @@ def test_real_run_stores_report_verdict_and_plots(slem_code, pair):
 
 @pytest.mark.slow
 def test_bad_input_found_on_the_node_gives_the_one_line_reason(slem_code, pair):
-    predictions, reference = pair
-    shifted = pw_bands_of(labelled_frames()[0], 0.0, kshift=0.01)
-    _, node = run_get_node(
-        SlemValidateCalculation,
-        code=slem_code,
-        predictions=predictions,
-        reference=reference,
-        settings=orm.Dict(SETTINGS),
-        pw_bands={"a": shifted},
-        metadata=METADATA,
-    )
+    _, node = run_validate(slem_code, pair, pw_bands_of(labelled_frames()[0], 0.0, kshift=0.01))
     assert node.exit_status == SlemValidateCalculation.exit_codes.ERROR_MISSING_OUTPUT.status
     assert "other k-points" in node.exit_message and "rerun the pw.x bands step" in node.exit_message
 
