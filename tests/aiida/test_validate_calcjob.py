@@ -74,7 +74,7 @@ def refused(**inputs) -> str:
 
 
 def test_protocols_carry_metal_thresholds():
-    settings = SlemValidationWorkChain.get_protocol_inputs("fast")["validation"]["settings"]
+    settings = SlemValidationWorkChain.get_protocol_inputs("fast")["settings"]
     assert Settings.from_dict(settings).metal_thresholds["fermi_window_mae_vs_lcao_meV"] == 30.0
     assert "valence_mae_vs_lcao_meV" not in settings["metal_thresholds"]
 
