@@ -95,6 +95,15 @@ def validate_inputs(inputs: dict, _) -> str | None:
     return None
 
 
+def _assign(builder, section: str, inputs: dict) -> None:
+    """``builder.<section> = inputs``: the step's own validator runs here, its message without the prefix
+    AiiDA's builder adds."""
+    try:
+        setattr(builder, section, inputs)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("invalid attribute value ")) from None
+
+
 def _structures_dict(structures) -> dict[str, orm.StructureData]:
     if isinstance(structures, orm.StructureData):
         return {"structure": structures}
@@ -271,8 +280,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             builder.hold_out_elements = orm.List(list(inputs["hold_out_elements"]))
         if inputs.get("larger_cells"):
             builder.larger_cells = orm.List([int(n) for n in inputs["larger_cells"]])
-        builder.md = md_inputs
-        builder.dataset = dataset_inputs
+        _assign(builder, "md", md_inputs)
+        _assign(builder, "dataset", dataset_inputs)
         # the top-level 'options' override goes to the training, prediction and comparison jobs (a GPU queue)
         job_overrides = {"options": overrides["options"]} if overrides.get("options") else {}
         train = SlemTrainWorkChain.get_builder_from_protocol(
@@ -282,7 +291,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             options=options,
             gpus=gpus,
         )
-        builder.train = train._inputs(prune=True)
+        _assign(builder, "train", train._inputs(prune=True))
         validation = SlemValidationWorkChain.get_builder_from_protocol(
             codes["slem"],
             pw_code=codes["pw"],
@@ -293,7 +302,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         )
         # the pw.x bands runs go where the SCFs went, not to the (possibly GPU) training queue
         validation.pw_options = orm.Dict(dict(dataset_inputs["operator"]["scf"]["pw"]["metadata"]["options"]))
-        builder.validation = validation._inputs(prune=True)
+        _assign(builder, "validation", validation._inputs(prune=True))
         return builder
 
     def _held_out(self) -> dict[str, str]:
