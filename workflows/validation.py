@@ -7,14 +7,11 @@ found through the provenance graph. ``slem.validate`` then compares everything o
 sums, dense eigen-solves, plots) and its parser stores the report, the verdict against the protocol
 thresholds and the PNG plots: the daemon only moves files and numbers.
 
-Why a separate pw.x ``bands`` run rather than the SCF's own k-points: the SCF of a small supercell
-samples one or a few k-points, too few to measure band errors or a gap; the ``bands`` run reuses the
-converged density (seconds for Si8) and samples exactly the k-points where the LCAO bands are evaluated.
+The pw.x ``bands`` runs are built in ``pw_bands.py``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, while_
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
@@ -26,10 +23,10 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.merge import merge_operator_frames
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
-from slem.evaluate.kpoints import validation_kpoints
 from slem.evaluate.settings import SPLITS, Settings
 
 from .protocols import SlemProtocolMixin, calcjob_options
+from .pw_bands import bands_inputs, scf_of
 
 # the options a validate job shares with the predict job (not its parser, output file names or MPI)
 SCHEDULER_OPTIONS = (
@@ -44,21 +41,6 @@ SCHEDULER_OPTIONS = (
     "environment_variables",
     "import_sys_environment",
 )
-
-
-def scf_of(operator: OperatorData):
-    """The pw.x SCF ``CalcJobNode`` a projected frame came from (via the projection's ``parent_folder``)."""
-    creator = operator.creator
-    if creator is None or "parent_folder" not in creator.inputs:
-        raise ValueError(
-            f"OperatorData<{operator.pk}> was not produced by a slem.project job; its SCF is unknown"
-        )
-    scf = creator.inputs.parent_folder.creator
-    if scf is None or "structure" not in scf.inputs:
-        raise ValueError(
-            f"the parent folder of OperatorData<{operator.pk}> does not come from a pw.x calculation"
-        )
-    return scf
 
 
 def frames_problem(inputs: dict) -> str | None:
@@ -169,6 +151,13 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             help="pw.x bands runs at the same time.",
         )
         spec.input(
+            "pw_max_atoms",
+            valid_type=orm.Int,
+            required=False,
+            help="pw.x bands only for frames of at most this many atoms: a 64-atom cell's bands take an hour "
+            "on a workstation, and its LCAO reference (from its own SCF) is what a size test compares with.",
+        )
+        spec.input(
             "extra_bands",
             valid_type=orm.Int,
             default=lambda: orm.Int(8),
@@ -238,6 +227,8 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             builder.pw_code = orm.load_code(pw_code) if isinstance(pw_code, (str, int)) else pw_code
             builder.pw_options = orm.Dict(job_options)
             builder.extra_bands = orm.Int(inputs["extra_bands"])
+            if inputs.get("pw_max_atoms"):
+                builder.pw_max_atoms = orm.Int(inputs["pw_max_atoms"])
         return builder
 
     def setup(self):
@@ -251,9 +242,24 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
     def with_pw(self) -> bool:
         return "pw_code" in self.inputs
 
+    def pw_labels(self) -> list[str]:
+        """The frames compared with pw.x: all, or those within ``pw_max_atoms``."""
+        if not self.with_pw():
+            return []
+        limit = self.inputs.pw_max_atoms.value if "pw_max_atoms" in self.inputs else None
+        frames = self.inputs.frames
+        return [
+            label
+            for label in self.ctx.labels
+            if limit is None or frames[label].base.attributes.get("n_atoms", 0) <= limit
+        ]
+
     def run_jobs(self):
         """Prediction and the first batch of pw.x bands runs are independent: submit them together."""
-        self.ctx.pending_bands = list(self.ctx.labels) if self.with_pw() else []
+        self.ctx.pending_bands = self.pw_labels()
+        skipped = len(self.ctx.labels) - len(self.ctx.pending_bands) if self.with_pw() else 0
+        if skipped:
+            self.report(f"{skipped} frame(s) above pw_max_atoms: compared with their LCAO reference only")
         futures = {"predict": self.submit_predict()}
         futures.update(self.submit_band_batch())
         return ToContext(**futures)
@@ -282,47 +288,11 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             return {}
         settings = Settings.from_dict(self.inputs.settings.get_dict())
         futures = {}
+        options = self.inputs.pw_options.get_dict() if "pw_options" in self.inputs else {}
+        extra = self.inputs.extra_bands.value
         for label in batch:
-            frame = self.inputs.frames[label]
-            scf = scf_of(frame)
-            structure = scf.inputs.structure
-            # the frame's k-points (compare.frame_kpoints): the same vacuum rule on the same geometry
-            kinfo = validation_kpoints(
-                np.array(structure.cell),
-                settings.kpath_npoints,
-                settings.n_random_k,
-                settings.seed,
-                positions=np.array([site.position for site in structure.sites]),
-                pbc=structure.pbc,
-            )
-            kpoints = orm.KpointsData()
-            kpoints.set_cell_from_structure(structure)
-            kpoints.set_kpoints(kinfo["kpoints"], cartesian=False, weights=[1.0] * len(kinfo["kpoints"]))
-            parameters = scf.inputs.parameters.get_dict()
-            parameters["CONTROL"] = {
-                k: v for k, v in parameters.get("CONTROL", {}).items() if k not in ("tprnfor", "tstress")
-            }
-            parameters["CONTROL"]["calculation"] = "bands"
-            n_valence = int(round(frame.base.attributes.get("n_electrons") / 2))
-            # room above the valence bands for the conduction window (and a sheet's vacuum states); the
-            # semicore bands (GaAs8: 40 of 56) need none, and each band costs pw.x time
-            outer = n_valence - int(frame.base.attributes.get("semicore_bands", 0))
-            extra = max(self.inputs.extra_bands.value, outer // 2)
-            parameters.setdefault("SYSTEM", {})["nbnd"] = n_valence + extra
-            parameters.setdefault("ELECTRONS", {})["diago_full_acc"] = True
-            options = self.inputs.pw_options.get_dict() if "pw_options" in self.inputs else {}
-            inputs = {
-                "pw": {
-                    "code": self.inputs.pw_code,
-                    "structure": structure,
-                    "parameters": orm.Dict(parameters),
-                    "pseudos": {kind: scf.inputs.pseudos[kind] for kind in structure.get_kind_names()},
-                    "parent_folder": scf.outputs.remote_folder,
-                    "metadata": {"options": options},
-                },
-                "kpoints": kpoints,
-                "metadata": {"call_link_label": f"pw_bands_{label}"},
-            }
+            inputs = bands_inputs(self.inputs.frames[label], settings, self.inputs.pw_code, options, extra)
+            inputs["metadata"] = {"call_link_label": f"pw_bands_{label}"}
             futures[f"bands_{label}"] = self.submit(PwBaseWorkChain, **inputs)
         self.report(
             f"launched {len(futures)} pw.x bands run(s) at {settings.kpath_npoints} path + "
@@ -336,11 +306,10 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_PREDICT_FAILED.format(
                 status=calc.exit_status, message=calc.exit_message
             )
-        if self.with_pw():
-            for label in self.ctx.labels:
-                node = self.ctx[f"bands_{label}"]
-                if not node.is_finished_ok:
-                    return self.exit_codes.ERROR_PW_BANDS_FAILED.format(label=label, status=node.exit_status)
+        for label in self.pw_labels():
+            node = self.ctx[f"bands_{label}"]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_PW_BANDS_FAILED.format(label=label, status=node.exit_status)
         return None
 
     def run_compare(self):
@@ -358,9 +327,9 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         }
         if "splits" in self.inputs:
             inputs["splits"] = self.inputs.splits
-        if self.with_pw():
+        if self.pw_labels():
             inputs["pw_bands"] = {
-                label: self.ctx[f"bands_{label}"].outputs.output_band for label in self.ctx.labels
+                label: self.ctx[f"bands_{label}"].outputs.output_band for label in self.pw_labels()
             }
         node = self.submit(SlemValidateCalculation, **inputs)
         self.report(f"launched SlemValidateCalculation<{node.pk}>")
@@ -389,9 +358,8 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         self.out("passed", compared.passed)
         for name, node in compared.plots.items():
             self.out(f"plots.{name}", node)
-        if self.with_pw():
-            for label in self.ctx.labels:
-                self.out(f"pw_bands.{label}", self.ctx[f"bands_{label}"].outputs.output_band)
+        for label in self.pw_labels():
+            self.out(f"pw_bands.{label}", self.ctx[f"bands_{label}"].outputs.output_band)
         summary = compared.metrics["summary"]
         self.report(
             "held-out errors: "

@@ -3,6 +3,7 @@ composition SiC and a larger Si and C cell, and reports each transfer split apar
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida_test_helpers import TINY_PIPELINE
@@ -38,6 +39,8 @@ def transfer(module_codes):
     builder = SlemPipelineWorkChain.get_builder_from_protocol(
         module_codes, structures, protocol="fast", overrides=TINY
     )
+    # the larger cells are compared with their own LCAO reference only, as a 64-atom cell would be
+    builder.validation.pw_max_atoms = orm.Int(2 * int(np.prod(builder.md.supercell.get_list())))
     _, node = run_get_node(builder)
     return node
 
@@ -100,3 +103,14 @@ def test_larger_cells_are_new_thermal_configurations_in_the_provenance(transfer)
     for node in made:
         assert len(node.outputs.result.sites) == 4
         assert node.inputs.structure.pk in {s.pk for s in transfer.inputs.structures.values()}
+
+
+def test_frames_above_pw_max_atoms_are_compared_with_lcao_only(transfer):
+    metrics = transfer.outputs.metrics.get_dict()
+    small = {label for label in metrics["bands"] if "_larger_" not in label}
+    assert small and small != set(metrics["bands"])
+    for label, entry in metrics["bands"].items():
+        assert ("vs_pw" in entry) == (label in small), label
+        assert "vs_lcao" in entry
+    validation = next(c for c in transfer.called if c.process_label == "SlemValidationWorkChain")
+    assert set(validation.outputs.pw_bands) == small
