@@ -17,82 +17,24 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
-from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
 
 from aiida_slem.data.basis import BasisData
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.pseudos import default_family_label
 
-from .composition import kind_problem, settings_structure, union_cutoffs
+from .composition import settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
-from .dimensionality import sheet_problem
 from .md_sampling import MdSamplingWorkChain
+from .pipeline_inputs import structure_symbols, validate_inputs
 from .protocols import SlemProtocolMixin, check_override_keys, load_pseudos
-from .splits import (
-    frame_splits,
-    held_out_structures,
-    larger_cells_problem,
-    thermal_supercell,
-    transfer_problem,
-)
+from .splits import frame_splits, held_out_structures, thermal_supercell
 from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
 TRANSFER_KEYS = ("hold_out_structure", "hold_out_elements", "larger_cells")
 OVERRIDE_KEYS = (*SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type")
-
-
-def _pw_parameters(inputs: dict) -> list[dict]:
-    """The pw.x parameters of the MD and of the SCFs, where the inputs hold them."""
-    found = []
-    for section, path in (("md", ("md", "pw")), ("dataset", ("operator", "scf", "pw"))):
-        namespace = inputs.get(section, {})
-        for key in path:
-            namespace = namespace.get(key, {})
-        if "parameters" in namespace:
-            found.append(namespace["parameters"].get_dict())
-    return found
-
-
-def validate_inputs(inputs: dict, _) -> str | None:
-    structures = inputs.get("structures", {})
-    if not structures:
-        return "give at least one structure in 'structures'"
-    pseudos = dict(inputs["md"]["md"]["pw"]["pseudos"])
-    error = kind_problem(structures)
-    if error:
-        return error
-    for label, structure in sorted(structures.items()):
-        error = check_structure_and_pseudos(structure, pseudos)
-        if error:
-            return f"structure {label}: {error}"
-        # every structure shares the md section's supercell and k-mesh, made for the first one
-        md = inputs["md"]
-        repetitions = md["supercell"].get_list() if "supercell" in md else [1, 1, 1]
-        error = sheet_problem(structure, repetitions, md.get("md", {}).get("kpoints"))
-        if error:
-            return (
-                f"structure {label}: {error}. One pipeline shares one MD supercell and k-mesh: run sheets "
-                "and bulk crystals in separate pipelines"
-            )
-    for parameters in _pw_parameters(inputs):
-        error = check_spin_unpolarised(parameters)
-        if error:
-            return error
-    hold_out = inputs.get("hold_out_structure")
-    elements = inputs.get("hold_out_elements")
-    error = transfer_problem(
-        {label: set(s.get_symbols_set()) for label, s in structures.items()},
-        None if hold_out is None else hold_out.value,
-        None if elements is None else elements.get_list(),
-    )
-    if error:
-        return error
-    if "larger_cells" in inputs:
-        return larger_cells_problem(inputs["larger_cells"].get_list(), inputs["md"])
-    return None
 
 
 def _assign(builder, section: str, inputs: dict) -> None:
@@ -308,7 +250,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
     def _held_out(self) -> dict[str, str]:
         """{label: split} of the structures whose frames are all held out."""
         return held_out_structures(
-            {label: set(s.get_symbols_set()) for label, s in self.inputs.structures.items()},
+            structure_symbols(self.inputs.structures),
             self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None,
             self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
         )

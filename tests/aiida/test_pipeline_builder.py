@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from aiida import orm
-from aiida_slem.workflows.pipeline import SlemPipelineWorkChain, validate_inputs
+from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
+from aiida_slem.workflows.pipeline_inputs import validate_inputs
 from aiida_slem.workflows.train import SlemTrainWorkChain
 from aiida_slem.workflows.validation import SlemValidationWorkChain
 from aiida_slem.workflows.validation import validate_inputs as validate_validation

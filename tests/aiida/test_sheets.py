@@ -7,7 +7,7 @@ from aiida.plugins import WorkflowFactory
 from aiida_slem.workflows.dimensionality import kpoints_from_distance, structure_vacuum_axes
 from aiida_slem.workflows.md_sampling import validate_inputs as validate_md
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
-from aiida_slem.workflows.pipeline import validate_inputs as validate_pipeline
+from aiida_slem.workflows.pipeline_inputs import validate_inputs as validate_pipeline
 from ase.build import bulk, graphene
 
 MdSamplingWorkChain = WorkflowFactory("slem.md_sampling")

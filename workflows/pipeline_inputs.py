@@ -1,0 +1,68 @@
+"""What ``SlemPipelineWorkChain`` checks before anything runs, beyond its steps' own validators: the
+structures against the pseudopotentials and each other, the shared MD supercell, spin, and the transfer
+splits (a held-out structure or composition, larger cells).
+"""
+
+from __future__ import annotations
+
+from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
+
+from .composition import kind_problem
+from .dimensionality import sheet_problem
+from .splits import larger_cells_problem, transfer_problem
+
+
+def _pw_parameters(inputs: dict) -> list[dict]:
+    """The pw.x parameters of the MD and of the SCFs, where the inputs hold them."""
+    found = []
+    for section, path in (("md", ("md", "pw")), ("dataset", ("operator", "scf", "pw"))):
+        namespace = inputs.get(section, {})
+        for key in path:
+            namespace = namespace.get(key, {})
+        if "parameters" in namespace:
+            found.append(namespace["parameters"].get_dict())
+    return found
+
+
+def structure_symbols(structures) -> dict[str, set[str]]:
+    """{label: its elements}: what the transfer splits are decided on."""
+    return {label: set(structure.get_symbols_set()) for label, structure in structures.items()}
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    structures = inputs.get("structures", {})
+    if not structures:
+        return "give at least one structure in 'structures'"
+    pseudos = dict(inputs["md"]["md"]["pw"]["pseudos"])
+    error = kind_problem(structures)
+    if error:
+        return error
+    for label, structure in sorted(structures.items()):
+        error = check_structure_and_pseudos(structure, pseudos)
+        if error:
+            return f"structure {label}: {error}"
+        # every structure shares the md section's supercell and k-mesh, made for the first one
+        md = inputs["md"]
+        repetitions = md["supercell"].get_list() if "supercell" in md else [1, 1, 1]
+        error = sheet_problem(structure, repetitions, md.get("md", {}).get("kpoints"))
+        if error:
+            return (
+                f"structure {label}: {error}. One pipeline shares one MD supercell and k-mesh: run sheets "
+                "and bulk crystals in separate pipelines"
+            )
+    for parameters in _pw_parameters(inputs):
+        error = check_spin_unpolarised(parameters)
+        if error:
+            return error
+    hold_out = inputs.get("hold_out_structure")
+    elements = inputs.get("hold_out_elements")
+    error = transfer_problem(
+        structure_symbols(structures),
+        None if hold_out is None else hold_out.value,
+        None if elements is None else elements.get_list(),
+    )
+    if error:
+        return error
+    if "larger_cells" in inputs:
+        return larger_cells_problem(inputs["larger_cells"].get_list(), inputs["md"])
+    return None
