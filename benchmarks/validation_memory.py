@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,10 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SI8 = ROOT / "tests" / "data" / "si8_frames.h5"
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def frames_pair(reps: int, folder: Path) -> tuple[Path, Path, int, int]:
@@ -76,6 +71,7 @@ def main() -> None:
     from aiida_slem.data.dataset import DatasetData
     from slem.evaluate.compare import compare
     from slem.evaluate.settings import Settings
+    from slem.spectrum.analysis import peak_rss_mb
 
     computer = orm.load_computer("localhost")
     computer.set_minimum_job_poll_interval(0.0)
@@ -89,10 +85,10 @@ def main() -> None:
     metadata = {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}}}
     rows = []
     pairs = {reps: frames_pair(reps, work) for reps in args.sizes}
-    start_mb = peak_mb()
+    start_mb = peak_rss_mb()
     for reps in args.sizes:  # every CalcJob first: ru_maxrss never comes down
         pred, ref, n_atoms, n_orb = pairs[reps]
-        before = peak_mb()
+        before = peak_rss_mb()
         wall = time.perf_counter()
         _, node = run_get_node(
             SlemValidateCalculation,
@@ -111,7 +107,7 @@ def main() -> None:
                 "orbitals": n_orb,
                 "route": "CalcJob",
                 "engine_peak_before_mb": before,
-                "engine_peak_after_mb": peak_mb(),
+                "engine_peak_after_mb": peak_rss_mb(),
                 "job_peak_mb": job["peak_rss_mb"],
                 "seconds": time.perf_counter() - wall,
                 "valence_mae_meV": node.outputs.metrics["summary"]["valence_mae_vs_lcao_meV"],
@@ -121,7 +117,7 @@ def main() -> None:
 
     for reps in args.sizes:
         pred, ref, n_atoms, n_orb = pairs[reps]
-        before = peak_mb()
+        before = peak_rss_mb()
         wall = time.perf_counter()
         reference = read_frames(ref)
         with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +135,7 @@ def main() -> None:
                 "orbitals": n_orb,
                 "route": "in-process",
                 "engine_peak_before_mb": before,
-                "engine_peak_after_mb": peak_mb(),
+                "engine_peak_after_mb": peak_rss_mb(),
                 "job_peak_mb": None,
                 "seconds": time.perf_counter() - wall,
                 "valence_mae_meV": report["summary"]["valence_mae_vs_lcao_meV"],

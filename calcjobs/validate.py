@@ -13,7 +13,7 @@ import json
 from aiida import orm
 
 from aiida_slem.data.dataset import DatasetData
-from slem.evaluate.settings import SPLITS, Settings
+from slem.evaluate.settings import SPLITS, Settings, unknown_splits
 
 from .base import SlemCommandCalculation
 
@@ -47,7 +47,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
         if bad:
             return f"electrons must map frame labels to electron counts; not numbers: {bad}"
     if "splits" in inputs:
-        unknown = sorted(set(inputs["splits"].get_dict().values()) - set(SPLITS))
+        unknown = unknown_splits(inputs["splits"].get_dict())
         if unknown:
             return f"unknown split(s) {unknown}; a frame's split is one of {list(SPLITS)}"
     return None

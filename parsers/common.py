@@ -32,3 +32,15 @@ def read_summary(parser: Parser, filename: str) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{filename} holds a {type(data).__name__}, not an object")
     return data
+
+
+def last_lines(text: str, lines: int = 5) -> str:
+    """The end of a job's stderr for an exit message."""
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(stderr is empty)"
+
+
+def stderr_tail(parser: Parser, filename: str) -> str:
+    """``last_lines`` of the retrieved file ``filename`` ('' when the job wrote none)."""
+    repository = parser.retrieved.base.repository
+    found = filename in repository.list_object_names()
+    return last_lines(repository.get_object_content(filename, mode="r") if found else "")

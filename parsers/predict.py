@@ -12,6 +12,8 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.operator import OperatorData
 from slem.data.frame import FrameFormatError
 
+from .common import stderr_tail
+
 
 class SlemPredictParser(Parser):
     def parse(self, **kwargs) -> ExitCode | None:
@@ -20,13 +22,7 @@ class SlemPredictParser(Parser):
             return self.exit_codes.ERROR_NO_RETRIEVED_TEMPORARY_FOLDER
         path = pathlib.Path(temporary) / PREDICTION_FILE
         if not path.is_file():
-            files = self.retrieved.base.repository.list_object_names()
-            stderr = (
-                self.retrieved.base.repository.get_object_content(STDERR, mode="r") if STDERR in files else ""
-            )
-            return self.exit_codes.ERROR_MISSING_OUTPUT.format(
-                message="\n".join(stderr.strip().splitlines()[-5:]) or "(stderr is empty)"
-            )
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(message=stderr_tail(self, STDERR))
         inputs = self.node.inputs
         try:
             if "structure" in inputs:

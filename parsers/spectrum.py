@@ -11,6 +11,8 @@ from aiida.engine import ExitCode
 from aiida.parsers import Parser
 from aiida_slem.calcjobs.spectrum import PLOT_FILE, RESULT_FILE, STDERR
 
+from .common import stderr_tail
+
 ARRAYS = ("energies_eV", "dos_states_per_eV", "integrated_dos", "edge_eigenvalues_eV")
 
 
@@ -41,11 +43,7 @@ class SlemSpectrumParser(Parser):
     def parse(self, **kwargs) -> ExitCode | None:
         files = set(self.retrieved.base.repository.list_object_names())
         if RESULT_FILE not in files:
-            repository = self.retrieved.base.repository
-            stderr = repository.get_object_content(STDERR, mode="r") if STDERR in files else ""
-            return self.exit_codes.ERROR_MISSING_OUTPUT.format(
-                message="\n".join(stderr.strip().splitlines()[-5:]) or "(stderr is empty)"
-            )
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(message=stderr_tail(self, STDERR))
         try:
             result = json.loads(self.retrieved.base.repository.get_object_content(RESULT_FILE, mode="r"))
             if not isinstance(result, dict):

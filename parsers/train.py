@@ -20,6 +20,8 @@ from aiida_slem.calcjobs.train import MODEL_FILE, STDERR
 
 from aiida_slem.data.model import SlemModelData
 
+from .common import last_lines
+
 OOM_PATTERNS = re.compile(r"out of memory|MemoryError|std::bad_alloc|can't allocate memory|oom-kill", re.I)
 SCHEDULER_OUT_OF_MEMORY = 110
 SCHEDULER_OUT_OF_WALLTIME = 120
@@ -138,7 +140,7 @@ class SlemTrainParser(Parser):
     def _without_status(self, files: set[str]) -> ExitCode:
         """No status.json: stopped during start-up, killed by the scheduler or the OS, or crashed."""
         stderr = self._text(STDERR, files)
-        tail = "\n".join(stderr.strip().splitlines()[-5:]) or "(stderr is empty)"
+        tail = last_lines(stderr)
         if WATCHDOG_MARKER in files:
             self.out(
                 "metrics",

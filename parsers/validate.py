@@ -7,7 +7,7 @@ from aiida.engine import ExitCode
 from aiida.parsers import Parser
 from aiida_slem.calcjobs.validate import REPORT_FILE, STDERR
 
-from .common import read_summary
+from .common import read_summary, stderr_tail
 
 
 class SlemValidateParser(Parser):
@@ -17,10 +17,7 @@ class SlemValidateParser(Parser):
         try:
             report = read_summary(self, REPORT_FILE)
         except FileNotFoundError:
-            stderr = repository.get_object_content(STDERR, mode="r") if STDERR in files else ""
-            return self.exit_codes.ERROR_MISSING_OUTPUT.format(
-                message="\n".join(stderr.strip().splitlines()[-5:]) or "(stderr is empty)"
-            )
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(message=stderr_tail(self, STDERR))
         except ValueError as exc:
             return self.exit_codes.ERROR_INVALID_OUTPUT.format(message=str(exc))
         try:

@@ -23,7 +23,7 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.merge import merge_operator_frames
 from aiida_slem.data.model import SlemModelData
 from aiida_slem.data.operator import OperatorData
-from slem.evaluate.settings import SPLITS, Settings
+from slem.evaluate.settings import SPLITS, Settings, unknown_splits
 
 from .protocols import SlemProtocolMixin, calcjob_options
 from .pw_bands import bands_inputs, scf_of
@@ -72,7 +72,7 @@ def frames_problem(inputs: dict) -> str | None:
     if "splits" in inputs:
         splits = inputs["splits"].get_dict()
         missing = sorted(set(frames) - set(splits))
-        unknown = sorted(set(splits.values()) - set(SPLITS))
+        unknown = unknown_splits(splits)
         if missing or unknown:
             return (
                 f"splits must give each frame one of {list(SPLITS)}; frames without one: {missing}, "
@@ -327,10 +327,9 @@ class SlemValidationWorkChain(SlemProtocolMixin, WorkChain):
         }
         if "splits" in self.inputs:
             inputs["splits"] = self.inputs.splits
-        if self.pw_labels():
-            inputs["pw_bands"] = {
-                label: self.ctx[f"bands_{label}"].outputs.output_band for label in self.pw_labels()
-            }
+        bands = {label: self.ctx[f"bands_{label}"].outputs.output_band for label in self.pw_labels()}
+        if bands:
+            inputs["pw_bands"] = bands
         node = self.submit(SlemValidateCalculation, **inputs)
         self.report(f"launched SlemValidateCalculation<{node.pk}>")
         return ToContext(compare=node)

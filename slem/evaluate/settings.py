@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 SPLITS = ("in_distribution", "held_out_structure", "held_out_composition", "larger_cells")
 
 
+def unknown_splits(splits: dict[str, str]) -> list[str]:
+    """The split names in ``{frame label: split}`` that are not one of ``SPLITS``."""
+    return sorted(set(splits.values()) - set(SPLITS))
+
+
 @dataclass
 class Settings:
     kpath_npoints: int = 40

@@ -12,7 +12,7 @@ from slem.data.frame import Frame
 
 from .blocks import block_errors, parity_samples
 from .plots import parity_plot
-from .settings import SPLITS
+from .settings import SPLITS, unknown_splits
 from .summary import summarise
 
 GATED_SPLIT = "in_distribution"
@@ -22,7 +22,7 @@ def check_splits(labels: list[str], splits: dict[str, str]) -> None:
     missing = sorted(set(labels) - set(splits))
     if missing:
         raise ValueError(f"frames {missing} have no split; give every frame's split, or none")
-    unknown = sorted(set(splits.values()) - set(SPLITS))
+    unknown = unknown_splits(splits)
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; a frame's split is one of {list(SPLITS)}")
 
