@@ -28,8 +28,10 @@ def export_node(node, fmt: str, output: pathlib.Path, split: str | None = None) 
     from aiida_slem.data.dataset import DatasetData
     from aiida_slem.data.model import SlemModelData
     from aiida_slem.data.operator import OperatorData
+    from slem.atomic import atomic_folder, check_new_folder
     from slem.data import deeph, deeptb
 
+    check_new_folder(output)  # before the frames are read
     model = None
     if isinstance(node, SlemModelData):
         model, node = node, training_dataset(node)
@@ -46,29 +48,29 @@ def export_node(node, fmt: str, output: pathlib.Path, split: str | None = None) 
         )
     if not frames:
         raise click.ClickException(f"split {split!r} of dataset <{node.pk}> holds no frame")
-    if output.exists() and any(output.iterdir()):
-        raise click.ClickException(f"{output} exists and is not empty; choose a new folder")
-    if fmt == "deeptb":
-        deeptb.write_deeptb(frames, output, "frame")
-    else:
-        deeph.write_deeph(frames, output)
-    if model is not None:
-        with model.open(mode="rb") as handle:
-            (output / "slem_model.pt").write_bytes(handle.read())
-        (output / "slem_model.json").write_text(
-            json.dumps(
-                {
-                    "pk": model.pk,
-                    "uuid": model.uuid,
-                    "sha256": model.sha256,
-                    "config": model.base.attributes.get("config"),
-                    "metrics": model.metrics,
-                    "dataset_uuid": node.uuid,
-                },
-                indent=2,
-                default=str,
+    # one folder, complete or absent: a full disk must not leave frames that import as a shorter dataset
+    with atomic_folder(output) as folder:
+        if fmt == "deeptb":
+            deeptb.write_deeptb(frames, folder, "frame")
+        else:
+            deeph.write_deeph(frames, folder)
+        if model is not None:
+            with model.open(mode="rb") as handle:
+                (folder / "slem_model.pt").write_bytes(handle.read())
+            (folder / "slem_model.json").write_text(
+                json.dumps(
+                    {
+                        "pk": model.pk,
+                        "uuid": model.uuid,
+                        "sha256": model.sha256,
+                        "config": model.base.attributes.get("config"),
+                        "metrics": model.metrics,
+                        "dataset_uuid": node.uuid,
+                    },
+                    indent=2,
+                    default=str,
+                )
             )
-        )
     return len(frames), node
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from slem.atomic import atomic_path
+from slem.atomic import atomic_h5
 from slem.data.orbitals import shells_to_string
 
 BASIS_FORMAT = "slem-basis"
@@ -71,7 +71,7 @@ class ElementBasis:
 def write_basis(path: str | os.PathLike, bases: dict[str, ElementBasis]) -> Path:
     """Write the basis file atomically (temporary file, then rename)."""
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_h5(path) as handle:
         handle.attrs["format"] = BASIS_FORMAT
         handle.attrs["version"] = BASIS_VERSION
         handle.attrs["units"] = "r: Angstrom, R(r): Angstrom^-3/2"

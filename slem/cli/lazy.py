@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sys
 from collections.abc import Mapping
 
 import click
+
+# the disk or quota is full, or the file system read-only: the user's fix, not a bug in the command
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 class LazyGroup(click.Group):
@@ -27,6 +32,28 @@ class LazyGroup(click.Group):
             return None
         module_name, attribute, _ = self.subcommands[name]
         return getattr(importlib.import_module(module_name), attribute)
+
+    def invoke(self, ctx: click.Context):
+        """Output that cannot be written ends with one line, not a traceback: every writer is atomic
+        (slem.atomic), so nothing partial is left to mention."""
+        from slem.atomic import OutputExistsError
+
+        try:
+            return super().invoke(ctx)
+        except OutputExistsError as exc:
+            click.echo(f"{ctx.info_name} {ctx.invoked_subcommand}: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(
+                f"{ctx.info_name} {ctx.invoked_subcommand}: cannot write{where}: {exc.strerror}; free space "
+                "(or quota) on that file system or choose another output path, then rerun; no partial "
+                "output was kept",
+                err=True,
+            )
+            sys.exit(1)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # the help text is in the table, so listing the commands imports none of them

@@ -57,4 +57,4 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    cli(prog_name="slem")

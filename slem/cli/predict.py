@@ -43,10 +43,13 @@ def predict(
     from slem.threads import configure_threads
 
     configure_threads(threads)  # before torch is imported: OpenMP reads its wait policy when it loads
+    from slem.atomic import check_new_folder
     from slem.data.frame import write_frames
     from slem.predict import Predictor, read_structures
 
     try:
+        if fmt == "deeptb":
+            check_new_folder(output)  # before the prediction, which may be long
         predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
         items = []
         for path in structures:

@@ -52,20 +52,18 @@ def load_frame(source: str, structure: str | None, index: int, device: str = "cp
 
 def write_result(path: Path, result: dict) -> None:
     """JSON (arrays as lists) or HDF5 (arrays as datasets, the rest as a JSON attribute ``summary``)."""
-    from slem.atomic import atomic_path
+    from slem.atomic import atomic_h5, atomic_open
 
     summary = {k: v for k, v in result.items() if k not in ARRAYS}
     if path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        with atomic_h5(path) as handle:
             for name in ARRAYS:
                 handle.create_dataset(name, data=np.asarray(result[name], dtype=np.float64))
             handle.attrs["summary"] = json.dumps(summary, sort_keys=True)
         return
     plain = {**summary, **{name: np.asarray(result[name], dtype=np.float64).tolist() for name in ARRAYS}}
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(plain, indent=1, sort_keys=True))
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(plain, indent=1, sort_keys=True))
 
 
 def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | None = None) -> None:

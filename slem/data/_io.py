@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
 from .frame import Frame, FrameFormatError
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Open an HDF5 file for writing under a temporary name; rename it into place on success."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        yield handle
 
 
 def open_h5(path: Path) -> h5py.File:

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
-from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
+from ..atomic import atomic_folder, atomic_h5
+from ._io import check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
 from .orbitals import parse_shells, shells_to_string
 
@@ -189,32 +190,33 @@ def write_deeph(
             raise FrameFormatError(
                 f"frame {n} has a singular cell; DeepH needs a lattice (put molecules in a box)"
             )
-    for n, frame in enumerate(frames):
-        folder = root / str(n)
-        folder.mkdir(parents=True, exist_ok=True)
-        types = [parse_shells(frame.basis[s]) for s in frame.symbols]
-        inverse = [np.argsort(orbital_index(t)) for t in types]  # deeph = ours[inverse]
-        np.savetxt(folder / "lat.dat", frame.cell.T, fmt="%.18e")
-        np.savetxt(folder / "rlat.dat", 2 * np.pi * np.linalg.inv(frame.cell), fmt="%.18e")
-        np.savetxt(folder / "site_positions.dat", frame.positions.T, fmt="%.18e")
-        np.savetxt(folder / "element.dat", frame.numbers, fmt="%d")
-        (folder / "orbital_types.dat").write_text("".join("  ".join(map(str, t)) + "\n" for t in types))
-        info = {
-            "nsites": frame.n_atoms,
-            "isorthogonal": False,
-            "isspinful": False,
-            "norbits": int(frame.orbitals_per_atom.sum()),
-            "fermi_level": float(frame.metadata.get("fermi_level", 0.0)),
-        }
-        (folder / "info.json").write_text(json.dumps(info, indent=2))
-        shifts = sorted({tuple(int(v) * sign for v in r) for r in frame.cell_shifts for sign in (1, -1)})
-        np.savetxt(folder / "R_list.dat", np.array(shifts, dtype=np.int64).reshape(-1, 3), fmt="%d")
-        for op in frame.operators:
-            blocks = completed_blocks(frame, op)
-            with atomic_h5(folder / H5_NAMES[op][0]) as handle:
-                items = {
-                    f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]": block[np.ix_(inverse[i], inverse[j])]
-                    for (i, j, rx, ry, rz), block in sorted(blocks.items())
-                }
-                write_datasets(handle, items)
+    with atomic_folder(root) as tmp:
+        for n, frame in enumerate(frames):
+            folder = tmp / str(n)
+            folder.mkdir()
+            types = [parse_shells(frame.basis[s]) for s in frame.symbols]
+            inverse = [np.argsort(orbital_index(t)) for t in types]  # deeph = ours[inverse]
+            np.savetxt(folder / "lat.dat", frame.cell.T, fmt="%.18e")
+            np.savetxt(folder / "rlat.dat", 2 * np.pi * np.linalg.inv(frame.cell), fmt="%.18e")
+            np.savetxt(folder / "site_positions.dat", frame.positions.T, fmt="%.18e")
+            np.savetxt(folder / "element.dat", frame.numbers, fmt="%d")
+            (folder / "orbital_types.dat").write_text("".join("  ".join(map(str, t)) + "\n" for t in types))
+            info = {
+                "nsites": frame.n_atoms,
+                "isorthogonal": False,
+                "isspinful": False,
+                "norbits": int(frame.orbitals_per_atom.sum()),
+                "fermi_level": float(frame.metadata.get("fermi_level", 0.0)),
+            }
+            (folder / "info.json").write_text(json.dumps(info, indent=2))
+            shifts = sorted({tuple(int(v) * sign for v in r) for r in frame.cell_shifts for sign in (1, -1)})
+            np.savetxt(folder / "R_list.dat", np.array(shifts, dtype=np.int64).reshape(-1, 3), fmt="%d")
+            for op in frame.operators:
+                blocks = completed_blocks(frame, op)
+                with atomic_h5(folder / H5_NAMES[op][0], in_memory=True) as handle:
+                    items = {
+                        f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]": block[np.ix_(inverse[i], inverse[j])]
+                        for (i, j, rx, ry, rz), block in sorted(blocks.items())
+                    }
+                    write_datasets(handle, items)
     return root

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_h5, check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
+from ..atomic import atomic_folder, atomic_h5
+from ._io import check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
 from .orbitals import n_orbitals
 
@@ -201,26 +202,26 @@ def write_deeptb(
         raise ValueError("no frames to export")
     for frame in frames:
         check_basis(frame.basis, basis)
-    root.mkdir(parents=True, exist_ok=True)
     pbcs = {tuple(bool(p) for p in f.pbc) for f in frames}
-    if len(pbcs) == 1:
-        (root / "info.json").write_text(json.dumps(_info(frames[0], natoms=False), indent=2))
-    for n, frame in enumerate(frames):
-        for shells in frame.basis.values():
-            n_orbitals(shells)  # a bad shell string fails here with its own message
-        folder = root / f"{prefix}.{n}"
-        folder.mkdir(exist_ok=True)
-        np.savetxt(folder / "positions.dat", frame.positions, fmt="%.18e")
-        np.savetxt(folder / "cell.dat", frame.cell, fmt="%.18e")
-        np.savetxt(folder / "atomic_numbers.dat", frame.numbers, fmt="%d")
-        (folder / "basis.dat").write_text(repr(dict(sorted(frame.basis.items()))) + "\n")
-        (folder / "info.json").write_text(json.dumps(_info(frame, natoms=True), indent=2))
-        for op in frame.operators:
-            blocks = completed_blocks(frame, op)
-            _check_onsite(frame, blocks, op)
-            with atomic_h5(folder / H5_NAMES[op][0]) as handle:
-                items = {"_".join(map(str, key)): blocks[key] for key in sorted(blocks)}
-                write_datasets(handle.create_group("0"), items)
+    with atomic_folder(root) as tmp:
+        if len(pbcs) == 1:
+            (tmp / "info.json").write_text(json.dumps(_info(frames[0], natoms=False), indent=2))
+        for n, frame in enumerate(frames):
+            for shells in frame.basis.values():
+                n_orbitals(shells)  # a bad shell string fails here with its own message
+            folder = tmp / f"{prefix}.{n}"
+            folder.mkdir()
+            np.savetxt(folder / "positions.dat", frame.positions, fmt="%.18e")
+            np.savetxt(folder / "cell.dat", frame.cell, fmt="%.18e")
+            np.savetxt(folder / "atomic_numbers.dat", frame.numbers, fmt="%d")
+            (folder / "basis.dat").write_text(repr(dict(sorted(frame.basis.items()))) + "\n")
+            (folder / "info.json").write_text(json.dumps(_info(frame, natoms=True), indent=2))
+            for op in frame.operators:
+                blocks = completed_blocks(frame, op)
+                _check_onsite(frame, blocks, op)
+                with atomic_h5(folder / H5_NAMES[op][0], in_memory=True) as handle:
+                    items = {"_".join(map(str, key)): blocks[key] for key in sorted(blocks)}
+                    write_datasets(handle.create_group("0"), items)
     return root
 
 

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from ..atomic import atomic_path
+from ..atomic import atomic_h5, check_room
 from .orbitals import n_orbitals
 
 FORMAT_NAME = "slem-frames"
@@ -224,13 +224,14 @@ def write_frames(
     path = Path(path)
     if split is not None and isinstance(frames, Sized):
         _check_split(split, len(frames))  # fail before any work when the count is known
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_h5(path) as handle:
         handle.attrs["format"] = FORMAT_NAME
         handle.attrs["version"] = FORMAT_VERSION
         handle.attrs["attrs"] = json.dumps(dict(attrs or {}), sort_keys=True)
         group = handle.create_group("frames")
         n_frames = 0
         for frame in frames:
+            check_room(handle)
             _write_frame_group(group.create_group(str(n_frames)), frame)
             n_frames += 1
         if split is not None:

@@ -85,3 +85,17 @@ def test_no_module_renames_files_outside_the_helper():
             lines = enumerate(path.read_text().splitlines(), 1)
             offenders += [f"{rel}:{n}" for n, line in lines if pattern.search(line)]
     assert offenders == [], "write through slem.atomic.atomic_path/atomic_open instead"
+
+
+def test_no_module_writes_hdf5_outside_the_helper():
+    """HDF5 written through its own driver segfaults on a full disk (slem/h5_sink.py): use atomic_h5."""
+    pattern = re.compile(r"""h5py\.File\([^)]*["'][wax]""")
+    offenders = []
+    for folder in ("slem", "aiida_slem", "calcjobs", "parsers", "workflows"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("slem/atomic.py", "slem/h5_sink.py"):
+                continue
+            offenders += [f"{rel}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
+                          if pattern.search(line)]
+    assert offenders == [], "write HDF5 through slem.atomic.atomic_h5 instead"
