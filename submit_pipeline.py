@@ -14,7 +14,7 @@ import sys
 import time
 
 from aiida import orm
-from aiida.engine import run_get_node, submit
+from aiida.engine import submit
 
 from aiida_slem.materials import MATERIALS, electronic_type, material_names
 
@@ -120,7 +120,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         dest="mode",
         action="store_const",
         const="run",
-        help="Run in this process (default when no daemon runs).",
+        help="Run in this process (default when no daemon runs). Ctrl-C or SIGTERM cancels its jobs and "
+        "marks what was unfinished killed; for anything long, prefer --submit with a running daemon.",
     )
     parser.add_argument(
         "--plots-dir",
@@ -373,6 +374,8 @@ def checked_builder(workchain, codes, structures, protocol, overrides, options, 
 def main(argv: list[str]) -> int:
     from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 
+    from aiida_slem.interrupt import Interrupted, run_interruptible
+
     args = parse_args(argv)
     structures = load_structures(args)
     codes = load_codes(args.computer)
@@ -401,7 +404,11 @@ def main(argv: list[str]) -> int:
         )
         poll(node)
     else:
-        _, node = run_get_node(builder)
+        try:
+            node = run_interruptible(builder)
+        except Interrupted as exc:
+            print(exc, file=sys.stderr)
+            return 128 + exc.signum
     summary(node, args.plots_dir)
     return 0 if node.is_finished_ok else 1
 

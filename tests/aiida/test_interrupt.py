@@ -1,0 +1,102 @@
+"""Ctrl-C and SIGTERM of ``verdi run submit_pipeline.py --run`` (issue #18, item 9): the scheduler jobs are
+cancelled, nothing is left Waiting, and the user is told which PKs were killed and kept."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from plumpy import ProcessState
+
+from aiida_slem.interrupt import abandon, descendants
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _waiting(node: orm.ProcessNode) -> orm.ProcessNode:
+    node.set_process_state(ProcessState.WAITING)
+    return node
+
+
+def test_abandon_cancels_the_job_and_settles_the_tree(aiida_profile, aiida_localhost):
+    """A Waiting workflow with a finished and a running CalcJob, whose job is a real process on localhost."""
+    sleeper = subprocess.Popen(["sleep", "600"])
+    root = _waiting(orm.WorkflowNode()).store()
+    done = orm.CalcJobNode(computer=aiida_localhost)
+    done.set_process_state(ProcessState.FINISHED)
+    done.set_exit_status(0)
+    running = _waiting(orm.CalcJobNode(computer=aiida_localhost))
+    for child in (done, running):
+        child.base.links.add_incoming(root, LinkType.CALL_CALC, "step")
+        child.store()
+    running.set_job_id(str(sleeper.pid))
+    done.seal()
+
+    report = abandon(root, "killed: test")
+
+    assert sleeper.wait(timeout=30) != 0  # the scheduler's kill ended it
+    assert report.cancelled_jobs == [(running.pk, str(sleeper.pid))] and report.errors == []
+    assert report.killed == sorted([root.pk, running.pk]) and report.finished == [done.pk]
+    for node in (root, running):
+        assert node.process_state == ProcessState.KILLED and node.is_sealed
+        assert node.process_status == "killed: test"
+    assert done.process_state == ProcessState.FINISHED and done.exit_status == 0
+    assert [n.pk for n in descendants(root)] == [root.pk, done.pk, running.pk]
+
+
+def _run(args, aiida_path: Path, **kwargs):
+    env = {**os.environ, "AIIDA_PATH": str(aiida_path)}
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_run_cancels_its_pw_jobs_and_kills_its_processes(tmp_path, signum):
+    """The real pipeline, stopped once its three pw.x MD jobs run; before, they stayed Waiting for ever."""
+    assert _run(["aiida-slem", "setup"], tmp_path).returncode == 0
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "AIIDA_PATH": str(tmp_path)}
+    with open(log, "w") as out:
+        run = subprocess.Popen(
+            ["verdi", "run", str(ROOT / "submit_pipeline.py"), "--run"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 240
+        while log.read_text().count("launching PwCalculation<") < 3:
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        time.sleep(2)  # the third job reaches the scheduler
+        run.send_signal(signum)
+        assert run.wait(timeout=120) == 128 + signum
+    text = log.read_text()
+    name = signal.Signals(signum).name
+    root = int(re.search(rf"interrupted \({name}\): pipeline <(\d+)> stopped", text).group(1))
+    jobs = [int(job) for job in re.findall(r"<\d+> job (\d+)", text)]
+    assert len(jobs) == 3, text
+    time.sleep(1)
+    assert not any(_alive(pid) for pid in jobs)
+    assert f"verdi process delete {root}" in text and "--submit" in text
+
+    probe = (
+        "from aiida import load_profile, orm; load_profile(); "
+        "from aiida_slem.interrupt import descendants; "
+        f"print(sorted({{n.process_state.value for n in descendants(orm.load_node({root}))}}))"
+    )
+    states = _run([sys.executable, "-c", probe], tmp_path)
+    assert states.stdout.strip() == "['finished', 'killed']", states.stdout + states.stderr
