@@ -43,8 +43,8 @@ class Abandoned:
         out.append(
             "  nothing here can be resumed (it ran in this process): rerun the command (with caching on, "
             "as 'aiida-slem setup' sets it, the finished pw.x and projection jobs are reused), or delete the "
-            f"run with 'verdi process delete {self.root}'. For long runs use --submit with 'verdi daemon start': "
-            "the daemon keeps going when this terminal closes, and Ctrl-C then only stops the watching."
+            f"run with 'verdi process delete {self.root}'. For long runs use --submit with 'verdi daemon "
+            "start': the daemon keeps going when this terminal closes, and Ctrl-C then only stops watching."
         )
         return out
 
