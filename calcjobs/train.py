@@ -89,37 +89,26 @@ def check_config(
     return None
 
 
-def check_dataset(config: dict, dataset: DatasetData, role: str, needs_train: bool) -> str | None:
-    """Operators, split and basis of a dataset node against the config, from its attributes only."""
+def data_summary(dataset: DatasetData, role: str, needs_train: bool):
+    """What ``slem train`` would read from the dataset's file, from the node's attributes."""
+    from slem.train.data_summary import DataSummary
+
     attributes = dataset.base.attributes
-    operators = config.get("operators", ["H", "S"])
-    missing = sorted(set(operators) - set(attributes.get("operators", [])))
-    if missing:
-        return (
-            f"{role} <{dataset.pk or 'unstored'}> lacks operator(s) {missing} (it holds "
-            f"{attributes.get('operators')}); drop them from config.operators or project the frames with them"
-        )
-    if needs_train and train_split_size(dataset) == 0:
-        return (
-            f"{role} <{dataset.pk or 'unstored'}> has zero frames in its 'train' split (split sizes "
-            f"{attributes.get('n_frames_per_split')}); rebuild it with frames assigned to 'train'"
-        )
-    basis = attributes.get("basis", {})
-    wanted = (config.get("model") or {}).get("basis")
-    if wanted:
-        differing = {el: (wanted.get(el), shells) for el, shells in basis.items() if wanted.get(el) != shells}
-        if differing:
-            return (
-                f"config.model.basis differs from the basis of {role} <{dataset.pk or 'unstored'}> "
-                f"(element: (config, dataset)) {differing}; remove model.basis to take it from the data"
-            )
-    species = (config.get("model") or {}).get("species")
-    if species and not set(attributes.get("elements", [])) <= set(species):
-        return (
-            f"{role} contains element(s) {sorted(set(attributes['elements']) - set(species))} that "
-            f"config.model.species {species} does not list"
-        )
-    return None
+    return DataSummary(
+        where=f"{role} <{dataset.pk or 'unstored'}>",
+        operators=attributes.get("operators", []),
+        basis=attributes.get("basis", {}),
+        elements=attributes.get("elements", []),
+        n_train=train_split_size(dataset) if needs_train else None,
+    )
+
+
+def check_datasets(config: dict, sources: list) -> str | None:
+    """The config against the datasets' summaries, by the rules ``slem train`` applies to the files."""
+    from slem.train.data_summary import data_problems
+
+    problems = data_problems(config.get("operators", ["H", "S"]), config.get("model") or {}, sources)
+    return "the training config does not fit its data:\n  - " + "\n  - ".join(problems) if problems else None
 
 
 def check_basis(basis: BasisData, dataset: DatasetData) -> str | None:
@@ -170,15 +159,12 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
         error = check_basis(inputs["basis"], inputs["dataset"])
         if error:
             return error
-    error = check_dataset(config, inputs["dataset"], "dataset", needs_train=True)
+    sources = [data_summary(inputs["dataset"], "dataset", needs_train=True)]
+    if validation is not None:
+        sources.append(data_summary(validation, "validation_dataset", needs_train=False))
+    error = check_datasets(config, sources)
     if error:
         return error
-    if validation is not None:
-        error = check_dataset(config, validation, "validation_dataset", needs_train=False)
-        if error:
-            return error
-        if validation.base.attributes.get("basis") != inputs["dataset"].base.attributes.get("basis"):
-            return "validation_dataset and dataset use different bases; project both onto the same basis"
     if "parent_model" in inputs:
         error = check_parent_model(inputs["parent_model"], inputs["dataset"])
         if error:

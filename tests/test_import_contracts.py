@@ -103,7 +103,9 @@ NUMERICS = [
     "e3nn",
     "slem.bands.bloch",
     "slem.spectrum",
-    "slem.model",
+    # the model's compute modules; slem.model.config is the torch-free schema the submission check uses
+    *(f"slem.model.{path.stem}" for path in sorted((ROOT / "slem" / "model").glob("*.py"))
+      if path.stem not in ("__init__", "config")),
     "slem.predict",
     "slem.projection.project",
     *(f"slem.evaluate.{name}" for name in ("compare", "bands", "blocks", "matching", "metals", "plots")),
@@ -248,6 +250,20 @@ for package in {DAEMON!r}:
 forbidden = {NUMERICS!r}
 loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))
 assert not loaded, f"the daemon's modules loaded {{loaded}}"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_submission_check_of_a_training_config_loads_no_torch():
+    """The CalcJob's validator runs in the daemon: it checks the model section without building a model."""
+    code = """
+import sys
+from aiida_slem.calcjobs.train import check_config
+message = check_config({"model": {"n_layers": "three"}, "training": {"max_steps": 1}}, validation=False)
+assert message == "invalid training config:\\n  - 'model.n_layers' must be int, got 'three' (str)", message
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "e3nn", "matplotlib"))
+assert not loaded, loaded[:5]
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]

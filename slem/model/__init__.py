@@ -1,12 +1,30 @@
-"""SLEM: strictly localised equivariant model of LCAO operator blocks (H, S, D)."""
+"""SLEM: strictly localised equivariant model of LCAO operator blocks (H, S, D).
 
-from slem.model.config import ModelConfigError, SlemConfig
-from slem.model.fit import fit_rescale
-from slem.model.io import ModelFileError, data_hash, load_model, save_model
-from slem.model.overlap import check_overlap_positive
-from slem.model.slem import SlemModel, build_model
+Names are loaded on first use (PEP 562), so that checking a model section (``slem.model.config``, which the
+AiiDA daemon calls at submission) does not import torch and e3nn.
+"""
 
-__all__ = [
-    "ModelConfigError", "ModelFileError", "SlemConfig", "SlemModel", "build_model", "check_overlap_positive",
-    "data_hash", "fit_rescale", "load_model", "save_model",
-]
+from __future__ import annotations
+
+import importlib
+
+_SOURCES = {
+    "ModelConfigError": "config",
+    "SlemConfig": "config",
+    "fit_rescale": "fit",
+    "ModelFileError": "io",
+    "data_hash": "io",
+    "load_model": "io",
+    "save_model": "io",
+    "check_overlap_positive": "overlap",
+    "SlemModel": "slem",
+    "build_model": "slem",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)

@@ -13,24 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from e3nn import o3
+
+from slem.model.config import parse_irreps
 
 Feats = list[torch.Tensor]
-DEFAULT_HIDDEN_WIDTHS = (32, 32, 16, 8, 8)
-
-
-def hidden_irreps_for(max_orbital_l: int, widths: Sequence[int] = DEFAULT_HIDDEN_WIDTHS) -> str:
-    """Hidden irreps up to l = 2 x the largest orbital l, with ``widths[l]`` channels of parity (-1)^l
-    (the last width repeats for higher l): the SO(2) layers carry bond-frame |m| <= the hidden lmax,
-    and an l1-l2 block has components up to |m| = l1 + l2 (s p d: ...+8x3o+8x4e; f: up to 6e)."""
-    if not widths or min(widths) < 1:
-        raise ValueError(
-            f"hidden_widths must be positive channel counts per l, e.g. [32, 32, 16, 8, 8], got {widths}"
-        )
-    lmax = max(1, 2 * int(max_orbital_l))
-    return "+".join(
-        f"{widths[min(l, len(widths) - 1)]}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)
-    )
 
 
 @dataclass(frozen=True)
@@ -54,11 +40,7 @@ class Irreps:
     def parse(text: str | Irreps) -> Irreps:
         if isinstance(text, Irreps):
             return text
-        try:
-            parsed = o3.Irreps(text)
-        except (ValueError, AssertionError) as err:
-            raise ValueError(f"cannot parse irreps {text!r}; write e.g. '32x0e+32x1o+16x2e'") from err
-        return Irreps.build((mul, ir.l, ir.p) for mul, ir in parsed)
+        return Irreps.build(parse_irreps(text))  # the parser the config check uses
 
     def __str__(self) -> str:
         return "+".join(f"{mul}x{l}{'e' if p == 1 else 'o'}" for mul, l, p in self.groups)

@@ -1,24 +1,26 @@
-"""Training configuration: schema, pure validation and dataset-dependent checks.
+"""Training configuration: the schema of its sections, pure validation and the dataset-dependent checks.
 
-``validate_config`` never opens the dataset, so the AiiDA side can call it at submission time
-on a machine that does not hold the data. ``check_config_against_dataset`` does the checks
-that need the HDF5 file (split sizes, operators present, basis).
+The one schema (issue #18): the sections are the dataclasses below and ``slem.model.config.SlemConfig``,
+checked by ``slem.schema.check_section``. ``validate_config`` never opens the dataset, so the AiiDA CalcJob
+calls it at submission on a machine that does not hold the data, and gets the messages ``slem train`` prints.
+``check_config_against_dataset`` checks the config against the frames file by the rules of
+``data_summary.py``, which the CalcJob applies to the dataset node's attributes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
+
+from slem.model.config import model_problems
+from slem.schema import check_section, coerce, suggest
 
 OPERATOR_NAMES = ("H", "S", "D")
 
@@ -89,110 +91,6 @@ _SCHEDULER_PARAMS = {
 }
 
 
-# names other trainers use for the same settings
-_ALIASES = {
-    "learning_rate": "lr",
-    "steps": "max_steps",
-    "num_steps": "max_steps",
-    "n_steps": "max_steps",
-    "num_epochs": "epochs",
-    "n_epochs": "epochs",
-    "batch": "batch_size",
-    "ema_decay": "ema",
-    "lr_scheduler": "scheduler",
-    "output": "output_dir",
-    "outdir": "output_dir",
-    "data": "dataset",
-}
-
-
-def _suggest(key: str, allowed: list[str]) -> str:
-    if _ALIASES.get(key) in allowed:
-        return f"; did you mean '{_ALIASES[key]}'?"
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(sorted(allowed))}"
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """Return (ok, value); ints are accepted for floats, YAML strings like '5e-3' for floats."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, out = _coerce(value, arg)
-            if ok:
-                return True, out
-        return False, value
-    if origin is Literal:
-        return value in typing.get_args(tp), value
-    if tp is type(None):
-        return value is None, value
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        if isinstance(value, str):  # PyYAML reads '5e-3' (no dot) as a string
-            try:
-                return True, float(value)
-            except ValueError:
-                return False, value
-        return False, value
-    if tp is str:
-        return isinstance(value, str), value
-    if origin is list or tp is list:
-        return isinstance(value, (list, tuple)), list(value) if isinstance(value, (list, tuple)) else value
-    if origin is dict or tp is dict:
-        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
-    raise TypeError(f"unsupported schema type {tp}")
-
-
-def _section(cls: type, data: Any, where: str, problems: list[str]) -> dict:
-    if not isinstance(data, Mapping):
-        problems.append(f"'{where}' must be a mapping, got {type(data).__name__}")
-        return {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    out = {}
-    for key, value in data.items():
-        if key not in fields:
-            problems.append(f"unknown key '{where}.{key}'{_suggest(str(key), list(fields))}")
-            continue
-        if dataclasses.is_dataclass(hints[key]):
-            continue
-        ok, coerced = _coerce(value, hints[key])
-        if not ok:
-            problems.append(
-                f"'{where}.{key}' must be {_type_name(hints[key])}, got {value!r} ({type(value).__name__})"
-            )
-            continue
-        out[key] = coerced
-    for name, f in fields.items():
-        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if no_default and name not in data:
-            problems.append(f"missing required key '{where}.{name}'")
-    return out
-
-
-def _model_fields() -> list[str]:
-    """Field names of the model's config dataclass (imported here: it brings torch)."""
-    from slem.model.config import SlemConfig
-
-    return [f.name for f in dataclasses.fields(SlemConfig)]
-
-
 def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
     """Check a config mapping (as read from YAML/JSON) and return a ``TrainConfig``.
 
@@ -200,14 +98,14 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
     problems: list[str] = []
     if not isinstance(raw, Mapping):
         raise ConfigError([f"the config must be a mapping of sections, got {type(raw).__name__}"])
-    top = _section(TrainConfig, raw, "config", problems)
+    top = check_section(TrainConfig, raw, "config", problems)
     if "dataset" not in raw:
         problems[:] = [p for p in problems if "config.dataset" not in p]
         problems.append("missing section 'dataset' (give at least dataset.path: frames.h5)")
     dataset = (
-        _section(DatasetSection, raw.get("dataset", {}), "dataset", problems) if "dataset" in raw else {}
+        check_section(DatasetSection, raw.get("dataset", {}), "dataset", problems) if "dataset" in raw else {}
     )
-    training = _section(TrainingSection, raw.get("training", {}) or {}, "training", problems)
+    training = check_section(TrainingSection, raw.get("training", {}) or {}, "training", problems)
 
     ops = top.get("operators", ["H", "S"])
     if not ops:
@@ -221,20 +119,12 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
         problems.append(f"'operators' lists an operator twice: {ops}")
 
     model = top.get("model", {})
-    known = _model_fields()
-    for key in model:
-        if key not in known:
-            problems.append(f"unknown key 'model.{key}'{_suggest(str(key), known)}")
+    problems.extend(model_problems(model, "model", complete=False))
     if "heads" in model and sorted(model["heads"]) != sorted(ops):
         problems.append(
             f"model.heads {model['heads']} differs from 'operators' {ops}; drop model.heads "
             "(the heads are the trained operators)"
         )
-    r_cut = model.get("r_cut")
-    if r_cut is not None:
-        values = r_cut.values() if isinstance(r_cut, Mapping) else [r_cut]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
-            problems.append(f"model.r_cut must be a positive number or {{element: Angstrom}}, got {r_cut!r}")
 
     if model.get("overlap") == "basis" and "S" in ops and not dataset.get("basis_path") \
             and not training.get("init_model"):
@@ -287,10 +177,10 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
         if key not in allowed:
             problems.append(
                 f"unknown key 'training.scheduler_params.{key}' for scheduler '{scheduler}'"
-                f"{_suggest(str(key), list(allowed)) if allowed else '; this scheduler takes no parameters'}"
+                f"{suggest(str(key), list(allowed)) if allowed else '; this scheduler takes no parameters'}"
             )
             continue
-        ok, _ = _coerce(value, allowed[key])
+        ok, _ = coerce(value, allowed[key])
         if not ok:
             problems.append(
                 f"'training.scheduler_params.{key}' must be {allowed[key].__name__}, got {value!r}"

@@ -4,7 +4,6 @@ public entry point."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,73 +11,52 @@ import numpy as np
 from slem.data.frame import read_file_info, read_frames
 
 from .config import ConfigError, TrainConfig
+from .data_summary import DataSummary, data_problems
 
 
 def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -> dict:
     """Checks that need the frames file: it exists, has a non-empty training split, holds every
-    requested operator and its basis matches ``model.basis`` if that is given.
+    requested operator and its basis matches ``model.basis`` if that is given (data_summary.py).
 
-    Returns ``{"species": [...], "basis": {...}, "split": {...}}`` inferred from the data."""
+    Returns ``{"species": [...], "basis": {...}, "split": {...}, "r_cut": {...}}`` inferred from the data."""
     path = Path(path or config.dataset.path)
-    problems: list[str] = []
     if not path.is_file():
         raise ConfigError([f"dataset file {path} does not exist (dataset.path)"])
     info = read_file_info(path)
     split = {k: list(v) for k, v in info["split"].items()}
     if not split:  # a file without a split trains on everything
         split = {"train": list(range(info["n_frames"]))}
-    if not split.get("train"):
-        problems.append(
-            f"dataset {path} has an empty 'train' split; write the file with split={{'train': [...]}}"
-        )
     frames = read_frames(path, indices=sorted({i for v in split.values() for i in v}))
-    sources = [(path, frames)]
+    sources = [(path, frames, len(split.get("train", [])))]
+    problems: list[str] = []
     if config.dataset.validation_path:
         vpath = Path(config.dataset.validation_path)
         if not vpath.is_file():
             problems.append(f"validation file {vpath} does not exist (dataset.validation_path)")
         else:
-            sources.append((vpath, read_frames(vpath)))
-    basis: dict[str, str] = {}
-    for src, fr in sources:
-        for k, frame in enumerate(fr):
-            missing = [op for op in config.operators if op not in frame.operators]
-            if missing:
-                problems.append(
-                    f"frame {k} of {src} lacks operator(s) {missing}; drop them from 'operators' or "
-                    "re-project with them"
-                )
-                break
-            for el, shells in frame.basis.items():
-                if basis.setdefault(el, shells) != shells:
-                    problems.append(f"{src}: element {el} has basis {shells} here but {basis[el]} elsewhere")
-    species = sorted({s for _, fr in sources for f in fr for s in f.symbols})
-    wanted = config.model.get("basis")
-    if wanted:
-        for el in species:
-            if el in wanted and wanted[el] != basis.get(el):
-                problems.append(
-                    f"model.basis gives {el}: {wanted[el]} but the dataset uses {basis.get(el)}; "
-                    "remove model.basis to take it from the data"
-                )
-            elif el not in wanted:
-                problems.append(f"model.basis has no entry for element {el}, which the dataset contains")
-    if config.model.get("species"):
-        extra = sorted(set(species) - set(config.model["species"]))
-        if extra:
-            problems.append(f"dataset contains element(s) {extra} not listed in model.species")
-    r_cut = config.model.get("r_cut")
-    if isinstance(r_cut, Mapping):
-        missing = sorted(set(species) - set(r_cut))
-        if missing:
-            problems.append(f"model.r_cut has no cutoff for {missing}, which the dataset contains")
+            sources.append((vpath, read_frames(vpath), None))
+    summaries = []
+    for src, fr, n_train in sources:
+        basis: dict[str, str] = {}
+        for frame in fr:
+            for element, shells in frame.basis.items():
+                if basis.setdefault(element, shells) != shells:
+                    problems.append(
+                        f"{src}: element {element} has basis {shells} here but {basis[element]} elsewhere"
+                    )
+        held = set.intersection(*(set(f.operators) for f in fr)) if fr else set()
+        elements = sorted({s for f in fr for s in f.symbols})
+        summaries.append(DataSummary(f"dataset {src}", sorted(held), basis, elements, n_train))
+    problems += data_problems(config.operators, config.model, summaries)
     if problems:
         raise ConfigError(problems)
+    species = sorted({s for summary in summaries for s in summary.elements})
+    basis = {el: shells for summary in reversed(summaries) for el, shells in summary.basis.items()}
     return {
         "species": species,
         "basis": {el: basis[el] for el in species},
         "split": split,
-        "r_cut": infer_cutoffs([f for _, fr in sources for f in fr], species),
+        "r_cut": infer_cutoffs([f for _, fr, _ in sources for f in fr], species),
     }
 
 

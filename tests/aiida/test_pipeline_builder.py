@@ -221,6 +221,12 @@ def _with_training(inputs: dict, **training) -> None:
     inputs["train"]["train"]["config"] = orm.Dict(config)
 
 
+def _with_model(inputs: dict, **model) -> None:
+    config = inputs["train"]["train"]["config"].get_dict()
+    config["model"] = {**config.get("model", {}), **model}
+    inputs["train"]["train"]["config"] = orm.Dict(config)
+
+
 def _with_setting(inputs: dict, **settings) -> None:
     inputs["validation"]["settings"] = orm.Dict({**inputs["validation"]["settings"].get_dict(), **settings})
 
@@ -241,6 +247,11 @@ def _set_predict_gpus(inputs: dict) -> None:
     [
         ("train", lambda i: _with_training(i, lr=-1), "'training.lr' must be positive"),
         ("train", lambda i: _with_training(i, learning_rate=1e-3), "did you mean 'lr'"),
+        # the model section: until the one schema these ran the whole DFT first and failed in slem train
+        ("train", lambda i: _with_model(i, n_layers="three"), "'model.n_layers' must be int, got 'three'"),
+        ("train", lambda i: _with_model(i, n_layers=0), "'model.n_layers' must be >= 1, got 0"),
+        ("train", lambda i: _with_model(i, hidden_irreps="4x1o"), "'model.hidden_irreps' needs 0e channels"),
+        ("train", lambda i: _with_model(i, num_layers=2), "unknown key 'model.num_layers'; did you mean"),
         ("validation", lambda i: _with_setting(i, kpath_npoint=4), "unknown validation setting"),
         ("validation", _set_predict_gpus, "prediction runs on one device"),
         ("md", _set("md", "stride", "Int", 0), "stride and n_snapshots must be >= 1"),

@@ -193,15 +193,21 @@ def test_config_roundtrip_and_errors():
     assert SlemConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ModelConfigError, match="no basis"):
         SlemConfig(species=["Si", "C"], basis={"Si": "1s1p"}, r_cut={"Si": 5.0, "C": 5.0})
-    with pytest.raises(ModelConfigError, match="unknown model config keys"):
+    with pytest.raises(ModelConfigError, match="unknown key 'model.bogus'"):
         SlemConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ModelConfigError, match="unknown key 'model.num_layers'; did you mean 'n_layers'"):
+        SlemConfig.from_dict({**cfg.to_dict(), "num_layers": 2})
     with pytest.raises(ModelConfigError, match="unknown head"):
         SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut={"Si": 5.0}, heads=["X"])
     assert SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0).r_cut == {"Si": 5.0}
-    for bad in ([0], ["wide"], [1.5], 32):
-        with pytest.raises(ModelConfigError, match="radial_hidden must be a list of positive integer widths"):
+    for bad in ([0], ["wide"], [1.5], ["32"]):
+        with pytest.raises(ModelConfigError, match="radial_hidden' must be a list of positive integer widths"):
             SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, radial_hidden=bad)
-    assert SlemConfig.from_dict({**cfg.to_dict(), "radial_hidden": ["32"]}).radial_hidden == [32]
+    with pytest.raises(ModelConfigError, match="'model.radial_hidden' must be a list, got 32"):
+        SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, radial_hidden=32)
+    with pytest.raises(ModelConfigError, match="'model.n_layers' must be int, got 'three'"):
+        SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, n_layers="three")
+    assert SlemConfig.from_dict({**cfg.to_dict(), "radial_hidden": []}).radial_hidden == []
 
 
 def test_output_factors_fold_into_the_weights():

@@ -96,7 +96,7 @@ def test_dataset_checks(tmp_path):
         check_config_against_dataset(
             validate_config(_with(dataset={"path": str(path)}, operators=["H", "D"]))
         )
-    with pytest.raises(ConfigError, match="dataset uses 1s1p"):
+    with pytest.raises(ConfigError, match="model.basis gives Si: 2s2p1d but the data use 1s1p"):
         check_config_against_dataset(
             validate_config(_with(dataset={"path": str(path)}, model={"basis": {"Si": "2s2p1d"}}))
         )
@@ -108,7 +108,7 @@ def test_dataset_checks(tmp_path):
         check_config_against_dataset(validate_config(missing_val))
     val = tmp_path / "val.h5"
     write_frames(val, [_frame(ops=("H",))])
-    with pytest.raises(ConfigError, match=r"frame 0 of .*val.h5 lacks operator\(s\) \['S'\]"):
+    with pytest.raises(ConfigError, match=r"dataset .*val.h5 lacks operator\(s\) \['S'\] \(it holds \['H'\]"):
         check_config_against_dataset(
             validate_config(_with(dataset={"path": str(path), "validation_path": str(val)}))
         )
