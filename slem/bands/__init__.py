@@ -6,7 +6,7 @@ daemon through ``slem.evaluate.kpoints``) does not load the Bloch sums and eigen
 
 from __future__ import annotations
 
-import importlib
+from slem.lazy_names import lazy_getattr
 
 _SOURCES = {
     "band_energies": "bloch",
@@ -17,8 +17,4 @@ _SOURCES = {
 
 __all__ = sorted(_SOURCES)
 
-
-def __getattr__(name: str):
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _SOURCES)

@@ -11,7 +11,7 @@ import numpy as np
 from slem.data.frame import read_file_info, read_frames
 
 from .config import ConfigError, TrainConfig
-from .data_summary import DataSummary, data_problems
+from .data_summary import DataSummary, data_problems, merged_basis
 
 
 def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -> dict:
@@ -37,13 +37,7 @@ def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -
             sources.append((vpath, read_frames(vpath), None))
     summaries = []
     for src, fr, n_train in sources:
-        basis: dict[str, str] = {}
-        for frame in fr:
-            for element, shells in frame.basis.items():
-                if basis.setdefault(element, shells) != shells:
-                    problems.append(
-                        f"{src}: element {element} has basis {shells} here but {basis[element]} elsewhere"
-                    )
+        basis = merged_basis([(f"frame {k} of {src}", f.basis) for k, f in enumerate(fr)], problems)
         held = set.intersection(*(set(f.operators) for f in fr)) if fr else set()
         elements = sorted({s for f in fr for s in f.symbols})
         summaries.append(DataSummary(f"dataset {src}", sorted(held), basis, elements, n_train))

@@ -32,14 +32,7 @@ def data_problems(operators: Sequence[str], model: Mapping, sources: Sequence[Da
             )
         if src.n_train == 0:
             problems.append(f"{src.where} has an empty 'train' split; assign frames to 'train' when writing")
-    basis: dict[str, str] = {}
-    for src in sources:
-        for element, shells in src.basis.items():
-            if basis.setdefault(element, shells) != shells:
-                problems.append(
-                    f"element {element} has basis {shells} in {src.where} but {basis[element]} in "
-                    f"{sources[0].where}; project every source onto one basis"
-                )
+    basis = merged_basis([(src.where, src.basis) for src in sources], problems)
     species = sorted({element for src in sources for element in src.elements})
     wanted = model.get("basis")
     if wanted:
@@ -61,3 +54,18 @@ def data_problems(operators: Sequence[str], model: Mapping, sources: Sequence[Da
         if missing:
             problems.append(f"model.r_cut has no cutoff for {missing}, which the data contain")
     return problems
+
+
+def merged_basis(parts: Sequence[tuple[str, Mapping[str, str]]], problems: list[str]) -> dict[str, str]:
+    """One basis from the (where, element -> shells) of frames or files; a clash is a problem."""
+    basis: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for where, part in parts:
+        for element, shells in part.items():
+            first.setdefault(element, where)
+            if basis.setdefault(element, shells) != shells:
+                problems.append(
+                    f"element {element} has basis {shells} in {where} but {basis[element]} in "
+                    f"{first[element]}; project all frames onto one basis"
+                )
+    return basis

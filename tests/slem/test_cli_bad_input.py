@@ -9,7 +9,6 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-import torch
 from ase import Atoms
 from click.testing import CliRunner
 
@@ -19,25 +18,8 @@ from slem.cli.train import train as train_cli
 from slem.data.frame import FrameFormatError, frame_from_blocks, read_frames, write_frames
 from slem.data.neighbors import MIN_DISTANCE_ANGSTROM, CloseAtomsError, check_min_distance
 from slem.model.io import ModelFileError, load_model
-from slem.train.config import validate_config
-from slem.train.trainer import Trainer
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, tiny_si_model) -> Path:
-    out = tmp_path_factory.mktemp("bad_input") / "run"
-    cfg = {
-        "dataset": {"path": str(SI8)},
-        "operators": ["H", "S"],
-        "output_dir": str(out),
-        "model": dict(tiny_si_model),
-        "training": {"max_steps": 1, "validate_every": 1},
-    }
-    torch.set_num_threads(1)
-    Trainer(validate_config(cfg), progress=False).run()
-    return out / "model.pt"
 
 
 def _refused(result, *expected: str) -> str:
@@ -60,11 +42,11 @@ def _predict(model: Path, *args: str):
     return CliRunner().invoke(predict_cli, [str(model), *args])
 
 
-def test_predict_refuses_atoms_closer_than_the_pipeline_minimum(model_path, tmp_path):
+def test_predict_refuses_atoms_closer_than_the_pipeline_minimum(si8_model_path, tmp_path):
     xyz = tmp_path / "close.xyz"
     ase.io.write(xyz, Atoms("Si3", positions=[[0, 0, 0], [2.3, 0, 0], [2.4, 0, 0]], cell=[9] * 3, pbc=True))
     line = _refused(
-        _predict(model_path, str(xyz), "-o", str(tmp_path / "out.h5")),
+        _predict(si8_model_path, str(xyz), "-o", str(tmp_path / "out.h5")),
         f"structure 0 of {xyz}",
         "atoms 1 (Si) and 2 (Si)",
         "0.100 Angstrom apart",
@@ -86,11 +68,11 @@ def test_close_atoms_through_a_periodic_image_and_the_pipeline_rule():
     assert "from slem.data.neighbors import MIN_DISTANCE_ANGSTROM" in checks
 
 
-def test_predict_names_the_element_the_model_lacks(model_path, tmp_path):
+def test_predict_names_the_element_the_model_lacks(si8_model_path, tmp_path):
     xyz = tmp_path / "sic.xyz"
     ase.io.write(xyz, Atoms("SiC", positions=[[0, 0, 0], [1.9, 0, 0]], cell=[9] * 3, pbc=True))
     _refused(
-        _predict(model_path, str(xyz), "-o", str(tmp_path / "out.h5")),
+        _predict(si8_model_path, str(xyz), "-o", str(tmp_path / "out.h5")),
         f"structure 0 of {xyz} has element C",
         "model species: Si",
         "use a model trained with C",
@@ -98,8 +80,8 @@ def test_predict_names_the_element_the_model_lacks(model_path, tmp_path):
     _only(tmp_path, "sic.xyz")
 
 
-def test_truncated_model_file_is_corrupt_or_truncated(model_path, tmp_path):
-    data = model_path.read_bytes()
+def test_truncated_model_file_is_corrupt_or_truncated(si8_model_path, tmp_path):
+    data = si8_model_path.read_bytes()
     for name, cut in (("half.pt", len(data) // 2), ("head.pt", 100), ("tail.pt", len(data) - 10)):
         model = tmp_path / name
         model.write_bytes(data[:cut])
@@ -137,10 +119,10 @@ def test_nan_in_a_frame_is_named_when_loaded(tmp_path):
         read_frames(tmp_path / "inf.h5")
 
 
-def test_predict_refuses_a_frames_file_with_nan(model_path, tmp_path):
+def test_predict_refuses_a_frames_file_with_nan(si8_model_path, tmp_path):
     path = _nan_frames(tmp_path / "nan.h5", 1, "S")
     _refused(
-        _predict(model_path, str(path), "-o", str(tmp_path / "out.h5")),
+        _predict(si8_model_path, str(path), "-o", str(tmp_path / "out.h5")),
         f"{path}: frame 1 has 1 NaN or inf value(s) in S",
         "regenerate this frame",
     )
@@ -165,7 +147,7 @@ def test_train_refuses_a_dataset_with_nan(tmp_path, tiny_si_model):
     assert status["state"] == "config_error" and status["exit_code"] == 2 and "frame 1" in status["message"]
 
 
-def test_bands_refuses_a_reference_in_another_basis(model_path, tmp_path):
+def test_bands_refuses_a_reference_in_another_basis(si8_model_path, tmp_path):
     frame = read_frames(SI8, [0])[0]
     blocks = {op: {k: b[:1, :1] for k, b in frame.blocks(op).items()} for op in frame.operators}
     reference = write_frames(
@@ -176,7 +158,7 @@ def test_bands_refuses_a_reference_in_another_basis(model_path, tmp_path):
     png = tmp_path / "bands.png"
     result = CliRunner().invoke(
         bands_cli,
-        [str(model_path), str(structure), "--reference", str(reference), "--npoints", "4", "-o", str(png),
+        [str(si8_model_path), str(structure), "--reference", str(reference), "--npoints", "4", "-o", str(png),
          "--data", str(tmp_path / "bands.json")],
     )
     _refused(

@@ -15,30 +15,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from slem.atomic import atomic_h5
 from slem.data.deeptb import write_deeptb
 from slem.data.frame import read_frames
 from slem.h5_sink import DiskFullSink
-from slem.train.config import validate_config
-from slem.train.trainer import Trainer
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, tiny_si_model) -> Path:
-    out = tmp_path_factory.mktemp("disk_full") / "run"
-    cfg = {
-        "dataset": {"path": str(SI8)},
-        "output_dir": str(out),
-        "model": dict(tiny_si_model),
-        "training": {"max_steps": 1, "validate_every": 1},
-    }
-    torch.set_num_threads(1)
-    Trainer(validate_config(cfg), progress=False).run()
-    return out / "model.pt"
 
 
 def _slem(extra: dict, *args) -> subprocess.CompletedProcess:
@@ -57,9 +40,10 @@ def _failed_cleanly(result: subprocess.CompletedProcess, command: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["slem", "deeptb"])
-def test_predict_onto_a_full_disk(full_disk, model_path, fmt):
+def test_predict_onto_a_full_disk(full_disk, si8_model_path, fmt):
     folder, extra = full_disk
-    result = _slem(extra, "predict", model_path, SI8, "-o", folder / "out", "--format", fmt, "--threads", 1)
+    output = folder / "out"
+    result = _slem(extra, "predict", si8_model_path, SI8, "-o", output, "--format", fmt, "--threads", 1)
     _failed_cleanly(result, "predict")
     assert os.listdir(folder) == []  # no .tmp file, no half-written folder
 

@@ -201,7 +201,7 @@ def test_config_roundtrip_and_errors():
         SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut={"Si": 5.0}, heads=["X"])
     assert SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0).r_cut == {"Si": 5.0}
     for bad in ([0], ["wide"], [1.5], ["32"]):
-        with pytest.raises(ModelConfigError, match="radial_hidden' must be a list of positive integer widths"):
+        with pytest.raises(ModelConfigError, match="radial_hidden' must be a list of positive integer"):
             SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, radial_hidden=bad)
     with pytest.raises(ModelConfigError, match="'model.radial_hidden' must be a list, got 32"):
         SlemConfig(species=["Si"], basis={"Si": "1s"}, r_cut=5.0, radial_hidden=32)
