@@ -24,6 +24,7 @@ def test_export_onto_a_full_disk_leaves_no_folder(full_disk, si64_dataset):
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("aiida-slem export: cannot write: No space left on device")
+    assert "choose another output path" in lines[0]
     assert os.listdir(folder) == []  # not a DeePTB folder with fewer frames that imports without a word
 
 

@@ -164,6 +164,12 @@ def test_unknown_override_keys_are_refused_with_a_suggestion(codes, pseudo_famil
         (["--pseudo-family", "no/such"], "refused: pseudopotential family 'no/such' is not installed"),
         (["--overrides", '{"md": {"pw_parameters": {"SYSTEM": {"nspin": 2}}}}'], "refused: spin is not"),
         (["--material", "C", "--pseudo-family", "DOJO"], "refused: family 'DOJO' has no pseudopotential"),
+        # issue #18 item 9: misspelt or foreign keys and bad values anywhere in the overrides
+        (["--overrides", '{"trian": {}}'], "refused: unknown override 'trian' .*did you mean 'train'"),
+        (["--overrides", '{"md": {"n_snapshot": 3}}'], "unknown override 'n_snapshot' .*'n_snapshots'"),
+        (["--overrides", '{"train": {"config": {"training": {"learning_rate": 0.1}}}}'], "did you mean 'lr'"),
+        (["--overrides", '{"train": {"config": {"training": {"lr": -1}}}}'], "'training.lr' must be"),
+        (["--overrides", '{"train": {"config": {"model": {"n_layers": "three"}}}}'], "'model.n_layers' must"),
     ],
 )
 def test_submit_pipeline_refuses_before_storing_anything(codes, pseudo_family, dojo_family, argv, message):

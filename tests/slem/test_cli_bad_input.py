@@ -147,6 +147,23 @@ def test_train_refuses_a_dataset_with_nan(tmp_path, tiny_si_model):
     assert status["state"] == "config_error" and status["exit_code"] == 2 and "frame 1" in status["message"]
 
 
+def test_train_refuses_a_truncated_dataset_with_exit_2(tmp_path, tiny_si_model):
+    """A frames file cut short (a copy interrupted, a full disk elsewhere): exit 2 as documented, not 1."""
+    raw = SI8.read_bytes()
+    (tmp_path / "cut.h5").write_bytes(raw[: len(raw) // 2])
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({
+        "dataset": {"path": "cut.h5"},
+        "output_dir": "run",
+        "model": tiny_si_model,
+        "training": {"max_steps": 1},
+    }))
+    result = CliRunner().invoke(train_cli, [str(config), "--device", "cpu", "--no-progress"])
+    _refused(result, "slem train: config_error: ", "cut.h5 is not a readable HDF5", "truncated or corrupt")
+    _only(tmp_path / "run", "status.json")  # no model, no checkpoint
+    assert (tmp_path / "cut.h5").read_bytes() == raw[: len(raw) // 2]
+
+
 def test_bands_refuses_a_reference_in_another_basis(si8_model_path, tmp_path):
     frame = read_frames(SI8, [0])[0]
     blocks = {op: {k: b[:1, :1] for k, b in frame.blocks(op).items()} for op in frame.operators}

@@ -177,5 +177,7 @@ def test_spin_polarised_scf_is_refused_naming_spin(inputs, tmp_path):
         "--basis", folder / "basis.h5", "-o", tmp_path / "frame.h5",
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "spin-polarised (nspin=2)" in result.output and "rerun pw.x with nspin=1" in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+    assert "spin-polarised (nspin=2)" in errors[0] and "rerun pw.x with nspin=1" in errors[0]
     assert "Traceback" not in result.output and not (tmp_path / "frame.h5").exists()

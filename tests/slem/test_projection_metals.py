@@ -164,8 +164,10 @@ def test_mislabelled_metal_and_unconverged_scf_are_refused(tmp_path, aluminium):
         "--allow-unconverged",
     ]
     result = CliRunner().invoke(project_command, list(map(str, args)))
-    assert result.exit_code != 0
-    assert "metallic" in result.output and "occupations='smearing'" in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "metallic" in errors[0] and "occupations='smearing'" in errors[0]
+    assert not (tmp_path / "frame.h5").exists()
     # without pw.x's empty bands only the LCAO bands are left: they overlap, which is reported, not refused
     # (they also overlap for a hot MD frame whose SCF sampled one k-point, a valid insulator reference)
     fewer = dataclasses.replace(scf, lumo_ha=None, eigenvalues_ha=scf.eigenvalues_ha[:, :3], n_bands=3)

@@ -123,6 +123,7 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "did you mean" in result.output or "did you mean" in str(result.stderr_bytes)
     assert json.loads((tmp_path / "bad/status.json").read_text())["state"] == "config_error"
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["status.json"]  # no model, no checkpoint
 
     frames = read_frames(SI8, [0, 6])
     onsite = frames[0].block_offsets[frames[0].pair_lookup()[(0, 0, 0, 0, 0)]]
