@@ -126,12 +126,13 @@ def test_nan_loss_lowers_the_learning_rate(slem_code, si64_dataset):
 
 
 def test_config_error_at_run_time_is_not_retried(slem_code, si64_dataset):
-    """A model section that passes validate_config but not the model's own checks fails once, then stops."""
+    """A model section that passes the submission check but not the model built from the data fails once,
+    then stops (hidden_irreps without 0e was the example; the one schema refuses that at submission)."""
     config = tiny_config(max_steps=2)
-    config["model"]["hidden_irreps"] = "8x1o"  # no scalar channels: rejected when the model is built
+    config["model"]["species"] = ["Si", "C"]  # no C in the data to give its basis: known only at run time
     _, node = workchain(slem_code, si64_dataset, config)
     assert node.exit_status == SlemTrainWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
     calls = children(node)
     assert len(calls) == 1
     assert calls[0].exit_status == SlemTrainCalculation.exit_codes.ERROR_CONFIG.status
-    assert "hidden_irreps" in json.dumps(calls[0].outputs.metrics.get_dict())
+    assert "species 'C' has no basis" in json.dumps(calls[0].outputs.metrics.get_dict())
