@@ -204,11 +204,7 @@ def poll(node: orm.WorkflowNode, interval: float = 10.0, progress_every: float =
     seen: dict[int, str] = {}
     reported = 0.0
     while True:
-        descendants, stack = [], list(node.called)
-        while stack:
-            child = stack.pop()
-            descendants.append(child)
-            stack.extend(child.called)
+        descendants = node.called_descendants
         for child in sorted(descendants, key=lambda n: n.ctime):
             state = "done" if child.is_terminated else "running"
             if seen.get(child.pk) != state:

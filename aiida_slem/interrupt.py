@@ -53,16 +53,6 @@ def _pks(pks: list[int]) -> str:
     return ", ".join(f"<{pk}>" for pk in pks) or "none"
 
 
-def descendants(root: orm.ProcessNode) -> list[orm.ProcessNode]:
-    """``root`` and every process it called, at any depth, callers before callees."""
-    out, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        stack.extend(sorted(node.called, key=lambda n: n.pk, reverse=True))
-    return out
-
-
 def _cancel_job(node: orm.CalcJobNode) -> str | None:
     job_id = node.get_job_id()
     if job_id is None:
@@ -77,7 +67,8 @@ def _cancel_job(node: orm.CalcJobNode) -> str | None:
 def abandon(root: orm.ProcessNode, why: str) -> Abandoned:
     """Cancel the running scheduler jobs under ``root`` and mark its unfinished processes killed."""
     report = Abandoned(root.pk)
-    for node in reversed(descendants(root)):  # callees first: a parent is never settled before its child
+    # called_descendants lists callers before callees: reversed, a parent is never settled before its child
+    for node in reversed([root, *root.called_descendants]):
         if node.is_terminated:
             report.finished.append(node.pk)
             continue

@@ -62,10 +62,7 @@ def progress(node) -> tuple[int, int, int]:
     from aiida import orm
 
     counts = [0, 0, 0]
-    stack = list(node.called)
-    while stack:
-        child = stack.pop()
-        stack.extend(child.called)
+    for child in node.called_descendants:
         if not isinstance(child, orm.CalcJobNode):
             continue
         if child.is_finished_ok:

@@ -45,7 +45,7 @@ def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -
     if problems:
         raise ConfigError(problems)
     species = sorted({s for summary in summaries for s in summary.elements})
-    basis = {el: shells for summary in reversed(summaries) for el, shells in summary.basis.items()}
+    basis = {el: shells for summary in summaries for el, shells in summary.basis.items()}  # no clash is left
     return {
         "species": species,
         "basis": {el: basis[el] for el in species},
