@@ -25,6 +25,7 @@ from aiida_slem.pseudos import default_family_label
 
 from .composition import settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
+from .dimensionality import is_sheet
 from .md_sampling import MdSamplingWorkChain
 from .pipeline_inputs import structure_symbols, validate_inputs
 from .protocols import SlemProtocolMixin, check_override_keys, load_pseudos
@@ -232,6 +233,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             overrides=recursive_merge(job_overrides, overrides.get("train") or {}),
             options=options,
             gpus=gpus,
+            sheet=any(is_sheet(structure) for structure in structures.values()),
         )
         _assign(builder, "train", train._inputs(prune=True))
         validation = SlemValidationWorkChain.get_builder_from_protocol(

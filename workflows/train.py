@@ -7,6 +7,7 @@ import copy
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 
 from .protocols import SlemProtocolMixin, calcjob_options
@@ -50,15 +51,22 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
 
     @classmethod
     def get_builder_from_protocol(
-        cls, code, dataset=None, protocol=None, overrides=None, options=None, gpus=None, basis=None, **_
+        cls, code, dataset=None, protocol=None, overrides=None, options=None, gpus=None, basis=None,
+        sheet=False, **_
     ):
         """Builder with ``train.yaml``: the training config, GPUs, restarts and job options of ``protocol``.
 
         ``overrides`` merge into the protocol (keys as in the YAML: ``config``, ``gpus``, ``max_iterations``,
         ``options``); ``options`` go to the job's ``metadata.options``; ``gpus`` replaces the protocol's.
-        ``dataset`` (and ``basis``, used when the config takes S from the basis) may be set later, as the
-        pipeline does once its dataset exists."""
+        ``sheet``: the data are 2D sheets (``workflows/dimensionality.py``); the protocol's ``sheet`` settings
+        then apply, under the overrides. ``dataset`` (and ``basis``, used when the config takes S from the
+        basis) may be set later, as the pipeline does once its dataset exists."""
         inputs = cls.get_protocol_inputs(protocol, overrides)
+        if sheet:
+            user = {key: value for key, value in (overrides or {}).items() if key != "sheet"}
+            base = recursive_merge(cls.get_protocol_inputs(protocol), inputs["sheet"])
+            inputs = recursive_merge(base, user)
+        inputs.pop("sheet", None)
         builder = cls.get_builder()
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.train.code = orm.load_code(code) if isinstance(code, (str, int)) else code

@@ -84,3 +84,23 @@ def test_pipeline_refuses_a_sheet_behind_a_bulk_supercell(codes, pseudo_family):
     alone = SlemPipelineWorkChain.get_builder_from_protocol(codes, {"graphene": sheet()}, protocol="balanced")
     assert validate_pipeline(alone._inputs(prune=True), None) is None
     assert alone.md.supercell.get_list() == [2, 2, 1]
+
+
+def test_fast_sheets_train_longer_and_overrides_still_win(codes, pseudo_family):
+    """The fast protocol's ``sheet`` settings (train.yaml) reach a sheet's training only, under the user's
+    overrides; the other protocols have none."""
+
+    def steps(structure, protocol="fast", overrides=None):
+        builder = SlemPipelineWorkChain.get_builder_from_protocol(
+            codes, {"s": structure}, protocol=protocol, overrides=overrides
+        )
+        return builder.train.train.config.get_dict()["training"]["max_steps"]
+
+    bulk_c = orm.StructureData(ase=bulk("C", "diamond", a=3.567))
+    assert (steps(bulk_c), steps(sheet())) == (800, 2000)
+    assert steps(sheet(), "balanced") == steps(bulk_c, "balanced") == 2000
+    assert steps(sheet(), "precise") == 10000
+    user = {"train": {"config": {"training": {"max_steps": 900}}}}
+    assert steps(sheet(), overrides=user) == steps(bulk_c, overrides=user) == 900
+    tuned = {"train": {"sheet": {"config": {"training": {"max_steps": 1200}}}}}
+    assert (steps(sheet(), overrides=tuned), steps(bulk_c, overrides=tuned)) == (1200, 800)
