@@ -101,8 +101,9 @@ def widths(text: str) -> list[int]:
     return [int(w) for w in text.split(",") if w]
 
 
-def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
-         edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS) -> dict:
+def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS):
+    """(model, graph, step, h_mae_mev) of our side on the Si64 frame: ``step()`` is one Adam step of H + S
+    as ``slem train`` takes it and returns the loss; ``h_mae_mev()`` is the H MAE over all blocks."""
     import torch
 
     from slem.data.deeptb import read_deeptb
@@ -119,23 +120,39 @@ def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knot
     model = build_model(config)
     graph = build_graph(frame, ["Si"], {"Si": R_MAX}, dtype=torch.float32)
     fit_rescale(model, [graph])
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if task == "train":
-        loss_fn = BlockLoss(["H", "S"])
-        opt = torch.optim.Adam(model.parameters(), lr=LR, foreach=True)  # as slem train builds it
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            loss, _ = loss_fn(model(graph), graph)
-            loss.backward()
-            opt.step()
+    loss_fn = BlockLoss(["H", "S"])
+    opt = torch.optim.Adam(model.parameters(), lr=LR, foreach=True)  # as slem train builds it
 
-        base = rss_mb()
-        wall, cpu = timed(step, steps - timed_steps, timed_steps)
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss, _ = loss_fn(model(graph), graph)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    def h_mae_mev() -> float:
         model.eval()
         with torch.no_grad():
             err = block_errors(model(graph), graph, ["H"])["H"]
+        model.train()
+        return 1e3 * err[0] / err[2]
+
+    return model, graph, opt, step, h_mae_mev
+
+
+def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
+         edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS) -> dict:
+    import torch
+
+    from slem.data.graph import build_graph
+
+    model, graph, _, step, h_mae_mev = our_trainer(root, knots, latent_hidden, radial_hidden)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if task == "train":
+        base = rss_mb()
+        wall, cpu = timed(step, steps - timed_steps, timed_steps)
         return {"step_s": wall, "step_cpu_s": cpu, "steps": steps, "params": params,
-                "edges": int(graph["edge_index"].shape[1]), "h_mae_mev": 1e3 * err[0] / err[2],
+                "edges": int(graph["edge_index"].shape[1]), "h_mae_mev": h_mae_mev(),
                 "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
     atoms = supercell(root, atoms_n)
     big = build_graph(atoms, ["Si"], {"Si": R_MAX}, dtype=torch.float32, basis={"Si": "1s1p"})
@@ -162,7 +179,9 @@ def deeptb_options() -> tuple[dict, dict]:
     return {"embedding": embedding, "prediction": prediction}, common
 
 
-def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> dict:
+def deeptb_trainer(root: Path):
+    """(model, data, opt, step, h_mae_mev) of DeePTB's side, as its trainer does one step (``hamil_abs``
+    loss with the overlap, Adam); the H MAE is over its node and edge features, the same block elements."""
     import torch
     from dptb.data import AtomicData, AtomicDataDict, build_dataset
     from dptb.data.dataloader import DataLoader
@@ -175,38 +194,51 @@ def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) ->
     dataset = build_dataset(root=str(root), r_max={"Si": R_MAX}, type="DefaultDataset", prefix="Si64",
                             get_Hamiltonian=True, get_overlap=True, basis=common["basis"])
     dataset.E3statistics(model=model)
-    params = sum(p.numel() for p in model.parameters())
-    if task == "train":
-        batch = next(iter(DataLoader(dataset, batch_size=1, shuffle=False)))
-        info = {k: getattr(batch, k) for k in ("__slices__", "__cumsum__", "__cat_dims__",
-                                                "__num_nodes_list__", "__data_class__")}
-        data = AtomicData.to_AtomicDataDict(batch)
-        loss_fn = HamilLossAbs(idp=model.idp, overlap=True)
-        opt = torch.optim.Adam(model.parameters(), lr=LR)
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            ref = dict(data)  # the trainer's shallow copies: the model writes its output into the dict
-            out = model(dict(data))
-            out.update(info)
-            ref.update(info)
-            loss_fn(out, ref).backward()
-            opt.step()
+    batch = next(iter(DataLoader(dataset, batch_size=1, shuffle=False)))
+    info = {k: getattr(batch, k) for k in ("__slices__", "__cumsum__", "__cat_dims__",
+                                            "__num_nodes_list__", "__data_class__")}
+    data = AtomicData.to_AtomicDataDict(batch)
+    loss_fn = HamilLossAbs(idp=model.idp, overlap=True)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
 
-        base = rss_mb()
-        model.train()
-        wall, cpu = timed(step, steps - timed_steps, timed_steps)
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        ref = dict(data)  # the trainer's shallow copies: the model writes its output into the dict
+        out = model(dict(data))
+        out.update(info)
+        ref.update(info)
+        loss = loss_fn(out, ref)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    def h_mae_mev() -> float:
         model.eval()
         with torch.no_grad():
             out = model(dict(data))
-        idp = model.idp
-        nmask = idp.mask_to_nrme[data[AtomicDataDict.ATOM_TYPE_KEY].flatten()]
-        emask = idp.mask_to_erme[out[AtomicDataDict.EDGE_TYPE_KEY].flatten()]
+        model.train()
+        nmask = model.idp.mask_to_nrme[data[AtomicDataDict.ATOM_TYPE_KEY].flatten()]
+        emask = model.idp.mask_to_erme[out[AtomicDataDict.EDGE_TYPE_KEY].flatten()]
         node, edge = AtomicDataDict.NODE_FEATURES_KEY, AtomicDataDict.EDGE_FEATURES_KEY
         diff = torch.cat([(out[node] - data[node])[nmask], (out[edge] - data[edge])[emask]])
+        return 1e3 * float(diff.abs().mean())
+
+    model.train()
+    return model, data, opt, step, h_mae_mev
+
+
+def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> dict:
+    import torch
+    from dptb.data import AtomicData, AtomicDataDict
+
+    model, data, _, step, h_mae_mev = deeptb_trainer(root)
+    params = sum(p.numel() for p in model.parameters())
+    if task == "train":
+        base = rss_mb()
+        wall, cpu = timed(step, steps - timed_steps, timed_steps)
         return {"step_s": wall, "step_cpu_s": cpu, "steps": steps, "params": params,
                 "edges": int(data[AtomicDataDict.EDGE_INDEX_KEY].shape[1]),
-                "h_mae_mev": 1e3 * float(diff.abs().mean()), "peak_rss_mb": peak_rss_mb(),
-                "base_rss_mb": base}
+                "h_mae_mev": h_mae_mev(), "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
     atoms = supercell(root, atoms_n)
     data = AtomicData.to_AtomicDataDict(AtomicData.from_ase(atoms, r_max={"Si": R_MAX}))
     model.eval()
