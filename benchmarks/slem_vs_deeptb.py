@@ -128,7 +128,7 @@ def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial
         loss, _ = loss_fn(model(graph), graph)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def h_mae_mev() -> float:
         model.eval()
@@ -210,7 +210,7 @@ def deeptb_trainer(root: Path):
         loss = loss_fn(out, ref)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def h_mae_mev() -> float:
         model.eval()
