@@ -39,6 +39,11 @@ SUBCOMMANDS = {
         "validate",
         "Errors of predicted frames against held-out reference frames and pw.x: report, verdict, plots.",
     ),
+    "committee": (
+        "slem.cli.committee",
+        "committee",
+        "Spread of a committee of models on candidate frames: which frames to compute with DFT next.",
+    ),
     "export": ("slem.cli.export", "export", "Convert frames to and from DeePTB and DeepH folders."),
 }
 

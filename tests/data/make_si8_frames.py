@@ -6,6 +6,10 @@ with random strain (+-1.5 %) and atom displacements (0.08 Angstrom rms), one see
 Frames 0..N-3 are the train split, then one validation and one test frame.
 
     OMP_NUM_THREADS=1 python tests/data/make_si8_frames.py [--frames 6] [--out tests/data/si8_frames.h5]
+                                                          [--first-seed 0] [--rattle 0.08]
+
+``--first-seed`` and ``--rattle`` (rms displacement, Angstrom) make other frames of the same kind, e.g. the
+candidates of ``benchmarks/committee.py``; the defaults make the shipped file.
 
 Takes about a minute per frame on one core (pw.x at 20 Ry and a 2x2x2 mesh dominates).
 """
@@ -40,11 +44,11 @@ DIAMOND = np.array(
 )
 
 
-def structure(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def structure(seed: int, rattle: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     strain = np.eye(3) + 0.015 * rng.uniform(-1, 1, (3, 3))
     cell = A * np.eye(3) @ (0.5 * (strain + strain.T))
-    pos = DIAMOND @ cell + 0.08 * rng.normal(size=(8, 3))
+    pos = DIAMOND @ cell + rattle * rng.normal(size=(8, 3))
     return cell, pos
 
 
@@ -52,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--out", default=str(Path(__file__).parent / "si8_frames.h5"))
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--rattle", type=float, default=0.08, help="rms displacement (Angstrom)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="si8_"))
     basis = work / "basis.h5"
@@ -70,8 +76,8 @@ def main() -> None:
         check=True,
     )
     frames = []
-    for seed in range(args.frames):
-        cell, pos = structure(seed)
+    for seed in range(args.first_seed, args.first_seed + args.frames):
+        cell, pos = structure(seed, args.rattle)
         run = work / f"frame{seed}"
         start = time.perf_counter()
         run_qe("pw.x", pw_input(["Si"] * 8, pos, cell, {"Si": UPF}, ECUT_RY, (2, 2, 2)), run, "scf")
@@ -95,7 +101,8 @@ def main() -> None:
             check=True,
         )
         frame = read_frames(out)[0]
-        frame.metadata = {**frame.metadata, "generator": "tests/data/make_si8_frames.py", "seed": seed}
+        frame.metadata = {**frame.metadata, "generator": "tests/data/make_si8_frames.py", "seed": seed,
+                          "rattle": args.rattle, "label": f"seed{seed}_rattle{args.rattle:g}"}
         frames.append(frame)
         print(f"frame {seed}: {len(frame.pairs)} pairs, {time.perf_counter() - start:.0f} s", flush=True)
     n = len(frames)

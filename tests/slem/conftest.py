@@ -181,25 +181,29 @@ def tiny_si_model() -> dict:
     }
 
 
-@pytest.fixture(scope="session")
-def si8_model_path(tmp_path_factory, tiny_si_model) -> Path:
-    """A tiny H, S model after one training step on tests/data/si8_frames.h5: for commands that need a model
-    file, not a good one."""
+def train_tiny_si8(out: Path, model: dict, seed: int = 0, steps: int = 1) -> Path:
+    """model.pt of a tiny H, S model trained for ``steps`` on tests/data/si8_frames.h5 (one thread)."""
     import torch
 
     from slem.train.config import validate_config
     from slem.train.trainer import Trainer
 
-    out = tmp_path_factory.mktemp("si8_model") / "run"
     cfg = {
         "dataset": {"path": str(Path(__file__).parents[1] / "data" / "si8_frames.h5")},
         "operators": ["H", "S"],
         "output_dir": str(out),
-        "model": dict(tiny_si_model),
-        "training": {"max_steps": 1, "validate_every": 1},
+        "model": dict(model),
+        "training": {"max_steps": steps, "validate_every": steps, "seed": seed},
     }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     Trainer(validate_config(cfg), progress=False).run()
     torch.set_num_threads(threads)
     return out / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def si8_model_path(tmp_path_factory, tiny_si_model) -> Path:
+    """A tiny H, S model after one training step on tests/data/si8_frames.h5: for commands that need a model
+    file, not a good one."""
+    return train_tiny_si8(tmp_path_factory.mktemp("si8_model") / "run", tiny_si_model)

@@ -1,0 +1,82 @@
+"""``slem.committee``: the spread of a committee of models (one training config, different seeds) on
+candidate frames, by ``slem committee`` on the compute node.
+
+The report node holds each frame's H and band spread, the error of the committee mean where the frames carry a
+reference H, the rank correlation of the two, and the most uncertain frames: the ones to compute with DFT
+next (issue 16's active selection).
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+
+from aiida_slem.data.dataset import DatasetData
+from aiida_slem.data.model import SlemModelData
+
+from .base import SlemCommandCalculation
+
+CANDIDATES_FILE = "candidates.h5"
+REPORT_FILE = "committee.json"
+STDOUT = "slem-committee.out"
+STDERR = "slem-committee.err"
+MODEL_FOLDER = "models"
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    models = dict(inputs.get("models") or {})
+    if len(models) < 2:
+        return f"a committee needs at least 2 models, got {len(models)}"
+    keys = {
+        label: (sorted(m.base.attributes.get("species", [])), m.base.attributes.get("basis", {}))
+        for label, m in models.items()
+    }
+    first = next(iter(keys.values()))
+    differing = sorted(label for label, key in keys.items() if key != first)
+    if differing:
+        return (
+            f"committee models {differing} have other species or basis than the rest; a committee is one "
+            "training config with different seeds"
+        )
+    elements = set(inputs["candidates"].base.attributes.get("elements", []))
+    unknown = sorted(elements - set(first[0]))
+    if unknown:
+        return f"the candidates contain element(s) {unknown} the committee was not trained on ({first[0]})"
+    return None
+
+
+class SlemCommitteeCalculation(SlemCommandCalculation):
+    """Committee spread on candidate frames, its rank correlation with the true error, and a selection."""
+
+    _PARSER = "slem.committee"
+    _STDOUT = STDOUT
+    _STDERR = STDERR
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace("models", valid_type=SlemModelData, dynamic=True, help="The members, by label.")
+        spec.input("candidates", valid_type=DatasetData, help="Candidate frames (with reference H if known).")
+        spec.input("select", valid_type=orm.Int, default=lambda: orm.Int(0),
+                   help="How many of the most uncertain frames to list.")
+        spec.input("n_kpoints", valid_type=orm.Int, default=lambda: orm.Int(4),
+                   help="k-points of the band spread (Gamma plus seeded random ones).")
+        spec.inputs.validator = validate_inputs
+        spec.output(
+            "report", valid_type=orm.Dict, help="Per-frame spread and error, rank correlation, selection."
+        )
+        spec.default_output_node = "report"
+        spec.exit_code(301, "ERROR_MISSING_OUTPUT", message="'slem committee' wrote no report: {message}")
+        spec.exit_code(302, "ERROR_INVALID_OUTPUT", message="The committee report is not valid: {message}")
+
+    def prepare_for_submission(self, folder):
+        inputs = self.inputs
+        folder.get_subfolder(MODEL_FOLDER, create=True)
+        copies, paths = [], []
+        for label, model in sorted(inputs.models.items()):
+            path = f"{MODEL_FOLDER}/{label}.pt"
+            copies.append((model.uuid, model.filename, path))
+            paths.append(path)
+        copies.append((inputs.candidates.uuid, inputs.candidates.filename, CANDIDATES_FILE))
+        arguments = ["committee", *paths, "--frames", CANDIDATES_FILE, "-o", REPORT_FILE,
+                     "--select", str(inputs.select.value), "--kpoints", str(inputs.n_kpoints.value)]
+        return self.command_calcinfo(arguments, copies, retrieve=[REPORT_FILE])

@@ -1,0 +1,66 @@
+"""``slem committee MODEL MODEL... --frames FILE -o report.json``: the spread of a committee of models (one
+config, different seeds) on candidate frames, and which frames to compute with DFT next.
+
+Frames are slem frames HDF5 files (with reference H where known: the report then gives each frame's error of
+the committee mean and the rank correlation of spread and error) or ase-readable structures (candidates
+without reference). Exit 0 with the report; 2 with one line naming the problem, and no report written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("committee")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--frames", "frame_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Candidate frames: slem frames HDF5 (with reference H where known) or ase-readable files.")
+@click.option("-o", "--output", default="committee.json", show_default=True, help="The report (JSON).")
+@click.option("--select", type=click.IntRange(min=0), default=0, show_default=True,
+              help="List the SELECT frames of largest H spread (the next DFT frames).")
+@click.option("--kpoints", type=click.IntRange(min=1), default=4, show_default=True,
+              help="k-points of the band spread: Gamma plus random ones (seeded).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads [default: OMP_NUM_THREADS, else the CPUs this process may use].")
+def committee(models, frame_files, output, select, kpoints, seed, threads) -> None:
+    """Spread of the committee MODELS on the candidate frames, and its rank correlation with the error."""
+    from slem.threads import configure_threads
+
+    configure_threads(threads)  # before torch is imported
+    from slem.atomic import atomic_open
+    from slem.data.frame import Frame, FrameFormatError
+    from slem.evaluate.committee import committee_report
+    from slem.predict import Predictor, read_structures
+
+    try:
+        if len(models) < 2:
+            raise ValueError(f"a committee needs at least 2 models, got {len(models)}")
+        predictors = [Predictor(path) for path in models]
+        candidates, labels = [], []
+        for path in frame_files:
+            for m, item in enumerate(read_structures(path)):
+                label = f"{Path(path).name}:{m}"
+                for predictor in predictors:
+                    predictor.check(item, f"frame {label}")  # all refusals before the first prediction
+                candidates.append(item)
+                labels.append(str(item.metadata.get("label", label)) if isinstance(item, Frame) else label)
+        members = [[predictor.predict(item) for predictor in predictors] for item in candidates]
+        references = [item if isinstance(item, Frame) else None for item in candidates]
+        report = committee_report(members, references, labels, kpoints, select, seed)
+    except (ValueError, FrameFormatError, FileNotFoundError) as exc:
+        click.echo(f"slem committee: {exc}", err=True)
+        sys.exit(2)
+    report["models"] = [str(Path(path).resolve()) for path in models]
+    with atomic_open(output, "w") as handle:
+        json.dump(report, handle, indent=1, sort_keys=True)
+    rho = report["spearman_sigma_H_vs_error"]
+    click.echo(f"{len(labels)} frames, {len(models)} models; rank correlation of H spread and error: "
+               f"{'-' if rho is None else f'{rho:.3f}'} over {report['frames_with_reference']} frames")
+    if select:
+        click.echo("most uncertain: " + ", ".join(report["most_uncertain"]))

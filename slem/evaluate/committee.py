@@ -1,0 +1,106 @@
+"""Committee disagreement: how much models that differ only in their training seed disagree on a frame, and
+whether that spread ranks frames by their true error.
+
+A committee's members share species, basis and cutoffs, so their predictions of one frame hold the same
+blocks in the same order; a member that does not is refused (it is another model, not another seed). The
+spread of a frame is the members' standard deviation of each H matrix element (ddof 1), averaged over
+the elements (``sigma_H_meV``), and of each band energy at a few k-points (``band_sigma_meV``). Where the
+frame has a reference H, the error of the members' mean against it (``error_H_meV``) is what the spread
+should rank: ``spearman`` is the rank correlation over those frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from slem.data.frame import Frame
+
+from .blocks import block_errors
+
+
+def check_members(members: Sequence[Frame], label: str = "the frame") -> None:
+    """ValueError unless every member predicted the same blocks (same pairs and cell shifts) of ``label``."""
+    if len(members) < 2:
+        raise ValueError(f"a committee needs at least 2 models, got {len(members)}")
+    first = members[0]
+    for m, other in enumerate(members[1:], start=1):
+        if (
+            other.basis != first.basis
+            or not np.array_equal(other.pairs, first.pairs)
+            or not np.array_equal(other.cell_shifts, first.cell_shifts)
+        ):
+            raise ValueError(
+                f"committee member {m} predicts other blocks of {label} than member 0 (basis or cutoffs "
+                "differ); a committee is one training config with different seeds: retrain it so"
+            )
+
+
+def mean_frame(members: Sequence[Frame]) -> Frame:
+    """The members' mean prediction, a frame with their blocks averaged."""
+    first = members[0]
+    operators = {op: np.mean([m.operators[op] for m in members], axis=0) for op in first.operators}
+    return Frame(first.numbers, first.positions, first.cell, first.pbc, first.basis, first.pairs,
+                 first.cell_shifts, operators, {**first.metadata, "committee_size": len(members)})
+
+
+def block_spread(members: Sequence[Frame], operator: str = "H") -> tuple[float, float]:
+    """(mean, max) over matrix elements of the members' standard deviation, in the operator's raw unit."""
+    std = np.std([m.operators[operator] for m in members], axis=0, ddof=1)
+    return float(std.mean()), float(std.max())
+
+
+def band_spread(members: Sequence[Frame], kpts: np.ndarray) -> float:
+    """Mean over k-points and bands of the members' standard deviation of the band energies (eV)."""
+    from slem.bands.bloch import band_energies
+
+    bands = [band_energies(m, kpts) for m in members]
+    n = min(b.shape[1] for b in bands)
+    return float(np.std([b[:, :n] for b in bands], axis=0, ddof=1).mean())
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation, None for fewer than 3 pairs or a constant sequence."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def committee_report(
+    members_per_frame: Sequence[Sequence[Frame]],
+    references: Sequence[Frame | None],
+    labels: Sequence[str],
+    n_kpoints: int = 4,
+    select: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Per-frame spread (and error of the mean where a reference H exists), their rank correlations, and
+    the ``select`` frames of largest H spread (the ones to compute with DFT next)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for members, reference, label in zip(members_per_frame, references, labels, strict=True):
+        check_members(members, label)
+        mean_sigma, max_sigma = block_spread(members, "H")
+        kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, size=(max(n_kpoints - 1, 0), 3))])
+        kpts[:, ~np.asarray(members[0].pbc)] = 0.0  # no k along a non-periodic axis
+        row = {"label": label, "sigma_H_meV": 1e3 * mean_sigma, "max_sigma_H_meV": 1e3 * max_sigma,
+               "band_sigma_meV": 1e3 * band_spread(members, kpts)}
+        if reference is not None and "H" in reference.operators:
+            row["error_H_meV"] = block_errors([mean_frame(members)], [reference], ["H"])["H"]["all"]["mae"]
+            row["member_error_H_meV"] = float(np.mean(
+                [block_errors([m], [reference], ["H"])["H"]["all"]["mae"] for m in members]))
+        rows.append(row)
+    known = [r for r in rows if "error_H_meV" in r]
+    errors = [r["error_H_meV"] for r in known]
+    order = sorted(range(len(rows)), key=lambda k: -rows[k]["sigma_H_meV"])
+    return {
+        "committee_size": len(members_per_frame[0]) if members_per_frame else 0,
+        "frames": rows,
+        "spearman_sigma_H_vs_error": spearman([r["sigma_H_meV"] for r in known], errors),
+        "spearman_band_sigma_vs_error": spearman([r["band_sigma_meV"] for r in known], errors),
+        "frames_with_reference": len(known),
+        "most_uncertain": [rows[k]["label"] for k in order[:select]],
+    }

@@ -1,0 +1,97 @@
+"""Committee spread (``slem.evaluate.committee``, ``slem committee``): the spread measures what it claims,
+ranks frames by error when the error grows with it, and refuses members that are not one config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import train_tiny_si8
+
+from slem.cli.committee import committee as committee_cli
+from slem.data.frame import Frame, read_frames
+from slem.evaluate.committee import check_members, committee_report, mean_frame
+
+SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
+
+
+def noisy(frame: Frame, sigma_ev: float, rng) -> Frame:
+    operators = dict(frame.operators)
+    operators["H"] = frame.operators["H"] + rng.normal(0.0, sigma_ev, frame.operators["H"].shape)
+    return Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs,
+                 frame.cell_shifts, operators, frame.metadata)
+
+
+def test_spread_is_the_members_standard_deviation_and_ranks_the_error():
+    """Members = reference + Gaussian noise of a known width per frame: the H spread recovers the width, the
+    committee mean's error shrinks as 1/sqrt(members), and the rank correlation is exactly 1."""
+    rng = np.random.default_rng(0)
+    frames = read_frames(SI8)
+    widths = [2e-3 * (k + 1) for k in range(len(frames))]  # eV
+    members = [[noisy(f, w, rng) for _ in range(4)] for f, w in zip(frames, widths, strict=True)]
+    report = committee_report(members, frames, [str(k) for k in range(len(frames))], select=2)
+    for row, width in zip(report["frames"], widths, strict=True):
+        # mean of a sample std over 4 members: c4(4) = 0.921 of the width (Gaussian)
+        assert row["sigma_H_meV"] == pytest.approx(0.921 * 1e3 * width, rel=0.03)
+        # |mean of 4| for N(0, w^2/4): sqrt(2/pi) w / 2
+        assert row["error_H_meV"] == pytest.approx(1e3 * width * np.sqrt(2 / np.pi) / 2, rel=0.05)
+        assert row["member_error_H_meV"] == pytest.approx(1e3 * width * np.sqrt(2 / np.pi), rel=0.05)
+        assert row["band_sigma_meV"] > 0
+    assert report["spearman_sigma_H_vs_error"] == pytest.approx(1.0)
+    assert report["most_uncertain"] == [str(len(frames) - 1), str(len(frames) - 2)]
+    assert report["frames_with_reference"] == len(frames)
+
+
+def test_identical_members_have_no_spread_and_no_correlation():
+    frames = read_frames(SI8)[:3]
+    report = committee_report([[f, f] for f in frames], frames, ["a", "b", "c"])
+    assert all(row["sigma_H_meV"] == 0 and row["error_H_meV"] == 0 for row in report["frames"])
+    assert report["spearman_sigma_H_vs_error"] is None  # constant: nothing to rank
+    assert np.allclose(mean_frame([frames[0], frames[0]]).operators["H"], frames[0].operators["H"])
+
+
+def test_members_with_other_blocks_are_refused():
+    frame = read_frames(SI8)[0]
+    fewer = Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs[:-1],
+                  frame.cell_shifts[:-1], {op: v for op, v in frame.operators.items()}, frame.metadata)
+    with pytest.raises(ValueError, match="member 1 predicts other blocks .* different seeds"):
+        check_members([frame, fewer], "frame x")
+    with pytest.raises(ValueError, match="at least 2 models"):
+        check_members([frame], "frame x")
+
+
+@pytest.fixture(scope="module")
+def committee_models(tmp_path_factory, tiny_si_model) -> list[Path]:
+    root = tmp_path_factory.mktemp("committee")
+    return [train_tiny_si8(root / f"seed{seed}", tiny_si_model, seed=seed, steps=5) for seed in range(3)]
+
+
+def test_command_reports_spread_error_and_selection(committee_models, tmp_path):
+    out = tmp_path / "committee.json"
+    result = CliRunner().invoke(
+        committee_cli,
+        [*map(str, committee_models), "--frames", str(SI8), "-o", str(out), "--select", "3",
+         "--kpoints", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["committee_size"] == 3 and len(report["frames"]) == 8
+    assert report["frames_with_reference"] == 8
+    assert all(row["sigma_H_meV"] > 0 and row["error_H_meV"] > 0 for row in report["frames"])
+    # the committee mean is never worse than its members on average (convexity of |.|)
+    assert all(row["error_H_meV"] <= row["member_error_H_meV"] + 1e-9 for row in report["frames"])
+    assert -1.0 <= report["spearman_sigma_H_vs_error"] <= 1.0
+    assert len(report["most_uncertain"]) == 3
+    assert "rank correlation of H spread and error" in result.output
+
+
+def test_command_refuses_one_model_without_writing(committee_models, tmp_path):
+    out = tmp_path / "committee.json"
+    args = [str(committee_models[0]), "--frames", str(SI8), "-o", str(out)]
+    result = CliRunner().invoke(committee_cli, args)
+    assert result.exit_code == 2
+    assert "at least 2 models" in result.output
+    assert not out.exists()
