@@ -123,6 +123,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sides", default="ours,deeptb", help="ours, deeptb or both")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of both learning curves")
+    parser.add_argument("--save", type=Path, default=Path("time_to_accuracy_runs"),
+                        help="each side's curve is written here (<side>.json) as soon as it ends")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a side's curve from --save instead of training it again")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,7 +145,14 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = pair.unpack(Path(tmp))
+        args.save.mkdir(parents=True, exist_ok=True)
         for side in sides:
+            name = "DeePTB 2.2.1" if side == "deeptb" else "ours"
+            saved = args.save / f"{side}.json"
+            if args.reuse and saved.is_file():
+                results[name] = json.loads(saved.read_text())
+                print(f"[{side}] curve from {saved}", file=sys.stderr, flush=True)
+                continue
             python = sys.executable if side == "ours" else str(pair.build_venv(sys.stderr))
             print(f"[{side}] training for {args.budget:.0f} s ...", file=sys.stderr, flush=True)
             cmd = [python, str(Path(__file__).resolve()), "--worker", side, "--data", str(data),
@@ -150,7 +161,8 @@ def main() -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
-            results["DeePTB 2.2.1" if side == "deeptb" else "ours"] = json.loads(proc.stdout.splitlines()[-1])
+            results[name] = json.loads(proc.stdout.splitlines()[-1])
+            saved.write_text(json.dumps(results[name]))
     print(f"threads {args.threads}, budget {args.budget:.0f} s per side, H MAE every {args.eval_every} steps")
     print(report(results))
     if args.plot:

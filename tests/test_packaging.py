@@ -78,3 +78,12 @@ def test_editable_install_maps_plugin_dirs():
     assert Path(aiida_slem.calcjobs.__file__).parent == ROOT / "calcjobs"
     assert Path(aiida_slem.workflows.__file__).parent == ROOT / "workflows"
 
+
+
+def test_no_script_folder_module_shadows_the_standard_library():
+    """A script's own folder comes first on sys.path: benchmarks/threading.py once replaced the standard
+    library's threading for every benchmark that imports torch in a fresh interpreter."""
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("benchmarks", "scripts", "tests/data"):
+        names = {path.stem for path in (root / folder).glob("*.py")}
+        assert not names & sys.stdlib_module_names, (folder, sorted(names & sys.stdlib_module_names))

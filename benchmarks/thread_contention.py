@@ -1,6 +1,6 @@
 """Training step time of a fast-protocol-sized model, quiet and beside CPU-bound competitors (issue 17).
 
-Usage: python benchmarks/threading.py [--variants before,after,one] [--competitors 0,1] [--steps 30]
+Usage: python benchmarks/thread_contention.py [--variants before,after,one] [--competitors 0,1] [--steps 30]
                                       [--warmup 5] [--repeats 1] [--json FILE]
 
 Model: the `fast` protocol's model and training sections (workflows/protocols/train.yaml, read here
