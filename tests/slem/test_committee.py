@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import train_tiny_si8
 
 from slem.cli.committee import committee as committee_cli
-from slem.data.frame import Frame, read_frames
+from slem.data.frame import Frame, frame_from_blocks, read_frames
 from slem.evaluate.committee import check_members, committee_report, mean_frame
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
@@ -55,8 +55,9 @@ def test_identical_members_have_no_spread_and_no_correlation():
 
 def test_members_with_other_blocks_are_refused():
     frame = read_frames(SI8)[0]
-    fewer = Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs[:-1],
-                  frame.cell_shifts[:-1], {op: v for op, v in frame.operators.items()}, frame.metadata)
+    blocks = {op: dict(list(frame.blocks(op).items())[:-1]) for op in frame.operators}  # one bond fewer
+    fewer = frame_from_blocks(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, blocks,
+                              frame.metadata)
     with pytest.raises(ValueError, match="member 1 predicts other blocks .* different seeds"):
         check_members([frame, fewer], "frame x")
     with pytest.raises(ValueError, match="at least 2 models"):
