@@ -34,6 +34,17 @@ def read_summary(parser: Parser, filename: str) -> dict:
     return data
 
 
+def read_report(parser: Parser, filename: str, stderr: str):
+    """(report, None), or (None, the exit code): ERROR_MISSING_OUTPUT with the job's stderr when the command
+    wrote no ``filename``, ERROR_INVALID_OUTPUT when it is not a JSON object."""
+    try:
+        return read_summary(parser, filename), None
+    except FileNotFoundError:
+        return None, parser.exit_codes.ERROR_MISSING_OUTPUT.format(message=stderr_tail(parser, stderr))
+    except ValueError as exc:
+        return None, parser.exit_codes.ERROR_INVALID_OUTPUT.format(message=str(exc))
+
+
 def last_lines(text: str, lines: int = 5) -> str:
     """The end of a job's stderr for an exit message."""
     return "\n".join(text.strip().splitlines()[-lines:]) or "(stderr is empty)"

@@ -7,19 +7,16 @@ from aiida.engine import ExitCode
 from aiida.parsers import Parser
 from aiida_slem.calcjobs.validate import REPORT_FILE, STDERR
 
-from .common import read_summary, stderr_tail
+from .common import read_report
 
 
 class SlemValidateParser(Parser):
     def parse(self, **kwargs) -> ExitCode | None:
         repository = self.retrieved.base.repository
         files = set(repository.list_object_names())
-        try:
-            report = read_summary(self, REPORT_FILE)
-        except FileNotFoundError:
-            return self.exit_codes.ERROR_MISSING_OUTPUT.format(message=stderr_tail(self, STDERR))
-        except ValueError as exc:
-            return self.exit_codes.ERROR_INVALID_OUTPUT.format(message=str(exc))
+        report, failure = read_report(self, REPORT_FILE, STDERR)
+        if failure:
+            return failure
         try:
             passed = bool(report["verdict"]["passed"])
             plots = dict(report["plots"])
