@@ -14,15 +14,20 @@ from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
 
 from .base import SlemCommandCalculation
+from .checks import excluded
+from .predict import extxyz
 
 CANDIDATES_FILE = "candidates.h5"
+STRUCTURE_FOLDER = "structures"
 REPORT_FILE = "committee.json"
 STDOUT = "slem-committee.out"
 STDERR = "slem-committee.err"
 MODEL_FOLDER = "models"
 
 
-def validate_inputs(inputs: dict, _) -> str | None:
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    if excluded(ctx, "models"):
+        return None  # a WorkChain supplies the members and the candidates once they exist
     models = dict(inputs.get("models") or {})
     if len(models) < 2:
         return f"a committee needs at least 2 models, got {len(models)}"
@@ -37,7 +42,13 @@ def validate_inputs(inputs: dict, _) -> str | None:
             f"committee models {differing} have other species or basis than the rest; a committee is one "
             "training config with different seeds"
         )
-    elements = set(inputs["candidates"].base.attributes.get("elements", []))
+    structures = dict(inputs.get("structures") or {})
+    if ("candidates" in inputs) == bool(structures):
+        return "give the candidates either as a DatasetData ('candidates') or as 'structures', not both"
+    if structures:
+        elements = {el for structure in structures.values() for el in structure.get_symbols_set()}
+    else:
+        elements = set(inputs["candidates"].base.attributes.get("elements", []))
     unknown = sorted(elements - set(first[0]))
     if unknown:
         return f"the candidates contain element(s) {unknown} the committee was not trained on ({first[0]})"
@@ -55,7 +66,14 @@ class SlemCommitteeCalculation(SlemCommandCalculation):
     def define(cls, spec):
         super().define(spec)
         spec.input_namespace("models", valid_type=SlemModelData, dynamic=True, help="The members, by label.")
-        spec.input("candidates", valid_type=DatasetData, help="Candidate frames (with reference H if known).")
+        spec.input(
+            "candidates", valid_type=DatasetData, required=False,
+            help="Candidate frames (with reference H where known).",
+        )
+        spec.input_namespace(
+            "structures", valid_type=orm.StructureData, dynamic=True, required=False,
+            help="Unlabelled candidate structures, by label (no reference: spread only).",
+        )
         spec.input("select", valid_type=orm.Int, default=lambda: orm.Int(0),
                    help="How many of the most uncertain frames to list.")
         spec.input("n_kpoints", valid_type=orm.Int, default=lambda: orm.Int(4),
@@ -76,7 +94,18 @@ class SlemCommitteeCalculation(SlemCommandCalculation):
             path = f"{MODEL_FOLDER}/{label}.pt"
             copies.append((model.uuid, model.filename, path))
             paths.append(path)
-        copies.append((inputs.candidates.uuid, inputs.candidates.filename, CANDIDATES_FILE))
-        arguments = ["committee", *paths, "--frames", CANDIDATES_FILE, "-o", REPORT_FILE,
-                     "--select", str(inputs.select.value), "--kpoints", str(inputs.n_kpoints.value)]
+        if "candidates" in inputs:
+            copies.append((inputs.candidates.uuid, inputs.candidates.filename, CANDIDATES_FILE))
+            sources = [CANDIDATES_FILE]
+        else:
+            folder.get_subfolder(STRUCTURE_FOLDER, create=True)
+            sources = []
+            for label, structure in sorted(inputs.structures.items()):
+                sources.append(f"{STRUCTURE_FOLDER}/{label}.xyz")  # slem committee labels it by the stem
+                with folder.open(sources[-1], "w") as handle:
+                    handle.write(extxyz(structure))
+        arguments = ["committee", *paths, "-o", REPORT_FILE, "--select", str(inputs.select.value),
+                     "--kpoints", str(inputs.n_kpoints.value)]
+        for source in sources:
+            arguments += ["--frames", source]
         return self.command_calcinfo(arguments, copies, retrieve=[REPORT_FILE])

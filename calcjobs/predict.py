@@ -147,7 +147,7 @@ class SlemPredictCalculation(SlemCommandCalculation):
             for label in sorted(structures):
                 path = f"{STRUCTURE_FOLDER}/{label}.xyz"
                 with folder.open(path, "w") as handle:
-                    handle.write(_extxyz(structures[label]))
+                    handle.write(extxyz(structures[label]))
                 sources.append(path)
 
         gpus = inputs.gpus.value
@@ -171,7 +171,7 @@ class SlemPredictCalculation(SlemCommandCalculation):
         )
 
 
-def _extxyz(structure: orm.StructureData) -> str:
+def extxyz(structure: orm.StructureData) -> str:
     """Extended XYZ keeps cell and pbc, which ``slem predict`` (ase) needs for periodic images."""
     import ase.io
 

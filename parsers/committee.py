@@ -15,7 +15,11 @@ class SlemCommitteeParser(Parser):
         report, failure = read_report(self, REPORT_FILE, STDERR)
         if failure:
             return failure
-        expected = self.node.inputs.candidates.base.attributes.get("n_frames")
+        inputs = self.node.inputs
+        expected = (
+            inputs.candidates.base.attributes.get("n_frames") if "candidates" in inputs
+            else len(inputs.structures)
+        )
         if len(report.get("frames", [])) != expected:
             return self.exit_codes.ERROR_INVALID_OUTPUT.format(
                 message=f"{len(report.get('frames', []))} frames in {REPORT_FILE}, {expected} candidates"

@@ -24,17 +24,13 @@ from .train import SlemTrainWorkChain
 def validate_inputs(inputs: dict, _) -> str | None:
     if inputs["n_models"].value < 2:
         return f"n_models must be at least 2 (a committee), got {inputs['n_models'].value}"
-    training = inputs["train"]["train"]["config"].get_dict().get("training", {})
-    if "seed" in training:
-        return (
-            "train.train.config sets training.seed, which the committee sets per member (0, 1, ...); "
-            "remove it"
-        )
     return None
 
 
 class SlemCommitteeWorkChain(WorkChain):
-    """Train ``n_models`` members that differ only in their seed, then measure their spread on candidates."""
+    """Train ``n_models`` members that differ only in their seed, then measure their spread on candidates.
+
+    Member ``k`` trains with ``training.seed: k``, whatever seed the config gives."""
 
     @classmethod
     def define(cls, spec):

@@ -44,8 +44,10 @@ def committee(models, frame_files, output, select, kpoints, seed, threads) -> No
         predictors = [Predictor(path) for path in models]
         candidates, labels = [], []
         for path in frame_files:
-            for m, item in enumerate(read_structures(path)):
-                label = f"{Path(path).name}:{m}"
+            items = read_structures(path)
+            for m, item in enumerate(items):
+                # a file of one structure is named by its stem (the AiiDA job writes one file per label)
+                label = Path(path).stem if len(items) == 1 else f"{Path(path).name}:{m}"
                 for predictor in predictors:
                     predictor.check(item, f"frame {label}")  # all refusals before the first prediction
                 candidates.append(item)
