@@ -187,7 +187,7 @@ def main() -> None:
 
     print(f"threads {args.threads}, {edges} edges (Si64), load average {os.getloadavg()[0]:.1f}")
     print(f"peak FP32: nominal {f'{nominal:.0f}' if nominal else '-'} GFLOP/s "
-          f"({FLOPS_PER_CYCLE_CORE} FLOP/cycle/core x {ghz or '?'} GHz TSC x {args.threads}), "
+          f"({FLOPS_PER_CYCLE_CORE} FLOP/cycle/core x {ghz or float('nan'):.3f} GHz TSC x {args.threads}), "
           f"attained by a 2048^3 sgemm {attained:.0f} GFLOP/s")
     print(table([
         ("", "GFLOP", "FLOP per edge", "wall (s)", "GFLOP/s", "of attained peak"),

@@ -185,7 +185,7 @@ class ActiveLearningWorkChain(WorkChain):
             config.setdefault("training", {})["seed"] = seed
             member = AttributeDict(copy.copy(inputs))
             member.train = AttributeDict(
-                dict(inputs.train), config=orm.Dict(config), dataset=self.ctx.dataset
+                {**inputs.train, "config": orm.Dict(config), "dataset": self.ctx.dataset}
             )
             if with_basis:
                 member.train.basis = self.inputs.basis

@@ -57,7 +57,7 @@ class SlemCommitteeWorkChain(WorkChain):
             config = copy.deepcopy(base)
             config.setdefault("training", {})["seed"] = seed
             member = AttributeDict(copy.copy(inputs))
-            member.train = AttributeDict(dict(inputs.train), config=orm.Dict(config))
+            member.train = AttributeDict({**inputs.train, "config": orm.Dict(config)})
             member.metadata = {"call_link_label": f"member_{seed}"}
             self.to_context(**{f"member_{seed}": self.submit(SlemTrainWorkChain, **member)})
 

@@ -101,7 +101,7 @@ def test_refusals_before_anything_runs(module_codes, start):
         return str(info.value)
 
     assert "n_models must be at least 2" in refused({"n_models": 1})
-    assert "training.init_model" in refused({"train": {"config": {"training": {"init_model": "x.pt"}}}})
+    assert "init_model" in refused({"train": {"config": {"training": {"init_model": "x.pt"}}}})
     carbon = orm.StructureData(ase=bulk("C", "diamond", a=3.567))
     assert "that the dataset lacks" in refused({}, {"c": carbon})
     with pytest.raises(ValueError, match="unknown override 'n_model'"):
