@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("committee_benchmark"))
+    parser.add_argument("--reuse", action="store_true", help="keep members already trained in --out")
     args = parser.parse_args()
     if args.members < 2:
         parser.error("--members must be at least 2")
@@ -59,16 +60,19 @@ def main() -> None:
         run = args.out / f"member_{seed}"
         config = args.out / f"member_{seed}.json"
         config.write_text(json.dumps(fast_config(args.train.resolve(), run.resolve(), seed, args.steps)))
+        models.append(str(run / "model.pt"))
+        if args.reuse and (run / "model.pt").is_file():
+            continue
         start = time.perf_counter()
         subprocess.run(["slem", "train", str(config), "--no-progress", "--threads", str(args.threads)],
                        check=True, env=env, stdout=subprocess.DEVNULL)
         train_s.append(time.perf_counter() - start)
-        models.append(str(run / "model.pt"))
         print(f"member {seed}: {train_s[-1]:.0f} s", file=sys.stderr, flush=True)
     report_path = args.out / "committee.json"
     start = time.perf_counter()
-    subprocess.run(["slem", "committee", *models, "--frames", *map(str, args.candidates), "-o",
-                    str(report_path), "--select", "3", "--threads", str(args.threads)], check=True, env=env)
+    frames = [arg for path in args.candidates for arg in ("--frames", str(path))]
+    subprocess.run(["slem", "committee", *models, *frames, "-o", str(report_path), "--select", "3",
+                    "--threads", str(args.threads)], check=True, env=env)
     committee_s = time.perf_counter() - start
     report = json.loads(report_path.read_text())
     rows = sorted(report["frames"], key=lambda r: -r["sigma_H_meV"])
@@ -82,8 +86,10 @@ def main() -> None:
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"Spearman(H spread, error) {fmt(rho)}   Spearman(band spread, error) {fmt(rho_bands)}   "
           f"(no information: 0) over {report['frames_with_reference']} frames")
-    print(f"training {sum(train_s):.0f} s ({sum(train_s) / len(train_s):.0f} s per member), committee "
-          f"{committee_s:.1f} s; report {report_path}")
+    trained = "reused"
+    if train_s:
+        trained = f"{sum(train_s):.0f} s ({sum(train_s) / len(train_s):.0f} s per member)"
+    print(f"training {trained}, committee {committee_s:.1f} s; report {report_path}")
 
 
 if __name__ == "__main__":
