@@ -87,3 +87,11 @@ def test_no_script_folder_module_shadows_the_standard_library():
     for folder in ("benchmarks", "scripts", "tests/data"):
         names = {path.stem for path in (root / folder).glob("*.py")}
         assert not names & sys.stdlib_module_names, (folder, sorted(names & sys.stdlib_module_names))
+
+
+def test_test_modules_have_unique_basenames():
+    """The test folders have no __init__.py, so pytest imports each module by its basename: two files of one
+    name (tests/slem/test_x.py and tests/aiida/test_x.py) stop the whole-suite collection."""
+    root = Path(__file__).resolve().parent
+    names = [path.name for path in root.rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
