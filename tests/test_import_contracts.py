@@ -42,6 +42,8 @@ def _sources() -> dict[str, Path]:
     for folder, package in {**PACKAGES, **SCRIPTS}.items():
         root = ROOT / folder
         for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
+            if "site-packages" in path.parts:  # a local venv, e.g. benchmarks/_deeptb_venv (gitignored)
+                continue
             if folder.endswith(".py"):
                 modules[package] = path
             else:
