@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,15 +43,9 @@ def tsc_ghz() -> float | None:
     return float(match.group(1)) / 1e3 if match else None
 
 
-def median_time(fn, reps: int, warm: int = 2) -> float:
-    for _ in range(warm):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_time(fn, reps: int) -> float:
+    """Median wall seconds of ``fn`` after two warm-up calls (``slem_vs_deeptb.timed``)."""
+    return pair.timed(fn, 2, reps)[0]
 
 
 def attained_peak(reps: int) -> float:
@@ -145,11 +137,6 @@ def gemm_rows(step, peak: float, top: int) -> list[tuple[str, ...]]:
     return rows
 
 
-def table(rows: list[tuple[str, ...]]) -> str:
-    width = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,7 +176,7 @@ def main() -> None:
     print(f"peak FP32: nominal {f'{nominal:.0f}' if nominal else '-'} GFLOP/s "
           f"({FLOPS_PER_CYCLE_CORE} FLOP/cycle/core x {ghz or float('nan'):.3f} GHz TSC x {args.threads}), "
           f"attained by a 2048^3 sgemm {attained:.0f} GFLOP/s")
-    print(table([
+    print(pair.text_table([
         ("", "GFLOP", "FLOP per edge", "wall (s)", "GFLOP/s", "of attained peak"),
         ("forward pass", f"{fwd_flops / 1e9:.3f}", f"{fwd_flops / edges / 1e3:.0f} k", f"{fwd_s:.3f}",
          f"{fwd_flops / fwd_s / 1e9:.1f}", f"{100 * fwd_flops / fwd_s / 1e9 / peak:.0f} %"),
@@ -197,12 +184,13 @@ def main() -> None:
          f"{step_flops / step_s / 1e9:.1f}", f"{100 * step_flops / step_s / 1e9 / peak:.0f} %"),
     ]))
     print("\nforward pass: FLOPs by kind")
-    print(table([("kind", "GFLOP", "share"), *category_rows(fwd_modules, fwd_flops)]))
+    print(pair.text_table([("kind", "GFLOP", "share"), *category_rows(fwd_modules, fwd_flops)]))
     print("\ntraining step: kernels by self time")
-    print(table([("op", "calls", "ms", "share", "GFLOP", "GFLOP/s", "of peak"),
+    print(pair.text_table([("op", "calls", "ms", "share", "GFLOP", "GFLOP/s", "of peak"),
                  *kernel_rows(step, peak, args.top)]))
     print("\ntraining step: matrix products by operand shapes")
-    print(table([("op", "shapes", "calls", "ms", "GFLOP/s", "of peak"), *gemm_rows(step, peak, args.top)]))
+    print(pair.text_table([("op", "shapes", "calls", "ms", "GFLOP/s", "of peak"),
+                           *gemm_rows(step, peak, args.top)]))
 
 
 if __name__ == "__main__":

@@ -323,7 +323,12 @@ def table(res: dict, peer_label: str) -> str:
             inc = lambda r: 1024 * (r["peak_rss_mb"] - r["base_rss_mb"]) / r["edges"]  # noqa: E731
             rows.append(("  RSS growth per edge (KB)", f"{inc(o):.2f}", f"{inc(t):.2f}",
                          ratio(inc(o), inc(t))))
-    width = [max(len(r[k]) for r in rows) for k in range(4)]
+    return text_table(rows)
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of strings as left-aligned columns, two spaces apart."""
+    width = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows)
 
 

@@ -91,8 +91,7 @@ def report(results: dict) -> str:
     last = [results[n]["curve"][-1] for n in names]
     rows.append(("s per step (wall)", *(f"{p['wall_s'] / p['step']:.3f}" for p in last), ""))
     rows.append(("load average at the end", *(f"{results[n]['load_end']:.1f}" for n in names), ""))
-    width = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows)
+    return pair.text_table(rows)
 
 
 def plot(results: dict, path: Path) -> None:

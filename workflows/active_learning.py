@@ -11,18 +11,18 @@ is an output (``rounds.round_<n>``), and the workflow's ``history`` extra lists 
 
 from __future__ import annotations
 
-import copy
-
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_slem.calcjobs.committee import SlemCommitteeCalculation
+from aiida_slem.calcjobs.train import check_basis
 
 from aiida_slem.data.basis import BasisData
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.merge import extend_dataset
 from aiida_slem.data.model import SlemModelData
 
+from .committee import member_inputs
 from .dimensionality import is_sheet
 from .operator import OperatorWorkChain
 from .protocols import check_override_keys, load_pseudos
@@ -44,10 +44,10 @@ def validate_inputs(inputs: dict, _) -> str | None:
             "train.train.config sets training.init_model; the committee fine-tunes each member from the "
             "previous round's by itself: remove it"
         )
-    dataset, basis = inputs["dataset"], inputs["basis"]
-    shells = {el: basis.shells.get(el) for el in dataset.base.attributes.get("basis", {})}
-    if shells != dataset.base.attributes.get("basis", {}):
-        return f"the dataset was not projected onto basis <{basis.pk}>: give the basis of its frames"
+    dataset = inputs["dataset"]
+    error = check_basis(inputs["basis"], dataset)
+    if error:
+        return error
     elements = {el for s in inputs["candidates"].values() for el in s.get_symbols_set()}
     unknown = sorted(elements - set(dataset.base.attributes.get("elements", [])))
     if unknown:
@@ -177,21 +177,15 @@ class ActiveLearningWorkChain(WorkChain):
 
     def train_committee(self):
         inputs = AttributeDict(self.exposed_inputs(SlemTrainWorkChain, "train"))
-        base = inputs.train.config.get_dict()
-        with_basis = (base.get("model") or {}).get("overlap") == "basis"
+        with_basis = (inputs.train.config.get_dict().get("model") or {}).get("overlap") == "basis"
         futures = {}
         for seed in range(self.inputs.n_models.value):
-            config = copy.deepcopy(base)
-            config.setdefault("training", {})["seed"] = seed
-            member = AttributeDict(copy.copy(inputs))
-            member.train = AttributeDict(
-                {**inputs.train, "config": orm.Dict(config), "dataset": self.ctx.dataset}
-            )
+            train = {"dataset": self.ctx.dataset}
             if with_basis:
-                member.train.basis = self.inputs.basis
+                train["basis"] = self.inputs.basis
             if seed in self.ctx.members:  # fine-tune the previous round's member of the same seed
-                member.train.parent_model = self.ctx.members[seed]
-            member.metadata = {"call_link_label": f"round_{self.ctx.round}_member_{seed}"}
+                train["parent_model"] = self.ctx.members[seed]
+            member = member_inputs(inputs, seed, f"round_{self.ctx.round}_member_{seed}", **train)
             futures[f"member_{seed}"] = self.submit(SlemTrainWorkChain, **member)
         return ToContext(**futures)
 

@@ -21,6 +21,18 @@ from aiida_slem.data.model import SlemModelData
 from .train import SlemTrainWorkChain
 
 
+def member_inputs(inputs: AttributeDict, seed: int, link_label: str, **train) -> AttributeDict:
+    """The exposed SlemTrainWorkChain ``inputs`` of committee member ``seed``: the config with
+    ``training.seed: seed`` (whatever seed it gave), and the ``train`` ports given (dataset, basis,
+    parent_model) set."""
+    config = copy.deepcopy(inputs.train.config.get_dict())
+    config.setdefault("training", {})["seed"] = seed
+    member = AttributeDict(copy.copy(inputs))
+    member.train = AttributeDict({**inputs.train, **train, "config": orm.Dict(config)})
+    member.metadata = {"call_link_label": link_label}
+    return member
+
+
 def validate_inputs(inputs: dict, _) -> str | None:
     if inputs["n_models"].value < 2:
         return f"n_models must be at least 2 (a committee), got {inputs['n_models'].value}"
@@ -39,7 +51,7 @@ class SlemCommitteeWorkChain(WorkChain):
         spec.input("n_models", valid_type=orm.Int, default=lambda: orm.Int(4))
         spec.input("candidates", valid_type=DatasetData, help="Frames to rank (reference H where known).")
         spec.expose_inputs(
-            SlemCommitteeCalculation, namespace="committee", exclude=("models", "candidates")
+            SlemCommitteeCalculation, namespace="committee", exclude=("models", "candidates", "structures")
         )
         spec.inputs.validator = validate_inputs
         spec.outline(cls.train_members, cls.inspect_members, cls.run_committee, cls.results)
@@ -52,13 +64,8 @@ class SlemCommitteeWorkChain(WorkChain):
 
     def train_members(self):
         inputs = AttributeDict(self.exposed_inputs(SlemTrainWorkChain, "train"))
-        base = inputs.train.config.get_dict()
         for seed in range(self.inputs.n_models.value):
-            config = copy.deepcopy(base)
-            config.setdefault("training", {})["seed"] = seed
-            member = AttributeDict(copy.copy(inputs))
-            member.train = AttributeDict({**inputs.train, "config": orm.Dict(config)})
-            member.metadata = {"call_link_label": f"member_{seed}"}
+            member = member_inputs(inputs, seed, f"member_{seed}")
             self.to_context(**{f"member_{seed}": self.submit(SlemTrainWorkChain, **member)})
 
     def inspect_members(self):
