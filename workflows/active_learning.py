@@ -23,9 +23,10 @@ from aiida_slem.data.merge import extend_dataset
 from aiida_slem.data.model import SlemModelData
 
 from .committee import member_inputs
+from .composition import settings_structure
 from .dimensionality import is_sheet
 from .operator import OperatorWorkChain
-from .protocols import check_override_keys, load_pseudos
+from .protocols import check_override_keys, union_pseudos
 from .train import SlemTrainWorkChain
 
 LOOP_INPUTS = {"n_models": orm.Int, "select": orm.Int, "max_rounds": orm.Int, "target_sigma_H_meV": orm.Float}
@@ -139,15 +140,15 @@ class ActiveLearningWorkChain(WorkChain):
             codes["slem"], protocol=protocol, overrides=overrides.get("train"), options=options,
             sheet=any(is_sheet(structure) for structure in candidates.values()),
         )
-        first = next(iter(candidates.values()))
-        operator = OperatorWorkChain.get_builder_from_protocol(
-            codes["pw"], codes["pp"], codes["slem"], first, protocol=protocol,
-            overrides=overrides.get("operator"), options=options, electronic_type=electronic_type,
-        )
         family = (overrides.get("operator") or {}).get("pseudo_family")
-        pseudos = {}
-        for structure in candidates.values():
-            pseudos.update(load_pseudos(structure, family))
+        pseudos = union_pseudos(candidates.values(), family)
+        # the SCF settings every candidate shares (a metal's nbnd) are made for the one with the most
+        # electrons, as in the pipeline
+        operator = OperatorWorkChain.get_builder_from_protocol(
+            codes["pw"], codes["pp"], codes["slem"], settings_structure(candidates, pseudos),
+            protocol=protocol, overrides=overrides.get("operator"), options=options,
+            electronic_type=electronic_type,
+        )
         operator.scf.pw.pseudos = pseudos  # the union: each SCF takes its own kinds' (operator.py)
         operator_inputs = operator._inputs(prune=True)
         operator_inputs.pop("structure")

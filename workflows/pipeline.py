@@ -28,7 +28,7 @@ from .dataset import DatasetWorkChain
 from .dimensionality import is_sheet
 from .md_sampling import MdSamplingWorkChain
 from .pipeline_inputs import structure_symbols, validate_inputs
-from .protocols import SlemProtocolMixin, check_override_keys, load_pseudos
+from .protocols import SlemProtocolMixin, check_override_keys, union_pseudos
 from .splits import frame_splits, held_out_structures, thermal_supercell
 from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
@@ -185,9 +185,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             )
         structures = _structures_dict(structures)
         inputs = cls.get_protocol_inputs(protocol, {k: overrides[k] for k in TRANSFER_KEYS if k in overrides})
-        pseudos = {}
-        for structure in structures.values():
-            pseudos.update(load_pseudos(structure, family))
+        pseudos = union_pseudos(structures.values(), family)
         first = settings_structure(structures, pseudos)
         union = union_cutoffs(structures, family, protocol, overrides)
 

@@ -80,6 +80,14 @@ def load_pseudos(structure: orm.StructureData, family_label: str | None = None) 
     return family.get_pseudos(structure=structure)
 
 
+def union_pseudos(structures, family_label: str | None = None) -> dict:
+    """Pseudopotentials of the kinds of all ``structures`` (each SCF then takes its own kinds')."""
+    pseudos = {}
+    for structure in structures:
+        pseudos.update(load_pseudos(structure, family_label))
+    return pseudos
+
+
 def recommended_cutoffs(structure: orm.StructureData, family_label: str | None, protocol: str) -> tuple:
     """(ecutwfc, ecutrho) in Ry: the family's recommendation at the protocol's stringency, or at the family's
     default stringency when it lacks that one, the largest over the structure's elements."""
