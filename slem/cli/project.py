@@ -41,8 +41,16 @@ def _write_json(path: Path, data: dict) -> None:
     "--scf-dir", type=click.Path(path_type=Path), help="Folder holding data-file-schema.xml (prefix.save)."
 )
 @click.option("--xml", "xml_path", type=click.Path(path_type=Path), help="The data-file-schema.xml itself.")
+@click.option("--potential", type=click.Path(path_type=Path), help="pp.x plot_num=1 file (Ry), nspin=1.")
 @click.option(
-    "--potential", required=True, type=click.Path(path_type=Path), help="pp.x plot_num=1 file (Ry)."
+    "--potential-up",
+    type=click.Path(path_type=Path),
+    help="nspin=2: pp.x plot_num=1 spin_component=1 file (the up channel).",
+)
+@click.option(
+    "--potential-down",
+    type=click.Path(path_type=Path),
+    help="nspin=2: pp.x plot_num=1 spin_component=2 file (the down channel).",
 )
 @click.option(
     "--basis", "basis_path", required=True, type=click.Path(path_type=Path), help="slem-basis HDF5 file."
@@ -72,7 +80,9 @@ def _write_json(path: Path, data: dict) -> None:
 def project(
     scf_dir: Path | None,
     xml_path: Path | None,
-    potential: Path,
+    potential: Path | None,
+    potential_up: Path | None,
+    potential_down: Path | None,
     basis_path: Path,
     pseudo_dir: Path | None,
     output: Path,
@@ -81,7 +91,8 @@ def project(
     allow_unconverged: bool,
     threads: int | None,
 ) -> None:
-    """Project a pw.x SCF (norm-conserving; fixed occupations or smearing) onto a confined LCAO basis."""
+    """Project a pw.x SCF (norm-conserving; fixed occupations or smearing; nspin 1 or 2) onto a confined
+    LCAO basis. An nspin=2 SCF gives H_up, H_down, D_up and D_down beside one S."""
     from slem.threads import configure_threads
 
     configure_threads(threads, use_torch=False)  # numpy's OpenBLAS reads the count when it loads
@@ -95,10 +106,15 @@ def project(
 
     if (scf_dir is None) == (xml_path is None):
         raise click.UsageError("give exactly one of --scf-dir and --xml")
+    spin_files = [f for f in (potential_up, potential_down) if f is not None]
+    if not ((potential is not None and not spin_files) or (potential is None and len(spin_files) == 2)):
+        raise click.UsageError(
+            "give --potential (nspin=1 SCF), or both --potential-up and --potential-down (nspin=2 SCF)"
+        )
     mesh = _parse_kmesh(kmesh)
     try:
         scf = read_qe_xml(xml_path if xml_path is not None else scf_dir)
-        pot = read_filplot(potential)
+        pot = read_filplot(potential) if potential is not None else [read_filplot(f) for f in spin_files]
         bases = read_basis(basis_path)
         search = [
             d for d in (pseudo_dir, scf.path.parent, Path(scf.pseudo_dir) if scf.pseudo_dir else None) if d
@@ -130,6 +146,12 @@ def project(
         f"  H stored to r_i + r_j + {result.frame.metadata['h_range_extra_angstrom']} A; "
         f"largest dropped |H| {checks['max_h_beyond_ev']:.2e} eV (S is zero beyond r_i + r_j)"
     )
+    if checks.get("magnetization_mub") is not None:
+        click.echo(
+            f"  magnetisation sum Tr((D_up - D_down) S) = {checks['magnetization_mub']:.4f} mu_B "
+            f"(pw.x {checks['qe_magnetization_mub']}) ; "
+            f"N_up {checks['electrons_up']:.4f}, N_down {checks['electrons_down']:.4f}"
+        )
     if checks["lcao_band_overlap_ev"] is not None:
         click.echo(
             f"  WARNING: the SCF used fixed occupations, but on the LCAO bands of the {checks['kmesh']} mesh "

@@ -21,11 +21,11 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from ..atomic import atomic_h5, check_room
+from .operators import OPERATORS, check_operator_set
 from .orbitals import n_orbitals
 
 FORMAT_NAME = "slem-frames"
 FORMAT_VERSION = 1
-OPERATORS = ("H", "S", "D")
 
 
 class FrameFormatError(ValueError):
@@ -132,6 +132,10 @@ class Frame:
                 raise FrameFormatError(
                     f"operator {name} holds {values.shape} values but the pairs and basis need ({expected},)"
                 )
+        try:
+            check_operator_set(self.operators)
+        except ValueError as exc:
+            raise FrameFormatError(str(exc)) from exc
 
 
 def frame_from_blocks(

@@ -126,27 +126,73 @@ def density_matrix(
         lumo_or_none = lumo if np.isfinite(lumo) else None
         return DensityResult(acc.packed(), band_energy, homo, lumo_or_none, None, None, n_occ, mesh.min_s_eig)
 
-    eps_parts, weight_parts = [], []
-    for _, w, h, s in mesh.walk(check_overlap=True):
-        eps_parts.append(_states(h, s, 0)[0])
-        weight_parts.append(w)
-    eps_all, weights = np.concatenate(eps_parts), np.concatenate(weight_parts)
-    e_fermi = fermi_level(eps_all, weights, n_electrons, smearing.width, smearing.kind)
-    f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
-    top = float(np.abs(f_all[:, -1]).max())
-    if top > TOP_BAND_OCCUPATION_TOLERANCE:
+    return _smeared([h_set], s_set, pairs, shifts, kmesh, n_electrons, smearing, degeneracy=2.0)[0]
+
+
+def spin_density_matrices(
+    h_sets: list[BlockSet],
+    s_set: BlockSet,
+    pairs: np.ndarray,
+    shifts: np.ndarray,
+    kmesh: tuple[int, int, int],
+    n_electrons: float,
+    smearing: Smearing | None,
+) -> list[DensityResult]:
+    """Packed D_up and D_down of a collinear spin-polarised system: one Fermi level for both channels,
+    occupations f (not 2f) per state, so that sum_R Tr((D_up + D_down) S) = N_electrons."""
+    if smearing is None:
         raise DensityMatrixError(
-            f"the highest of the basis's {n_orbitals} bands is occupied up to {top:.2e} (per spin) with "
-            f"{n_electrons:g} electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: the "
-            "basis has too few orbitals for the smearing tail; use a larger basis (e.g. DZP or TZ2P) or a "
-            "smaller degauss"
+            "a spin-polarised SCF with fixed occupations has one Fermi level per spin channel; slem builds "
+            "D for nspin=2 with smearing: rerun pw.x with occupations='smearing' (e.g. smearing='mv', "
+            "degauss=0.02) and starting_magnetization"
         )
-    reached = np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)
-    n_used = int(reached[-1]) + 1
-    band_energy = 0.0
-    for kf, w, h, s in mesh.walk(check_overlap=False):
-        eps, vectors = _states(h, s, n_used)
-        f = 2.0 * occupation((e_fermi - eps[:, :n_used]) / smearing.width, smearing.kind)
-        band_energy += float(w @ (f * eps[:, :n_used]).sum(axis=1)) / mesh.n_k
-        acc.add_many(kf, w, (vectors.conj() * f[:, None, :]) @ vectors.transpose(0, 2, 1), +1)
-    return DensityResult(acc.packed(), band_energy, None, None, e_fermi, top, n_used, mesh.min_s_eig)
+    return _smeared(h_sets, s_set, pairs, shifts, kmesh, n_electrons, smearing, degeneracy=1.0)
+
+
+def _smeared(
+    h_sets: list[BlockSet],
+    s_set: BlockSet,
+    pairs: np.ndarray,
+    shifts: np.ndarray,
+    kmesh: tuple[int, int, int],
+    n_electrons: float,
+    smearing: Smearing,
+    degeneracy: float,
+) -> list[DensityResult]:
+    """One D per channel in ``h_sets``, with a Fermi level common to all of them."""
+    meshes = [_Mesh(h_set, s_set, kmesh) for h_set in h_sets]
+    n_orbitals = s_set.n
+    eps_channels, weights = [], None
+    for n, mesh in enumerate(meshes):
+        eps_parts, weight_parts = [], []
+        # S is shared, so its eigenvalues are checked on the first channel's walk only
+        for _, w, h, s in mesh.walk(check_overlap=n == 0):
+            eps_parts.append(_states(h, s, 0)[0])
+            weight_parts.append(w)
+        eps_channels.append(np.concatenate(eps_parts))
+        weights = np.concatenate(weight_parts)
+    e_fermi = fermi_level(np.concatenate(eps_channels, axis=1), weights, n_electrons, smearing.width,
+                          smearing.kind, degeneracy)
+    results = []
+    for mesh, eps_all in zip(meshes, eps_channels, strict=True):
+        f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
+        top = float(np.abs(f_all[:, -1]).max())
+        if top > TOP_BAND_OCCUPATION_TOLERANCE:
+            raise DensityMatrixError(
+                f"the highest of the basis's {n_orbitals} bands is occupied up to {top:.2e} (per spin) with "
+                f"{n_electrons:g} electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: the "
+                "basis has too few orbitals for the smearing tail; use a larger basis (e.g. DZP or TZ2P) or "
+                "a smaller degauss"
+            )
+        reached = np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)
+        n_used = int(reached[-1]) + 1
+        band_energy = 0.0
+        acc = BlockAccumulator(pairs, shifts, s_set.slices, mesh.n_k)
+        for kf, w, h, s in mesh.walk(check_overlap=False):
+            eps, vectors = _states(h, s, n_used)
+            f = degeneracy * occupation((e_fermi - eps[:, :n_used]) / smearing.width, smearing.kind)
+            band_energy += float(w @ (f * eps[:, :n_used]).sum(axis=1)) / mesh.n_k
+            acc.add_many(kf, w, (vectors.conj() * f[:, None, :]) @ vectors.transpose(0, 2, 1), +1)
+        min_s_eig = meshes[0].min_s_eig
+        results.append(DensityResult(acc.packed(), band_energy, None, None, e_fermi, top, n_used, min_s_eig))
+    return results

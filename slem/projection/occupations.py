@@ -77,24 +77,29 @@ def occupation_derivative(x: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown smearing kind {kind!r}; expected one of {SMEARING_KINDS}")
 
 
-def electron_count(eps: np.ndarray, weights: np.ndarray, e_fermi: float, width: float, kind: str) -> float:
-    """2 sum_k w_k sum_n f((E_F - e_nk) / width) for eigenvalues (n_k, n_bands) and weights summing to 1."""
-    return float(2.0 * weights @ occupation((e_fermi - eps) / width, kind).sum(axis=1))
+def electron_count(
+    eps: np.ndarray, weights: np.ndarray, e_fermi: float, width: float, kind: str, degeneracy: float = 2.0
+) -> float:
+    """g sum_k w_k sum_n f((E_F - e_nk) / width) for eigenvalues (n_k, n_bands) and weights summing to 1;
+    g = 2 for spin-degenerate bands, 1 when the bands of both spin channels are listed side by side."""
+    return float(degeneracy * weights @ occupation((e_fermi - eps) / width, kind).sum(axis=1))
 
 
-def fermi_level(eps: np.ndarray, weights: np.ndarray, n_electrons: float, width: float, kind: str) -> float:
+def fermi_level(
+    eps: np.ndarray, weights: np.ndarray, n_electrons: float, width: float, kind: str, degeneracy: float = 2.0
+) -> float:
     """E_F with electron_count(E_F) = n_electrons, to ELECTRON_COUNT_TOLERANCE.
 
     Brent's method on a bracket from below the lowest to above the highest band, as pw.x's efermig
     bisects; for Methfessel-Paxton the count is not monotonic and, as in pw.x, one root is taken."""
     weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
-    capacity = 2.0 * eps.shape[1]
+    capacity = degeneracy * eps.shape[1]
     if n_electrons >= capacity:
         raise ValueError(f"{n_electrons} electrons do not fit into {eps.shape[1]} bands")
     low, high = float(eps.min()) - 20 * width, float(eps.max()) + 20 * width
 
     def excess(e_fermi: float) -> float:
-        return electron_count(eps, weights, e_fermi, width, kind) - n_electrons
+        return electron_count(eps, weights, e_fermi, width, kind, degeneracy) - n_electrons
 
     e_fermi = scipy.optimize.brentq(excess, low, high, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
     error = excess(e_fermi)

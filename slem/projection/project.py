@@ -21,16 +21,19 @@ from ase.data import atomic_numbers
 from slem.basis.orbital import ElementBasis
 from slem.basis.shells import semicore_electrons
 from slem.data.frame import Frame
+from slem.data.operators import SPIN_CHANNELS, channel_names
 from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
 
-from .density import DensityMatrixError, Smearing, density_matrix
+from .density import DensityMatrixError, Smearing, density_matrix, spin_density_matrices
+from .errors import ProjectionError
 from .kmesh import auto_kmesh, check_kmesh, normal_reach
 from .occupations import SMEARING_KINDS
 from .pairs import BlockSet, pairs_within
 from .radial import BOHR, RYDBERG
 from .realspace import RealSpaceOperators
+from .spin import magnetization_checks
 from .threecentre import nonlocal_blocks
 
 HARTREE = 2 * RYDBERG
@@ -45,10 +48,6 @@ METAL_FIX = "rerun pw.x with occupations='smearing' (e.g. smearing='mv', degauss
 
 def _ev(value_ry: float | None) -> float | None:
     return None if value_ry is None else float(value_ry * RYDBERG)
-
-
-class ProjectionError(ValueError):
-    """The inputs of a projection are inconsistent or describe an unsupported calculation."""
 
 
 @dataclass
@@ -106,13 +105,7 @@ def _check_occupations(scf: QeScf, allow_unconverged: bool) -> Smearing | None:
     return smearing
 
 
-def _check_inputs(
-    scf: QeScf, potential: LocalPotential, bases: dict[str, ElementBasis], upfs: dict[str, Upf]
-):
-    if scf.lsda or scf.noncolin:
-        raise ProjectionError(
-            "spin-polarised or non-collinear SCFs are not supported; rerun pw.x with nspin=1"
-        )
+def _check_potential(scf: QeScf, potential: LocalPotential) -> None:
     if tuple(potential.values_ry.shape) != tuple(scf.fft_grid):
         raise ProjectionError(
             f"potential grid {potential.values_ry.shape} differs from the SCF's dense FFT grid "
@@ -126,6 +119,25 @@ def _check_inputs(
         raise ProjectionError(
             "the potential file's cell or atoms differ from the SCF XML: they are not one run"
         )
+
+
+def _check_inputs(
+    scf: QeScf, potentials: list[LocalPotential], bases: dict[str, ElementBasis], upfs: dict[str, Upf]
+):
+    if scf.noncolin:
+        raise ProjectionError("non-collinear SCFs are not supported; rerun pw.x with nspin=1 or nspin=2")
+    if len(potentials) != scf.n_spin:
+        raise ProjectionError(
+            f"the SCF has nspin={scf.n_spin} but {len(potentials)} potential file(s) were given: "
+            + (
+                "pass the up and the down potential (pp.x plot_num=1 with spin_component=1, then 2; "
+                "slem project --potential-up and --potential-down)"
+                if scf.lsda
+                else "pass one potential (pp.x plot_num=1)"
+            )
+        )
+    for potential in potentials:
+        _check_potential(scf, potential)
     for label in scf.species:
         if label not in upfs:
             raise ProjectionError(f"no pseudopotential given for species {label!r}")
@@ -143,7 +155,7 @@ def _check_inputs(
 
 def project(
     scf: QeScf,
-    potential: LocalPotential,
+    potential: LocalPotential | list[LocalPotential],
     bases: dict[str, ElementBasis],
     upfs: dict[str, Upf],
     kmesh: tuple[int, int, int] | None = None,
@@ -151,10 +163,13 @@ def project(
 ) -> ProjectionResult:
     """Project the SCF's Kohn-Sham Hamiltonian onto ``bases`` (keyed by element).
 
-    ``upfs`` is keyed by the SCF's species labels. ``kmesh=None`` picks the alias-free mesh
+    ``potential`` is pp.x's total local potential, or for an nspin=2 SCF the list [up, down]; such a
+    frame holds H_up, H_down, D_up and D_down beside the shared S. ``upfs`` is keyed by the SCF's
+    species labels. ``kmesh=None`` picks the alias-free mesh
     on which D is computed. An unconverged SCF is refused unless ``allow_unconverged``."""
     started, cpu_started = time.perf_counter(), time.process_time()
-    _check_inputs(scf, potential, bases, upfs)
+    potentials = [potential] if isinstance(potential, LocalPotential) else list(potential)
+    _check_inputs(scf, potentials, bases, upfs)
     smearing = _check_occupations(scf, allow_unconverged)
     elements = {label: upfs[label].element for label in scf.species}
     cell, positions, symbols = scf.cell_bohr, scf.positions_bohr, scf.symbols
@@ -192,18 +207,19 @@ def project(
     kinetic = ops.two_centre("T", near_keys, cell, positions, symbols)
     projections = ops.two_centre("P", keys_of(proj_pairs, proj_shifts), cell, positions, symbols)
     timings["two_centre"] = time.process_time() - cpu_started - timings["tables"]
-    local = ops.local(near_keys, cell, positions, symbols, potential.values_ry)
+    locals_ = [ops.local(near_keys, cell, positions, symbols, p.values_ry) for p in potentials]
     timings["local_potential"] = time.process_time() - cpu_started - sum(timings.values())
     dions = [ops.dion[s] for s in symbols]
     nonlocal_part = nonlocal_blocks(projections, dions, wanted=set(keys_of(wide_pairs, wide_shifts)))
     # S between non-overlapping spheres is zero analytically; the table's value is quadrature noise.
     max_s_beyond = max((float(np.abs(s_all[k]).max()) for k in keys if k not in kinetic), default=0.0)
-    s_blocks, h_blocks = {}, {}
+    s_blocks, h_channels = {}, [{} for _ in locals_]
     for key in keys:
         n_i, n_j = s_all[key].shape
         s_blocks[key] = s_all[key] if key in kinetic else np.zeros((n_i, n_j))
-        h = kinetic[key] + local[key] if key in kinetic else np.zeros((n_i, n_j))
-        h_blocks[key] = h + nonlocal_part.get(key, 0.0)
+        for h_blocks, local in zip(h_channels, locals_, strict=True):
+            h = kinetic[key] + local[key] if key in kinetic else np.zeros((n_i, n_j))
+            h_blocks[key] = h + nonlocal_part.get(key, 0.0)
     stored = set(keys)
     max_h_beyond = max(
         (float(np.abs(b).max()) for k, b in nonlocal_part.items() if k not in stored), default=0.0
@@ -227,11 +243,15 @@ def project(
             + (" (smearing needs empty bands above E_F)" if smearing is not None else "")
             + ": use a larger basis (e.g. DZP or TZ2P)"
         )
-    h_set, s_set = BlockSet(h_blocks, slices), BlockSet(s_blocks, slices)
+    h_sets, s_set = [BlockSet(h, slices) for h in h_channels], BlockSet(s_blocks, slices)
     try:
-        density = density_matrix(h_set, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)
+        if scf.lsda:
+            densities = spin_density_matrices(h_sets, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)
+        else:
+            densities = [density_matrix(h_sets[0], s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)]
     except (DensityMatrixError, ValueError) as exc:
         raise ProjectionError(str(exc)) from exc
+    density = densities[0]
     # pw.x's own levels decide metallicity (_check_occupations). Without its empty bands only the LCAO
     # bands are left, and those can overlap for reasons of the reference itself (a hot MD frame whose SCF
     # sampled one k-point, a minimal basis), so they give a warning, not a refusal.
@@ -240,9 +260,15 @@ def project(
         overlap_ev = float((density.homo - density.lumo) * RYDBERG)
     timings["density_matrix"] = time.process_time() - cpu_started - sum(timings.values())
 
-    h_packed = np.concatenate([h_blocks[key].ravel() for key in keys])
     s_packed = np.concatenate([s_blocks[key].ravel() for key in keys])
-    operators = {"H": h_packed * RYDBERG, "S": s_packed, "D": density.packed}
+    h_packed = [np.concatenate([h[key].ravel() for key in keys]) * RYDBERG for h in h_channels]
+    if scf.lsda:
+        operators = {"S": s_packed}
+        for channel, h, d in zip(SPIN_CHANNELS, h_packed, densities, strict=True):
+            operators[f"H_{channel}"], operators[f"D_{channel}"] = h, d.packed
+        spin_checks = magnetization_checks(scf, operators)
+    else:
+        operators, spin_checks = {"H": h_packed[0], "S": s_packed, "D": density.packed}, {}
     element_list = [elements[s] for s in symbols]
     basis_strings = {elements[s]: bases[elements[s]].shells for s in scf.species}
     frame = Frame(
@@ -256,18 +282,21 @@ def project(
         operators=operators,
     )
 
-    tr_ds = float(np.dot(operators["D"], operators["S"]))
+    tr_ds = sum(float(np.dot(operators[d], operators["S"])) for d in channel_names(operators, "D"))
     fermi = density.fermi_energy if smearing is not None else density.homo
     # pw.x writes fermi_energy with smearing and highestOccupiedLevel with fixed occupations
     qe_fermi = scf.fermi_energy_ha if scf.fermi_energy_ha is not None else scf.homo_ha
     qe_fermi = qe_fermi * HARTREE if qe_fermi is not None else None
-    tr_dh = float(np.dot(operators["D"], operators["H"]))
+    tr_dh = sum(
+        float(np.dot(operators[d], operators[h]))
+        for d, h in zip(channel_names(operators, "D"), channel_names(operators, "H"), strict=True)
+    )
     checks = {
         "n_electrons": float(scf.n_electrons),
         "sum_tr_ds": tr_ds,
         "sum_tr_ds_error": tr_ds - float(scf.n_electrons),
         "sum_tr_dh_ev": tr_dh,
-        "band_energy_ev": float(density.band_energy * RYDBERG),
+        "band_energy_ev": float(sum(d.band_energy for d in densities) * RYDBERG),
         "homo_ev": _ev(density.homo),
         "lumo_ev": _ev(density.lumo),
         "qe_homo_ev": scf.homo_ha * HARTREE if scf.homo_ha is not None else None,
@@ -279,8 +308,10 @@ def project(
         "fermi_energy_ev": _ev(fermi),
         "qe_fermi_energy_ev": qe_fermi,
         "fermi_energy_difference_ev": None if qe_fermi is None else _ev(fermi) - qe_fermi,
-        "top_band_occupation": density.top_band_occupation,
-        "bands_in_density": density.bands_in_density,
+        "top_band_occupation": None if smearing is None else max(d.top_band_occupation for d in densities),
+        "bands_in_density": max(d.bands_in_density for d in densities),
+        "n_spin": scf.n_spin,
+        **spin_checks,
         "max_h_beyond_ev": max_h_beyond * RYDBERG,
         "max_s_beyond": max_s_beyond,
         "h_range_extra_angstrom": {

@@ -83,9 +83,15 @@ def pw_input(
     return text
 
 
-def pp_input(prefix: str = "pwscf", outdir: str = "./out", filplot: str = "vtot.dat") -> str:
-    """pp.x input writing the total local potential V_loc + V_H + V_xc (plot_num=1)."""
-    return _namelist("inputpp", {"prefix": prefix, "outdir": outdir, "filplot": filplot, "plot_num": 1})
+def pp_input(
+    prefix: str = "pwscf", outdir: str = "./out", filplot: str = "vtot.dat", spin_component: int | None = None
+) -> str:
+    """pp.x input writing the total local potential V_loc + V_H + V_xc (plot_num=1); for an nspin=2 SCF,
+    ``spin_component`` 1 writes the up channel's, 2 the down channel's (0, pp.x's default, their mean)."""
+    values = {"prefix": prefix, "outdir": outdir, "filplot": filplot, "plot_num": 1}
+    if spin_component is not None:
+        values["spin_component"] = int(spin_component)
+    return _namelist("inputpp", values)
 
 
 def run_qe(executable: str, text: str, workdir: str | Path, name: str) -> float:

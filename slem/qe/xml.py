@@ -46,6 +46,9 @@ class QeScf:
     lsda: bool
     noncolin: bool
     gamma_only: bool
+    # collinear spin (lsda): pw.x's total and absolute magnetisation (Bohr magnetons per cell)
+    magnetization_total: float | None = None
+    magnetization_absolute: float | None = None
     energies_ha: dict[str, float] = field(default_factory=dict)
     functional: str = ""
     md5: str = ""
@@ -53,6 +56,15 @@ class QeScf:
     @property
     def species(self) -> list[str]:
         return list(self.pseudo_files)
+
+    @property
+    def n_spin(self) -> int:
+        return 2 if self.lsda else 1
+
+    def spin_eigenvalues_ha(self) -> np.ndarray:
+        """Eigenvalues (n_spin, n_k, n_bands): pw.x writes an lsda run's up bands, then its down bands."""
+        values = np.asarray(self.eigenvalues_ha)
+        return values.reshape(len(values), self.n_spin, -1).transpose(1, 0, 2)
 
 
 def _strip_namespaces(root: ET.Element) -> None:
@@ -112,12 +124,21 @@ def read_qe_xml(path: str | Path) -> QeScf:
     basis = _find(out, "basis_set", path)
     grid = _find(basis, "fft_grid", path)
     band = _find(out, "band_structure", path)
-    if _bool(band.find("lsda")) or _bool(band.find("noncolin")):
-        # such runs write nbnd_up/nbnd_dw or spinor bands; the projection handles one spin channel only
+    if _bool(band.find("noncolin")):
         raise QeXmlError(
-            f"{path} is from a spin-polarised (nspin=2) or non-collinear pw.x run; slem projects "
-            "spin-unpolarised SCFs only (spin is not supported yet): rerun pw.x with nspin=1"
+            f"{path} is from a non-collinear (noncolin / spin-orbit) pw.x run; slem projects "
+            "spin-unpolarised (nspin=1) and collinear spin-polarised (nspin=2) SCFs only"
         )
+    lsda = _bool(band.find("lsda"))
+    if lsda and band.find("two_fermi_energies") is not None:
+        raise QeXmlError(
+            f"{path} is from an nspin=2 run with a fixed total magnetisation (two Fermi energies); slem "
+            "projects nspin=2 SCFs with one Fermi level: rerun pw.x without tot_magnetization, with "
+            "occupations='smearing' and a starting_magnetization per species"
+        )
+    n_bands_text = band.findtext("nbnd") or band.findtext("nbnd_up")
+    if n_bands_text is None:
+        raise QeXmlError(f"{path} has no <nbnd> or <nbnd_up>; is it a pw.x data-file-schema.xml?")
     ks = band.findall("ks_energies")
     kpts = np.array([_floats(k.find("k_point").text) for k in ks])
     alat = float(structure.get("alat"))
@@ -142,7 +163,7 @@ def read_qe_xml(path: str | Path) -> QeScf:
         ecutrho_ha=float(_find(basis, "ecutrho", path).text),
         fft_grid=(int(grid.get("nr1")), int(grid.get("nr2")), int(grid.get("nr3"))),
         n_electrons=float(_find(band, "nelec", path).text),
-        n_bands=int(_find(band, "nbnd", path).text),
+        n_bands=int(n_bands_text),
         occupations=occupations,
         smearing=smearing,
         degauss_ha=float(smear.get("degauss")) if smearing else None,
@@ -154,10 +175,12 @@ def read_qe_xml(path: str | Path) -> QeScf:
         eigenvalues_ha=np.array([_floats(k.find("eigenvalues").text) for k in ks]),
         npw=np.array([int(k.findtext("npw")) for k in ks]),
         converged=_bool(conv) if conv is not None else True,
-        lsda=_bool(band.find("lsda")),
+        lsda=lsda,
         noncolin=_bool(band.find("noncolin")),
         gamma_only=_bool(basis.find("gamma_only")),
         energies_ha=energies,
         functional=(out.findtext("dft/functional") or "").strip(),
         md5=hashlib.md5(raw).hexdigest(),
+        magnetization_total=_optional_float(out, "magnetization/total") if lsda else None,
+        magnetization_absolute=_optional_float(out, "magnetization/absolute") if lsda else None,
     )

@@ -159,8 +159,9 @@ def test_bad_kmesh_option(inputs, tmp_path):
     assert result.exit_code != 0 and "three positive integers" in result.output
 
 
-def test_spin_polarised_scf_is_refused_naming_spin(inputs, tmp_path):
-    """A real nspin=2 pw.x run (its XML has nbnd_up/nbnd_dw, no nbnd): one line naming spin and the fix."""
+def test_spin_polarised_scf_with_one_potential_is_refused_naming_both_channels(inputs, tmp_path):
+    """A real nspin=2 pw.x run (its XML has nbnd_up/nbnd_dw, no nbnd) given one potential: one line naming
+    nspin and the two files it needs."""
     case, folder = inputs
     text = pw_input(
         case.symbols,
@@ -179,5 +180,5 @@ def test_spin_polarised_scf_is_refused_naming_spin(inputs, tmp_path):
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1, result.output
-    assert "spin-polarised (nspin=2)" in errors[0] and "rerun pw.x with nspin=1" in errors[0]
+    assert "nspin=2" in errors[0] and "--potential-up and --potential-down" in errors[0]
     assert "Traceback" not in result.output and not (tmp_path / "frame.h5").exists()

@@ -1,0 +1,47 @@
+"""The operators a frame may hold, and how a spin-polarised frame names its channels.
+
+A spin-unpolarised frame holds H, S and D. A collinear spin-polarised (nspin=2) frame holds one
+Hamiltonian and one density matrix per spin channel, H_up, H_down, D_up and D_down, and one S: the
+basis, and so the overlap, is the same for both channels. D_sigma holds the occupation f (not 2f) of
+each state, so sum_R Tr((D_up + D_down) S) = N_electrons and sum_R Tr((D_up - D_down) S) = M (Bohr
+magnetons). Each channel's blocks transform under rotations as H's and D's do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+SPIN_CHANNELS = ("up", "down")
+BASE_OPERATORS = ("H", "S", "D")
+SPIN_OPERATORS = tuple(f"{base}_{c}" for base in ("H", "D") for c in SPIN_CHANNELS)
+OPERATORS = BASE_OPERATORS + SPIN_OPERATORS
+
+
+def base_operator(name: str) -> str:
+    """H, S or D: the kind of ``name`` (H_up -> H), which fixes its unit and its role."""
+    return name.split("_", 1)[0]
+
+
+def channel_names(operators: Iterable[str], base: str) -> list[str]:
+    """The operators of kind ``base`` present: [base], or its spin channels in the order up, down."""
+    present = set(operators)
+    if base in present:
+        return [base]
+    return [f"{base}_{c}" for c in SPIN_CHANNELS if f"{base}_{c}" in present]
+
+
+def is_spin_polarised(operators: Iterable[str]) -> bool:
+    return any(name in SPIN_OPERATORS for name in operators)
+
+
+def check_operator_set(operators: Iterable[str]) -> None:
+    """Refuse a frame that mixes H with H_up, or holds one spin channel without the other."""
+    names = set(operators)
+    for base in ("H", "D"):
+        channels = {f"{base}_{c}" for c in SPIN_CHANNELS}
+        if base in names and names & channels:
+            raise ValueError(f"a frame holds either {base} or {sorted(channels)}, not both")
+        if names & channels and not channels <= names:
+            raise ValueError(
+                f"a spin-polarised frame needs both {sorted(channels)}; it holds {sorted(names)}"
+            )
