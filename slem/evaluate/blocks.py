@@ -13,10 +13,13 @@ from collections import defaultdict
 import numpy as np
 
 from slem.data.frame import Frame
+from slem.data.operators import OPERATORS, base_operator
 
 # H in eV is reported in meV; S and D are dimensionless and reported as they are.
-SCALE = {"H": 1000.0, "S": 1.0, "D": 1.0}
-UNIT = {"H": "meV", "S": "1", "D": "1"}
+_SCALE = {"H": 1000.0, "S": 1.0, "D": 1.0}
+_UNIT = {"H": "meV", "S": "1", "D": "1"}
+SCALE = {name: _SCALE[base_operator(name)] for name in OPERATORS}
+UNIT = {name: _UNIT[base_operator(name)] for name in OPERATORS}
 
 
 def _full_blocks(frame: Frame, operator: str) -> dict[tuple, np.ndarray]:

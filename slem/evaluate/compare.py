@@ -13,6 +13,7 @@ import numpy as np
 
 from slem.bands import bloch_matrices, generalized_eigvalsh
 from slem.data.frame import Frame
+from slem.data.operators import OPERATORS, channel_names
 
 from .bands import band_errors
 from .blocks import block_errors, parity_samples
@@ -32,15 +33,28 @@ def overlap_minimum(frame: Frame, kpts: np.ndarray) -> float:
 
 
 def eigenvalues(
-    h_frame: Frame, s_frame: Frame, kpts: np.ndarray, overlap_tolerance: float = 0.0
+    h_frame: Frame, s_frame: Frame, kpts: np.ndarray, overlap_tolerance: float = 0.0, n_path: int = 0
 ) -> np.ndarray:
     """Generalised eigenvalues (nk, n) of H(k) of ``h_frame`` with S(k) of ``s_frame`` (same atoms).
 
-    n is the number of orbitals, or with ``overlap_tolerance`` > 0 the fewest S(k) directions kept."""
-    hs, ss = bloch_matrices(h_frame, "H", kpts), bloch_matrices(s_frame, "S", kpts)
-    rows = [generalized_eigvalsh(h, s, overlap_tolerance) for h, s in zip(hs, ss, strict=True)]
-    n = min(len(r) for r in rows)
-    return np.array([r[:n] for r in rows])
+    n is the number of orbitals, or with ``overlap_tolerance`` > 0 the fewest S(k) directions kept. A
+    spin-polarised frame's channels become rows of their own (``spin_rows``): (2 nk, n)."""
+    ss = bloch_matrices(s_frame, "S", kpts)
+    channels = []
+    for name in channel_names(h_frame.operators, "H"):
+        hs = bloch_matrices(h_frame, name, kpts)
+        channels.append([generalized_eigvalsh(h, s, overlap_tolerance) for h, s in zip(hs, ss, strict=True)])
+    n = min(len(r) for rows in channels for r in rows)
+    return spin_rows([np.array([r[:n] for r in rows]) for rows in channels], n_path)
+
+
+def spin_rows(channels: list[np.ndarray], n_path: int = 0) -> np.ndarray:
+    """Stack the bands (nk, n) of each spin channel as k-point rows: [up path, down path, up rest, down rest].
+
+    A row is one (k, spin) state set, so matching and window errors never mix the channels, the path rows
+    stay in front (``n_path`` times the channel count), and the spin-degenerate Fermi-level solve over
+    equally weighted rows counts each state once: 2 sum_rows f / (2 nk) = sum_(k,spin) f / nk."""
+    return np.concatenate([c[:n_path] for c in channels] + [c[n_path:] for c in channels])
 
 
 def frame_kpoints(frame: Frame, settings: Settings) -> dict:
@@ -85,6 +99,32 @@ def _metal_entry(
     return entry, centre
 
 
+def _band_plot(
+    path: pathlib.Path, kinfo: dict, curves: dict, entry: dict, ref: Frame, titled: str, n_valence: int,
+    window: float, centre: float | None,
+) -> None:
+    """One band plot of a frame (or of one spin channel): E_F (metals, ``centre``) or the VBM at zero."""
+    errors = entry["vs_lcao"]["all"]
+    if centre is not None:
+        zero = {"LCAO reference": centre, "SLEM": centre + errors["offset_meV"] / 1000.0}
+        if "pw.x" in curves:
+            zero["pw.x"] = float(ref.metadata["qe_fermi_energy_ev"])
+        aligned = {name: e - zero[name] for name, e in curves.items()}
+        mae = errors["fermi_window_mae_meV"]
+        mae = "n/a" if mae is None else f"{mae:.1f} meV"
+        title = (
+            f"{titled}\nMAE within {window:g} eV of E_F vs LCAO {mae}, "
+            f"E_F error {errors['fermi_error_meV']:.0f} meV"
+        )
+    else:
+        aligned = {name: e - e[:, n_valence - 1].max() for name, e in curves.items()}
+        gap = errors.get("gap_error_meV")
+        title = f"{titled}\nvalence MAE vs LCAO {errors['valence_mae_meV']:.1f} meV" + (
+            f", gap error {gap:.0f} meV" if gap is not None else ""
+        )
+    band_plot(path, kinfo, aligned, n_valence, title, zero_label="E_F" if centre is not None else "VBM")
+
+
 def compare(
     predicted: list[Frame],
     reference: list[Frame],
@@ -108,7 +148,8 @@ def compare(
                 f"a reference frame has {n_orb} orbitals (> {MAX_ORBITALS}); dense band errors would "
                 "be too slow here: validate on smaller held-out cells"
             )
-    operators = sorted(set.intersection(*(set(f.operators) for f in predicted + reference)), key="HSD".index)
+    common = set.intersection(*(set(f.operators) for f in predicted + reference))
+    operators = sorted(common, key=OPERATORS.index)
     report: dict = {
         "blocks": block_errors(predicted, reference, operators),
         "bands": {},
@@ -123,6 +164,11 @@ def compare(
     for label, pred, ref, n_el in zip(labels, predicted, reference, n_electrons, strict=True):
         metal = is_metal(ref.metadata)
         kinds.add("metal" if metal else "insulator")
+        if len(channel_names(ref.operators, "H")) > 1 and not metal:
+            raise ValueError(
+                f"frame {label}: a spin-polarised frame must come from a smeared SCF (occupations='smearing' "
+                "in its metadata): its bands are compared near the one Fermi level of both channels"
+            )
         if not metal and abs(n_el / 2 - round(n_el / 2)) > 1e-6:
             raise ValueError(
                 f"frame {label}: {n_el} electrons is not an even number; an insulator is compared band "
@@ -133,6 +179,13 @@ def compare(
         n_semicore = 0 if metal else int(ref.metadata.get("semicore_bands") or 0)
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
+        channels = channel_names(ref.operators, "H")
+        if channel_names(pred.operators, "H") != channels:
+            raise ValueError(
+                f"frame {label}: the reference holds {channels} but the prediction "
+                f"{channel_names(pred.operators, 'H')}; predict with a model trained on these spin channels"
+            )
+        n_path = kinfo["n_path"] * len(channels)  # rows of the path (spin_rows)
         # a DZP overlap is nearly singular (smallest eigenvalue ~1e-4), so a predicted S with 1e-3 errors
         # can be indefinite; the bands of the predicted H are then taken with the exact (reference) S.
         # With an overlap tolerance the directions below it are dropped anyway, so only an S(k) with an
@@ -145,7 +198,8 @@ def compare(
                 f"{s_min_ref:.3g}); the reference frame is damaged, re-project it"
             )
         overlap = pred if (s_min_pred > 0 or (tol > 0 and s_min_pred > -tol)) else ref
-        e_pred, e_ref = eigenvalues(pred, overlap, kpts, tol), eigenvalues(ref, ref, kpts, tol)
+        e_pred = eigenvalues(pred, overlap, kpts, tol, kinfo["n_path"])
+        e_ref = eigenvalues(ref, ref, kpts, tol, kinfo["n_path"])
         window = settings.conduction_window_eV
         entry = {
             "overlap_used": "predicted"
@@ -161,8 +215,8 @@ def compare(
             "n_random": settings.n_random_k,
             "electronic_type": "metal" if metal else "insulator",
             "periodic_axes": kinfo["periodic_axes"],
+            "spin_channels": [name.partition("_")[2] or "none" for name in channels],
         }
-        n_path = kinfo["n_path"]
         if metal:
             fermi, centre = _metal_entry(pred, overlap, ref, n_el, kinfo, settings)
             entry["fermi"] = fermi
@@ -176,6 +230,8 @@ def compare(
         curves = {"LCAO reference": e_ref, "SLEM": e_pred}
         if label in pw_bands:
             k_pw, e_pw = (np.asarray(a, float) for a in pw_bands[label])
+            # a spin-polarised frame's pw.x bands are (2, nk, nb): the up, then the down channel
+            e_pw = spin_rows(list(e_pw), kinfo["n_path"]) if e_pw.ndim == 3 else e_pw
             if k_pw.shape != kpts.shape or np.abs(k_pw - kpts).max() > 1e-6:
                 raise ValueError(
                     f"frame {label}: the pw.x eigenvalues were computed at other k-points than the "
@@ -197,29 +253,17 @@ def compare(
             entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment", **extra)
             curves = {"pw.x": e_pw, **curves}
         report["bands"][label] = entry
-        if n_path:
-            plots[f"bands_{label}"] = outdir / f"bands_{label}.png"
-            errors = entry["vs_lcao"]["all"]
+        for c, name in enumerate(channels):
+            if not kinfo["n_path"]:
+                break
+            rows = slice(c * kinfo["n_path"], (c + 1) * kinfo["n_path"])
+            spin = name.partition("_")[2]
+            key = f"bands_{label}_{spin}" if spin else f"bands_{label}"
             titled = f"{label} ({splits[label].replace('_', ' ')})" if splits else label
-            if metal:
-                zero = {"LCAO reference": centre, "SLEM": centre + errors["offset_meV"] / 1000.0}
-                if "pw.x" in curves:
-                    zero["pw.x"] = float(ref.metadata["qe_fermi_energy_ev"])
-                aligned = {name: e[:n_path] - zero[name] for name, e in curves.items()}
-                mae = errors["fermi_window_mae_meV"]
-                mae = "n/a" if mae is None else f"{mae:.1f} meV"
-                title = (
-                    f"{titled}\nMAE within {window:g} eV of E_F vs LCAO {mae}, "
-                    f"E_F error {errors['fermi_error_meV']:.0f} meV"
-                )
-            else:
-                aligned = {name: e[:n_path] - e[:n_path, n_valence - 1].max() for name, e in curves.items()}
-                gap = errors.get("gap_error_meV")
-                title = f"{titled}\nvalence MAE vs LCAO {errors['valence_mae_meV']:.1f} meV" + (
-                    f", gap error {gap:.0f} meV" if gap is not None else ""
-                )
-            zero_label = "E_F" if metal else "VBM"
-            band_plot(plots[f"bands_{label}"], kinfo, aligned, n_valence, title, zero_label=zero_label)
+            titled += f", spin {spin}" if spin else ""
+            plots[key] = outdir / f"{key}.png"
+            _band_plot(plots[key], kinfo, {n: e[rows] for n, e in curves.items()}, entry, ref, titled,
+                       n_valence, window, centre if metal else None)
 
     report["summary"] = summarise(report)
     if splits:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from slem.data.operators import SPIN_CHANNELS
+
 
 def _mean(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
@@ -37,6 +39,13 @@ def summarise(report: dict) -> dict:
         for kind in ("onsite", "hopping"):
             if kind in errors:
                 summary[f"{op}_{kind}_mae{unit}"] = errors[kind].get("mae")
+    for base, unit in (("H", "_meV"), ("D", "")):
+        # a spin-polarised model's headline H and D errors: the mean over its two equally sized channels
+        channels = [f"{base}_{c}" for c in SPIN_CHANNELS]
+        if base not in report["blocks"] and all(c in report["blocks"] for c in channels):
+            for kind in ("", "_onsite", "_hopping"):
+                key = f"{kind}_mae{unit}"
+                summary[f"{base}{key}"] = _mean([summary.get(f"{c}{key}") for c in channels])
     bands = list(report["bands"].values())
     summary["frames_with_reference_S"] = sum(b["overlap_used"] != "predicted" for b in bands)
     for ref in ("vs_lcao", "vs_pw", "lcao_vs_pw"):

@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from slem.data.operators import OPERATORS
 from slem.data.orbitals import parse_shells
 from slem.schema import check_section
 
-KNOWN_HEADS = ("H", "S", "D")
+KNOWN_HEADS = OPERATORS  # H, S, D, or per spin channel H_up, H_down, D_up, D_down
 DEFAULT_HIDDEN_WIDTHS = (32, 32, 16, 8, 8)
 _IRREP = re.compile(r"^(?:(\d+)x)?(\d+)([eoy])$")
 

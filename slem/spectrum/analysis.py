@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from slem.data.frame import Frame
+from slem.data.operators import channel_names
 
 from .edges import band_edges, occupied_states
 from .kpm import kpm_moments
@@ -33,13 +34,12 @@ def electron_count(frame: Frame) -> tuple[float, str]:
     Tr(D S) = sum over blocks of D_ij(R) * S_ij(R) elementwise (predicted frames with D), rounded."""
     if frame.metadata.get("n_electrons"):
         return float(frame.metadata["n_electrons"]), "metadata"
-    if {"D", "S"} <= set(frame.operators):
+    densities = channel_names(frame.operators, "D")  # D, or D_up and D_down
+    if densities and "S" in frame.operators:
         weight = 1.0 + missing_partners(frame)
-        per_pair = (
-            np.add.reduceat(frame.operators["D"] * frame.operators["S"], frame.block_offsets[:-1])
-            if len(frame.pairs)
-            else np.zeros(0)
-        )
+        d = sum(frame.operators[name] for name in densities)
+        offsets = frame.block_offsets[:-1]
+        per_pair = np.add.reduceat(d * frame.operators["S"], offsets) if len(frame.pairs) else np.zeros(0)
         total = float((per_pair * weight).sum())
         return float(round(total)), f"Tr(DS) = {total:.4f}"
     raise SpectrumError(

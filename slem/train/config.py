@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from slem.data.operators import OPERATORS
 from slem.model.config import model_problems
 from slem.schema import check_section, coerce, suggest
 
-OPERATOR_NAMES = ("H", "S", "D")
+OPERATOR_NAMES = OPERATORS
 
 
 class ConfigError(ValueError):

@@ -6,14 +6,16 @@ import math
 
 import torch
 
+from slem.data.operators import OPERATORS, base_operator
+
 from . import model_io
 from .dataset import batch_layout, graph_to
 from .distributed import DistInfo, all_reduce_sums
 from .loss import BlockLoss, block_errors
 
 # H errors are reported in meV, the unit people quote for Hamiltonian accuracy
-_SCALE = {"H": 1000.0, "S": 1.0, "D": 1.0}
-_UNIT = {"H": "meV", "S": "", "D": ""}
+_SCALE = {name: {"H": 1000.0, "S": 1.0, "D": 1.0}[base_operator(name)] for name in OPERATORS}
+_UNIT = {name: {"H": "meV", "S": "", "D": ""}[base_operator(name)] for name in OPERATORS}
 
 
 @torch.no_grad()

@@ -40,12 +40,13 @@ def _warn_truncated_m(config) -> None:
     2 x the largest orbital l some hopping components can never be predicted. Measured on Si8 DZP
     (2s2p1d): hidden lmax 2 left nearest-neighbour d-d blocks 184 meV off on the training frames,
     lmax 4 brought all nearest-neighbour blocks to 4 meV."""
+    from slem.data.operators import base_operator
     from slem.data.orbitals import parse_shells
     from slem.model.irreps import Irreps
 
     need = 2 * max(max(parse_shells(config.basis[s])) for s in config.species)
     have = Irreps.parse(config.hidden_irreps).lmax
-    if have < need and set(config.heads) & {"H", "D"}:
+    if have < need and any(base_operator(h) in ("H", "D") for h in config.heads):
         warnings.warn(
             f"model.hidden_irreps {config.hidden_irreps!r} has lmax {have}, below 2 x the largest orbital l "
             f"({need}): hopping components with |m| > {have} in the bond frame will be predicted as zero. "

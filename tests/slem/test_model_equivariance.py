@@ -145,3 +145,18 @@ def test_f_basis_runs_and_is_equivariant():
     out = model(graph)
     assert out["H_onsite"].numel() == 3 * 16 * 16
     assert_equivariant(model, graph, rand_rot(), True, atol=1e-10)
+
+
+@pytest.mark.parametrize("inversion", [False, True])
+def test_spin_channel_heads_are_each_equivariant_and_independent(inversion):
+    """A spin-polarised model predicts H_up, H_down, D_up and D_down, each by its own equivariant head."""
+    heads = ("H_up", "H_down", "S", "D_up", "D_down")
+    cfg = small_config(basis={"Si": "2s1p1d"}, heads=heads, n_layers=2)
+    cfg.r_cut = {"Si": 4.0}
+    model = build_model(cfg)
+    graph = make_graph(silicon(1, cubic=False), cfg.species, cfg.r_cut)
+    assert_equivariant(model, graph, rand_rot(), inversion, atol=1e-10)
+    with torch.no_grad():
+        out = model(graph)
+    assert {f"{h}_{part}" for h in heads for part in ("onsite", "hopping")} <= set(out)
+    assert (out["H_up_hopping"] - out["H_down_hopping"]).abs().max() > 1e-3

@@ -219,3 +219,63 @@ def test_frame_refuses_mixed_or_half_spin_operators():
         Frame(**common, operators={"H": packed, "H_up": packed, "H_down": packed})
     with pytest.raises(FrameFormatError, match="needs both"):
         Frame(**common, operators={"D_up": packed, "S": packed})
+
+
+def test_spin_model_trains_predicts_and_validates_per_channel(iron, tmp_path):
+    """A model with one head per spin channel trains on the Fe frame; slem validate compares each channel's
+    bands and solves one E_F over both (on the reference: the projection's E_F to the k-sampling)."""
+    import json
+
+    import torch
+
+    from slem.cli.validate import run_validation
+    from slem.predict import predict_frames
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
+
+    *_, result, _ = iron
+    write_frames(tmp_path / "fe.h5", [result.frame])
+    config = {
+        "dataset": {"path": str(tmp_path / "fe.h5")},
+        "operators": ["H_up", "H_down", "S", "D_up", "D_down"],
+        "output_dir": str(tmp_path / "run"),
+        "model": {
+            "r_cut": {"Fe": 4.5},
+            "n_layers": 1,
+            "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e",
+            "latent_dim": 8,
+            "latent_hidden": [8],
+            "n_radial": 4,
+            "avg_num_neighbors": 8.0,
+            "overlap_hidden": [8],
+        },
+        "training": {"max_steps": 40, "validate_every": 40, "seed": 0},
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(validate_config(config), progress=False).run()
+    finally:
+        torch.set_num_threads(threads)
+    curve = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["H_up"] for row in curve if row["kind"] == "train"]
+    assert losses[-1] < 0.5 * losses[0]
+    predicted = predict_frames(tmp_path / "run" / "model.pt", [result.frame])
+    assert set(predicted[0].operators) == set(result.frame.operators)
+    write_frames(tmp_path / "pred.h5", predicted)
+    report = run_validation(
+        str(tmp_path / "pred.h5"),
+        str(tmp_path / "fe.h5"),
+        tmp_path / "report.json",
+        tmp_path / "plots",
+        {},
+        {},
+        {},
+        {},
+    )
+    entry = next(iter(report["bands"].values()))
+    assert entry["spin_channels"] == ["up", "down"] and entry["electronic_type"] == "metal"
+    assert abs(entry["fermi"]["mesh_fermi_energy_eV"] - result.checks["fermi_energy_ev"]) < 0.05
+    assert {"bands_0_up", "bands_0_down"} <= set(report["plots"])
+    summary = report["summary"]
+    assert summary["H_mae_meV"] == pytest.approx(0.5 * (summary["H_up_mae_meV"] + summary["H_down_mae_meV"]))
