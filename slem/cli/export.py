@@ -37,6 +37,12 @@ def _basis(values: tuple[str, ...]) -> dict[str, str] | None:
     "the folder does not say (DeePTB without basis.dat); on export it is checked against the frames.",
 )
 @click.option("--prefix", default=None, help="DeePTB trajectory-folder prefix (export default 'frame').")
+@click.option(
+    "--spin",
+    type=click.Choice(["up", "down"]),
+    default=None,
+    help="Export one channel of spin-polarised frames (H_up, D_up -> hamiltonians.h5 ...), once per channel.",
+)
 def export(
     source: Path,
     fmt: str | None,
@@ -44,6 +50,7 @@ def export(
     output: Path,
     basis: tuple[str, ...],
     prefix: str | None,
+    spin: str | None,
 ) -> None:
     """Convert SOURCE (a frames .h5 file) to --format FOLDER, or SOURCE folder --import-from FORMAT to .h5.
 
@@ -54,6 +61,7 @@ def export(
     """
     from slem.data import deeph, deeptb
     from slem.data.frame import FrameFormatError, read_frames, write_frames
+    from slem.data.operators import spin_channel_operators
 
     given = _basis(basis)
     if (fmt is None) == (import_from is None):
@@ -70,6 +78,10 @@ def export(
             click.echo(f"wrote {len(frames)} frame(s) to {output}")
         else:
             frames = read_frames(source)
+            if spin is not None:
+                for frame in frames:
+                    frame.operators = spin_channel_operators(frame.operators, spin)
+                    frame.metadata = {**frame.metadata, "spin_channel": spin}
             if fmt == "deeptb":
                 deeptb.write_deeptb(frames, output, prefix or "frame", given)
             else:

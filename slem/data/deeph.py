@@ -37,6 +37,7 @@ from ase.data import chemical_symbols
 from ..atomic import atomic_folder, atomic_h5
 from ._io import check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
+from .operators import refuse_spin_frames
 from .orbitals import parse_shells, shells_to_string
 
 # OPENMX_TO_OURS[l][k] is the OpenMX position of our k-th orbital (m = k - l) of an l shell.
@@ -184,6 +185,7 @@ def write_deeph(
     frames = list(frames)
     if not frames:
         raise ValueError("no frames to export")
+    refuse_spin_frames(frames, "a DeepH folder (isspinful means spinors, not collinear spin)")
     for n, frame in enumerate(frames):
         check_basis(frame.basis, basis)
         if abs(np.linalg.det(frame.cell)) < 1e-8:

@@ -32,6 +32,7 @@ import numpy as np
 from ..atomic import atomic_folder, atomic_h5
 from ._io import check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
+from .operators import refuse_spin_frames
 from .orbitals import n_orbitals
 
 H5_NAMES = {"H": ("hamiltonians.h5",), "S": ("overlaps.h5",), "D": ("DM.h5", "density_matrices.h5")}
@@ -200,6 +201,7 @@ def write_deeptb(
     frames = list(frames)
     if not frames:
         raise ValueError("no frames to export")
+    refuse_spin_frames(frames, "a DeePTB folder")
     for frame in frames:
         check_basis(frame.basis, basis)
     pbcs = {tuple(bool(p) for p in f.pbc) for f in frames}

@@ -45,3 +45,26 @@ def check_operator_set(operators: Iterable[str]) -> None:
             raise ValueError(
                 f"a spin-polarised frame needs both {sorted(channels)}; it holds {sorted(names)}"
             )
+
+
+def spin_channel_operators(operators: dict, channel: str) -> dict:
+    """One channel of a spin-polarised frame's operators under the plain names (H_up -> H, D_up -> D, S),
+    for formats that hold one Hamiltonian per structure (DeePTB, DeepH)."""
+    if channel not in SPIN_CHANNELS:
+        raise ValueError(f"spin channel {channel!r} is not one of {SPIN_CHANNELS}")
+    if not is_spin_polarised(operators):
+        raise ValueError("the frame is not spin-polarised; export it without a spin channel")
+    out = {"S": operators["S"]} if "S" in operators else {}
+    for base in ("H", "D"):
+        if f"{base}_{channel}" in operators:
+            out[base] = operators[f"{base}_{channel}"]
+    return out
+
+
+def refuse_spin_frames(frames, where: str) -> None:
+    """``where`` (a one-channel format) cannot hold both channels: name the way to export them."""
+    if any(is_spin_polarised(frame.operators) for frame in frames):
+        raise ValueError(
+            f"the frames are spin-polarised (H_up, H_down); {where} holds one Hamiltonian per structure: "
+            "export each channel into its own folder (slem export --spin up, then --spin down)"
+        )

@@ -279,3 +279,30 @@ def test_spin_model_trains_predicts_and_validates_per_channel(iron, tmp_path):
     assert {"bands_0_up", "bands_0_down"} <= set(report["plots"])
     summary = report["summary"]
     assert summary["H_mae_meV"] == pytest.approx(0.5 * (summary["H_up_mae_meV"] + summary["H_down_mae_meV"]))
+
+
+def test_exports_take_one_spin_channel_at_a_time(iron, tmp_path):
+    """DeePTB and DeepH hold one Hamiltonian per structure: a spin frame is refused without --spin, and each
+    channel's export reads back as that channel's H and D."""
+    from slem.cli.export import export
+    from slem.data.deeptb import read_deeptb
+
+    *_, result, _ = iron
+    write_frames(tmp_path / "fe.h5", [result.frame])
+    for fmt in ("deeptb", "deeph"):
+        refused = CliRunner().invoke(
+            export, [str(tmp_path / "fe.h5"), "--format", fmt, "-o", str(tmp_path / fmt)]
+        )
+        assert refused.exit_code != 0 and "--spin up" in refused.output
+        assert not (tmp_path / fmt).exists()
+    for channel in ("up", "down"):
+        out = tmp_path / f"dptb_{channel}"
+        done = CliRunner().invoke(
+            export, [str(tmp_path / "fe.h5"), "--format", "deeptb", "--spin", channel, "-o", str(out)]
+        )
+        assert done.exit_code == 0, done.output
+        back = read_deeptb(out)[0]
+        for base in ("H", "D"):
+            ours, theirs = result.frame.blocks(f"{base}_{channel}"), back.blocks(base)
+            assert set(ours) <= set(theirs)
+            assert max(float(np.abs(ours[k] - theirs[k]).max()) for k in ours) < 1e-12
