@@ -16,7 +16,7 @@ import time
 from aiida import orm
 from aiida.engine import submit
 
-from aiida_slem.materials import MATERIALS, electronic_type, material_names
+from aiida_slem.materials import MATERIALS, electronic_type, magnetization, material_names
 
 
 def _comma_list(cast):
@@ -76,6 +76,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Extra training MD on strained copies of every structure: 'volume' (+-3 %% volume), 'shear' "
         "(3 %% in two planes), or both ('volume,shear'), so the data covers the bond lengths and angles of "
         "structures not trained on.",
+    )
+    parser.add_argument(
+        "--magnetization",
+        default=None,
+        metavar="EL=M,...",
+        type=_comma_list(str),
+        help="Collinear magnetism: pw.x starting magnetisation per element, e.g. Fe=0.4 (nspin=2, smeared "
+        "occupations, one model head per spin channel). Fe and Ni set their own.",
     )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
@@ -347,8 +355,18 @@ def pipeline_overrides(args: argparse.Namespace) -> dict:
         overrides["md"] = {**(overrides.get("md") or {}), "strains": strains}
     if args.pseudo_family is not None:
         overrides["pseudo_family"] = args.pseudo_family
-    if electronic_type(args.material) == "metal":  # smeared occupations for Al, Cu, graphene
+    if electronic_type(args.material) == "metal":  # smeared occupations for Al, Cu, Fe, Ni, graphene
         overrides.setdefault("electronic_type", "metal")
+    moments = dict(magnetization(args.material))
+    for item in args.magnetization or []:
+        element, _, value = item.partition("=")
+        try:
+            moments[element.strip()] = float(value)
+        except ValueError:
+            sys.exit(f"--magnetization: {item!r} is not ELEMENT=VALUE, e.g. Fe=0.4")
+    if moments:
+        overrides.setdefault("magnetization", moments)
+        overrides.setdefault("electronic_type", "metal")  # nspin=2 needs smeared occupations
     return overrides
 
 

@@ -5,14 +5,15 @@ Monolayers carry 15 Angstrom of vacuum and pbc all True: pw.x and the projection
 (``calcjobs/checks.py`` refuses other pbc), and the vacuum rule of ``slem.data.dimensionality`` (an
 empty slab >= 10 Angstrom) makes them 2D for the k-points, the MD supercell and the validation.
 
-``electronic_type`` is 'metal' for the cells whose SCF needs smeared occupations (Al, Cu and graphene,
-a zero-gap semimetal); the pipeline then validates bands within +-1 eV of E_F instead of a gap.
+``electronic_type`` is 'metal' for the cells whose SCF needs smeared occupations (Al, Cu, Fe, Ni and
+graphene, a zero-gap semimetal); the pipeline then validates bands within +-1 eV of E_F instead of a gap.
+``magnetization`` makes Fe and Ni ferromagnets: nspin=2 runs, one model head per spin channel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ase import Atoms
 
@@ -24,6 +25,8 @@ class Material:
     description: str
     build: Callable[[], Atoms]
     electronic_type: str = "insulator"  # 'insulator' | 'metal'
+    # {element: pw.x starting magnetisation}: a ferromagnet's nspin=2 runs (workflows/magnetism.py)
+    magnetization: dict = field(default_factory=dict)
 
 
 def _cubic(formula: str, lattice: str, a: float) -> Callable[[], Atoms]:
@@ -96,6 +99,10 @@ MATERIALS: dict[str, Material] = {
     ),
     "C": Material("diamond, 8-atom cubic cell, a = 3.567", _cubic("C", "diamond", 3.567)),
     "Cu": Material("fcc Cu, 4-atom cubic cell, a = 3.615", _cubic("Cu", "fcc", 3.615), "metal"),
+    "Fe": Material(
+        "bcc Fe, 2-atom cubic cell, a = 2.87, ferromagnetic (nspin=2)", _cubic("Fe", "bcc", 2.87), "metal",
+        {"Fe": 0.4},
+    ),
     "GaAs": Material("zincblende, 8-atom cubic cell, a = 5.653", _cubic("GaAs", "zincblende", 5.653)),
     "GaN": Material(
         "wurtzite, 4-atom cell, a = 3.189, c = 5.185, u = 0.377", _wurtzite("GaN", 3.189, 5.185, 0.377, False)
@@ -105,6 +112,10 @@ MATERIALS: dict[str, Material] = {
     # cubic fluorite, the high-temperature phase: the monoclinic ground state has 12 atoms too, but 9 free
     # internal coordinates and a monoclinic angle that would need a relaxation first
     "HfO2": Material("cubic fluorite, 12-atom cell, a = 5.08", _cubic("HfO2", "fluorite", 5.08)),
+    "Ni": Material(
+        "fcc Ni, 4-atom cubic cell, a = 3.52, ferromagnetic (nspin=2)", _cubic("Ni", "fcc", 3.52), "metal",
+        {"Ni": 0.4},
+    ),
     "MoS2": Material("2H monolayer, 3 atoms, a = 3.18, S-S 3.13, 15 A vacuum", _sheet(_mos2)),
     "Si": Material("diamond, 8-atom cubic cell, a = 5.43", _cubic("Si", "diamond", 5.43)),
     "SiC": Material("zincblende, 8-atom cubic cell, a = 4.36", _cubic("SiC", "zincblende", 4.36)),
@@ -132,3 +143,11 @@ def electronic_type(names) -> str:
             "of occupations: run the metals in a pipeline of their own"
         )
     return kinds.pop() if kinds else "insulator"
+
+
+def magnetization(names) -> dict:
+    """The starting magnetisations of the built-in ``names`` together ({} when none is magnetic)."""
+    merged = {}
+    for name in names:
+        merged.update(MATERIALS[name].magnetization)
+    return merged

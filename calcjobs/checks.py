@@ -76,26 +76,65 @@ def min_distance(structure: orm.StructureData) -> float:
     return best
 
 
-SPIN_KEYS = ("nspin", "starting_magnetization", "tot_magnetization", "noncolin", "lspinorb", "lforcet")
+NONCOLLINEAR_KEYS = ("noncolin", "lspinorb", "lforcet")
+COLLINEAR_HINT = (
+    "collinear magnetism is nspin=2 with a starting magnetisation per element: the pipeline's "
+    "magnetization={'Fe': 0.4} (submit_pipeline.py --magnetization Fe=0.4) sets both"
+)
 
 
-def check_spin_unpolarised(parameters: dict) -> str | None:
-    """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run: the projection builds one
-    H, S and D per frame and the model predicts one spin channel."""
+def _starting_magnetizations(system: dict) -> list[float]:
+    """The starting magnetisations a pw.x SYSTEM namelist gives, in aiida-quantumespresso's {kind: value}
+    form or as pw.x's own starting_magnetization(i) keys."""
+    values = []
+    for key, value in system.items():
+        if key == "starting_magnetization" and isinstance(value, dict):
+            values.extend(float(v) for v in value.values())
+        elif key.startswith("starting_magnetization"):
+            values.append(float(value))
+    return values
+
+
+def check_spin(parameters: dict) -> str | None:
+    """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run, or a collinear
+    spin-polarised one (nspin=2) that slem project can split into H_up, H_down, D_up and D_down."""
     system = {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
-    asked = [
-        f"{key}={value!r}"
-        for key, value in sorted(system.items())
-        if key.split("(")[0] in SPIN_KEYS
-        and not (key == "nspin" and value == 1)
-        and value not in (False, None)
-    ]
-    if asked:
+    noncollinear = [f"{key}={system[key]!r}" for key in NONCOLLINEAR_KEYS if system.get(key)]
+    if noncollinear:
         return (
-            f"spin is not supported yet (SYSTEM {', '.join(asked)}): the LCAO operators and the model are "
-            "spin-unpolarised. Remove these keys from the overrides' pw_parameters"
+            f"non-collinear magnetism and spin-orbit coupling are not supported yet (SYSTEM "
+            f"{', '.join(noncollinear)}): slem projects nspin=1 and collinear nspin=2 SCFs. Remove these "
+            "keys; " + COLLINEAR_HINT
         )
+    if "tot_magnetization" in system:
+        return (
+            f"SYSTEM tot_magnetization={system['tot_magnetization']!r} fixes the moment with one Fermi level "
+            "per spin channel, which slem project does not reproduce: remove it and give a starting "
+            "magnetisation"
+        )
+    nspin = int(system.get("nspin", 1))
+    starting = _starting_magnetizations(system)
+    if nspin not in (1, 2):
+        return f"SYSTEM nspin={nspin}: slem projects nspin=1 and nspin=2 SCFs"
+    if nspin == 1 and starting:
+        return f"SYSTEM starting_magnetization is set but nspin is 1: {COLLINEAR_HINT}"
+    if nspin == 2:
+        if system.get("occupations") != "smearing":
+            return (
+                f"SYSTEM nspin=2 with occupations={system.get('occupations')!r}: a spin-polarised SCF needs "
+                "occupations='smearing' (electronic_type='metal'), the one Fermi level slem project solves "
+                "for both channels"
+            )
+        if not any(abs(m) > 0 for m in starting):
+            return f"SYSTEM nspin=2 without a nonzero starting_magnetization (pw.x stops): {COLLINEAR_HINT}"
+        if any(abs(m) > 1 for m in starting):
+            return f"SYSTEM starting_magnetization {starting} lies outside [-1, 1] (pw.x's range)"
     return None
+
+
+def is_spin_polarised(parameters: dict) -> bool:
+    system = {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
+    return int(system.get("nspin", 1)) == 2
 
 
 def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> str | None:

@@ -62,6 +62,8 @@ class SlemProjectCalculation(SlemCommandCalculation):
     _PSEUDO_FOLDER = "pseudo"
     _SCF_FOLDER = "scf"
     _POTENTIAL_FILE = "vtot.dat"
+    _POTENTIAL_UP_FILE = "vtot_up.dat"
+    _POTENTIAL_DOWN_FILE = "vtot_down.dat"
     _BASIS_FILE = "basis.h5"
     _FRAME_FILE = "frame.h5"
     _SUMMARY_FILE = "summary.json"
@@ -79,6 +81,13 @@ class SlemProjectCalculation(SlemCommandCalculation):
             "potential_folder",
             valid_type=(orm.RemoteData, orm.FolderData),
             help="Remote (or retrieved) folder of the pp.x plot_num=1 run holding 'aiida.filplot'.",
+        )
+        spec.input(
+            "potential_down_folder",
+            valid_type=(orm.RemoteData, orm.FolderData),
+            required=False,
+            help="nspin=2 SCFs: the pp.x spin_component=2 run (down channel); potential_folder is then the "
+            "spin_component=1 run (up channel).",
         )
         spec.input("basis", valid_type=BasisData, help="Basis built from the same UPFs ('slem.basis').")
         spec.input_namespace(
@@ -128,19 +137,29 @@ class SlemProjectCalculation(SlemCommandCalculation):
         parent = self.inputs.parent_folder
         xml = f"{parent.get_remote_path()}/{PW_OUTPUT_SUBFOLDER}/{PW_PREFIX}.save/data-file-schema.xml"
         remote_copy_list = [(parent.computer.uuid, xml, f"{self._SCF_FOLDER}/data-file-schema.xml")]
-        potential = self.inputs.potential_folder
-        if isinstance(potential, orm.RemoteData):
-            source = f"{potential.get_remote_path()}/{PP_FILPLOT}"
-            remote_copy_list.append((potential.computer.uuid, source, self._POTENTIAL_FILE))
+        potentials = {self._POTENTIAL_FILE: self.inputs.potential_folder}
+        if "potential_down_folder" in self.inputs:
+            potentials = {
+                self._POTENTIAL_UP_FILE: self.inputs.potential_folder,
+                self._POTENTIAL_DOWN_FILE: self.inputs.potential_down_folder,
+            }
+        for target, potential in potentials.items():
+            if isinstance(potential, orm.RemoteData):
+                source = f"{potential.get_remote_path()}/{PP_FILPLOT}"
+                remote_copy_list.append((potential.computer.uuid, source, target))
+            else:
+                local_copy_list.append((potential.uuid, PP_FILPLOT, target))
+        if len(potentials) == 2:
+            potential_arguments = ["--potential-up", self._POTENTIAL_UP_FILE]
+            potential_arguments += ["--potential-down", self._POTENTIAL_DOWN_FILE]
         else:
-            local_copy_list.append((potential.uuid, PP_FILPLOT, self._POTENTIAL_FILE))
+            potential_arguments = ["--potential", self._POTENTIAL_FILE]
 
         arguments = [
             "project",
             "--scf-dir",
             self._SCF_FOLDER,
-            "--potential",
-            self._POTENTIAL_FILE,
+            *potential_arguments,
             "--basis",
             self._BASIS_FILE,
             "--pseudo-dir",

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos, excluded
+from aiida_slem.calcjobs.checks import check_spin, check_structure_and_pseudos, excluded
 
 from slem.qe.md import (
     THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
@@ -126,7 +126,7 @@ def select_snapshots(
 
 
 def validate_inputs(inputs: dict, ctx) -> str | None:
-    error = check_spin_unpolarised(inputs["md"]["pw"]["parameters"].get_dict())
+    error = check_spin(inputs["md"]["pw"]["parameters"].get_dict())
     if error:
         return error
     if not inputs["temperatures"].get_list():

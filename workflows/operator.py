@@ -1,5 +1,8 @@
 """``OperatorWorkChain``: structure -> pw.x SCF -> local potential (pp.x) -> ``slem.project`` -> OperatorData.
 
+An nspin=2 SCF (``magnetization``, workflows/magnetism.py) gets one pp.x run per spin channel, and its frame
+holds H_up, H_down, D_up and D_down beside one S.
+
 All three jobs run on the parent's computer; pp.x and slem.project copy what they need from the SCF's
 remote folder, so ``clean_workdir`` must stay off until the projection is done.
 """
@@ -11,7 +14,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain
 from aiida.plugins import CalculationFactory
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
+from aiida_slem.calcjobs.checks import check_spin, check_structure_and_pseudos, is_spin_polarised
 from aiida_slem.calcjobs.project import SlemProjectCalculation
 
 from aiida_slem.data.operator import OperatorData
@@ -25,7 +28,7 @@ PP_PARAMETERS = {"INPUTPP": {"plot_num": 1}, "PLOT": {"iflag": 3}}
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
-    error = check_spin_unpolarised(inputs["scf"]["pw"]["parameters"].get_dict())
+    error = check_spin(inputs["scf"]["pw"]["parameters"].get_dict())
     if error:
         return error
     error = check_occupations(inputs["scf"]["pw"]["parameters"].get_dict())
@@ -66,7 +69,7 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         spec.expose_inputs(
             SlemProjectCalculation,
             namespace="project",
-            exclude=("parent_folder", "potential_folder", "pseudos"),
+            exclude=("parent_folder", "potential_folder", "potential_down_folder", "pseudos"),
         )
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -154,21 +157,35 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         return None
 
     def run_pp(self):
-        inputs = AttributeDict(self.exposed_inputs(PpCalculation, namespace="pp"))
-        inputs.parent_folder = self.ctx.scf.outputs.remote_folder
-        inputs.parameters = orm.Dict(PP_PARAMETERS)
-        inputs.setdefault("metadata", {})["call_link_label"] = "potential"
-        return ToContext(pp=self.submit(PpCalculation, **inputs))
+        """pp.x's total local potential; for an nspin=2 SCF one run per spin channel (spin_component 1, 2),
+        side by side."""
+        runs = {"pp": ("potential", None)}
+        if is_spin_polarised(self.inputs.scf.pw.parameters.get_dict()):
+            runs = {"pp": ("potential_up", 1), "pp_down": ("potential_down", 2)}
+        futures = {}
+        for key, (label, component) in runs.items():
+            inputs = AttributeDict(self.exposed_inputs(PpCalculation, namespace="pp"))
+            inputs.parent_folder = self.ctx.scf.outputs.remote_folder
+            parameters = {name: dict(values) for name, values in PP_PARAMETERS.items()}
+            if component is not None:
+                parameters["INPUTPP"]["spin_component"] = component
+            inputs.parameters = orm.Dict(parameters)
+            inputs.metadata = {**inputs.get("metadata", {}), "call_link_label": label}
+            futures[key] = self.submit(PpCalculation, **inputs)
+        return ToContext(**futures)
 
     def inspect_pp(self):
-        if not self.ctx.pp.is_finished_ok:
-            return self.exit_codes.ERROR_PP_FAILED.format(status=self.ctx.pp.exit_status)
+        for key in ("pp", "pp_down"):
+            if key in self.ctx and not self.ctx[key].is_finished_ok:
+                return self.exit_codes.ERROR_PP_FAILED.format(status=self.ctx[key].exit_status)
         return None
 
     def run_project(self):
         inputs = AttributeDict(self.exposed_inputs(SlemProjectCalculation, namespace="project"))
         inputs.parent_folder = self.ctx.scf.outputs.remote_folder
         inputs.potential_folder = self.ctx.pp.outputs.remote_folder
+        if "pp_down" in self.ctx:
+            inputs.potential_down_folder = self.ctx.pp_down.outputs.remote_folder
         inputs.pseudos = {
             kind: self.inputs.scf.pw.pseudos[kind] for kind in self.inputs.structure.get_kind_names()
         }

@@ -27,7 +27,7 @@ from .composition import settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
 from .dimensionality import is_sheet
 from .md_sampling import MdSamplingWorkChain
-from .pipeline_inputs import structure_symbols, validate_inputs
+from .pipeline_inputs import structure_symbols, validate_inputs, with_scf_settings
 from .protocols import SlemProtocolMixin, check_override_keys, union_pseudos
 from .splits import frame_splits, held_out_structures, thermal_supercell
 from .train import SlemTrainWorkChain
@@ -35,7 +35,7 @@ from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
 TRANSFER_KEYS = ("hold_out_structure", "hold_out_elements", "larger_cells")
-OVERRIDE_KEYS = (*SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type")
+OVERRIDE_KEYS = (*SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type", "magnetization")
 
 
 def _assign(builder, section: str, inputs: dict) -> None:
@@ -146,6 +146,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         options=None,
         gpus: int | None = None,
         electronic_type: str | None = None,
+        magnetization: dict | None = None,
         **_,
     ):
         """Builder for ``protocol`` (fast, balanced, precise).
@@ -157,7 +158,9 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         recorded, else Debian's) goes to the MD and the SCFs, and is recorded for 'aiida-slem retrain'.
         ``options``: ``metadata.options`` for every job (e.g. a Slurm queue);
         ``gpus``: GPUs for training (and one for prediction). ``electronic_type`` ('insulator', the default,
-        or 'metal'), or the same top-level override, goes to the MD and the SCFs (workflows/electronic.py)."""
+        or 'metal'), or the same top-level override, goes to the MD and the SCFs (workflows/electronic.py);
+        so does ``magnetization`` ({element: starting magnetisation}: nspin=2, one model head per spin
+        channel; workflows/magnetism.py)."""
         overrides = dict(overrides or {})
         check_override_keys(overrides, OVERRIDE_KEYS, cls.__name__)
         family = (
@@ -170,13 +173,12 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         overrides["dataset"] = recursive_merge(
             overrides.get("dataset") or {}, {"operator": {"pseudo_family": family}}
         )
-        electronic_type = electronic_type or overrides.get("electronic_type")
-        if electronic_type:  # kept in overrides, so 'aiida-slem retrain' sees it too
-            overrides["electronic_type"] = electronic_type
-            overrides["md"] = recursive_merge(overrides["md"], {"electronic_type": electronic_type})
-            overrides["dataset"] = recursive_merge(
-                overrides["dataset"], {"operator": {"electronic_type": electronic_type}}
-            )
+        # kept in overrides, so 'aiida-slem retrain' sees them too
+        overrides = with_scf_settings(
+            overrides,
+            electronic_type=electronic_type or overrides.get("electronic_type"),
+            magnetization=magnetization or overrides.get("magnetization"),
+        )
         codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
         missing = sorted({"pw", "pp", "slem"} - set(codes))
         if missing:
@@ -232,6 +234,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             options=options,
             gpus=gpus,
             sheet=any(is_sheet(structure) for structure in structures.values()),
+            spin=bool(overrides.get("magnetization")),
         )
         _assign(builder, "train", train._inputs(prune=True))
         validation = SlemValidationWorkChain.get_builder_from_protocol(

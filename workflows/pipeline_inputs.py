@@ -5,10 +5,12 @@ splits (a held-out structure or composition, larger cells).
 
 from __future__ import annotations
 
-from aiida_slem.calcjobs.checks import check_spin_unpolarised, check_structure_and_pseudos
+from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+from aiida_slem.calcjobs.checks import check_spin, check_structure_and_pseudos
 
 from .composition import kind_problem
 from .dimensionality import sheet_problem
+from .magnetism import magnetization_problem
 from .splits import larger_cells_problem, transfer_problem
 
 
@@ -51,7 +53,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 "and bulk crystals in separate pipelines"
             )
     for parameters in _pw_parameters(inputs):
-        error = check_spin_unpolarised(parameters)
+        error = check_spin(parameters)
         if error:
             return error
     hold_out = inputs.get("hold_out_structure")
@@ -66,3 +68,24 @@ def validate_inputs(inputs: dict, _) -> str | None:
     if "larger_cells" in inputs:
         return larger_cells_problem(inputs["larger_cells"].get_list(), inputs["md"])
     return None
+
+
+def with_scf_settings(overrides: dict, electronic_type: str | None, magnetization: dict | None) -> dict:
+    """``overrides`` with the settings every pw.x run of a pipeline shares, at the top level (where
+    'aiida-slem retrain' reads them back) and in the MD and SCF sections: ``electronic_type`` and
+    ``magnetization`` (which implies the metal's smeared occupations unless a type is given)."""
+    overrides = dict(overrides)
+    shared = {}
+    if magnetization and not electronic_type:
+        electronic_type = "metal"  # nspin=2 needs smeared occupations (calcjobs/checks.check_spin)
+    if electronic_type:
+        shared["electronic_type"] = electronic_type
+    if magnetization:
+        problem = magnetization_problem(dict(magnetization))
+        if problem:
+            raise ValueError(problem)
+        shared["magnetization"] = dict(magnetization)
+    overrides.update(shared)
+    overrides["md"] = recursive_merge(overrides.get("md") or {}, shared)
+    overrides["dataset"] = recursive_merge(overrides.get("dataset") or {}, {"operator": shared})
+    return overrides

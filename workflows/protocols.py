@@ -14,6 +14,8 @@ from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin, recur
 
 from aiida_slem.pseudos import default_family_label
 
+from .magnetism import spin_parameters
+
 PROTOCOL_DIR = pathlib.Path(__file__).resolve().parent / "protocols"
 PROTOCOLS = ("fast", "balanced", "precise")
 # pw.x cutoffs: the family's recommended ones at this stringency (largest over the structure's elements)
@@ -112,12 +114,14 @@ def kpoints_mesh(mesh, offset=(0.0, 0.0, 0.0)) -> orm.KpointsData:
 def pw_parameters(inputs: dict, n_atoms: int, structure: orm.StructureData, protocol: str) -> dict:
     """pw.x parameters: the protocol's ``pw_parameters``, the family's cutoffs unless ``ecutwfc`` is given
     (then ``ecutrho`` is the given one or pw.x's 4 x ecutwfc), per-atom thresholds from
-    ``meta_parameters``."""
+    ``meta_parameters``, nspin=2 and starting magnetisations from ``magnetization`` (magnetism.py)."""
     parameters = recursive_merge({"CONTROL": {}, "SYSTEM": {}, "ELECTRONS": {}}, inputs["pw_parameters"])
     if "ecutwfc" not in parameters["SYSTEM"]:
         ecutwfc, ecutrho = recommended_cutoffs(structure, inputs.get("pseudo_family"), protocol)
         parameters["SYSTEM"]["ecutwfc"] = ecutwfc
         parameters["SYSTEM"].setdefault("ecutrho", ecutrho)
+    if inputs.get("magnetization"):
+        parameters["SYSTEM"].update(spin_parameters(dict(inputs["magnetization"]), structure))
     meta = inputs.get("meta_parameters", {})
     if "conv_thr_per_atom" in meta:
         parameters["ELECTRONS"].setdefault("conv_thr", n_atoms * meta["conv_thr_per_atom"])

@@ -10,6 +10,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 
+from .magnetism import spin_operators
 from .protocols import SlemProtocolMixin, calcjob_options
 
 
@@ -52,7 +53,7 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls, code, dataset=None, protocol=None, overrides=None, options=None, gpus=None, basis=None,
-        sheet=False, **_
+        sheet=False, spin=False, **_
     ):
         """Builder with ``train.yaml``: the training config, GPUs, restarts and job options of ``protocol``.
 
@@ -60,13 +61,17 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
         ``options``); ``options`` go to the job's ``metadata.options``; ``gpus`` replaces the protocol's.
         ``sheet``: the data are 2D sheets (``workflows/dimensionality.py``); the protocol's ``sheet`` settings
         then apply, under the overrides. ``dataset`` (and ``basis``, used when the config takes S from the
-        basis) may be set later, as the pipeline does once its dataset exists."""
+        basis) may be set later, as the pipeline does once its dataset exists. ``spin``: the frames are
+        spin-polarised (``magnetization``): the config's H and D become one operator per channel (H_up,
+        H_down, D_up, D_down); channels the overrides name stay as they are."""
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if sheet:
             user = {key: value for key, value in (overrides or {}).items() if key != "sheet"}
             base = recursive_merge(cls.get_protocol_inputs(protocol), inputs["sheet"])
             inputs = recursive_merge(base, user)
         inputs.pop("sheet", None)
+        if spin:
+            inputs["config"]["operators"] = spin_operators(inputs["config"]["operators"])
         builder = cls.get_builder()
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.train.code = orm.load_code(code) if isinstance(code, (str, int)) else code

@@ -58,7 +58,7 @@ def restore_default():
 
 def test_pseudodojo_folder_installs_with_its_three_stringencies(aiida_profile):
     files, cutoffs = read_pseudo_dir(DOJO, None)
-    assert sorted(files) == ["Al", "As", "B", "Ga", "N", "Si"]
+    assert sorted(files) == ["Al", "As", "B", "Fe", "Ga", "N", "Si"]
     label = _label()
     family, state = install_family(files, label, cutoffs, "test")
     assert state == "created" and set(family.get_cutoff_stringencies()) == {"low", "normal", "high"}
