@@ -44,7 +44,10 @@ def test_mos2_sulphur_planes_are_3_13_apart():
 
 
 def test_metals_are_flagged_and_mixing_them_with_insulators_is_refused(aiida_profile):
-    assert sorted(n for n in MATERIALS if MATERIALS[n].electronic_type == "metal") == ["Al", "Cu", "graphene"]
+    metals = sorted(n for n in MATERIALS if MATERIALS[n].electronic_type == "metal")
+    assert metals == ["Al", "Cu", "Fe", "Ni", "graphene"]
+    # the ferromagnets are the magnetic ones, and nspin=2 needs their smeared occupations
+    assert sorted(n for n in MATERIALS if MATERIALS[n].magnetization) == ["Fe", "Ni"]
     assert electronic_type(["Al", "Cu"]) == "metal" and electronic_type(["Si", "SiC"]) == "insulator"
     with pytest.raises(SystemExit, match="run the metals in a pipeline of their own"):
         args = submit_pipeline.parse_args(["--material", "C", "--material", "graphene"])

@@ -173,7 +173,8 @@ def test_unknown_override_keys_are_refused_with_a_suggestion(codes, pseudo_famil
     ("argv", "message"),
     [
         (["--pseudo-family", "no/such"], "refused: pseudopotential family 'no/such' is not installed"),
-        (["--overrides", '{"md": {"pw_parameters": {"SYSTEM": {"nspin": 2}}}}'], "refused: spin is not"),
+        (["--overrides", '{"md": {"pw_parameters": {"SYSTEM": {"nspin": 2}}}}'], "refused: SYSTEM nspin=2"),
+        (["--magnetization", "Fe=0.4"], "refused: magnetization .* gives none of the structure's elements"),
         (["--material", "C", "--pseudo-family", "DOJO"], "refused: family 'DOJO' has no pseudopotential"),
         # issue #18 item 9: misspelt or foreign keys and bad values anywhere in the overrides
         (["--overrides", '{"trian": {}}'], "refused: unknown override 'trian' .*did you mean 'train'"),
