@@ -306,3 +306,20 @@ def test_exports_take_one_spin_channel_at_a_time(iron, tmp_path):
             ours, theirs = result.frame.blocks(f"{base}_{channel}"), back.blocks(base)
             assert set(ours) <= set(theirs)
             assert max(float(np.abs(ours[k] - theirs[k]).max()) for k in ours) < 1e-12
+
+
+def test_validate_refuses_a_one_channel_prediction_of_a_spin_reference(iron, tmp_path):
+    import dataclasses
+
+    from slem.cli.validate import run_validation
+    from slem.data.operators import spin_channel_operators
+
+    *_, result, _ = iron
+    one = dataclasses.replace(result.frame, operators=spin_channel_operators(result.frame.operators, "up"))
+    write_frames(tmp_path / "ref.h5", [result.frame])
+    write_frames(tmp_path / "pred.h5", [one])
+    with pytest.raises(ValueError, match=r"reference holds \['H_up', 'H_down'\] but the prediction \['H'\]"):
+        run_validation(
+            str(tmp_path / "pred.h5"), str(tmp_path / "ref.h5"), tmp_path / "r.json", tmp_path, {}, {}, {}, {}
+        )
+    assert not (tmp_path / "r.json").exists()
