@@ -1,6 +1,7 @@
 """D(R) from the Bloch sums of the projected H and S on a time-reversal-reduced k-mesh.
 
-D_ij(R) = (1/N_k) sum_k w_k sum_n 2 f_nk c_in^* c_jn exp(i k.R), with c^H S c = 1, so
+D_ij(R) = (1/N_k) sum_k w_k sum_n 2 f_nk c_in^* c_jn exp(i k.R), with c^H S c = 1 (a spin-polarised system:
+one D per channel with f in place of 2f and one E_F for both, ``spin_density_matrices``), so
 sum_R Tr(D S) = 2 sum_k w_k sum_n f_nk / N_k = N_electrons and sum_R Tr(D H) is the band energy
 2 sum_k w_k sum_n f_nk eps_nk / N_k. Insulators (fixed occupations) fill the lowest N/2 bands in one
 pass; smeared occupations need E_F first, so the mesh is walked twice (eigenvalues, then vectors)
@@ -110,23 +111,22 @@ def density_matrix(
     smearing: Smearing | None,
 ) -> DensityResult:
     """Packed D for the stored pairs; fixed occupations when ``smearing`` is None."""
+    if smearing is not None:
+        return _smeared([h_set], s_set, pairs, shifts, kmesh, n_electrons, smearing, degeneracy=2.0)[0]
     mesh = _Mesh(h_set, s_set, kmesh)
     n_orbitals = h_set.n
     acc = BlockAccumulator(pairs, shifts, h_set.slices, mesh.n_k)
-    if smearing is None:
-        n_occ = int(round(n_electrons / 2))
-        band_energy, homo, lumo = 0.0, -np.inf, np.inf
-        for kf, w, h, s in mesh.walk(check_overlap=True):
-            eps, vectors = _states(h, s, n_occ)
-            band_energy += float(w @ (2.0 * eps[:, :n_occ].sum(axis=1))) / mesh.n_k
-            homo = max(homo, float(eps[:, n_occ - 1].max()))
-            if n_occ < n_orbitals:
-                lumo = min(lumo, float(eps[:, n_occ].min()))
-            acc.add_many(kf, w, 2.0 * (vectors.conj() @ vectors.transpose(0, 2, 1)), +1)
-        lumo_or_none = lumo if np.isfinite(lumo) else None
-        return DensityResult(acc.packed(), band_energy, homo, lumo_or_none, None, None, n_occ, mesh.min_s_eig)
-
-    return _smeared([h_set], s_set, pairs, shifts, kmesh, n_electrons, smearing, degeneracy=2.0)[0]
+    n_occ = int(round(n_electrons / 2))
+    band_energy, homo, lumo = 0.0, -np.inf, np.inf
+    for kf, w, h, s in mesh.walk(check_overlap=True):
+        eps, vectors = _states(h, s, n_occ)
+        band_energy += float(w @ (2.0 * eps[:, :n_occ].sum(axis=1))) / mesh.n_k
+        homo = max(homo, float(eps[:, n_occ - 1].max()))
+        if n_occ < n_orbitals:
+            lumo = min(lumo, float(eps[:, n_occ].min()))
+        acc.add_many(kf, w, 2.0 * (vectors.conj() @ vectors.transpose(0, 2, 1)), +1)
+    lumo_or_none = lumo if np.isfinite(lumo) else None
+    return DensityResult(acc.packed(), band_energy, homo, lumo_or_none, None, None, n_occ, mesh.min_s_eig)
 
 
 def spin_density_matrices(

@@ -7,7 +7,8 @@ of the Bloch sums (H(k), S(k)) of the stored blocks on a mesh whose supercell re
 stored bond (kmesh.py, density.py): D_ij(R) = (1/N_k) sum_k sum_n 2 f_nk c_in^* c_jn exp(i k.R) with
 f = 1 for the lowest N/2 bands (fixed occupations) or pw.x's smearing function at a Fermi level solved on
 these LCAO bands, so that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the
-(smeared) band energy of the LCAO Hamiltonian.
+(smeared) band energy of the LCAO Hamiltonian. An nspin=2 SCF gives H and D per spin channel, from the
+channels' local potentials, with one S and one Fermi level (docs/spin.md).
 """
 
 from __future__ import annotations
