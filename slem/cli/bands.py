@@ -14,7 +14,7 @@ class OverlapNotPositiveError(ValueError):
     """S(k) has a non-positive eigenvalue, so H c = E S c has no physical solution there."""
 
 
-def sparse_bands(frame, kpts: np.ndarray, nbands: int, sigma: float) -> np.ndarray:
+def sparse_bands(frame, kpts: np.ndarray, nbands: int, sigma: float, hamiltonian: str = "H") -> np.ndarray:
     """``nbands`` eigenvalues nearest ``sigma`` (eV) at each reduced k-point, shift-invert Lanczos."""
     from scipy.sparse.linalg import eigsh
 
@@ -22,7 +22,8 @@ def sparse_bands(frame, kpts: np.ndarray, nbands: int, sigma: float) -> np.ndarr
 
     out = np.empty((len(kpts), nbands))
     for a, k in enumerate(kpts):
-        h, s = bloch_matrix_sparse(frame, "H", k).tocsc(), bloch_matrix_sparse(frame, "S", k).tocsc()
+        h = bloch_matrix_sparse(frame, hamiltonian, k).tocsc()
+        s = bloch_matrix_sparse(frame, "S", k).tocsc()
         # smallest algebraic eigenvalue by plain Lanczos: shift-invert near 0 would miss a large negative one
         smallest = float(eigsh(s, k=1, which="SA", tol=1e-8, return_eigenvectors=False)[0])
         _check_overlap(smallest, k)
@@ -38,7 +39,9 @@ def _check_overlap(smallest: float, k: np.ndarray) -> None:
         )
 
 
-def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.ndarray:
+def dense_bands(
+    frame, kpts: np.ndarray, overlap_tolerance: float = 0.0, hamiltonian: str = "H"
+) -> np.ndarray:
     """All eigenvalues at each reduced k-point (dense), after the overlap positivity check.
 
     ``overlap_tolerance`` > 0: canonical orthogonalisation instead of the check; S(k) directions with
@@ -49,7 +52,7 @@ def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.n
     from slem.bands import bloch_matrices
     from slem.bands.bloch import generalized_eigvalsh
 
-    h_all, s_all = bloch_matrices(frame, "H", kpts), bloch_matrices(frame, "S", kpts)
+    h_all, s_all = bloch_matrices(frame, hamiltonian, kpts), bloch_matrices(frame, "S", kpts)
     out = []
     for k, h, s in zip(kpts, h_all, s_all, strict=True):
         if overlap_tolerance > 0:
@@ -59,6 +62,19 @@ def dense_bands(frame, kpts: np.ndarray, overlap_tolerance: float = 0.0) -> np.n
         out.append(scipy.linalg.eigh(h, s, eigvals_only=True))
     n = min(len(e) for e in out)
     return np.array([e[:n] for e in out])
+
+
+def _hamiltonian(operators, spin: str | None) -> str:
+    """The H to diagonalise: H, or H_<spin> of a spin-polarised model (which needs ``--spin``)."""
+    from slem.data.operators import is_spin_polarised
+
+    if is_spin_polarised(operators):
+        if spin is None:
+            raise ValueError("the model is spin-polarised (H_up, H_down); give --spin up or --spin down")
+        return f"H_{spin}"
+    if spin is not None:
+        raise ValueError(f"--spin {spin} but the model is not spin-polarised (it predicts {list(operators)})")
+    return "H"
 
 
 def band_path(frame, path: str, npoints: int):
@@ -155,6 +171,12 @@ def _check_reference_basis(reference_basis: dict, model_basis: dict, reference: 
     help="Dense solver: drop S(k) directions with eigenvalues <= this (canonical orthogonalisation; "
     "1e-2 for DZP, as the validation does) instead of requiring S(k) positive definite.",
 )
+@click.option(
+    "--spin",
+    type=click.Choice(["up", "down"]),
+    default=None,
+    help="Spin-polarised models (H_up, H_down): the channel whose bands to draw.",
+)
 @click.option("--emin", type=float, default=None)
 @click.option("--emax", type=float, default=None)
 @click.option("--edge-chunk", type=int, default=8192, show_default=True,
@@ -174,6 +196,7 @@ def bands(
     nbands,
     sigma,
     overlap_tolerance,
+    spin,
     emin,
     emax,
     edge_chunk,
@@ -191,7 +214,8 @@ def bands(
             raise ValueError("--overlap-tolerance works with --solver dense only (the sparse solver needs S "
                              "positive definite); drop one of the two")
         predictor = Predictor(model, device=device, edge_chunk=edge_chunk)
-        if not {"H", "S"} <= set(predictor.operators):
+        hamiltonian = _hamiltonian(predictor.operators, spin)
+        if not {hamiltonian, "S"} <= set(predictor.operators):
             raise ValueError(f"the model predicts {predictor.operators}; bands need both H and S")
         items = read_structures(structure)
         if not 0 <= index < len(items):
@@ -202,9 +226,9 @@ def bands(
             _check_reference_basis(ref.basis, predictor.basis, reference)
         kpts, x, xs, labels = band_path(frame, kpath, npoints)
         solve = (
-            (lambda f: sparse_bands(f, kpts, nbands, sigma))
+            (lambda f: sparse_bands(f, kpts, nbands, sigma, hamiltonian))
             if solver == "sparse"
-            else (lambda f: dense_bands(f, kpts, overlap_tolerance))
+            else (lambda f: dense_bands(f, kpts, overlap_tolerance, hamiltonian))
         )
         energies = solve(frame)
         ref_energies = solve(ref) if ref is not None else None

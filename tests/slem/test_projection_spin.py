@@ -323,3 +323,51 @@ def test_validate_refuses_a_one_channel_prediction_of_a_spin_reference(iron, tmp
             str(tmp_path / "pred.h5"), str(tmp_path / "ref.h5"), tmp_path / "r.json", tmp_path, {}, {}, {}, {}
         )
     assert not (tmp_path / "r.json").exists()
+
+
+def test_bands_cli_draws_one_spin_channel_and_asks_for_it(iron, tmp_path):
+    """``slem bands`` of a spin model needs --spin; each channel's bands are that channel's H(k)."""
+    import json
+
+    import torch
+
+    from slem.cli.bands import bands
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
+
+    *_, result, _ = iron
+    write_frames(tmp_path / "fe.h5", [result.frame])
+    config = {
+        "dataset": {"path": str(tmp_path / "fe.h5")},
+        "operators": ["H_up", "H_down", "S"],
+        "output_dir": str(tmp_path / "run"),
+        # S reaches r_s + r_s = 8.6 A (Fe DZP 4s): the model's edges must cover it for S(k) > 0
+        "model": {
+            "r_cut": {"Fe": 8.6},
+            "n_layers": 1,
+            "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e",
+            "latent_dim": 8,
+            "latent_hidden": [8],
+            "n_radial": 4,
+            "avg_num_neighbors": 8.0,
+            "overlap": "basis",
+        },
+        "training": {"max_steps": 2, "validate_every": 2, "seed": 0},
+    }
+    config["dataset"]["basis_path"] = str(iron[0] / "basis.h5")
+    torch.set_num_threads(1)
+    Trainer(validate_config(config), progress=False).run()
+    model = str(tmp_path / "run" / "model.pt")
+    common = [model, str(tmp_path / "fe.h5"), "--npoints", "8", "--reference", "0"]
+    missing = CliRunner().invoke(bands, [*common, "-o", str(tmp_path / "x.png")])
+    assert missing.exit_code == 2 and "--spin up or --spin down" in missing.output
+    energies = {}
+    for channel in ("up", "down"):
+        out = tmp_path / f"{channel}.json"
+        done = CliRunner().invoke(
+            bands, [*common, "--spin", channel, "-o", str(tmp_path / "b.png"), "--data", str(out)]
+        )
+        assert done.exit_code == 0, done.output
+        energies[channel] = np.array(json.loads(out.read_text())["reference_energies_eV"])
+    # the reference is the projected frame: its majority d bands lie below its minority ones
+    assert energies["up"][:, 4:9].mean() < energies["down"][:, 4:9].mean() - 1.0
