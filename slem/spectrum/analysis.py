@@ -85,6 +85,11 @@ def frame_spectrum(
         timings[f"{stage}_cpu_s"] = time.process_time() - clock["cpu"]
 
     result: dict = {"n_atoms": frame.n_atoms, "kpoint_reduced": [float(x) for x in np.ravel(kpt)]}
+    if len(channel_names(frame.operators, "H")) > 1:
+        raise SpectrumError(
+            "the frame is spin-polarised (H_up, H_down); slem spectrum solves one H with one electron count "
+            "and does not yet split them between the channels (docs/spin.md)"
+        )
     if not {"H", "S"} <= set(frame.operators):
         raise SpectrumError(f"the frame holds {sorted(frame.operators)}; a spectrum needs H and S")
     if n_electrons is None:
