@@ -23,8 +23,11 @@ def training_dataset(model):
     return creator.inputs.dataset
 
 
-def export_node(node, fmt: str, output: pathlib.Path, split: str | None = None) -> tuple[int, object]:
-    """Write the frames of a dataset, a frame or a model's training data; return (count, dataset)."""
+def export_node(
+    node, fmt: str, output: pathlib.Path, split: str | None = None, spin: str | None = None
+) -> tuple[int, object]:
+    """Write the frames of a dataset, a frame or a model's training data; return (count, dataset).
+    ``spin``: the channel of spin-polarised frames to write (the formats hold one H per structure)."""
     from aiida_slem.data.dataset import DatasetData
     from aiida_slem.data.model import SlemModelData
     from aiida_slem.data.operator import OperatorData
@@ -48,6 +51,11 @@ def export_node(node, fmt: str, output: pathlib.Path, split: str | None = None) 
         )
     if not frames:
         raise click.ClickException(f"split {split!r} of dataset <{node.pk}> holds no frame")
+    if spin is not None:
+        from slem.data.operators import spin_channel_operators
+
+        for frame in frames:
+            frame.operators = spin_channel_operators(frame.operators, spin)
     # one folder, complete or absent: a full disk must not leave frames that import as a shorter dataset
     with atomic_folder(output) as folder:
         if fmt == "deeptb":
@@ -86,7 +94,13 @@ def export_node(node, fmt: str, output: pathlib.Path, split: str | None = None) 
     default=None,
     help="Only this split of the dataset (default: all frames).",
 )
-def export(pk: int, fmt: str, output: pathlib.Path, split: str | None) -> None:
+@click.option(
+    "--spin",
+    type=click.Choice(["up", "down"]),
+    default=None,
+    help="Spin-polarised frames: export this channel (run once per channel).",
+)
+def export(pk: int, fmt: str, output: pathlib.Path, split: str | None, spin: str | None) -> None:
     """Export node PK (a model: its training dataset and model file; a dataset; or one frame) as folders."""
     from aiida import load_profile, orm
     from aiida.common.exceptions import NotExistent
@@ -99,7 +113,7 @@ def export(pk: int, fmt: str, output: pathlib.Path, split: str | None) -> None:
     except NotExistent as exc:
         raise click.ClickException(f"no node with PK {pk}; list models with 'aiida-slem models'") from exc
     try:
-        count, dataset = export_node(node, fmt, output, split)
+        count, dataset = export_node(node, fmt, output, split, spin)
     except (FrameFormatError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {count} frame(s) of dataset <{dataset.pk}> as {fmt} to {output}")

@@ -66,5 +66,5 @@ def refuse_spin_frames(frames, where: str) -> None:
     if any(is_spin_polarised(frame.operators) for frame in frames):
         raise ValueError(
             f"the frames are spin-polarised (H_up, H_down); {where} holds one Hamiltonian per structure: "
-            "export each channel into its own folder (slem export --spin up, then --spin down)"
+            "export each channel into its own folder (--spin up, then --spin down)"
         )

@@ -128,3 +128,11 @@ def test_fe_operator_runs_pp_per_channel_and_projects_both(codes, fe_family, tmp
     # pw.x's 7^3 mesh against D's own alias-free mesh: the moment differs by k-sampling, not the basis
     assert abs(summary["magnetization_error_mub"]) < 0.05, summary["magnetization_mub"]  # measured 0.005
     assert summary["magnetization_mub"] > 2.0
+    # the export formats hold one Hamiltonian: a channel at a time (aiida-slem export --spin)
+    from aiida_slem.cli.export import export_node
+
+    with pytest.raises(ValueError, match="--spin up, then --spin down"):
+        export_node(results["operator"], "deeptb", tmp_path / "both")
+    assert not (tmp_path / "both").exists()
+    assert export_node(results["operator"], "deeph", tmp_path / "up", spin="up")[0] == 1
+    assert (tmp_path / "up" / "0" / "hamiltonians.h5").is_file()
