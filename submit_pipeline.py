@@ -17,6 +17,7 @@ from aiida import orm
 from aiida.engine import submit
 
 from aiida_slem.materials import MATERIALS, electronic_type, magnetization, material_names
+from aiida_slem.pipeline_summary import print_summary
 
 
 def _comma_list(cast):
@@ -238,105 +239,6 @@ def poll(node: orm.WorkflowNode, interval: float = 10.0, progress_every: float =
         time.sleep(interval)
 
 
-def summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> None:
-    print(f"\nSlemPipelineWorkChain<{node.pk}>: {node.process_state.value}, exit status {node.exit_status}")
-    if not node.is_finished_ok:
-        print(
-            f"  {node.exit_message or 'see the report'}: verdi process report {node.pk}; "
-            f"aiida-slem status {node.pk}"
-        )
-        return
-    dataset, model = node.outputs.dataset, node.outputs.model
-    metrics = node.outputs.metrics.get_dict()
-    s = metrics["summary"]
-    split = dataset.base.attributes.get("n_frames_per_split", {})
-    rows = [
-        (
-            "frames (train / validation / test)",
-            f"{split.get('train', 0)} / {split.get('validation', 0)} / {split.get('test', 0)}",
-        ),
-        ("atoms per frame", ", ".join(map(str, sorted(set(dataset.base.attributes.get("n_atoms", [])))))),
-        ("model parameters", str(model.n_params)),
-    ]
-    for key, name in (
-        ("H_mae_meV", "H MAE (meV)"),
-        ("H_onsite_mae_meV", "  onsite"),
-        ("H_hopping_mae_meV", "  hopping"),
-        ("S_mae", "S MAE (x1e-3)"),
-        ("D_mae", "D MAE (x1e-3)"),
-        ("valence_mae_vs_lcao_meV", "valence band MAE vs LCAO (meV)"),
-        ("semicore_mae_vs_lcao_meV", "semicore band MAE vs LCAO (meV, not in valence)"),
-        ("conduction_mae_vs_lcao_meV", "conduction band MAE vs LCAO (meV)"),
-        ("gap_error_vs_lcao_meV", "|gap error| vs LCAO (meV)"),
-        ("offset_vs_pw_meV", "absolute offset vs pw.x (meV, removed below)"),
-        ("valence_mae_vs_pw_meV", "valence band MAE vs pw.x (meV)"),
-        ("semicore_mae_vs_pw_meV", "semicore band MAE vs pw.x (meV)"),
-        ("conduction_mae_vs_pw_meV", "conduction band MAE vs pw.x (meV)"),
-        ("gap_error_vs_pw_meV", "|gap error| vs pw.x (meV)"),
-        ("valence_mae_lcao_vs_pw_meV", "basis error alone: LCAO valence vs pw.x (meV)"),
-        # metals (smeared occupations): no gap, the states within +-1 eV of E_F instead
-        ("fermi_window_mae_vs_lcao_meV", "band MAE within 1 eV of E_F vs LCAO (meV)"),
-        ("fermi_error_vs_lcao_meV", "|E_F error| vs LCAO (meV)"),
-        ("fermi_window_mae_vs_pw_meV", "band MAE within 1 eV of E_F vs pw.x (meV)"),
-        ("fermi_window_mae_lcao_vs_pw_meV", "basis error alone: LCAO near E_F vs pw.x (meV)"),
-    ):
-        if s.get(key) is not None:
-            value = s[key] * (1000.0 if key in ("S_mae", "D_mae") else 1.0)
-            rows.append((name, f"{value:.2f}"))
-    verdict = metrics["verdict"]
-    if verdict.get("frames", "all") != "all":
-        rows.append(("checks below on the frames", verdict["frames"].replace("_", "-")))
-    for key, check in verdict["checks"].items():
-        value = "n/a" if check["value"] is None else f"{check['value']:.2f}"
-        rows.append(
-            (f"check {key} <= {check['threshold']:g}", f"{value}  {'pass' if check['passed'] else 'FAIL'}")
-        )
-    rows.append(("verdict", "PASSED" if verdict["passed"] else "FAILED"))
-    width = max(len(r[0]) for r in rows)
-    print("-" * (width + 24))
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    print("-" * (width + 24))
-    if metrics.get("splits"):
-        print_splits(metrics["splits"])
-    folder = plots_dir or pathlib.Path(f"slem_pipeline_{node.pk}")
-    folder.mkdir(parents=True, exist_ok=True)
-    print("plots:")
-    for name, plot in sorted(node.outputs.plots.items()):
-        target = folder / plot.filename
-        target.write_bytes(plot.get_content(mode="rb"))
-        print(f"  {name:<40} SinglefileData<{plot.pk}>  {target}")
-    print(
-        f"\nPKs: pipeline {node.pk}, model {model.pk}, dataset {dataset.pk}, "
-        f"metrics {node.outputs.metrics.pk}"
-    )
-    print(f"  aiida-slem status {node.pk}\n  aiida-slem provenance {model.pk}\n  aiida-slem models")
-
-
-SPLIT_COLUMNS = (
-    ("H_mae_meV", "H MAE"),
-    ("valence_mae_vs_lcao_meV", "valence vs LCAO"),
-    ("conduction_mae_vs_lcao_meV", "conduction vs LCAO"),
-    ("fermi_window_mae_vs_lcao_meV", "E_F +-1 eV vs LCAO"),
-    ("valence_mae_vs_pw_meV", "valence vs pw.x"),
-)
-
-
-def print_splits(splits: dict) -> None:
-    """One row per transfer split (meV): the held-out errors the table above averages over all frames."""
-    measured = {k for split in splits.values() for k, v in split["summary"].items() if v is not None}
-    columns = [(k, name) for k, name in SPLIT_COLUMNS if k in measured]
-    header = f"  {'split (meV)':<22}{'frames':>7}" + "".join(f"{name:>21}" for _, name in columns)
-    print(header)
-    for name, split in splits.items():
-        values = "".join(
-            f"{'n/a' if split['summary'].get(k) is None else format(split['summary'][k], '.2f'):>21}"
-            for k, _ in columns
-        )
-        print(f"  {name.replace('_', ' '):<22}{len(split['frames']):>7}{values}")
-    print("-" * len(header))
-
-
 def pipeline_overrides(args: argparse.Namespace) -> dict:
     overrides = dict(args.overrides or {})
     if args.hold_out is not None:
@@ -423,7 +325,7 @@ def main(argv: list[str]) -> int:
         except Interrupted as exc:
             print(exc, file=sys.stderr)
             return 128 + exc.signum
-    summary(node, args.plots_dir)
+    print_summary(node, args.plots_dir)
     return 0 if node.is_finished_ok else 1
 
 
