@@ -95,10 +95,15 @@ def _starting_magnetizations(system: dict) -> list[float]:
     return values
 
 
+def _system(parameters: dict) -> dict:
+    """The SYSTEM namelist of pw.x parameters with lower-case keys, as pw.x reads them."""
+    return {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
+
+
 def check_spin(parameters: dict) -> str | None:
     """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run, or a collinear
     spin-polarised one (nspin=2) that slem project can split into H_up, H_down, D_up and D_down."""
-    system = {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
+    system = _system(parameters)
     noncollinear = [f"{key}={system[key]!r}" for key in NONCOLLINEAR_KEYS if system.get(key)]
     if noncollinear:
         return (
@@ -133,8 +138,7 @@ def check_spin(parameters: dict) -> str | None:
 
 
 def is_spin_polarised(parameters: dict) -> bool:
-    system = {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
-    return int(system.get("nspin", 1)) == 2
+    return int(_system(parameters).get("nspin", 1)) == 2
 
 
 def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ase.data import chemical_symbols
 
+from slem.data.operators import SPIN_CHANNELS
+
 
 def magnetization_problem(magnetization: dict) -> str | None:
     for element, value in sorted(magnetization.items()):
@@ -42,5 +44,5 @@ def spin_operators(operators: list[str]) -> list[str]:
     """The training operators of a spin-polarised dataset: H -> H_up, H_down; D -> D_up, D_down; S stays."""
     out = []
     for name in operators:
-        out.extend([f"{name}_up", f"{name}_down"] if name in ("H", "D") else [name])
+        out.extend([f"{name}_{c}" for c in SPIN_CHANNELS] if name in ("H", "D") else [name])
     return out

@@ -52,10 +52,9 @@ def export_node(
     if not frames:
         raise click.ClickException(f"split {split!r} of dataset <{node.pk}> holds no frame")
     if spin is not None:
-        from slem.data.operators import spin_channel_operators
+        from slem.data.operators import select_spin_channel
 
-        for frame in frames:
-            frame.operators = spin_channel_operators(frame.operators, spin)
+        select_spin_channel(frames, spin)
     # one folder, complete or absent: a full disk must not leave frames that import as a shorter dataset
     with atomic_folder(output) as folder:
         if fmt == "deeptb":

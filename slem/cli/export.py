@@ -61,7 +61,7 @@ def export(
     """
     from slem.data import deeph, deeptb
     from slem.data.frame import FrameFormatError, read_frames, write_frames
-    from slem.data.operators import spin_channel_operators
+    from slem.data.operators import select_spin_channel
 
     given = _basis(basis)
     if (fmt is None) == (import_from is None):
@@ -79,9 +79,7 @@ def export(
         else:
             frames = read_frames(source)
             if spin is not None:
-                for frame in frames:
-                    frame.operators = spin_channel_operators(frame.operators, spin)
-                    frame.metadata = {**frame.metadata, "spin_channel": spin}
+                select_spin_channel(frames, spin)
             if fmt == "deeptb":
                 deeptb.write_deeptb(frames, output, prefix or "frame", given)
             else:

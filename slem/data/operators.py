@@ -61,6 +61,14 @@ def spin_channel_operators(operators: dict, channel: str) -> dict:
     return out
 
 
+def select_spin_channel(frames, channel: str) -> None:
+    """Turn each spin-polarised frame, in place, into its ``channel`` (``spin_channel_operators``), recorded
+    in its metadata: what the one-channel export formats then write."""
+    for frame in frames:
+        frame.operators = spin_channel_operators(frame.operators, channel)
+        frame.metadata = {**frame.metadata, "spin_channel": channel}
+
+
 def refuse_spin_frames(frames, where: str) -> None:
     """``where`` (a one-channel format) cannot hold both channels: name the way to export them."""
     if any(is_spin_polarised(frame.operators) for frame in frames):

@@ -164,7 +164,8 @@ def compare(
     for label, pred, ref, n_el in zip(labels, predicted, reference, n_electrons, strict=True):
         metal = is_metal(ref.metadata)
         kinds.add("metal" if metal else "insulator")
-        if len(channel_names(ref.operators, "H")) > 1 and not metal:
+        channels = channel_names(ref.operators, "H")
+        if len(channels) > 1 and not metal:
             raise ValueError(
                 f"frame {label}: a spin-polarised frame must come from a smeared SCF (occupations='smearing' "
                 "in its metadata): its bands are compared near the one Fermi level of both channels"
@@ -179,7 +180,6 @@ def compare(
         n_semicore = 0 if metal else int(ref.metadata.get("semicore_bands") or 0)
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
-        channels = channel_names(ref.operators, "H")
         if channel_names(pred.operators, "H") != channels:
             raise ValueError(
                 f"frame {label}: the reference holds {channels} but the prediction "
@@ -253,9 +253,7 @@ def compare(
             entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment", **extra)
             curves = {"pw.x": e_pw, **curves}
         report["bands"][label] = entry
-        for c, name in enumerate(channels):
-            if not kinfo["n_path"]:
-                break
+        for c, name in enumerate(channels if kinfo["n_path"] else []):
             rows = slice(c * kinfo["n_path"], (c + 1) * kinfo["n_path"])
             spin = name.partition("_")[2]
             key = f"bands_{label}_{spin}" if spin else f"bands_{label}"

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from slem.data.operators import OPERATORS, base_operator
+from slem.evaluate.blocks import SCALE, UNIT
 
 from . import model_io
 from .dataset import batch_layout, graph_to
@@ -14,8 +14,8 @@ from .distributed import DistInfo, all_reduce_sums
 from .loss import BlockLoss, block_errors
 
 # H errors are reported in meV, the unit people quote for Hamiltonian accuracy
-_SCALE = {name: {"H": 1000.0, "S": 1.0, "D": 1.0}[base_operator(name)] for name in OPERATORS}
-_UNIT = {name: {"H": "meV", "S": "", "D": ""}[base_operator(name)] for name in OPERATORS}
+_SCALE = SCALE
+_UNIT = {name: "" if unit == "1" else unit for name, unit in UNIT.items()}  # metric keys: H_mae_meV, S_mae
 
 
 @torch.no_grad()

@@ -76,6 +76,39 @@ def _inputs(folder: Path):
     return scf, upfs
 
 
+def _train_tiny(tmp_path: Path, operators: list[str], steps: int, basis: Path | None = None, **model) -> Path:
+    """The output folder of a tiny model trained for ``steps`` on tmp_path/fe.h5 with one thread."""
+    import torch
+
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
+
+    config = {
+        "dataset": {"path": str(tmp_path / "fe.h5")},
+        "operators": operators,
+        "output_dir": str(tmp_path / "run"),
+        "model": {
+            "n_layers": 1,
+            "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e",
+            "latent_dim": 8,
+            "latent_hidden": [8],
+            "n_radial": 4,
+            "avg_num_neighbors": 8.0,
+            **model,
+        },
+        "training": {"max_steps": steps, "validate_every": steps, "seed": 0},
+    }
+    if basis is not None:
+        config["dataset"]["basis_path"] = str(basis)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(validate_config(config), progress=False).run()
+    finally:
+        torch.set_num_threads(threads)
+    return tmp_path / "run"
+
+
 @pytest.fixture(scope="module")
 def iron(tmp_path_factory):
     _needs_qe()
@@ -226,41 +259,18 @@ def test_spin_model_trains_predicts_and_validates_per_channel(iron, tmp_path):
     bands and solves one E_F over both (on the reference: the projection's E_F to the k-sampling)."""
     import json
 
-    import torch
-
     from slem.cli.validate import run_validation
     from slem.predict import predict_frames
-    from slem.train.config import validate_config
-    from slem.train.trainer import Trainer
 
     *_, result, _ = iron
     write_frames(tmp_path / "fe.h5", [result.frame])
-    config = {
-        "dataset": {"path": str(tmp_path / "fe.h5")},
-        "operators": ["H_up", "H_down", "S", "D_up", "D_down"],
-        "output_dir": str(tmp_path / "run"),
-        "model": {
-            "r_cut": {"Fe": 4.5},
-            "n_layers": 1,
-            "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e",
-            "latent_dim": 8,
-            "latent_hidden": [8],
-            "n_radial": 4,
-            "avg_num_neighbors": 8.0,
-            "overlap_hidden": [8],
-        },
-        "training": {"max_steps": 40, "validate_every": 40, "seed": 0},
-    }
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(validate_config(config), progress=False).run()
-    finally:
-        torch.set_num_threads(threads)
-    curve = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    run = _train_tiny(
+        tmp_path, ["H_up", "H_down", "S", "D_up", "D_down"], 40, r_cut={"Fe": 4.5}, overlap_hidden=[8]
+    )
+    curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [row["H_up"] for row in curve if row["kind"] == "train"]
     assert losses[-1] < 0.5 * losses[0]
-    predicted = predict_frames(tmp_path / "run" / "model.pt", [result.frame])
+    predicted = predict_frames(run / "model.pt", [result.frame])
     assert set(predicted[0].operators) == set(result.frame.operators)
     write_frames(tmp_path / "pred.h5", predicted)
     report = run_validation(
@@ -329,35 +339,15 @@ def test_bands_cli_draws_one_spin_channel_and_asks_for_it(iron, tmp_path):
     """``slem bands`` of a spin model needs --spin; each channel's bands are that channel's H(k)."""
     import json
 
-    import torch
-
     from slem.cli.bands import bands
-    from slem.train.config import validate_config
-    from slem.train.trainer import Trainer
 
     *_, result, _ = iron
     write_frames(tmp_path / "fe.h5", [result.frame])
-    config = {
-        "dataset": {"path": str(tmp_path / "fe.h5")},
-        "operators": ["H_up", "H_down", "S"],
-        "output_dir": str(tmp_path / "run"),
-        # S reaches r_s + r_s = 8.6 A (Fe DZP 4s): the model's edges must cover it for S(k) > 0
-        "model": {
-            "r_cut": {"Fe": 8.6},
-            "n_layers": 1,
-            "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e",
-            "latent_dim": 8,
-            "latent_hidden": [8],
-            "n_radial": 4,
-            "avg_num_neighbors": 8.0,
-            "overlap": "basis",
-        },
-        "training": {"max_steps": 2, "validate_every": 2, "seed": 0},
-    }
-    config["dataset"]["basis_path"] = str(iron[0] / "basis.h5")
-    torch.set_num_threads(1)
-    Trainer(validate_config(config), progress=False).run()
-    model = str(tmp_path / "run" / "model.pt")
+    # S reaches r_s + r_s = 8.6 A (Fe DZP 4s): the model's edges must cover it for S(k) > 0
+    run = _train_tiny(
+        tmp_path, ["H_up", "H_down", "S"], 2, iron[0] / "basis.h5", r_cut={"Fe": 8.6}, overlap="basis"
+    )
+    model = str(run / "model.pt")
     common = [model, str(tmp_path / "fe.h5"), "--npoints", "8", "--reference", "0"]
     missing = CliRunner().invoke(bands, [*common, "-o", str(tmp_path / "x.png")])
     assert missing.exit_code == 2 and "--spin up or --spin down" in missing.output
