@@ -3,7 +3,9 @@
 k-points are fractional (reduced) coordinates of the reciprocal cell unless ``cartesian`` is
 set, in which case they are Cartesian in Angstrom^-1 including the 2 pi (k.r is a phase).
 A frame may hold each bond once (i, j, R) without its partner (j, i, -R), as DeePTB files do:
-the missing transposed block is then added, so half and full pair lists give the same H(k).
+the missing transposed block is then added (with a minus sign for the antisymmetric spin-orbit parts
+H_so_a), so half and full pair lists give the same H(k). A spin-orbit frame's H(k) is the spinor
+H(k) (x) 1 + i sum_a H_so_a(k) (x) sigma_a, with S(k) (x) 1 (``operator_pair``, slem.spinor).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ def _terms(frame: Frame, operator: str):
         raise BandsError(f"frame has no operator {operator!r}; it holds {sorted(frame.operators)}")
     offsets = np.concatenate([[0], np.cumsum(frame.orbitals_per_atom)])
     lookup = frame.pair_lookup()
+    partner_sign = -1.0 if "_so_" in operator else 1.0
     for p, ((i, j), r) in enumerate(zip(frame.pairs, frame.cell_shifts, strict=True)):
         block = frame.block(operator, p)
         yield offsets[i], offsets[j], block, r
         if (int(j), int(i), *(-int(x) for x in r)) not in lookup:
-            yield offsets[j], offsets[i], block.T, -r
+            yield offsets[j], offsets[i], partner_sign * block.T, -r
 
 
 def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: bool = False) -> np.ndarray:
@@ -47,6 +50,23 @@ def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: boo
         phase = np.exp(2j * np.pi * (k_frac @ r))
         out[:, row : row + block.shape[0], col : col + block.shape[1]] += phase[:, None, None] * block
     return out
+
+
+def operator_pair(
+    frame: Frame, kpts: np.ndarray, cartesian: bool = False, hamiltonian: str = "H"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H(k), S(k)) to diagonalise, S None without an S in the frame: plain, or the spinor pair of a
+    spin-orbit frame (2n x 2n, spin-major) when ``hamiltonian`` is its H."""
+    from slem.data.operators import has_spin_orbit, spin_orbit_names
+    from slem.spinor import spinor_matrix
+
+    h = bloch_matrices(frame, hamiltonian, kpts, cartesian)
+    s = bloch_matrices(frame, "S", kpts, cartesian) if "S" in frame.operators else None
+    if hamiltonian == "H" and has_spin_orbit(frame.operators):
+        parts = np.stack([bloch_matrices(frame, name, kpts, cartesian) for name in spin_orbit_names("H")])
+        h = spinor_matrix(h, parts)
+        s = None if s is None else spinor_matrix(s, np.zeros_like(parts))
+    return h, s
 
 
 def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian: bool = False):
@@ -100,8 +120,7 @@ def band_energies(
     count is then the smallest number of kept S(k) directions over the k-points (at most n_bands)."""
     if overlap_tolerance < 0:
         raise BandsError(f"overlap_tolerance must be >= 0, got {overlap_tolerance}")
-    h = bloch_matrices(frame, hamiltonian, kpts, cartesian)
-    s = bloch_matrices(frame, "S", kpts, cartesian) if "S" in frame.operators else None
+    h, s = operator_pair(frame, kpts, cartesian, hamiltonian)
     n = h.shape[1] if n_bands is None else min(int(n_bands), h.shape[1])
     rows = []
     for index in range(len(h)):

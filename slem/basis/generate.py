@@ -22,6 +22,7 @@ from slem.basis.shells import describe, plan_shells
 from slem.basis.split import make_split
 from slem.basis.xc import parse_functional
 from slem.data.orbitals import L_LETTERS
+from slem.qe.relativistic import j_average
 from slem.qe.upf import read_upf
 from slem.threads import single_blas_thread
 
@@ -112,7 +113,9 @@ def generate_basis(
         raise BasisGenerationError(f"energy shift must be positive, got {energy_shift_ev} eV (SIESTA: 0.27)")
     split_3 = split_norm_3
     conf = confinement if confinement is not None else SoftConfinement()
-    upf = read_upf(upf_path)
+    # a fully relativistic file gives the basis of its j-averaged (scalar) operator; spin-orbit SCFs use
+    # it as the spatial half of a spinor basis
+    upf = j_average(read_upf(upf_path, spin_orbit=True))
     atom = PseudoAtom(upf, parse_functional(upf.functional), ecut_ry=ecut_ry)
     free_radius = FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM
     atom.scf(free_radius)

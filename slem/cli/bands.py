@@ -49,10 +49,9 @@ def dense_bands(
     errors along them by 1/eigenvalue), and every k-point keeps the smallest number of bands kept."""
     import scipy.linalg
 
-    from slem.bands import bloch_matrices
-    from slem.bands.bloch import generalized_eigvalsh
+    from slem.bands.bloch import generalized_eigvalsh, operator_pair
 
-    h_all, s_all = bloch_matrices(frame, hamiltonian, kpts), bloch_matrices(frame, "S", kpts)
+    h_all, s_all = operator_pair(frame, kpts, hamiltonian=hamiltonian)
     out = []
     for k, h, s in zip(kpts, h_all, s_all, strict=True):
         if overlap_tolerance > 0:

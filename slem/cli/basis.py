@@ -140,7 +140,7 @@ def basis(upfs, preset, radius, energy_shift, split_norm, split_norm_3, output, 
     default, per_element = _parse_radii(radius)
     bases: dict[str, ElementBasis] = {}
     try:
-        upf_data = [read_upf(path) for path in upfs]
+        upf_data = [read_upf(path, spin_orbit=True) for path in upfs]
         elements = [upf.element for upf in upf_data]
         duplicated = sorted({el for el in elements if elements.count(el) > 1})
         if duplicated:

@@ -119,7 +119,10 @@ def project(
         search = [
             d for d in (pseudo_dir, scf.path.parent, Path(scf.pseudo_dir) if scf.pseudo_dir else None) if d
         ]
-        upfs = {label: read_upf(_find_pseudo(name, search)) for label, name in scf.pseudo_files.items()}
+        upfs = {
+            label: read_upf(_find_pseudo(name, search), spin_orbit=True)
+            for label, name in scf.pseudo_files.items()
+        }
         result = run_projection(
             scf, pot, bases, upfs, kmesh=mesh, allow_unconverged=allow_unconverged
         )

@@ -5,6 +5,10 @@ Hamiltonian and one density matrix per spin channel, H_up, H_down, D_up and D_do
 basis, and so the overlap, is the same for both channels. D_sigma holds the occupation f (not 2f) of
 each state, so sum_R Tr((D_up + D_down) S) = N_electrons and sum_R Tr((D_up - D_down) S) = M (Bohr
 magnetons). Each channel's blocks transform under rotations as H's and D's do.
+
+A non-magnetic spin-orbit frame holds H, S and D and the real spin-orbit parts H_so_x, H_so_y, H_so_z and
+D_so_x, D_so_y, D_so_z: the spinor H is H (x) 1 + i sum_a H_so_a (x) sigma_a (slem.spinor), and
+sum (D H + sum_a D_so_a H_so_a) is the band energy (slem.projection.spin_orbit, docs/spin-orbit.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Iterable
 SPIN_CHANNELS = ("up", "down")
 BASE_OPERATORS = ("H", "S", "D")
 SPIN_OPERATORS = tuple(f"{base}_{c}" for base in ("H", "D") for c in SPIN_CHANNELS)
-OPERATORS = BASE_OPERATORS + SPIN_OPERATORS
+SPIN_ORBIT_AXES = ("x", "y", "z")
+SPIN_ORBIT_OPERATORS = tuple(f"{base}_so_{a}" for base in ("H", "D") for a in SPIN_ORBIT_AXES)
+OPERATORS = BASE_OPERATORS + SPIN_OPERATORS + SPIN_ORBIT_OPERATORS
 
 
 def base_operator(name: str) -> str:
@@ -34,9 +40,25 @@ def is_spin_polarised(operators: Iterable[str]) -> bool:
     return any(name in SPIN_OPERATORS for name in operators)
 
 
+def spin_orbit_names(base: str) -> list[str]:
+    """H_so_x, H_so_y, H_so_z (or D's)."""
+    return [f"{base}_so_{a}" for a in SPIN_ORBIT_AXES]
+
+
+def has_spin_orbit(operators: Iterable[str]) -> bool:
+    return any(name in SPIN_ORBIT_OPERATORS for name in operators)
+
+
 def check_operator_set(operators: Iterable[str]) -> None:
-    """Refuse a frame that mixes H with H_up, or holds one spin channel without the other."""
+    """Refuse a frame that mixes H with H_up, holds one spin channel without the other, or part of a
+    spin-orbit set (H_so_x without H_so_y, H_so_z or without H)."""
     names = set(operators)
+    for base in ("H", "D"):
+        parts = set(spin_orbit_names(base))
+        if names & parts and not (parts <= names and base in names):
+            raise ValueError(
+                f"a spin-orbit frame holds {base} with all of {sorted(parts)}; it holds {sorted(names)}"
+            )
     for base in ("H", "D"):
         channels = {f"{base}_{c}" for c in SPIN_CHANNELS}
         if base in names and names & channels:
@@ -70,7 +92,13 @@ def select_spin_channel(frames, channel: str) -> None:
 
 
 def refuse_spin_frames(frames, where: str) -> None:
-    """``where`` (a one-channel format) cannot hold both channels: name the way to export them."""
+    """``where`` (a one-channel format) cannot hold both channels: name the way to export them. Nor does
+    it hold spin-orbit parts, which exporting would drop."""
+    if any(has_spin_orbit(frame.operators) for frame in frames):
+        raise ValueError(
+            f"the frames hold spin-orbit parts (H_so_x, H_so_y, H_so_z); {where} would keep only their "
+            "j-averaged H: slem does not export spinor Hamiltonians to it yet"
+        )
     if any(is_spin_polarised(frame.operators) for frame in frames):
         raise ValueError(
             f"the frames are spin-polarised (H_up, H_down); {where} holds one Hamiltonian per structure: "

@@ -15,11 +15,13 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from slem.basis.orbital import ElementBasis
+from slem.qe.relativistic import j_average
 from slem.qe.upf import Upf
+from slem.spinor import spinor_matrix
 
 from .planewaves import apply_local_potential, g_sphere, local_potential_matrix, potential_in_g
 from .radial import BOHR, bloch_coefficients, orbital_transform, projector_transform
-from .realspace import expanded_dion
+from .realspace import expanded_dion, expanded_spin_orbit_dion
 
 DENSE_ROW_CHUNK = 256
 
@@ -31,8 +33,9 @@ class SpeciesData:
     cutoff_bohr: float
     beta_ls: list[int]
     beta_splines: list[CubicSpline]
-    dion_ry: np.ndarray  # expanded to (n_proj, n_proj) over (beta, m)
+    dion_ry: np.ndarray  # expanded to (n_proj, n_proj) over (beta, m); j-averaged for a spin-orbit UPF
     beta_radius_bohr: float
+    dion_so_ry: np.ndarray | None = None  # (3, n_proj, n_proj): K_a of a spin-orbit UPF
 
     @property
     def n_orbitals(self) -> int:
@@ -50,8 +53,9 @@ def species_data(basis: ElementBasis | None, upf: Upf, qmax: float) -> SpeciesDa
         cutoff_bohr=(basis.cutoff / BOHR) if basis is not None else 0.0,
         beta_ls=[b.l for b in upf.betas],
         beta_splines=beta_splines,
-        dion_ry=expanded_dion(upf),
+        dion_ry=expanded_dion(j_average(upf)),
         beta_radius_bohr=upf.max_projector_radius,
+        dion_so_ry=expanded_spin_orbit_dion(upf) if upf.spin_orbit else None,
     )
 
 
@@ -113,6 +117,16 @@ class GalerkinProjector:
             start += len(block)
         return np.concatenate(blocks, axis=1), d
 
+    def spin_orbit_matrix(self) -> np.ndarray:
+        """The block-diagonal spin-orbit KB matrices K_a (3, n_proj, n_proj), Ry, in the layout of
+        ``projectors``; zero for species of scalar-relativistic files."""
+        n = sum(self.species[s].dion_ry.shape[0] for s in self.symbols)
+        k = np.zeros((3, n, n))
+        for s, block in zip(self.symbols, self.projector_slices, strict=True):
+            if self.species[s].dion_so_ry is not None:
+                k[:, block, block] = self.species[s].dion_so_ry
+        return k
+
     def _local_times(self, miller: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
         npw, ncol = coeffs.shape
         dense_cost = npw * npw * ncol
@@ -160,6 +174,21 @@ class GalerkinProjector:
         overlap, local, phi_beta, dion = self.matrices_split(k_cart)
         hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
         return overlap, 0.5 * (hamiltonian + hamiltonian.conj().T)
+
+    def matrices_spin_orbit(self, k_cart: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """S(k), the j-averaged H(k) and the spin-orbit parts H_a(k) (3, n, n), Ry: the spinor H(k) is
+        ``spinor_matrix(H, H_a)``."""
+        overlap, local, phi_beta, dion = self.matrices_split(k_cart)
+        hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
+        parts = phi_beta @ self.spin_orbit_matrix() @ phi_beta.conj().T
+        return overlap, 0.5 * (hamiltonian + hamiltonian.conj().T), parts
+
+    def plane_wave_spinor_hamiltonian(self, k_cart: np.ndarray) -> np.ndarray:
+        """pw.x's spin-orbit Hamiltonian on (k+G, spin), spin-major (Ry); its eigenvalues are pw.x's."""
+        miller, kg = self.plane_waves(k_cart)
+        beta, _ = self.projectors(kg)
+        parts = beta @ self.spin_orbit_matrix() @ beta.conj().T
+        return spinor_matrix(self.plane_wave_hamiltonian(k_cart), parts)
 
     @property
     def projector_slices(self) -> list[slice]:

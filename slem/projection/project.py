@@ -8,7 +8,9 @@ stored bond (kmesh.py, density.py): D_ij(R) = (1/N_k) sum_k sum_n 2 f_nk c_in^* 
 f = 1 for the lowest N/2 bands (fixed occupations) or pw.x's smearing function at a Fermi level solved on
 these LCAO bands, so that sum_R sum_ij D_ij(R) S_ij(R) = N_electrons and sum_R sum_ij D_ij(R) H_ij(R) is the
 (smeared) band energy of the LCAO Hamiltonian. An nspin=2 SCF gives H and D per spin channel, from the
-channels' local potentials, with one S and one Fermi level (docs/spin.md).
+channels' local potentials, with one S and one Fermi level (docs/spin.md). A non-magnetic spin-orbit SCF
+(noncolin, lspinorb) with fully relativistic UPFs adds the real spin-orbit parts H_so_a of the spinor H and
+D_so_a of its density matrix (spin_orbit.py, docs/spin-orbit.md).
 """
 
 from __future__ import annotations
@@ -22,29 +24,29 @@ from ase.data import atomic_numbers
 from slem.basis.orbital import ElementBasis
 from slem.basis.shells import semicore_electrons
 from slem.data.frame import Frame
-from slem.data.operators import SPIN_CHANNELS, channel_names
+from slem.data.operators import SPIN_CHANNELS, SPIN_ORBIT_AXES, channel_names, spin_orbit_names
 from slem.qe.potential import LocalPotential
+from slem.qe.relativistic import j_average
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
 
-from .density import DensityMatrixError, Smearing, density_matrix, spin_density_matrices
+from .density import DensityMatrixError, density_matrix, spin_density_matrices
 from .errors import ProjectionError
 from .kmesh import auto_kmesh, check_kmesh, normal_reach
-from .occupations import SMEARING_KINDS
 from .pairs import BlockSet, pairs_within
 from .radial import BOHR, RYDBERG
 from .realspace import RealSpaceOperators
+from .scf_checks import check_inputs, check_occupations
 from .spin import magnetization_checks
+from .spin_orbit import spin_orbit_parts, spinor_density
 from .threecentre import nonlocal_blocks
 
 HARTREE = 2 * RYDBERG
-POSITION_TOLERANCE_BOHR = 1e-4
 # H is stored for bonds up to r_i + r_j + x_ab: beyond r_i + r_j only the three-centre KB term
 # <phi_i|beta_c> D <beta_c|phi_j> survives, and x_ab is where its worst case over the position of
 # one third atom drops below H_TAIL_TOLERANCE / 2 (the factor 2 covers a second centre). S is
 # exactly zero there. See docs/projection.md.
 H_TAIL_TOLERANCE_EV = 1e-4
-METAL_FIX = "rerun pw.x with occupations='smearing' (e.g. smearing='mv', degauss=0.02)"
 
 
 def _ev(value_ry: float | None) -> float | None:
@@ -55,103 +57,6 @@ def _ev(value_ry: float | None) -> float | None:
 class ProjectionResult:
     frame: Frame
     checks: dict = field(default_factory=dict)
-
-
-def _qe_levels(scf: QeScf) -> tuple[float, float] | None:
-    """pw.x's highest occupied and lowest unoccupied level (Hartree) under fixed occupations, from the
-    XML's own fields or, without them, from bands N/2 and N/2 + 1; None when pw.x computed no empty band."""
-    if scf.homo_ha is not None and scf.lumo_ha is not None:
-        return scf.homo_ha, scf.lumo_ha
-    n_occ = int(round(scf.n_electrons / 2))
-    eigenvalues = np.asarray(scf.eigenvalues_ha)
-    if eigenvalues.ndim == 2 and eigenvalues.shape[1] > n_occ >= 1:
-        return float(eigenvalues[:, n_occ - 1].max()), float(eigenvalues[:, n_occ].min())
-    return None
-
-
-def _check_occupations(scf: QeScf, allow_unconverged: bool) -> Smearing | None:
-    """The occupation rule of D: None for fixed occupations, else pw.x's smearing (width in Ry)."""
-    if scf.occupations == "smearing":
-        if scf.smearing not in SMEARING_KINDS or not scf.degauss_ha or scf.degauss_ha <= 0:
-            raise ProjectionError(
-                f"smearing {scf.smearing!r} with degauss {scf.degauss_ha} (Ha) in the SCF XML is not one "
-                "slem project reproduces: rerun pw.x with smearing gaussian, mp, mv or fd and degauss > 0"
-            )
-        smearing = Smearing(scf.smearing, 2.0 * scf.degauss_ha)
-    elif scf.occupations == "fixed":
-        smearing = None
-        if abs(scf.n_electrons / 2 - round(scf.n_electrons / 2)) > 1e-8:
-            raise ProjectionError(
-                f"{scf.n_electrons:g} electrons with fixed occupations cannot fill bands pairwise; "
-                f"{METAL_FIX}"
-            )
-        levels = _qe_levels(scf)
-        if levels is not None and levels[0] >= levels[1]:
-            raise ProjectionError(
-                "the SCF has fixed occupations but its highest occupied level "
-                f"({levels[0] * HARTREE:.4f} eV) is at or above its lowest unoccupied level "
-                f"({levels[1] * HARTREE:.4f} eV): the system is metallic (or its bands overlap); "
-                f"{METAL_FIX}"
-            )
-    else:
-        raise ProjectionError(
-            f"occupations='{scf.occupations}' in the SCF; slem project builds D for occupations='fixed' "
-            f"(insulators) or 'smearing' (metals, small gaps): {METAL_FIX}, or use 'fixed' for an insulator"
-        )
-    if not scf.converged and not allow_unconverged:
-        raise ProjectionError(
-            "the pw.x SCF did not converge; rerun it with a larger electron_maxstep or a smaller mixing_beta "
-            "(or pass --allow-unconverged to project it anyway)"
-        )
-    return smearing
-
-
-def _check_potential(scf: QeScf, potential: LocalPotential) -> None:
-    if tuple(potential.values_ry.shape) != tuple(scf.fft_grid):
-        raise ProjectionError(
-            f"potential grid {potential.values_ry.shape} differs from the SCF's dense FFT grid "
-            f"{scf.fft_grid}: "
-            "the potential file does not belong to this SCF"
-        )
-    if potential.positions_bohr.shape != scf.positions_bohr.shape or (
-        np.abs(potential.positions_bohr - scf.positions_bohr).max() > POSITION_TOLERANCE_BOHR
-        or np.abs(potential.cell_bohr - scf.cell_bohr).max() > POSITION_TOLERANCE_BOHR
-    ):
-        raise ProjectionError(
-            "the potential file's cell or atoms differ from the SCF XML: they are not one run"
-        )
-
-
-def _check_inputs(
-    scf: QeScf, potentials: list[LocalPotential], bases: dict[str, ElementBasis], upfs: dict[str, Upf]
-):
-    if scf.noncolin:
-        raise ProjectionError("non-collinear SCFs are not supported; rerun pw.x with nspin=1 or nspin=2")
-    if len(potentials) != scf.n_spin:
-        raise ProjectionError(
-            f"the SCF has nspin={scf.n_spin} but {len(potentials)} potential file(s) were given: "
-            + (
-                "pass the up and the down potential (pp.x plot_num=1 with spin_component=1, then 2; "
-                "slem project --potential-up and --potential-down)"
-                if scf.lsda
-                else "pass one potential (pp.x plot_num=1)"
-            )
-        )
-    for potential in potentials:
-        _check_potential(scf, potential)
-    for label in scf.species:
-        if label not in upfs:
-            raise ProjectionError(f"no pseudopotential given for species {label!r}")
-        element = upfs[label].element
-        if element not in bases:
-            raise ProjectionError(f"the basis file has no {element} basis; build it with 'slem basis'")
-        expected = bases[element].upf_md5
-        if expected and expected != upfs[label].md5:
-            raise ProjectionError(
-                f"the {element} basis was built from another pseudopotential ({bases[element].upf_name}, md5 "
-                f"{expected}) than the SCF used ({upfs[label].path.name}, md5 {upfs[label].md5}); "
-                "rebuild the basis"
-            )
 
 
 def project(
@@ -170,8 +75,10 @@ def project(
     on which D is computed. An unconverged SCF is refused unless ``allow_unconverged``."""
     started, cpu_started = time.perf_counter(), time.process_time()
     potentials = [potential] if isinstance(potential, LocalPotential) else list(potential)
-    _check_inputs(scf, potentials, bases, upfs)
-    smearing = _check_occupations(scf, allow_unconverged)
+    check_inputs(scf, potentials, bases, upfs)
+    smearing = check_occupations(scf, allow_unconverged)
+    relativistic = upfs
+    upfs = {label: j_average(upf) for label, upf in upfs.items()}
     elements = {label: upfs[label].element for label in scf.species}
     cell, positions, symbols = scf.cell_bohr, scf.positions_bohr, scf.symbols
     radii = np.array([bases[elements[s]].cutoff / BOHR for s in symbols])
@@ -211,19 +118,26 @@ def project(
     locals_ = [ops.local(near_keys, cell, positions, symbols, p.values_ry) for p in potentials]
     timings["local_potential"] = time.process_time() - cpu_started - sum(timings.values())
     dions = [ops.dion[s] for s in symbols]
-    nonlocal_part = nonlocal_blocks(projections, dions, wanted=set(keys_of(wide_pairs, wide_shifts)))
+    wanted = set(keys_of(wide_pairs, wide_shifts))
+    nonlocal_part = nonlocal_blocks(projections, dions, wanted=wanted)
+    so_upfs = [relativistic[s] for s in symbols]
+    so_parts = spin_orbit_parts(projections, so_upfs, dions, wanted) if scf.spin_orbit else []
     # S between non-overlapping spheres is zero analytically; the table's value is quadrature noise.
     max_s_beyond = max((float(np.abs(s_all[k]).max()) for k in keys if k not in kinetic), default=0.0)
-    s_blocks, h_channels = {}, [{} for _ in locals_]
+    s_blocks, h_channels, so_blocks = {}, [{} for _ in locals_], [{} for _ in so_parts]
     for key in keys:
         n_i, n_j = s_all[key].shape
         s_blocks[key] = s_all[key] if key in kinetic else np.zeros((n_i, n_j))
         for h_blocks, local in zip(h_channels, locals_, strict=True):
             h = kinetic[key] + local[key] if key in kinetic else np.zeros((n_i, n_j))
             h_blocks[key] = h + nonlocal_part.get(key, 0.0)
+        for blocks, part in zip(so_blocks, so_parts, strict=True):
+            blocks[key] = part.get(key, np.zeros((n_i, n_j)))
     stored = set(keys)
     max_h_beyond = max(
-        (float(np.abs(b).max()) for k, b in nonlocal_part.items() if k not in stored), default=0.0
+        (float(np.abs(b).max()) for part in [nonlocal_part, *so_parts] for k, b in part.items()
+         if k not in stored),
+        default=0.0,
     )
     timings["nonlocal"] = time.process_time() - cpu_started - sum(timings.values())
 
@@ -245,15 +159,22 @@ def project(
             + ": use a larger basis (e.g. DZP or TZ2P)"
         )
     h_sets, s_set = [BlockSet(h, slices) for h in h_channels], BlockSet(s_blocks, slices)
+    so_density = None
     try:
-        if scf.lsda:
+        if scf.spin_orbit:
+            so_sets = [BlockSet(b, slices) for b in so_blocks]
+            so_density = spinor_density(
+                h_sets[0], so_sets, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing
+            )
+            densities = [so_density.charge]
+        elif scf.lsda:
             densities = spin_density_matrices(h_sets, s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)
         else:
             densities = [density_matrix(h_sets[0], s_set, pairs, shifts, kmesh, scf.n_electrons, smearing)]
     except (DensityMatrixError, ValueError) as exc:
         raise ProjectionError(str(exc)) from exc
     density = densities[0]
-    # pw.x's own levels decide metallicity (_check_occupations). Without its empty bands only the LCAO
+    # pw.x's own levels decide metallicity (check_occupations). Without its empty bands only the LCAO
     # bands are left, and those can overlap for reasons of the reference itself (a hot MD frame whose SCF
     # sampled one k-point, a minimal basis), so they give a warning, not a refusal.
     overlap_ev = None
@@ -270,6 +191,10 @@ def project(
         spin_checks = magnetization_checks(scf, operators)
     else:
         operators, spin_checks = {"H": h_packed[0], "S": s_packed, "D": density.packed}, {}
+    if so_density is not None:
+        for name, blocks, d in zip(SPIN_ORBIT_AXES, so_blocks, so_density.spin_orbit, strict=True):
+            operators[f"H_so_{name}"] = np.concatenate([blocks[key].ravel() for key in keys]) * RYDBERG
+            operators[f"D_so_{name}"] = d
     element_list = [elements[s] for s in symbols]
     basis_strings = {elements[s]: bases[elements[s]].shells for s in scf.species}
     frame = Frame(
@@ -290,7 +215,11 @@ def project(
     qe_fermi = qe_fermi * HARTREE if qe_fermi is not None else None
     tr_dh = sum(
         float(np.dot(operators[d], operators[h]))
-        for d, h in zip(channel_names(operators, "D"), channel_names(operators, "H"), strict=True)
+        for d, h in zip(
+            channel_names(operators, "D") + spin_orbit_names("D") * bool(so_parts),
+            channel_names(operators, "H") + spin_orbit_names("H") * bool(so_parts),
+            strict=True,
+        )
     )
     checks = {
         "n_electrons": float(scf.n_electrons),
@@ -312,6 +241,7 @@ def project(
         "top_band_occupation": None if smearing is None else max(d.top_band_occupation for d in densities),
         "bands_in_density": max(d.bands_in_density for d in densities),
         "n_spin": scf.n_spin,
+        "spin_orbit": bool(scf.spin_orbit),
         **spin_checks,
         "max_h_beyond_ev": max_h_beyond * RYDBERG,
         "max_s_beyond": max_s_beyond,

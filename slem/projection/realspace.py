@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from slem.basis.orbital import ElementBasis
+from slem.qe.relativistic import spin_orbit_weights
 from slem.qe.upf import Upf
+from slem.spinor import real_generators
 
 from .grid_orbitals import GridOrbitals
 from .local_potential import local_potential_blocks
@@ -39,6 +41,20 @@ def expanded_dion(upf: Upf) -> np.ndarray:
             if l1 == l2 and m1 == m2:
                 d[a, c] = upf.dij[b1, b2]
     return d
+
+
+def expanded_spin_orbit_dion(upf: Upf) -> np.ndarray:
+    """The spin-orbit KB matrices K_a (Ry), a = x, y, z, over (beta, m) of a fully relativistic UPF: its
+    operator is i sum_a |beta> K_a <beta| (x) sigma_a, with K_a = D_ij w_i A_a (L_a = i A_a on the real
+    harmonics, w_i = +-1/(2l+1), slem.qe.relativistic). Real and antisymmetric in m."""
+    index = [(b, beta.l, m) for b, beta in enumerate(upf.betas) for m in range(2 * beta.l + 1)]
+    weights = spin_orbit_weights(upf)
+    k = np.zeros((3, len(index), len(index)))
+    for a, (b1, l1, m1) in enumerate(index):
+        for c, (b2, l2, m2) in enumerate(index):
+            if l1 == l2 and l1 > 0:
+                k[:, a, c] = upf.dij[b1, b2] * weights[b1] * real_generators(l1)[:, m1, m2]
+    return k
 
 
 class RealSpaceOperators:

@@ -24,6 +24,7 @@ class Projector:
     l: int
     values: np.ndarray  # r * beta(r), Ry bohr^-1/2 as in the UPF
     cutoff_index: int  # number of grid points where beta is non-zero
+    j: float | None = None  # total angular momentum of a fully relativistic file's projector
 
 
 @dataclass
@@ -33,6 +34,7 @@ class PseudoWavefunction:
     occupation: float
     values: np.ndarray  # r * chi(r)
     pseudo_energy: float | None = None  # Ry, the generator's eigenvalue; None where the file has none
+    j: float | None = None  # total angular momentum in a fully relativistic file
 
 
 @dataclass
@@ -53,6 +55,11 @@ class Upf:
     rho_core: np.ndarray | None = None
     md5: str = ""
     header: dict = field(default_factory=dict)
+
+    @property
+    def spin_orbit(self) -> bool:
+        """Fully relativistic: its projectors come per (l, j) and act through spin-angle functions."""
+        return any(b.j is not None for b in self.betas)
 
     @property
     def max_projector_radius(self) -> float:
@@ -89,8 +96,21 @@ def _truthy(value: str) -> bool:
     return value.strip().strip(".").upper() in {"T", "TRUE"}
 
 
-def read_upf(path: str | Path) -> Upf:
-    """Read a norm-conserving UPF v2 file; reject ultrasoft and PAW with a clear message."""
+def _spin_orbit_j(text: str, tag: str, count: int, key: str) -> list[float]:
+    values = []
+    for index in range(1, count + 1):
+        found = _block(text, rf"{tag}\.{index}", required=False)
+        if found is None or key not in found[0]:
+            raise UpfError(f"the UPF's PP_SPIN_ORB section has no {tag}.{index} {key}: the file is damaged")
+        values.append(float(found[0][key]))
+    return values
+
+
+def read_upf(path: str | Path, spin_orbit: bool = False) -> Upf:
+    """Read a norm-conserving UPF v2 file; reject ultrasoft and PAW with a clear message.
+
+    A fully relativistic file (``has_so``) is refused unless ``spin_orbit``: the callers that pass it
+    handle the j of its projectors (slem.qe.relativistic)."""
     path = Path(path)
     if not path.is_file():
         raise UpfError(f"pseudopotential file {path} does not exist")
@@ -113,8 +133,12 @@ def read_upf(path: str | Path) -> Upf:
             f"{path.name} is {kind} pseudopotential; the LCAO projection needs a norm-conserving one "
             "(e.g. Si.pbe-rrkj.UPF, C.pbe-mt_gipaw.UPF from /usr/share/espresso/pseudo)"
         )
-    if _truthy(header.get("has_so", "F")):
-        raise UpfError(f"{path.name} is fully relativistic (spin-orbit); use a scalar-relativistic UPF")
+    has_so = _truthy(header.get("has_so", "F"))
+    if has_so and not spin_orbit:
+        raise UpfError(
+            f"{path.name} is fully relativistic (spin-orbit); use a scalar-relativistic UPF here "
+            "(slem basis and slem project take it for spin-orbit SCFs: pw.x noncolin and lspinorb)"
+        )
     r = _numbers(_block(text, "PP_R")[1])
     rab = _numbers(_block(text, "PP_RAB")[1])
     vloc = _numbers(_block(text, "PP_LOCAL")[1])
@@ -150,6 +174,12 @@ def read_upf(path: str | Path) -> Upf:
                 pseudo_energy=energy if energy != 0.0 else None,
             )
         )
+    if has_so:
+        so = _block(text, "PP_SPIN_ORB")[1]
+        for beta, j in zip(betas, _spin_orbit_j(so, "PP_RELBETA", n_beta, "jjj"), strict=True):
+            beta.j = j
+        for wfc, j in zip(chi, _spin_orbit_j(so, "PP_RELWFC", len(chi), "jchi"), strict=True):
+            wfc.j = j
     rho_found = _block(text, "PP_RHOATOM", required=False)
     rho_atom = _numbers(rho_found[1]) if rho_found else np.zeros_like(r)
     core = _truthy(header.get("core_correction", "F"))

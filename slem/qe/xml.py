@@ -46,6 +46,8 @@ class QeScf:
     lsda: bool
     noncolin: bool
     gamma_only: bool
+    # noncolin with lspinorb and no magnetisation: spinor bands, each holding one electron
+    spin_orbit: bool = False
     # collinear spin (lsda): pw.x's total and absolute magnetisation (Bohr magnetons per cell)
     magnetization_total: float | None = None
     magnetization_absolute: float | None = None
@@ -124,10 +126,13 @@ def read_qe_xml(path: str | Path) -> QeScf:
     basis = _find(out, "basis_set", path)
     grid = _find(basis, "fft_grid", path)
     band = _find(out, "band_structure", path)
-    if _bool(band.find("noncolin")):
+    noncolin, spin_orbit = _bool(band.find("noncolin")), _bool(band.find("spinorbit"))
+    if noncolin and (not spin_orbit or _bool(out.find("magnetization/do_magnetization"))):
         raise QeXmlError(
-            f"{path} is from a non-collinear (noncolin / spin-orbit) pw.x run; slem projects "
-            "spin-unpolarised (nspin=1) and collinear spin-polarised (nspin=2) SCFs only"
+            f"{path} is from a non-collinear pw.x run "
+            + ("without spin-orbit coupling" if not spin_orbit else "with magnetisation")
+            + "; slem projects spin-unpolarised (nspin=1), collinear spin-polarised (nspin=2) and "
+            "non-magnetic spin-orbit SCFs (noncolin and lspinorb, every starting_magnetization 0)"
         )
     lsda = _bool(band.find("lsda"))
     if lsda and band.find("two_fermi_energies") is not None:
@@ -176,7 +181,8 @@ def read_qe_xml(path: str | Path) -> QeScf:
         npw=np.array([int(k.findtext("npw")) for k in ks]),
         converged=_bool(conv) if conv is not None else True,
         lsda=lsda,
-        noncolin=_bool(band.find("noncolin")),
+        noncolin=noncolin,
+        spin_orbit=spin_orbit,
         gamma_only=_bool(basis.find("gamma_only")),
         energies_ha=energies,
         functional=(out.findtext("dft/functional") or "").strip(),

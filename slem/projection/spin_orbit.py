@@ -1,0 +1,137 @@
+"""D of a non-magnetic spin-orbit SCF from the spinor Bloch sums of the projected H, H_so and S.
+
+The spinor H(k) = H(k) (x) 1 + i sum_a H_a(k) (x) sigma_a (slem.spinor) and S(k) (x) 1 give bands that
+each hold one electron. Their density operator rho(k) = sum_n f_nk c_n c_n^H has the same time-reversal
+form, rho = p_0 (x) 1 + i sum_a p_a (x) sigma_a, and D(R) stores it as real parts in the transposed
+convention of density.py: D = 2 P_0 and D_so_a = 2 P_a, with P(R) = (1/N_k) sum_k exp(i k.R) p(k)^*. Then
+
+    sum_R sum_ij D_ij S_ij = N_electrons,  sum_R sum_ij (D_ij H_ij + sum_a D_so_a,ij H_so_a,ij) = band energy,
+
+elementwise as for every other frame. Time reversal pairs k with -k (p(-k) = p(k)^*), so the reduced mesh of
+density.py serves here too, but no k-point gives real matrices: TRIM points stay complex with spin-orbit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from slem.qe.upf import Upf
+from slem.spinor import spinor_matrix, spinor_parts
+
+from .density import (
+    MESH_CHUNK_BYTES,
+    NEGLIGIBLE_OCCUPATION,
+    TOP_BAND_OCCUPATION_TOLERANCE,
+    DensityMatrixError,
+    DensityResult,
+    Smearing,
+    _states,
+)
+from .kmesh import reduced_mesh
+from .occupations import fermi_level, occupation
+from .pairs import BlockAccumulator, BlockSet
+from .realspace import expanded_spin_orbit_dion
+from .threecentre import nonlocal_blocks
+
+
+@dataclass
+class SpinorDensity:
+    charge: DensityResult  # D: its packed blocks and the band/level summary of the spinor bands
+    spin_orbit: list[np.ndarray]  # packed D_so_x, D_so_y, D_so_z
+
+
+class _SpinorMesh:
+    def __init__(self, h_set: BlockSet, so_sets: list[BlockSet], s_set: BlockSet, kmesh) -> None:
+        self.h_set, self.so_sets, self.s_set = h_set, so_sets, s_set
+        self.k_frac, self.weights = reduced_mesh(kmesh)
+        self.n_k = float(np.prod(kmesh))
+        self.min_s_eig = np.inf
+        self.chunk = max(1, int(MESH_CHUNK_BYTES // (64 * max(h_set.n, 1) ** 2)))
+
+    def walk(self, check_overlap: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        for part in np.array_split(np.arange(len(self.k_frac)), -(-len(self.k_frac) // self.chunk)):
+            kf, w = self.k_frac[part], self.weights[part]
+            overlap = self.s_set.at_many(kf)
+            if check_overlap:
+                s_eigs = np.linalg.eigvalsh(overlap)[:, 0]
+                self.min_s_eig = min(self.min_s_eig, float(s_eigs.min()))
+                if s_eigs.min() < 1e-8:
+                    raise DensityMatrixError(
+                        f"the basis is linearly dependent (smallest overlap eigenvalue {s_eigs.min():.2e}); "
+                        "use a basis with fewer or less diffuse orbitals"
+                    )
+            vector = np.stack([s.at_many(kf) for s in self.so_sets])
+            hamiltonian = spinor_matrix(self.h_set.at_many(kf), vector)
+            yield kf, w, hamiltonian, spinor_matrix(overlap, np.zeros_like(vector))
+
+
+def spin_orbit_parts(projections: dict, upfs: list[Upf], dions: list[np.ndarray], wanted: set) -> list[dict]:
+    """Blocks of the three real spin-orbit KB operators K_a (Ry), from each atom's file (none: scalar)."""
+    matrices = [
+        expanded_spin_orbit_dion(u) if u.spin_orbit else np.zeros((3, *d.shape))
+        for u, d in zip(upfs, dions, strict=True)
+    ]
+    return [nonlocal_blocks(projections, [m[a] for m in matrices], wanted=wanted) for a in range(3)]
+
+
+def spinor_density(
+    h_set: BlockSet,
+    so_sets: list[BlockSet],
+    s_set: BlockSet,
+    pairs: np.ndarray,
+    shifts: np.ndarray,
+    kmesh: tuple[int, int, int],
+    n_electrons: float,
+    smearing: Smearing | None,
+) -> SpinorDensity:
+    """D and D_so_a for the stored pairs: the lowest N spinor bands (fixed occupations) or pw.x's smearing
+    at a Fermi level solved on these bands (one electron per band)."""
+    mesh = _SpinorMesh(h_set, so_sets, s_set, kmesh)
+    n_bands = 2 * s_set.n
+    e_fermi, top, homo, lumo = None, None, -np.inf, np.inf
+    if smearing is None:
+        n_used = int(round(n_electrons))
+    else:
+        eps_all = np.concatenate([_states(h, s, 0)[0] for *_, h, s in mesh.walk(check_overlap=True)])
+        e_fermi = fermi_level(
+            eps_all, mesh.weights, n_electrons, smearing.width, smearing.kind, degeneracy=1.0
+        )
+        f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
+        top = float(np.abs(f_all[:, -1]).max())
+        if top > TOP_BAND_OCCUPATION_TOLERANCE:
+            raise DensityMatrixError(
+                f"the highest of the {n_bands} spinor bands is occupied up to {top:.2e} with {n_electrons:g} "
+                f"electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: use a larger basis "
+                "(e.g. DZP or TZ2P) or a smaller degauss"
+            )
+        n_used = int(np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)[-1]) + 1
+    accumulators = [BlockAccumulator(pairs, shifts, s_set.slices, mesh.n_k) for _ in range(4)]
+    band_energy = 0.0
+    for kf, w, h, s in mesh.walk(check_overlap=smearing is None):
+        eps, vectors = _states(h, s, n_used)
+        if smearing is None:
+            f = np.ones((len(kf), n_used))
+            homo = max(homo, float(eps[:, n_used - 1].max()))
+            if n_used < n_bands:
+                lumo = min(lumo, float(eps[:, n_used].min()))
+        else:
+            f = occupation((e_fermi - eps[:, :n_used]) / smearing.width, smearing.kind)
+        band_energy += float(w @ (f * eps[:, :n_used]).sum(axis=1)) / mesh.n_k
+        rho = (vectors * f[:, None, :]) @ vectors.conj().transpose(0, 2, 1)
+        scalar, vector = spinor_parts(rho)
+        for accumulator, part in zip(accumulators, [scalar, *vector], strict=True):
+            accumulator.add_many(kf, w, 2.0 * part.conj(), +1)
+    charge = DensityResult(
+        accumulators[0].packed(),
+        band_energy,
+        homo if smearing is None else None,
+        (lumo if np.isfinite(lumo) else None) if smearing is None else None,
+        e_fermi,
+        top,
+        n_used,
+        mesh.min_s_eig,
+    )
+    return SpinorDensity(charge, [a.packed() for a in accumulators[1:]])

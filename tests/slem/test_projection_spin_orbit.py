@@ -1,0 +1,175 @@
+"""Spin-orbit coupling (pw.x noncolin + lspinorb, fully relativistic UPF): H, H_so_a, S, D, D_so_a.
+
+Diamond Si with the official PseudoDojo FR Si of tests/data (projectors per (l, j)), 40 Ry. Si's valence
+splitting at Gamma (about 48 meV) is small, but pw.x resolves it to 0.01 meV, so it checks the sign and size
+of the spin-orbit operator as well as a heavy element would, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_projection_rotation import _atom_rotation, random_rotation
+
+from slem.bands import band_energies
+from slem.basis.generate import generate_basis
+from slem.data.frame import read_frames, write_frames
+from slem.data.operators import spin_orbit_names
+from slem.projection.galerkin import GalerkinProjector, species_data
+from slem.projection.project import ProjectionError, project
+from slem.qe.inputs import pp_input, pw_input, run_qe
+from slem.qe.potential import read_filplot
+from slem.qe.upf import UpfError, read_upf
+from slem.qe.xml import QeXmlError, read_qe_xml
+
+pytestmark = pytest.mark.slow
+
+HARTREE_EV = 27.211386245988
+RYDBERG_EV = HARTREE_EV / 2
+PSEUDO_DIR = Path(__file__).resolve().parents[1] / "data" / "pseudos" / "pseudodojo-fr"
+A = 5.43
+CELL = 0.5 * A * np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+POSITIONS = np.array([[0.0, 0.0, 0.0], [0.25 * A] * 3])
+ECUT = 40.0
+SPIN_ORBIT = {"noncolin": True, "lspinorb": True}
+K_BANDS = np.vstack([[[0, 0, 0], [0.5, 0, 0.5]], np.random.default_rng(3).uniform(-0.5, 0.5, (3, 3))])
+
+
+def _scf(folder: Path, rotation: np.ndarray | None = None) -> None:
+    q = np.eye(3) if rotation is None else rotation
+    text = pw_input(
+        ["Si", "Si"], POSITIONS @ q.T, CELL @ q.T, {"Si": "Si.upf"}, ECUT, (4, 4, 4),
+        pseudo_dir=PSEUDO_DIR, nbnd=16, system=SPIN_ORBIT,
+    )  # fmt: skip
+    run_qe("pw.x", text, folder, "scf")
+    run_qe("pp.x", pp_input(), folder, "pp")
+
+
+def _project(folder: Path, basis):
+    scf = read_qe_xml(folder / "out" / "pwscf.save")
+    upfs = {label: read_upf(PSEUDO_DIR / name, spin_orbit=True) for label, name in scf.pseudo_files.items()}
+    return project(scf, read_filplot(folder / "vtot.dat"), {"Si": basis}, upfs)
+
+
+@pytest.fixture(scope="module")
+def silicon(tmp_path_factory):
+    if shutil.which("pw.x") is None or shutil.which("pp.x") is None:
+        pytest.skip("pw.x/pp.x not installed (Debian package quantum-espresso)")
+    folder = tmp_path_factory.mktemp("si_soc")
+    _scf(folder)
+    basis = generate_basis(PSEUDO_DIR / "Si.upf", "DZP")
+    result = _project(folder, basis)
+    bands_folder = folder.parent / "si_soc_bands"
+    shutil.copytree(folder, bands_folder)
+    text = (folder / "scf.in").read_text().replace("'scf'", "'bands'")
+    listed = "".join(" ".join(f"{x:.12f}" for x in k) + " 1\n" for k in K_BANDS)
+    run_qe("pw.x", re.sub(r"K_POINTS.*", f"K_POINTS crystal\n{len(K_BANDS)}\n{listed}", text, flags=re.S),
+           bands_folder, "bands")  # fmt: skip
+    reference = read_qe_xml(bands_folder / "out" / "pwscf.save").eigenvalues_ha * HARTREE_EV
+    return folder, basis, result, reference
+
+
+def test_plane_wave_spin_orbit_hamiltonian_is_pw_x(silicon):
+    """The FR file's j-resolved projectors, as slem applies them (j-average (x) 1 + spin-orbit (x) L.sigma),
+    reproduce pw.x's spinor eigenvalues on its own plane waves; without the spin-orbit part they do not."""
+    folder, *_ = silicon
+    scf = read_qe_xml(folder / "out" / "pwscf.save")
+    upf = read_upf(PSEUDO_DIR / "Si.upf", spin_orbit=True)
+    ecut = 2 * scf.ecutwfc_ha
+    species = {"Si": species_data(None, upf, np.sqrt(ecut) + 0.1)}
+    potential = read_filplot(folder / "vtot.dat").values_ry
+    proj = GalerkinProjector(scf.cell_bohr, scf.positions_bohr, scf.symbols, potential, ecut, species)
+    worst, without = 0.0, 0.0
+    for k, reference in list(zip(scf.kpoints_cart, scf.eigenvalues_ha * HARTREE_EV, strict=True))[:3]:
+        eigenvalues = np.linalg.eigvalsh(proj.plane_wave_spinor_hamiltonian(k))[: len(reference)] * RYDBERG_EV
+        worst = max(worst, np.abs(eigenvalues - reference).max())
+        scalar = np.repeat(np.linalg.eigvalsh(proj.plane_wave_hamiltonian(k)), 2)[: len(reference)]
+        scalar = scalar * RYDBERG_EV
+        without = max(without, np.abs(scalar - reference).max())
+    assert worst < 5e-4  # eV; measured 6e-5
+    assert without > 0.02
+
+
+def test_sum_rules_and_the_time_reversal_form(silicon, tmp_path):
+    folder, basis, result, _ = silicon
+    frame, checks = result.frame, result.checks
+    assert checks["spin_orbit"] and checks["n_spin"] == 1
+    assert abs(checks["sum_tr_ds"] - 8.0) < 1e-8
+    assert abs(checks["sum_tr_dh_ev"] - checks["band_energy_ev"]) < 1e-6
+    assert basis.upf_md5 == read_upf(PSEUDO_DIR / "Si.upf", spin_orbit=True).md5
+    # H_so and D_so are antisymmetric under (i, j, R) -> (j, i, -R): the spinor H and D are hermitian
+    lookup = frame.pair_lookup()
+    for name in spin_orbit_names("H") + spin_orbit_names("D"):
+        for (i, j, *r), p in lookup.items():
+            partner = lookup[(j, i, *(-x for x in r))]
+            assert np.allclose(frame.block(name, p), -frame.block(name, partner).T, atol=1e-12)
+    onsite = frame.block("H_so_z", lookup[(0, 0, 0, 0, 0)])
+    assert 1e-3 < np.abs(onsite).max() < 0.1  # eV: Si 3p spin-orbit, tens of meV
+    write_frames(tmp_path / "soc.h5", [frame])
+    again = read_frames(tmp_path / "soc.h5")[0]
+    assert set(again.operators) == set(frame.operators)
+    assert np.array_equal(again.operators["D_so_y"], frame.operators["D_so_y"])
+
+
+def test_spinor_bands_match_pw_x(silicon):
+    *_, result, reference = silicon
+    energies = band_energies(result.frame, K_BANDS)
+    valence = slice(0, 8)
+    mean = np.abs(energies[:, valence] - reference[:, valence]).mean()
+    split_pw = reference[0, 7] - reference[0, 3]  # Gamma: the j=3/2 quadruplet over the j=1/2 doublet
+    split = energies[0, 7] - energies[0, 3]
+    print(f"Si Gamma splitting: LCAO {split * 1000:.2f} meV, pw.x {split_pw * 1000:.2f} meV; mean {mean:.4f}")
+    assert 0.04 < split_pw < 0.056
+    assert abs(split - split_pw) < 1e-3
+    assert mean < 0.08  # eV; the DZP basis error of Si's valence bands (measured 0.043)
+
+
+def test_spin_orbit_parts_rotate_as_pseudovectors(silicon, tmp_path):
+    """Rotating cell and atoms: H_so_a' = sum_b Q_ab D H_so_b D^T and likewise for D_so."""
+    _, basis, result, _ = silicon
+    rotation = random_rotation(7)
+    _scf(tmp_path, rotation)
+    original, rotated = result.frame, _project(tmp_path, basis).frame
+    d = _atom_rotation(basis.shells, rotation)
+    lookup = rotated.pair_lookup()
+    worst = {"H": 0.0, "D": 0.0}
+    for key, p in original.pair_lookup().items():
+        q = lookup[key]
+        for base in worst:
+            parts = np.stack([original.block(n, p) for n in spin_orbit_names(base)])
+            expected = np.einsum("ab,bij->aij", rotation, d @ parts @ d.T)
+            got = np.stack([rotated.block(n, q) for n in spin_orbit_names(base)])
+            worst[base] = max(worst[base], np.abs(got - expected).max())
+    print(f"spin-orbit rotation covariance: H_so {worst['H'] * 1000:.2e} meV, D_so {worst['D']:.1e}")
+    assert worst["H"] < 1e-6  # eV: two-centre tables only, no grid quadrature
+    assert worst["D"] < 1e-4
+
+
+def test_fully_relativistic_inputs_slem_cannot_use_are_refused(silicon, tmp_path):
+    folder, basis, *_ = silicon
+    with pytest.raises(UpfError, match="fully relativistic"):
+        read_upf(PSEUDO_DIR / "Si.upf")
+    source = (folder / "out" / "pwscf.save" / "data-file-schema.xml").read_text()
+
+    def variant(name: str, **tags: str) -> Path:
+        tree = ET.fromstring(source)
+        for element in tree.iter():
+            for tag, text in tags.items():
+                if element.tag.endswith(tag):
+                    element.text = text
+        (tmp_path / name).write_text(ET.tostring(tree, encoding="unicode"))
+        return tmp_path / name
+
+    with pytest.raises(QeXmlError, match="without spin-orbit"):
+        read_qe_xml(variant("nc.xml", spinorbit="false"))
+    with pytest.raises(QeXmlError, match="with magnetisation"):
+        read_qe_xml(variant("mag.xml", do_magnetization="true"))
+    scalar = read_qe_xml(variant("sr.xml", spinorbit="false", noncolin="false"))
+    upfs = {"Si": read_upf(PSEUDO_DIR / "Si.upf", spin_orbit=True)}
+    with pytest.raises(ProjectionError, match="without lspinorb.*lspinorb=.true."):
+        project(scalar, read_filplot(folder / "vtot.dat"), {"Si": basis}, upfs)
