@@ -12,8 +12,10 @@ import pathlib
 import numpy as np
 
 from slem.bands import bloch_matrices, generalized_eigvalsh
+from slem.bands.bloch import operator_pair
 from slem.data.frame import Frame
-from slem.data.operators import OPERATORS, channel_names
+from slem.data.operators import OPERATORS, channel_names, has_spin_orbit
+from slem.spinor import spinor_matrix
 
 from .bands import band_errors
 from .blocks import block_errors, parity_samples
@@ -38,11 +40,15 @@ def eigenvalues(
     """Generalised eigenvalues (nk, n) of H(k) of ``h_frame`` with S(k) of ``s_frame`` (same atoms).
 
     n is the number of orbitals, or with ``overlap_tolerance`` > 0 the fewest S(k) directions kept. A
-    spin-polarised frame's channels become rows of their own (``spin_rows``): (2 nk, n)."""
+    spin-polarised frame's channels become rows of their own (``spin_rows``): (2 nk, n). A spin-orbit
+    frame gives its spinor bands (2n of them, one electron each)."""
+    spinor = has_spin_orbit(h_frame.operators)
     ss = bloch_matrices(s_frame, "S", kpts)
+    if spinor:
+        ss = spinor_matrix(ss, np.zeros((3, *ss.shape)))
     channels = []
     for name in channel_names(h_frame.operators, "H"):
-        hs = bloch_matrices(h_frame, name, kpts)
+        hs = operator_pair(h_frame, kpts)[0] if spinor else bloch_matrices(h_frame, name, kpts)
         channels.append([generalized_eigvalsh(h, s, overlap_tolerance) for h, s in zip(hs, ss, strict=True)])
     n = min(len(r) for rows in channels for r in rows)
     return spin_rows([np.array([r[:n] for r in rows]) for rows in channels], n_path)
@@ -170,14 +176,24 @@ def compare(
                 f"frame {label}: a spin-polarised frame must come from a smeared SCF (occupations='smearing' "
                 "in its metadata): its bands are compared near the one Fermi level of both channels"
             )
-        if not metal and abs(n_el / 2 - round(n_el / 2)) > 1e-6:
+        spinor = has_spin_orbit(ref.operators)
+        if has_spin_orbit(pred.operators) != spinor:
+            raise ValueError(
+                f"frame {label}: the reference "
+                + ("holds spin-orbit parts (H_so_x, ...) but the prediction does not: predict with a model "
+                   "trained on H_so_x, H_so_y, H_so_z" if spinor else
+                   "has no spin-orbit parts but the prediction does: compare it with a spin-orbit reference")
+            )
+        # spinor bands hold one electron each, the other frames' bands two
+        per_band = 1 if spinor else 2
+        if not metal and not spinor and abs(n_el / 2 - round(n_el / 2)) > 1e-6:
             raise ValueError(
                 f"frame {label}: {n_el} electrons is not an even number; an insulator is compared band "
                 "by band. A metal must come from an SCF with occupations='smearing' (frame metadata)"
             )
-        n_valence = max(1, int(round(n_el / 2)))
+        n_valence = max(1, int(round(n_el / per_band)))
         # 0 for frames projected before the basis recorded its shells (slem.basis.shells)
-        n_semicore = 0 if metal else int(ref.metadata.get("semicore_bands") or 0)
+        n_semicore = 0 if metal else int(ref.metadata.get("semicore_bands") or 0) * (2 // per_band)
         kinfo = frame_kpoints(ref, settings)
         kpts = np.asarray(kinfo["kpoints"])
         if channel_names(pred.operators, "H") != channels:
@@ -216,9 +232,11 @@ def compare(
             "electronic_type": "metal" if metal else "insulator",
             "periodic_axes": kinfo["periodic_axes"],
             "spin_channels": [name.partition("_")[2] or "none" for name in channels],
+            "spin_orbit": spinor,
         }
         if metal:
-            fermi, centre = _metal_entry(pred, overlap, ref, n_el, kinfo, settings)
+            # the Fermi solve counts two electrons per band: a spinor band's one is half of that
+            fermi, centre = _metal_entry(pred, overlap, ref, n_el * 2 / per_band, kinfo, settings)
             entry["fermi"] = fermi
             window = settings.fermi_window_eV
             entry["vs_lcao"] = _split_errors(e_pred, e_ref, n_path, fermi_window_errors, centre, window)

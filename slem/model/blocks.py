@@ -7,6 +7,11 @@ built in the full basis (nf x nf) and cut to each species' orbitals at the end.
 For a shell pair (l_a, l_b) the block is sum_l C^l f_l, with C^l = sqrt(2l+1) * wigner_3j(l_a, l_b, l)
 over l = |l_a-l_b|..l_a+l_b. With this normalisation the stacked C^l form an orthogonal matrix,
 so ``blocks_to_irreps`` is just its transpose (used to fit the output statistics).
+
+A vector assembler builds the three blocks (B_y, B_z, B_x) of a spin-orbit part (slem.spinor), which
+transform as l_a (x) l_b (x) 1 with the parity of l_a + l_b (a pseudovector): each path l of the shell
+pair couples with the vector to k = |l-1|..l+1, C^{l,k} = sum_M C^l_(ab),M C^(l,1)k_(M mu),kappa. Its
+component axis is an l = 1 index in the project's p order (y, z, x).
 """
 
 from __future__ import annotations
@@ -26,8 +31,27 @@ from slem.model.irreps import Feats, Irreps
 @cache
 def _cg_matrix64(la: int, lb: int) -> torch.Tensor:
     """((2la+1)(2lb+1), sum_l (2l+1)) orthogonal matrix of normalised Wigner-3j symbols."""
-    cols = [math.sqrt(2 * l + 1) * o3.wigner_3j(la, lb, l, dtype=torch.float64).reshape(-1, 2 * l + 1)
-            for l in range(abs(la - lb), la + lb + 1)]
+    cols = [_cg_path(la, lb, l) for l in range(abs(la - lb), la + lb + 1)]
+    return torch.cat(cols, dim=1)
+
+
+def _cg_path(la: int, lb: int, l: int) -> torch.Tensor:
+    return math.sqrt(2 * l + 1) * o3.wigner_3j(la, lb, l, dtype=torch.float64).reshape(-1, 2 * l + 1)
+
+
+def paths(la: int, lb: int, vector: bool) -> list[tuple[int, int]]:
+    """(l, k) per output irrep of a shell pair: k = l for blocks; k = |l-1|..l+1 for vector blocks."""
+    ls = range(abs(la - lb), la + lb + 1)
+    return [(l, k) for l in ls for k in (range(abs(l - 1), l + 2) if vector else (l,))]
+
+
+@cache
+def _cg_vector64(la: int, lb: int) -> torch.Tensor:
+    """((2la+1)(2lb+1)*3, sum over paths (2k+1)): rows (m_a, m_b, mu), orthogonal like _cg_matrix64."""
+    cols = []
+    for l, k in paths(la, lb, True):
+        coupled = _cg_path(l, 1, k).reshape(2 * l + 1, 3 * (2 * k + 1))
+        cols.append((_cg_path(la, lb, l) @ coupled).reshape(-1, 2 * k + 1))
     return torch.cat(cols, dim=1)
 
 
@@ -64,11 +88,11 @@ class OrbitalLayout:
         n = len(self.shells)
         return [(a, b) for a in range(n) for b in range(n) if not upper or a <= b]
 
-    def pair_irreps(self, upper: bool) -> Irreps:
+    def pair_irreps(self, upper: bool, vector: bool = False) -> Irreps:
         items = []
         for a, b in self.shell_pairs(upper):
             la, lb = self.shells[a], self.shells[b]
-            items += [(1, l, (-1) ** (la + lb)) for l in range(abs(la - lb), la + lb + 1)]
+            items += [(1, k, (-1) ** (la + lb)) for _, k in paths(la, lb, vector)]
         return Irreps.build(items)
 
 
@@ -76,13 +100,16 @@ class BlockAssembler(nn.Module):
     """Irreps features (one channel per shell pair and l) <-> full-basis blocks (B, nf, nf).
 
     ``upper=True`` (onsite): only a <= b shell pairs are predicted and the result is symmetrised,
-    M = U + U^T with the diagonal shell blocks entering U at half weight.
+    M = U + U^T with the diagonal shell blocks entering U at half weight. ``vector=True``: the three
+    spin-orbit blocks (B, 3, nf, nf), in the order (y, z, x); their onsite blocks are antisymmetric,
+    M = U - U^T.
     """
 
-    def __init__(self, layout: OrbitalLayout, upper: bool):
+    def __init__(self, layout: OrbitalLayout, upper: bool, vector: bool = False):
         super().__init__()
-        self.layout, self.upper = layout, upper
-        self.irreps = layout.pair_irreps(upper)
+        self.layout, self.upper, self.vector = layout, upper, vector
+        self.width = 3 if vector else 1
+        self.irreps = layout.pair_irreps(upper, vector)
         pairs = layout.shell_pairs(upper)
         used: dict[tuple[int, int], int] = {}
         self.types: list[tuple[int, int]] = []
@@ -96,37 +123,41 @@ class BlockAssembler(nn.Module):
         for a, b in pairs:
             la, lb = layout.shells[a], layout.shells[b]
             p = (-1) ** (la + lb)
-            for l in range(abs(la - lb), la + lb + 1):
-                channel_of[(a, b, l)] = used.get((l, p), 0)
-                used[(l, p)] = channel_of[(a, b, l)] + 1
+            for path in paths(la, lb, vector):
+                channel_of[(a, b, path)] = used.get((path[1], p), 0)
+                used[(path[1], p)] = channel_of[(a, b, path)] + 1
         nf = layout.nf
         for (la, lb), plist in by_type.items():
             self.types.append((la, lb))
             p = (-1) ** (la + lb)
             chans = []
-            for l in range(abs(la - lb), la + lb + 1):
-                idx = torch.tensor([channel_of[(a, b, l)] for a, b in plist])
-                chans.append((self.irreps.index(l, p), idx))
+            for path in paths(la, lb, vector):
+                idx = torch.tensor([channel_of[(a, b, path)] for a, b in plist])
+                chans.append((self.irreps.index(path[1], p), idx))
             self.type_channels.append(chans)
             pos = []
+            mu = torch.arange(self.width)
             for a, b in plist:
                 rows = layout.offsets[a] + torch.arange(2 * la + 1)
                 cols = layout.offsets[b] + torch.arange(2 * lb + 1)
-                pos.append((rows[:, None] * nf + cols[None, :]).reshape(-1))
+                # flat index into (nf, nf, width), rows (m_a, m_b, mu) as the Clebsch-Gordan matrix has them
+                pos.append(((rows[:, None, None] * nf + cols[None, :, None]) * self.width + mu).reshape(-1))
             flat_positions.append(torch.stack(pos))
         self.flat_positions = torch.cat([fp.reshape(-1) for fp in flat_positions])
-        half = torch.ones(nf * nf)
+        half = torch.ones(nf, nf, self.width)
         if upper:
             for k, l in enumerate(layout.shells):
                 r = layout.offsets[k] + torch.arange(2 * l + 1)
-                half[(r[:, None] * nf + r[None, :]).reshape(-1)] = 0.5
+                half[r[:, None], r[None, :]] = 0.5
+        half = half.reshape(-1)
         self.register_buffer("half_mask", half, persistent=False)
         self._cg_cache: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
 
     def _cg(self, ref: torch.Tensor) -> list[torch.Tensor]:
         key = (ref.dtype, ref.device)
         if key not in self._cg_cache:
-            self._cg_cache[key] = [_cg_matrix64(la, lb).to(ref.dtype).to(ref.device) for la, lb in self.types]
+            table = _cg_vector64 if self.vector else _cg_matrix64
+            self._cg_cache[key] = [table(la, lb).to(ref.dtype).to(ref.device) for la, lb in self.types]
         return self._cg_cache[key]
 
     def forward(self, feats: Feats) -> torch.Tensor:
@@ -137,21 +168,25 @@ class BlockAssembler(nn.Module):
             f = torch.cat([feats[g][:, :, idx.to(feats[g].device)].transpose(1, 2) for g, idx in chans],
                           dim=2)
             pieces.append((f @ cg.T).reshape(n, f.shape[1] * cg.shape[0]))
-        flat = feats[0].new_zeros((n, nf * nf))
+        flat = feats[0].new_zeros((n, nf * nf * self.width))
         flat[:, self.flat_positions.to(flat.device)] = torch.cat(pieces, dim=1)
-        if not self.upper:
-            return flat.view(n, nf, nf)
-        u = (flat * self.half_mask).view(n, nf, nf)
-        return u + u.transpose(1, 2)
+        if self.upper:
+            flat = flat * self.half_mask
+        blocks = flat.view(n, nf, nf, self.width).permute(0, 3, 1, 2)
+        if self.upper:
+            blocks = blocks - blocks.transpose(2, 3) if self.vector else blocks + blocks.transpose(2, 3)
+        return blocks if self.vector else blocks[:, 0]
 
     def to_irreps(self, blocks: torch.Tensor) -> Feats:
-        """Inverse map: full-basis blocks (B, nf, nf) -> irreps features (exact for symmetric onsite)."""
+        """Inverse map: full-basis blocks (B, nf, nf), or (B, 3, nf, nf) for a vector assembler -> irreps
+        features (exact for symmetric, or antisymmetric vector, onsite blocks)."""
         n = blocks.shape[0]
-        flat = blocks.reshape(n, -1)[:, self.flat_positions.to(blocks.device)]
+        layout = blocks.permute(0, 2, 3, 1) if self.vector else blocks
+        flat = layout.reshape(n, -1)[:, self.flat_positions.to(blocks.device)]
         out = [blocks.new_zeros((n, 2 * l + 1, mul)) for mul, l, _ in self.irreps.groups]
         start = 0
         for (la, lb), cg, chans in zip(self.types, self._cg(blocks), self.type_channels, strict=True):
-            size = (2 * la + 1) * (2 * lb + 1)
+            size = (2 * la + 1) * (2 * lb + 1) * self.width
             npairs = len(chans[0][1])
             f = flat[:, start : start + npairs * size].reshape(n, npairs, size) @ cg
             start += npairs * size

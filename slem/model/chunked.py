@@ -67,8 +67,9 @@ def forward_chunked(
     if reverse is None:
         reverse = reverse_edges(ei, graph["edge_shift"])
     nf = model.layout.nf
-    full = {name: (graph["pos"].new_zeros((n_atoms, nf, nf), dtype=model.dtype),
-                   graph["pos"].new_zeros((n_edges, nf, nf), dtype=model.dtype)) for name in model.heads}
+    zeros = graph["pos"].new_zeros
+    full = {name: (zeros((n_atoms, nf, nf), dtype=model.dtype), zeros((n_edges, nf, nf), dtype=model.dtype))
+            for name in model.config.heads}
     for centres in atom_chunks(graph, halo_chunk, float(model.species_cutoff.max())):
         in_a = torch.zeros(n_atoms, dtype=torch.bool, device=device)
         in_a[centres] = True

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import torch
 
 from slem.model.blocks import expand_blocks
-from slem.model.slem import SlemModel, SlemNet
+from slem.model.slem import SPIN_ORBIT_COMPONENT, SlemModel, SlemNet
+
+SPIN_ORBIT_COMPONENT_ORDER = sorted(SPIN_ORBIT_COMPONENT, key=SPIN_ORBIT_COMPONENT.get)
 
 
 @torch.no_grad()
@@ -18,21 +20,28 @@ def fit_rescale(
     """Set per-species / per-pair statistics from the targets ``X_onsite`` / ``X_hopping`` of ``graphs``.
 
     Heads whose targets no graph holds are left unchanged. Returns the number of graphs used per head."""
-    names = [h for h in model.heads if operators is None or h in operators]
     mask = model.orbital_mask
     used: dict[str, int] = {}
-    for name in names:
-        head = model.heads[name]
+    for name, head in model.heads.items():
+        # a vector head (H_so) stacks the targets of its parts in its component order (y, z, x)
+        vector = getattr(head, "vector", False)
+        targets = [f"{name}_{a}" for a in SPIN_ORBIT_COMPONENT_ORDER] if vector else [name]
+        if operators is not None and not set(targets) <= set(operators):
+            continue
         samples = []
         for graph in graphs:
-            if f"{name}_onsite" not in graph or f"{name}_hopping" not in graph:
+            if any(f"{t}_{part}" not in graph for t in targets for part in ("onsite", "hopping")):
                 continue
             geom = model.geometry(graph)
             species, ei = geom.species, geom.edge_index
             dev = mask.device
-            onsite = expand_blocks(graph[f"{name}_onsite"].to(dev, model.dtype), mask[species], mask[species])
-            hopping = expand_blocks(graph[f"{name}_hopping"].to(dev, model.dtype),
-                                    mask[species[ei[0]]], mask[species[ei[1]]])
+            rows, cols = mask[species[ei[0]]], mask[species[ei[1]]]
+            onsite = torch.stack([expand_blocks(graph[f"{t}_onsite"].to(dev, model.dtype), mask[species],
+                                                mask[species]) for t in targets], dim=1)
+            hopping = torch.stack([expand_blocks(graph[f"{t}_hopping"].to(dev, model.dtype), rows, cols)
+                                   for t in targets], dim=1)
+            if not vector:
+                onsite, hopping = onsite[:, 0], hopping[:, 0]
             samples.append((geom, onsite, hopping))
         used[name] = len(samples)
         if not samples:

@@ -4,6 +4,10 @@ Input: a graph dict (pos, species, edge_index, edge_shift[, edge_reverse]); outp
 ``X_onsite`` (flat concat of (norb_i, norb_i) blocks) and ``X_hopping`` (flat concat of
 (norb_i, norb_j) blocks in edge order). Hopping blocks are made exactly Hermitian by averaging each
 directed edge with the transpose of its reverse edge: H_ij(R) = (B_ij(R) + B_ji(-R)^T) / 2.
+
+The spin-orbit parts H_so_x, H_so_y, H_so_z (slem.spinor) come from one vector head, ``H_so``, whose
+blocks transform as l_i (x) l_j (x) 1e and are antisymmetric: H_so_ij(R) = (B_ij(R) - B_ji(-R)^T) / 2.
+Being real, they make the spinor H time-reversal symmetric by construction.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slem.data.operators import SPIN_ORBIT_OPERATORS
 from slem.model.blocks import BlockAssembler, OrbitalLayout, cut_blocks
 from slem.model.bond_rescale import BondRescale
 from slem.model.config import SlemConfig
@@ -24,16 +29,25 @@ from slem.model.overlap import OverlapHead
 from slem.model.rescale import Rescale
 from slem.model.so2 import bond_rotations, to_lab_frame
 
+# the vector assembler's component axis is an l = 1 index in the p order (y, z, x)
+SPIN_ORBIT_COMPONENT = {"x": 2, "y": 0, "z": 1}
+
+
+def spin_orbit_head(operator: str) -> str:
+    """The vector head (H_so, D_so) that predicts a spin-orbit part (H_so_x, ...)."""
+    return operator.rsplit("_", 1)[0]
+
 
 class SlemNet(nn.Module):
     """Equivariant network for one operator; returns full-basis onsite and (unsymmetrised) hopping blocks."""
 
-    def __init__(self, config: SlemConfig, layout: OrbitalLayout):
+    def __init__(self, config: SlemConfig, layout: OrbitalLayout, vector: bool = False):
         super().__init__()
         n_species = len(config.species)
         hidden = Irreps.parse(config.hidden_irreps)
-        self.node_asm = BlockAssembler(layout, upper=True)
-        self.edge_asm = BlockAssembler(layout, upper=False)
+        self.vector = vector
+        self.node_asm = BlockAssembler(layout, upper=True, vector=vector)
+        self.edge_asm = BlockAssembler(layout, upper=False, vector=vector)
         node_pairs, edge_pairs = self.node_asm.irreps, self.edge_asm.irreps
         self.lmax = max(hidden.lmax, node_pairs.lmax, edge_pairs.lmax)
         self.init = InitLayer(n_species, hidden, config.latent_dim, config.latent_hidden, config.n_radial,
@@ -87,7 +101,11 @@ class SlemModel(nn.Module):
         self.layout = OrbitalLayout(config.species, config.basis)
         self.heads = nn.ModuleDict()
         for name in config.heads:
-            if name == "S" and config.overlap == "basis":
+            if name in SPIN_ORBIT_OPERATORS:
+                head = spin_orbit_head(name)
+                if head not in self.heads:
+                    self.heads[head] = SlemNet(config, self.layout, vector=True)
+            elif name == "S" and config.overlap == "basis":
                 self.heads[name] = ExactOverlapHead(self.layout, max(config.r_cut.values()))
             elif name == "S":
                 self.heads[name] = OverlapHead(self.layout, config.n_radial, config.overlap_hidden)
@@ -114,9 +132,14 @@ class SlemModel(nn.Module):
         out = {}
         for name, head in self.heads.items():
             onsite, hop = head(geom, edge_chunk) if isinstance(head, SlemNet) else head(geom)
-            partner = hop[rev.clamp_min(0)].transpose(1, 2)
-            hop = 0.5 * (hop + torch.where((rev >= 0)[:, None, None], partner, hop))
-            out[name] = (onsite, hop)
+            partner = hop[rev.clamp_min(0)].transpose(-2, -1)
+            has_partner = (rev >= 0).view(-1, *[1] * (hop.dim() - 1))
+            if getattr(head, "vector", False):
+                hop = 0.5 * (hop - torch.where(has_partner, partner, -hop))
+                for axis, component in SPIN_ORBIT_COMPONENT.items():
+                    out[f"{name}_{axis}"] = (onsite[:, component], hop[:, component])
+            else:
+                out[name] = (onsite, 0.5 * (hop + torch.where(has_partner, partner, hop)))
         return out
 
     def forward(self, graph: dict, edge_chunk: int | None = None,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from slem.data.operators import OPERATORS
+from slem.data.operators import OPERATORS, check_operator_set
 from slem.model.config import model_problems
 from slem.schema import check_section, coerce, suggest
 
@@ -118,6 +118,10 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
             )
     if len(set(ops)) != len(ops):
         problems.append(f"'operators' lists an operator twice: {ops}")
+    try:
+        check_operator_set(ops)
+    except ValueError as exc:
+        problems.append(f"'operators': {exc}")
 
     model = top.get("model", {})
     problems.extend(model_problems(model, "model", complete=False))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from slem.data.frame import read_file_info, read_frames
-from slem.data.operators import has_spin_orbit
+from slem.data.operators import has_spin_orbit, spin_orbit_names
 
 from .config import ConfigError, TrainConfig
 from .data_summary import DataSummary, data_problems, merged_basis
@@ -40,11 +40,13 @@ def check_against_dataset(config: TrainConfig, path: str | Path | None = None) -
     for src, fr, n_train in sources:
         basis = merged_basis([(f"frame {k} of {src}", f.basis) for k, f in enumerate(fr)], problems)
         held = set.intersection(*(set(f.operators) for f in fr)) if fr else set()
-        if any(has_spin_orbit(f.operators) for f in fr):
+        wanted = set(spin_orbit_names("H"))
+        if "H" in config.operators and not wanted <= set(config.operators) and any(
+            has_spin_orbit(f.operators) for f in fr
+        ):
             problems.append(
-                f"dataset {src} holds spin-orbit frames (H_so_x, H_so_y, H_so_z): slem train cannot predict "
-                "the spin-orbit parts yet, and a model of their j-averaged H alone would miss the splittings "
-                "(docs/spin-orbit.md)"
+                f"dataset {src} holds spin-orbit frames: add {sorted(wanted)} to 'operators', or the model "
+                "learns only their j-averaged H and misses the spin-orbit splittings (docs/spin-orbit.md)"
             )
         elements = sorted({s for f in fr for s in f.symbols})
         summaries.append(DataSummary(f"dataset {src}", sorted(held), basis, elements, n_train))

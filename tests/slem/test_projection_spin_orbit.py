@@ -173,3 +173,88 @@ def test_fully_relativistic_inputs_slem_cannot_use_are_refused(silicon, tmp_path
     upfs = {"Si": read_upf(PSEUDO_DIR / "Si.upf", spin_orbit=True)}
     with pytest.raises(ProjectionError, match="without lspinorb.*lspinorb=.true."):
         project(scalar, read_filplot(folder / "vtot.dat"), {"Si": basis}, upfs)
+
+
+def _train(tmp_path: Path, frame, operators: list[str], steps: int) -> Path:
+    import torch
+
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
+
+    write_frames(tmp_path / "si.h5", [frame])
+    config = {
+        "dataset": {"path": str(tmp_path / "si.h5")},
+        "operators": operators,
+        "output_dir": str(tmp_path / "run"),
+        "model": {"n_layers": 1, "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e", "latent_dim": 8,
+                  "latent_hidden": [8], "n_radial": 4, "avg_num_neighbors": 8.0, "r_cut": {"Si": 4.3}},
+        "training": {"max_steps": steps, "validate_every": steps, "seed": 0},
+    }  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(validate_config(config), progress=False).run()
+    finally:
+        torch.set_num_threads(threads)
+    return tmp_path / "run"
+
+
+def test_spin_orbit_model_trains_predicts_and_is_refused_without_its_parts(silicon, tmp_path):
+    import json
+
+    from slem.predict import predict_frames
+    from slem.train.config import ConfigError
+
+    *_, result, _ = silicon
+    run = _train(tmp_path, result.frame, ["H", "S", *spin_orbit_names("H")], 40)
+    curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["H_so_x"] for row in curve if row["kind"] == "train"]
+    assert losses[-1] < 0.7 * losses[0]
+    predicted = predict_frames(run / "model.pt", [result.frame])[0]
+    assert set(spin_orbit_names("H")) <= set(predicted.operators)
+    lookup = predicted.pair_lookup()
+    for (i, j, *r), p in lookup.items():
+        partner = lookup[(j, i, *(-x for x in r))]
+        assert np.allclose(predicted.block("H_so_y", p), -predicted.block("H_so_y", partner).T, atol=1e-6)
+    with pytest.raises(ConfigError, match="H_so_x"):
+        _train(tmp_path / "h_only", result.frame, ["H", "S"], 1)
+
+
+def test_validation_compares_spinor_bands(silicon, tmp_path):
+    """slem validate diagonalises the spinor H: dropping the spin-orbit parts of the reference moves the
+    j=1/2 doublet at Gamma down by 2/3 and the gap by 1/3 of the splitting (48 meV)."""
+    from slem.cli.validate import run_validation
+
+    *_, result, _ = silicon
+    reference = result.frame
+    write_frames(tmp_path / "ref.h5", [reference])
+    without = read_frames(tmp_path / "ref.h5")[0]
+    for name in spin_orbit_names("H"):
+        without.operators[name] = np.zeros_like(without.operators[name])
+    write_frames(tmp_path / "without.h5", [without])
+    same = run_validation(
+        str(tmp_path / "ref.h5"),
+        str(tmp_path / "ref.h5"),
+        tmp_path / "a.json",
+        tmp_path / "a",
+        {},
+        {},
+        {},
+        {},
+    )
+    entry = next(iter(same["bands"].values()))
+    assert entry["spin_orbit"] and entry["n_valence"] == 8
+    assert entry["vs_lcao"]["all"]["valence_max_meV"] < 1e-6
+    report = run_validation(
+        str(tmp_path / "without.h5"),
+        str(tmp_path / "ref.h5"),
+        tmp_path / "b.json",
+        tmp_path / "b",
+        {},
+        {},
+        {},
+        {},
+    )
+    errors = next(iter(report["bands"].values()))["vs_lcao"]["all"]
+    assert 25 < errors["valence_max_meV"] < 40
+    assert 10 < errors["gap_error_meV"] < 22
