@@ -86,6 +86,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Collinear magnetism: pw.x starting magnetisation per element, e.g. Fe=0.4 (nspin=2, smeared "
         "occupations, one model head per spin channel). Fe and Ni set their own.",
     )
+    parser.add_argument(
+        "--spin-orbit",
+        action="store_true",
+        help="Spin-orbit coupling (pw.x noncolin + lspinorb, no magnetisation) with a fully relativistic "
+        "--pseudo-family; the model also learns H_so_x, H_so_y, H_so_z (docs/spin-orbit.md).",
+    )
     parser.add_argument("--protocol", choices=("fast", "balanced", "precise"), default="fast")
     parser.add_argument(
         "--pseudo-family",
@@ -269,6 +275,8 @@ def pipeline_overrides(args: argparse.Namespace) -> dict:
     if moments:
         overrides.setdefault("magnetization", moments)
         overrides.setdefault("electronic_type", "metal")  # nspin=2 needs smeared occupations
+    if args.spin_orbit:
+        overrides["spin_orbit"] = True
     return overrides
 
 

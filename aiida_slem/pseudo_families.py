@@ -1,8 +1,9 @@
 """Pseudopotential families for aiida-slem: install an offline folder of UPFs as an aiida-pseudo cutoffs
 family, check an installed one, and read recommended cutoffs from hints files.
 
-Every file is read with ``slem.qe.upf.read_upf`` before anything is stored, so a truncated, ultrasoft, PAW or
-fully relativistic UPF refuses the whole folder and no half-made family is left behind.
+Every file is read with ``slem.qe.upf.read_upf`` before anything is stored, so a truncated, ultrasoft or PAW
+UPF refuses the whole folder and no half-made family is left behind. A family is scalar-relativistic or fully
+relativistic (spin-orbit runs, docs/spin-orbit.md), never a mixture.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, U
     pseudo-atom for ghost states, a few seconds per file); all problems are reported together."""
     from slem.basis.ghosts import check_upf_levels
 
-    problems, found = [], {}
+    problems, found, relativistic = [], {}, {}
     for path in sorted(paths):
         try:
-            upf = read_upf(path)
+            upf = read_upf(path, spin_orbit=True)
             if check_levels:
                 check_upf_levels(path)
         except ValueError as exc:  # UpfError, GhostStateError, or numbers that do not parse
@@ -67,6 +68,13 @@ def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, U
             )
         else:
             found[upf.element] = UpfFile(upf.element, path, upf.md5)
+            relativistic[path.name] = upf.spin_orbit
+    if len(set(relativistic.values())) > 1:
+        fully = sorted(name for name, so in relativistic.items() if so)
+        problems.append(
+            f"{', '.join(fully)} fully relativistic and the other files scalar-relativistic: a family is one "
+            "or the other (spin-orbit runs need every file fully relativistic); install them as two families"
+        )
     _refuse(problems, "refused, the pseudopotentials are not usable")
     return found
 
@@ -260,12 +268,12 @@ def load_usable_family(label: str):
     for pseudo in sorted(family.nodes, key=lambda p: p.element):
         with pseudo.as_path() as path:
             try:
-                read_upf(path)
+                read_upf(path, spin_orbit=True)
             except ValueError as exc:
                 problems.append(f"{pseudo.element} ({pseudo.filename}): {exc}")
     _refuse(
         problems,
-        f"family {label!r} is not usable by slem (norm-conserving, scalar-relativistic UPF v2 only)",
+        f"family {label!r} is not usable by slem (norm-conserving UPF v2 only)",
         f"Choose another family, or install usable files with '{PSEUDO_DIR_HINT}'.",
     )
     return family

@@ -20,11 +20,12 @@ def excluded(ctx, *ports: str) -> bool:
 
 
 def check_norm_conserving(pseudos: dict) -> str | None:
-    """Every pseudo must be a norm-conserving, scalar-relativistic UPF that slem can read."""
+    """Every pseudo must be a norm-conserving UPF that slem can read (scalar or fully relativistic: whether
+    a fully relativistic one fits the run is ``check_spin_orbit``'s question)."""
     for kind, pseudo in sorted(pseudos.items()):
         try:
             with pseudo.as_path() as path:
-                read_upf(path)
+                read_upf(path, spin_orbit=True)
         except UpfError as exc:
             return f"pseudopotential for kind {kind}: {exc}"
         except (AttributeError, OSError) as exc:
@@ -76,7 +77,7 @@ def min_distance(structure: orm.StructureData) -> float:
     return best
 
 
-NONCOLLINEAR_KEYS = ("noncolin", "lspinorb", "lforcet")
+NONCOLLINEAR_KEYS = ("noncolin", "lforcet")
 COLLINEAR_HINT = (
     "collinear magnetism is nspin=2 with a starting magnetisation per element: the pipeline's "
     "magnetization={'Fe': 0.4} (submit_pipeline.py --magnetization Fe=0.4) sets both"
@@ -100,16 +101,39 @@ def _system(parameters: dict) -> dict:
     return {key.lower(): value for key, value in parameters.get("SYSTEM", {}).items()}
 
 
-def check_spin(parameters: dict) -> str | None:
-    """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run, or a collinear
-    spin-polarised one (nspin=2) that slem project can split into H_up, H_down, D_up and D_down."""
+SPIN_ORBIT_HINT = (
+    "spin-orbit coupling is noncolin=.true. with lspinorb=.true., no magnetisation and fully relativistic "
+    "pseudopotentials: the pipeline's spin_orbit=True (submit_pipeline.py --spin-orbit) sets both"
+)
+
+
+def is_spin_orbit(parameters: dict) -> bool:
     system = _system(parameters)
+    return bool(system.get("lspinorb")) and bool(system.get("noncolin"))
+
+
+def check_spin(parameters: dict) -> str | None:
+    """pw.x parameters (a dict of namelists) must describe a spin-unpolarised run, a collinear
+    spin-polarised one (nspin=2) that slem project can split into H_up, H_down, D_up and D_down, or a
+    non-magnetic spin-orbit one (noncolin + lspinorb)."""
+    system = _system(parameters)
+    if system.get("lspinorb") and not system.get("noncolin"):
+        return f"SYSTEM lspinorb=True needs noncolin=True (pw.x refuses it otherwise): {SPIN_ORBIT_HINT}"
+    if is_spin_orbit(parameters):
+        magnetic = [m for m in _starting_magnetizations(system) if m] or system.get("lforcet")
+        if magnetic or int(system.get("nspin", 1)) != 1 or "tot_magnetization" in system:
+            return (
+                "spin-orbit coupling with magnetisation (a nonzero starting_magnetization, nspin, lforcet or "
+                "tot_magnetization) is not supported: slem projects non-magnetic spin-orbit SCFs, whose "
+                f"spinor H is time-reversal symmetric. {SPIN_ORBIT_HINT}"
+            )
+        return None
     noncollinear = [f"{key}={system[key]!r}" for key in NONCOLLINEAR_KEYS if system.get(key)]
     if noncollinear:
         return (
-            f"non-collinear magnetism and spin-orbit coupling are not supported yet (SYSTEM "
-            f"{', '.join(noncollinear)}): slem projects nspin=1 and collinear nspin=2 SCFs. Remove these "
-            "keys; " + COLLINEAR_HINT
+            f"non-collinear magnetism is not supported (SYSTEM {', '.join(noncollinear)}): slem projects "
+            "nspin=1, collinear nspin=2 and non-magnetic spin-orbit SCFs. Remove these keys; "
+            + COLLINEAR_HINT + "; " + SPIN_ORBIT_HINT
         )
     if "tot_magnetization" in system:
         return (
@@ -137,6 +161,33 @@ def check_spin(parameters: dict) -> str | None:
     return None
 
 
+def check_spin_orbit(parameters: dict, pseudos: dict) -> str | None:
+    """A spin-orbit run needs fully relativistic pseudopotentials, and a fully relativistic file needs a
+    spin-orbit run: without lspinorb pw.x merges its j = l +- 1/2 projectors in a way slem does not
+    reproduce. Both are known before any pw.x run."""
+    relativistic = {}
+    for kind, pseudo in sorted(pseudos.items()):
+        try:
+            with pseudo.as_path() as path:
+                relativistic[kind] = read_upf(path, spin_orbit=True).spin_orbit
+        except (UpfError, AttributeError, OSError):
+            continue  # check_norm_conserving names an unreadable file
+    if is_spin_orbit(parameters) and not any(relativistic.values()):
+        return (
+            f"a spin-orbit run (lspinorb) with scalar-relativistic pseudopotentials only ({sorted(pseudos)}) "
+            "has no spin-orbit coupling: use a fully relativistic family (aiida-slem setup --pseudo-dir with "
+            "the PseudoDojo FR files, then --pseudo-family)"
+        )
+    if not is_spin_orbit(parameters) and any(relativistic.values()):
+        kinds = sorted(k for k, v in relativistic.items() if v)
+        return (
+            f"fully relativistic pseudopotential(s) for {kinds} without lspinorb: pw.x would merge their "
+            "j = l +- 1/2 projectors in a way slem project does not reproduce. Use a scalar-relativistic "
+            "family, or turn spin-orbit on (spin_orbit=True, submit_pipeline.py --spin-orbit)"
+        )
+    return None
+
+
 def is_spin_polarised(parameters: dict) -> bool:
     return int(_system(parameters).get("nspin", 1)) == 2
 
@@ -147,3 +198,4 @@ def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> 
         or check_pseudos_cover(structure, pseudos)
         or check_norm_conserving({kind: pseudos[kind] for kind in structure.get_kind_names()})
     )
+

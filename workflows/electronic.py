@@ -47,7 +47,9 @@ def smearing_bands(inputs: dict, parameters: dict, n_electrons: float) -> dict:
     bands = ((inputs.get("electronic_types") or {}).get(inputs.get("electronic_type")) or {}).get("bands")
     if system.get("occupations") != "smearing" or "nbnd" in system or not bands:
         return parameters
-    nbnd = math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])
+    # a spin-orbit run's (spinor) bands hold one electron each, so it needs twice as many
+    per_band = 1 if system.get("lspinorb") and system.get("noncolin") else 2
+    nbnd = (math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])) * (2 // per_band)
     return {**parameters, "SYSTEM": {**system, "nbnd": nbnd}}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ase.data import chemical_symbols
 
-from slem.data.operators import SPIN_CHANNELS
+from slem.data.operators import SPIN_CHANNELS, spin_orbit_names
 
 
 def magnetization_problem(magnetization: dict) -> str | None:
@@ -38,6 +38,12 @@ def spin_parameters(magnetization: dict, structure) -> dict:
             f"({sorted(structure.get_symbols_set())}) a nonzero starting magnetisation; nspin=2 needs one"
         )
     return {"nspin": 2, "starting_magnetization": starting}
+
+
+def spin_orbit_operators(operators: list[str]) -> list[str]:
+    """The training operators of a spin-orbit dataset: H's spin-orbit parts join H (once)."""
+    wanted = spin_orbit_names("H") if "H" in operators else []
+    return list(operators) + [name for name in wanted if name not in operators]
 
 
 def spin_operators(operators: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_spin, check_structure_and_pseudos, excluded
+from aiida_slem.calcjobs.checks import check_spin, check_spin_orbit, check_structure_and_pseudos, excluded
 
 from slem.qe.md import (
     THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
@@ -143,7 +143,11 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
     if excluded(ctx, "structure"):
         return None  # exposed in SlemPipelineWorkChain, which checks each of its structures
     structure = inputs["structure"]
-    error = check_structure_and_pseudos(structure, dict(inputs["md"]["pw"]["pseudos"]))
+    pseudos = dict(inputs["md"]["pw"]["pseudos"])
+    own = {kind: pseudos[kind] for kind in structure.get_kind_names()}
+    error = check_structure_and_pseudos(structure, pseudos) or check_spin_orbit(
+        inputs["md"]["pw"]["parameters"].get_dict(), own
+    )
     if error:
         return error
     error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))

@@ -35,7 +35,9 @@ from .validation import SlemValidationWorkChain
 
 SECTIONS = ("md", "dataset", "train", "validation")
 TRANSFER_KEYS = ("hold_out_structure", "hold_out_elements", "larger_cells")
-OVERRIDE_KEYS = (*SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type", "magnetization")
+OVERRIDE_KEYS = (
+    *SECTIONS, *TRANSFER_KEYS, "options", "pseudo_family", "electronic_type", "magnetization", "spin_orbit"
+)
 
 
 def _assign(builder, section: str, inputs: dict) -> None:
@@ -147,6 +149,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         gpus: int | None = None,
         electronic_type: str | None = None,
         magnetization: dict | None = None,
+        spin_orbit: bool | None = None,
         **_,
     ):
         """Builder for ``protocol`` (fast, balanced, precise).
@@ -160,7 +163,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         ``gpus``: GPUs for training (and one for prediction). ``electronic_type`` ('insulator', the default,
         or 'metal'), or the same top-level override, goes to the MD and the SCFs (workflows/electronic.py);
         so does ``magnetization`` ({element: starting magnetisation}: nspin=2, one model head per spin
-        channel; workflows/magnetism.py)."""
+        channel; workflows/magnetism.py), and ``spin_orbit`` (noncolin + lspinorb with a fully relativistic
+        family; the model learns H_so_x, H_so_y, H_so_z; docs/spin-orbit.md)."""
         overrides = dict(overrides or {})
         check_override_keys(overrides, OVERRIDE_KEYS, cls.__name__)
         family = (
@@ -178,6 +182,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             overrides,
             electronic_type=electronic_type or overrides.get("electronic_type"),
             magnetization=magnetization or overrides.get("magnetization"),
+            spin_orbit=bool(spin_orbit or overrides.get("spin_orbit")),
         )
         codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
         missing = sorted({"pw", "pp", "slem"} - set(codes))
@@ -235,6 +240,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             gpus=gpus,
             sheet=any(is_sheet(structure) for structure in structures.values()),
             spin=bool(overrides.get("magnetization")),
+            spin_orbit=bool(overrides.get("spin_orbit")),
         )
         _assign(builder, "train", train._inputs(prune=True))
         validation = SlemValidationWorkChain.get_builder_from_protocol(

@@ -6,7 +6,7 @@ splits (a held-out structure or composition, larger cells).
 from __future__ import annotations
 
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
-from aiida_slem.calcjobs.checks import check_spin, check_structure_and_pseudos
+from aiida_slem.calcjobs.checks import check_spin, check_spin_orbit, check_structure_and_pseudos
 
 from .composition import kind_problem
 from .dimensionality import sheet_problem
@@ -53,7 +53,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
                 "and bulk crystals in separate pipelines"
             )
     for parameters in _pw_parameters(inputs):
-        error = check_spin(parameters)
+        error = check_spin(parameters) or check_spin_orbit(parameters, pseudos)
         if error:
             return error
     hold_out = inputs.get("hold_out_structure")
@@ -70,12 +70,22 @@ def validate_inputs(inputs: dict, _) -> str | None:
     return None
 
 
-def with_scf_settings(overrides: dict, electronic_type: str | None, magnetization: dict | None) -> dict:
+def with_scf_settings(
+    overrides: dict, electronic_type: str | None, magnetization: dict | None, spin_orbit: bool = False
+) -> dict:
     """``overrides`` with the settings every pw.x run of a pipeline shares, at the top level (where
-    'aiida-slem retrain' reads them back) and in the MD and SCF sections: ``electronic_type`` and
-    ``magnetization`` (which implies the metal's smeared occupations unless a type is given)."""
+    'aiida-slem retrain' reads them back) and in the MD and SCF sections: ``electronic_type``,
+    ``magnetization`` (which implies the metal's smeared occupations unless a type is given) and
+    ``spin_orbit``."""
     overrides = dict(overrides)
     shared = {}
+    if magnetization and spin_orbit:
+        raise ValueError(
+            "magnetization and spin_orbit together ask for a magnetic spin-orbit run, which slem does not "
+            "project (its spinor H would break time reversal): choose one"
+        )
+    if spin_orbit:
+        shared["spin_orbit"] = True
     if magnetization and not electronic_type:
         electronic_type = "metal"  # nspin=2 needs smeared occupations (calcjobs/checks.check_spin)
     if electronic_type:

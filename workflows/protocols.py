@@ -114,7 +114,8 @@ def kpoints_mesh(mesh, offset=(0.0, 0.0, 0.0)) -> orm.KpointsData:
 def pw_parameters(inputs: dict, n_atoms: int, structure: orm.StructureData, protocol: str) -> dict:
     """pw.x parameters: the protocol's ``pw_parameters``, the family's cutoffs unless ``ecutwfc`` is given
     (then ``ecutrho`` is the given one or pw.x's 4 x ecutwfc), per-atom thresholds from
-    ``meta_parameters``, nspin=2 and starting magnetisations from ``magnetization`` (magnetism.py)."""
+    ``meta_parameters``, nspin=2 and starting magnetisations from ``magnetization`` (magnetism.py), and
+    noncolin + lspinorb from ``spin_orbit``."""
     parameters = recursive_merge({"CONTROL": {}, "SYSTEM": {}, "ELECTRONS": {}}, inputs["pw_parameters"])
     if "ecutwfc" not in parameters["SYSTEM"]:
         ecutwfc, ecutrho = recommended_cutoffs(structure, inputs.get("pseudo_family"), protocol)
@@ -122,6 +123,8 @@ def pw_parameters(inputs: dict, n_atoms: int, structure: orm.StructureData, prot
         parameters["SYSTEM"].setdefault("ecutrho", ecutrho)
     if inputs.get("magnetization"):
         parameters["SYSTEM"].update(spin_parameters(dict(inputs["magnetization"]), structure))
+    if inputs.get("spin_orbit"):
+        parameters["SYSTEM"].update({"noncolin": True, "lspinorb": True})
     meta = inputs.get("meta_parameters", {})
     if "conv_thr_per_atom" in meta:
         parameters["ELECTRONS"].setdefault("conv_thr", n_atoms * meta["conv_thr_per_atom"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from aiida import orm
+from aiida_slem.calcjobs.checks import is_spin_orbit
 
 from aiida_slem.data.operator import OperatorData
 from slem.evaluate.kpoints import validation_kpoints
@@ -52,10 +53,12 @@ def bands_inputs(frame: OperatorData, settings: Settings, pw_code, options: dict
         k: v for k, v in parameters.get("CONTROL", {}).items() if k not in ("tprnfor", "tstress")
     }
     parameters["CONTROL"]["calculation"] = "bands"
-    n_valence = int(round(frame.base.attributes.get("n_electrons") / 2))
+    # a spin-orbit run's spinor bands hold one electron each: twice the bands, semicore ones included
+    per_band = 1 if is_spin_orbit(parameters) else 2
+    n_valence = int(round(frame.base.attributes.get("n_electrons") / per_band))
     # room above the valence bands for the conduction window (and a sheet's vacuum states); the semicore
     # bands (GaAs8: 40 of 56) need none, and each band costs pw.x time
-    outer = n_valence - int(frame.base.attributes.get("semicore_bands", 0))
+    outer = n_valence - int(frame.base.attributes.get("semicore_bands", 0)) * (2 // per_band)
     parameters.setdefault("SYSTEM", {})["nbnd"] = n_valence + max(extra_bands, outer // 2)
     parameters.setdefault("ELECTRONS", {})["diago_full_acc"] = True
     return {

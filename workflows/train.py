@@ -10,7 +10,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 
-from .magnetism import spin_operators
+from .magnetism import spin_operators, spin_orbit_operators
 from .protocols import SlemProtocolMixin, calcjob_options
 
 
@@ -53,7 +53,7 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls, code, dataset=None, protocol=None, overrides=None, options=None, gpus=None, basis=None,
-        sheet=False, spin=False, **_
+        sheet=False, spin=False, spin_orbit=False, **_
     ):
         """Builder with ``train.yaml``: the training config, GPUs, restarts and job options of ``protocol``.
 
@@ -63,7 +63,8 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
         then apply, under the overrides. ``dataset`` (and ``basis``, used when the config takes S from the
         basis) may be set later, as the pipeline does once its dataset exists. ``spin``: the frames are
         spin-polarised (``magnetization``): the config's H and D become one operator per channel (H_up,
-        H_down, D_up, D_down); channels the overrides name stay as they are."""
+        H_down, D_up, D_down); channels the overrides name stay as they are. ``spin_orbit``: the frames hold
+        spin-orbit parts, which the model learns beside H (H_so_x, H_so_y, H_so_z)."""
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if sheet:
             user = {key: value for key, value in (overrides or {}).items() if key != "sheet"}
@@ -72,6 +73,8 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
         inputs.pop("sheet", None)
         if spin:
             inputs["config"]["operators"] = spin_operators(inputs["config"]["operators"])
+        if spin_orbit:
+            inputs["config"]["operators"] = spin_orbit_operators(inputs["config"]["operators"])
         builder = cls.get_builder()
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.train.code = orm.load_code(code) if isinstance(code, (str, int)) else code

@@ -52,9 +52,10 @@ def check_upf_levels(path) -> dict[str, tuple[float, float]]:
     from slem.basis.confinement import BOHR_ANGSTROM
     from slem.basis.generate import FREE_RADIUS_ANGSTROM  # generate imports this module
     from slem.basis.xc import parse_functional
+    from slem.qe.relativistic import j_average
     from slem.qe.upf import read_upf
 
-    upf = read_upf(path)
+    upf = j_average(read_upf(path, spin_orbit=True))  # a fully relativistic file: its j-averaged atom
     atom = PseudoAtom(upf, parse_functional(upf.functional))
     atom.scf(FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM)
     check_reference_levels(atom)

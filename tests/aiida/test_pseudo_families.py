@@ -87,9 +87,9 @@ def _paw(folder: Path) -> str:
 
 
 def _fully_relativistic(folder: Path) -> str:
-    # Debian's Si.rel-pbe-rrkj.UPF is UPF v1; PseudoDojo's FR table marks v2 files like this
-    (folder / "Si.upf").write_text((DOJO / "Si.upf").read_text().replace('has_so="F"', 'has_so="T"'))
-    return "Si.upf is fully relativistic"
+    # PseudoDojo's fully relativistic Si among scalar-relativistic files: a family is one or the other
+    shutil.copy(DOJO.parent / "pseudodojo-fr" / "Si.upf", folder / "Si.upf")
+    return "Si.upf fully relativistic and the other files scalar-relativistic"
 
 
 def _wrong_levels(folder: Path) -> str:

@@ -106,10 +106,8 @@ def test_element_missing_from_the_family_names_it_and_the_fix(codes, pseudo_fami
     _refused(builder, r"no pseudopotential for kind\(s\) \['Ge'\].*aiida-slem setup --pseudo-dir")
 
 
-def _fully_relativistic(tmp_path) -> UpfData:
-    path = tmp_path / "Si.upf"
-    path.write_text((DOJO / "Si.upf").read_text().replace('has_so="F"', 'has_so="T"'))
-    return UpfData(path)
+def _fully_relativistic(_) -> UpfData:
+    return UpfData(DOJO.parent / "pseudodojo-fr" / "Si.upf")
 
 
 @pytest.mark.parametrize(
@@ -117,7 +115,7 @@ def _fully_relativistic(tmp_path) -> UpfData:
     [
         ("Si", lambda _: UpfData(DEBIAN_PSEUDO_DIR / "Si.pbe-nl-rrkjus_psl.1.0.0.UPF"), "ultrasoft"),
         ("B", lambda _: UpfData(DEBIAN_PSEUDO_DIR / "B.pbe-n-kjpaw_psl.1.0.0.UPF"), "a PAW"),
-        ("Si", _fully_relativistic, "fully relativistic"),
+        ("Si", _fully_relativistic, r"fully relativistic pseudopotential\(s\) for \['Si'\] without lspinorb"),
     ],
 )
 def test_unusable_pseudopotentials_are_refused(codes, pseudo_family, tmp_path, element, pseudo, message):
@@ -139,7 +137,9 @@ SPIN = [
     ({"nspin": 2, "starting_magnetization": {"Si": 0.5}}, "nspin=2 with occupations='fixed'"),
     ({"starting_magnetization(1)": 0.5}, "starting_magnetization is set but nspin is 1"),
     ({"noncolin": True}, "non-collinear magnetism .*noncolin=True"),
-    ({"lspinorb": True}, "spin-orbit coupling are not supported yet .*lspinorb=True"),
+    ({"lspinorb": True}, "lspinorb=True needs noncolin=True"),
+    ({"noncolin": True, "lspinorb": True, "starting_magnetization": {"Si": 0.5}}, "spin-orbit .*with magnet"),
+    ({"noncolin": True, "lspinorb": True}, "scalar-relativistic pseudopotentials only"),
     ({"tot_magnetization": 2}, "tot_magnetization=2 fixes the moment"),
 ]
 
