@@ -114,6 +114,17 @@ def test_sum_rules_and_the_time_reversal_form(silicon, tmp_path):
     again = read_frames(tmp_path / "soc.h5")[0]
     assert set(again.operators) == set(frame.operators)
     assert np.array_equal(again.operators["D_so_y"], frame.operators["D_so_y"])
+    # DeePTB and DeepH folders would keep only the j-averaged H: refused, nothing written
+    from click.testing import CliRunner
+
+    from slem.cli.export import export
+
+    for fmt in ("deeptb", "deeph"):
+        refused = CliRunner().invoke(
+            export, [str(tmp_path / "soc.h5"), "--format", fmt, "-o", str(tmp_path / fmt)]
+        )
+        assert refused.exit_code != 0 and "spin-orbit parts" in refused.output
+        assert not (tmp_path / fmt).exists()
 
 
 def test_spinor_bands_match_pw_x(silicon):
