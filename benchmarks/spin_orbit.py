@@ -14,6 +14,7 @@ reuses runs already there.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import tempfile
@@ -154,6 +155,7 @@ def main() -> None:
               f"{r['lcao'] / r['pw']:6.3f} {r['valence_mae_meV']:8.1f} {r['scf_s']:7.0f} "
               f"{r['project_cpu_s']:10.1f}")  # fmt: skip
     print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({args.preset})")
+    print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
