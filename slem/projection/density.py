@@ -50,7 +50,7 @@ class DensityResult:
     min_overlap_eigenvalue: float
 
 
-def _states(h: np.ndarray, s: np.ndarray, n_vectors: int) -> tuple[np.ndarray, np.ndarray | None]:
+def bloch_states(h: np.ndarray, s: np.ndarray, n_vectors: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Eigenvalues (n_k, n) of H c = e S c for a stack of k-points and the first ``n_vectors``
     eigenvectors (n_k, n, n_vectors), normalised to c^H S c = 1 (None when n_vectors is 0).
 
@@ -119,7 +119,7 @@ def density_matrix(
     n_occ = int(round(n_electrons / 2))
     band_energy, homo, lumo = 0.0, -np.inf, np.inf
     for kf, w, h, s in mesh.walk(check_overlap=True):
-        eps, vectors = _states(h, s, n_occ)
+        eps, vectors = bloch_states(h, s, n_occ)
         band_energy += float(w @ (2.0 * eps[:, :n_occ].sum(axis=1))) / mesh.n_k
         homo = max(homo, float(eps[:, n_occ - 1].max()))
         if n_occ < n_orbitals:
@@ -127,6 +127,23 @@ def density_matrix(
         acc.add_many(kf, w, 2.0 * (vectors.conj() @ vectors.transpose(0, 2, 1)), +1)
     lumo_or_none = lumo if np.isfinite(lumo) else None
     return DensityResult(acc.packed(), band_energy, homo, lumo_or_none, None, None, n_occ, mesh.min_s_eig)
+
+
+def smeared_bands(
+    eps_all: np.ndarray, e_fermi: float, smearing: Smearing, n_electrons: float, bands: str
+) -> tuple[float, int]:
+    """(largest occupation of the highest band, number of bands D needs) of the mesh's eigenvalues at E_F;
+    refuses a basis whose highest band still holds part of the smearing tail (``bands`` names them)."""
+    f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
+    top = float(np.abs(f_all[:, -1]).max())
+    if top > TOP_BAND_OCCUPATION_TOLERANCE:
+        raise DensityMatrixError(
+            f"the highest of the {bands} bands is occupied up to {top:.2e} (per state) with {n_electrons:g} "
+            f"electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: the basis has too few "
+            "orbitals for the smearing tail; use a larger basis (e.g. DZP or TZ2P) or a smaller degauss"
+        )
+    reached = np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)
+    return top, int(reached[-1]) + 1
 
 
 def spin_density_matrices(
@@ -167,7 +184,7 @@ def _smeared(
         eps_parts, weight_parts = [], []
         # S is shared, so its eigenvalues are checked on the first channel's walk only
         for _, w, h, s in mesh.walk(check_overlap=n == 0):
-            eps_parts.append(_states(h, s, 0)[0])
+            eps_parts.append(bloch_states(h, s, 0)[0])
             weight_parts.append(w)
         eps_channels.append(np.concatenate(eps_parts))
         weights = np.concatenate(weight_parts)
@@ -175,21 +192,11 @@ def _smeared(
                           smearing.kind, degeneracy)
     results = []
     for mesh, eps_all in zip(meshes, eps_channels, strict=True):
-        f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
-        top = float(np.abs(f_all[:, -1]).max())
-        if top > TOP_BAND_OCCUPATION_TOLERANCE:
-            raise DensityMatrixError(
-                f"the highest of the basis's {n_orbitals} bands is occupied up to {top:.2e} (per spin) with "
-                f"{n_electrons:g} electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: the "
-                "basis has too few orbitals for the smearing tail; use a larger basis (e.g. DZP or TZ2P) or "
-                "a smaller degauss"
-            )
-        reached = np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)
-        n_used = int(reached[-1]) + 1
+        top, n_used = smeared_bands(eps_all, e_fermi, smearing, n_electrons, f"basis's {n_orbitals}")
         band_energy = 0.0
         acc = BlockAccumulator(pairs, shifts, s_set.slices, mesh.n_k)
         for kf, w, h, s in mesh.walk(check_overlap=False):
-            eps, vectors = _states(h, s, n_used)
+            eps, vectors = bloch_states(h, s, n_used)
             f = degeneracy * occupation((e_fermi - eps[:, :n_used]) / smearing.width, smearing.kind)
             band_energy += float(w @ (f * eps[:, :n_used]).sum(axis=1)) / mesh.n_k
             acc.add_many(kf, w, (vectors.conj() * f[:, None, :]) @ vectors.transpose(0, 2, 1), +1)

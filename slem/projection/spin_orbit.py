@@ -23,12 +23,11 @@ from slem.spinor import spinor_matrix, spinor_parts
 
 from .density import (
     MESH_CHUNK_BYTES,
-    NEGLIGIBLE_OCCUPATION,
-    TOP_BAND_OCCUPATION_TOLERANCE,
     DensityMatrixError,
     DensityResult,
     Smearing,
-    _states,
+    bloch_states,
+    smeared_bands,
 )
 from .kmesh import reduced_mesh
 from .occupations import fermi_level, occupation
@@ -95,23 +94,15 @@ def spinor_density(
     if smearing is None:
         n_used = int(round(n_electrons))
     else:
-        eps_all = np.concatenate([_states(h, s, 0)[0] for *_, h, s in mesh.walk(check_overlap=True)])
+        eps_all = np.concatenate([bloch_states(h, s, 0)[0] for *_, h, s in mesh.walk(check_overlap=True)])
         e_fermi = fermi_level(
             eps_all, mesh.weights, n_electrons, smearing.width, smearing.kind, degeneracy=1.0
         )
-        f_all = occupation((e_fermi - eps_all) / smearing.width, smearing.kind)
-        top = float(np.abs(f_all[:, -1]).max())
-        if top > TOP_BAND_OCCUPATION_TOLERANCE:
-            raise DensityMatrixError(
-                f"the highest of the {n_bands} spinor bands is occupied up to {top:.2e} with {n_electrons:g} "
-                f"electrons and {smearing.kind} smearing of width {smearing.width:g} Ry: use a larger basis "
-                "(e.g. DZP or TZ2P) or a smaller degauss"
-            )
-        n_used = int(np.flatnonzero(np.abs(f_all).max(axis=0) > NEGLIGIBLE_OCCUPATION)[-1]) + 1
+        top, n_used = smeared_bands(eps_all, e_fermi, smearing, n_electrons, f"{n_bands} spinor")
     accumulators = [BlockAccumulator(pairs, shifts, s_set.slices, mesh.n_k) for _ in range(4)]
     band_energy = 0.0
     for kf, w, h, s in mesh.walk(check_overlap=smearing is None):
-        eps, vectors = _states(h, s, n_used)
+        eps, vectors = bloch_states(h, s, n_used)
         if smearing is None:
             f = np.ones((len(kf), n_used))
             homo = max(homo, float(eps[:, n_used - 1].max()))

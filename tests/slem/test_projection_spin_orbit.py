@@ -269,3 +269,26 @@ def test_validation_compares_spinor_bands(silicon, tmp_path):
     errors = next(iter(report["bands"].values()))["vs_lcao"]["all"]
     assert 25 < errors["valence_max_meV"] < 40
     assert 10 < errors["gap_error_meV"] < 22
+
+
+def test_smeared_spin_orbit_metal_solves_one_fermi_level_over_spinor_bands(tmp_path):
+    """fcc Al with the FR PseudoDojo Al, cold smearing: one electron per spinor band, E_F solved on the LCAO
+    spinor bands with pw.x's smearing on pw.x's own mesh (as the scalar Al test of test_projection_metals)."""
+    if shutil.which("pw.x") is None or shutil.which("pp.x") is None:
+        pytest.skip("pw.x/pp.x not installed (Debian package quantum-espresso)")
+    mesh = (14, 14, 14)
+    smeared = {**SPIN_ORBIT, "occupations": "smearing", "smearing": "mv", "degauss": 0.02}
+    cell = 0.5 * 4.04 * (np.ones((3, 3)) - np.eye(3))
+    text = pw_input(["Al"], np.zeros((1, 3)), cell, {"Al": "Al.upf"}, 30.0, mesh, pseudo_dir=PSEUDO_DIR,
+                    system=smeared)  # fmt: skip
+    run_qe("pw.x", text, tmp_path, "scf")
+    run_qe("pp.x", pp_input(), tmp_path, "pp")
+    scf = read_qe_xml(tmp_path / "out" / "pwscf.save")
+    upfs = {"Al": read_upf(PSEUDO_DIR / "Al.upf", spin_orbit=True)}
+    basis = {"Al": generate_basis(PSEUDO_DIR / "Al.upf", "DZP")}
+    checks = project(scf, read_filplot(tmp_path / "vtot.dat"), basis, upfs, kmesh=mesh).checks
+    print(f"Al FR: E_F - E_F(pw.x) {checks['fermi_energy_difference_ev']:+.4f} eV")
+    assert checks["spin_orbit"] and abs(checks["sum_tr_ds"] - 3.0) < 1e-8
+    assert abs(checks["sum_tr_dh_ev"] - checks["band_energy_ev"]) < 1e-6
+    assert checks["top_band_occupation"] < 1e-3
+    assert abs(checks["fermi_energy_difference_ev"]) < 0.1  # the scalar DZP Al: +0.076 eV
