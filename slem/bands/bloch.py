@@ -73,10 +73,25 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
     """X(k) at one k as a scipy.sparse CSR matrix, for cells too large for dense storage.
 
     Vectorised over the packed blocks (``slem.spectrum.sparse.BlochPattern``): real at k-points whose
-    phases are all real (Gamma, 2k integer), complex elsewhere; not symmetrised, like ``bloch_matrices``."""
+    phases are all real (Gamma, 2k integer), complex elsewhere; not symmetrised, like ``bloch_matrices``.
+    A spin-orbit frame's H and S are its spinor ones (spin-major, as ``operator_pair``)."""
+    import scipy.sparse
+
+    from slem.data.operators import has_spin_orbit, spin_orbit_names
     from slem.spectrum.sparse import BlochPattern  # slem.spectrum imports this module
 
-    return BlochPattern(frame).matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
+    pattern = BlochPattern(frame)
+
+    def one(name: str):
+        return pattern.matrix(name, np.ravel(kpt), cartesian, hermitian=False)
+
+    matrix = one(operator)
+    if operator not in ("H", "S") or not has_spin_orbit(frame.operators):
+        return matrix
+    if operator == "S":
+        return scipy.sparse.block_diag([matrix, matrix], format="csr")
+    x, y, z = (one(name) for name in spin_orbit_names("H"))
+    return scipy.sparse.bmat([[matrix + 1j * z, 1j * x + y], [1j * x - y, matrix - 1j * z]], format="csr")
 
 
 def generalized_eigvalsh(

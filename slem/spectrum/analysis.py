@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from slem.data.frame import Frame
-from slem.data.operators import channel_names
+from slem.data.operators import channel_names, has_spin_orbit
 
 from .edges import band_edges, occupied_states
 from .kpm import kpm_moments
@@ -89,6 +89,12 @@ def frame_spectrum(
         raise SpectrumError(
             "the frame is spin-polarised (H_up, H_down); slem spectrum solves one H with one electron count "
             "and does not yet split them between the channels (docs/spin.md)"
+        )
+    if has_spin_orbit(frame.operators):
+        raise SpectrumError(
+            "the frame holds spin-orbit parts (H_so_x, ...); slem spectrum counts the spin-degenerate "
+            "states of one real H and does not yet solve the spinor H (docs/spin-orbit.md): use slem bands "
+            "on a smaller cell"
         )
     if not {"H", "S"} <= set(frame.operators):
         raise SpectrumError(f"the frame holds {sorted(frame.operators)}; a spectrum needs H and S")

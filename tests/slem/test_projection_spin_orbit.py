@@ -292,3 +292,19 @@ def test_smeared_spin_orbit_metal_solves_one_fermi_level_over_spinor_bands(tmp_p
     assert abs(checks["sum_tr_dh_ev"] - checks["band_energy_ev"]) < 1e-6
     assert checks["top_band_occupation"] < 1e-3
     assert abs(checks["fermi_energy_difference_ev"]) < 0.1  # the scalar DZP Al: +0.076 eV
+
+
+def test_sparse_spinor_matrices_and_the_spectrum_refusal(silicon):
+    """The sparse H(k), S(k) of a spin-orbit frame are its spinor ones (slem bands --solver sparse); slem
+    spectrum, which counts spin-degenerate states of one real H, refuses the frame rather than drop H_so."""
+    from slem.bands.bloch import bloch_matrix_sparse, operator_pair
+    from slem.spectrum import SpectrumError, frame_spectrum
+
+    *_, result, _ = silicon
+    k = np.array([0.13, -0.2, 0.31])
+    h, s = operator_pair(result.frame, k[None])
+    assert h.shape[1] == 2 * result.frame.orbitals_per_atom.sum()
+    assert np.abs(bloch_matrix_sparse(result.frame, "H", k).toarray() - h[0]).max() < 1e-12
+    assert np.abs(bloch_matrix_sparse(result.frame, "S", k).toarray() - s[0]).max() < 1e-12
+    with pytest.raises(SpectrumError, match="spin-orbit parts"):
+        frame_spectrum(result.frame)
