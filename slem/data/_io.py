@@ -40,11 +40,14 @@ def read_datasets(group: h5py.Group) -> dict[str, np.ndarray]:
 
 
 def write_datasets(group: h5py.Group, items: Mapping[str, np.ndarray]) -> None:
-    """Create one float64 dataset per item through the low-level API (see :func:`read_datasets`)."""
-    float64 = h5py.h5t.py_create(np.dtype("<f8"))
+    """Create one float64 dataset per item, complex128 for complex items (h5py's (r, i) compound, which
+    DeepH's Julia reads as ComplexF64), through the low-level API (see :func:`read_datasets`)."""
     for name, values in items.items():
-        values = np.ascontiguousarray(values, dtype="<f8")
-        dataset = h5py.h5d.create(group.id, name.encode(), float64, h5py.h5s.create_simple(values.shape))
+        dtype = np.dtype("<c16") if np.iscomplexobj(values) else np.dtype("<f8")
+        values = np.ascontiguousarray(values, dtype=dtype)
+        dataset = h5py.h5d.create(
+            group.id, name.encode(), h5py.h5t.py_create(dtype), h5py.h5s.create_simple(values.shape)
+        )
         dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, values)
 
 
@@ -61,13 +64,15 @@ def completed_blocks(frame: Frame, operator: str) -> dict[tuple[int, int, int, i
     """All blocks of ``operator`` with every missing reverse partner X_ji(-R) = X_ij(R)^T added.
 
     DeePTB and DeepH expect both directions. H, S and D are real symmetric operators, so the
-    partner is the transpose. Blocks that are exactly zero are dropped except the onsite ones:
-    both tools read an absent block as zero and their own writers omit vanishing blocks."""
+    partner is the transpose (minus it for the antisymmetric spin-orbit parts H_so_a, D_so_a). Blocks that
+    are exactly zero are dropped except the onsite ones: both tools read an absent block as zero and their
+    own writers omit vanishing blocks."""
     blocks = frame.blocks(operator)
+    sign = -1.0 if "_so_" in operator else 1.0
     for (i, j, *r), block in list(blocks.items()):
         partner = (j, i, -r[0], -r[1], -r[2])
         if partner not in blocks:
-            blocks[partner] = block.T
+            blocks[partner] = sign * block.T
     return {
         key: block
         for key, block in blocks.items()

@@ -13,6 +13,12 @@ Files (as written by DeepH-pack's ``openmx_get_data.jl`` and ``abacus_get_data.p
                         datasets keyed "[Rx, Ry, Rz, i, j]" (1-based atoms), the (norb_i, norb_j)
                         block <i,0|X|j,R> in eV; both [R, i, j] and [-R, j, i] are stored
 
+A spin-orbit frame is "isspinful": its hamiltonians.h5 blocks are the complex (2 norb_i, 2 norb_j) spinor
+blocks, each atom's orbitals with spin up then with spin down, as DeepH-pack's sparse_calc.jl reads them
+(overlaps.h5 keeps the spatial (norb_i, norb_j) block, which DeepH expands to S (x) 1). Its density matrix,
+which DeepH does not define for spinors, is written the same way as the spinor (D (x) 1 + i sum_a D_so_a (x)
+sigma_a) / 2 of docs/spin-orbit.md, so the export reads back losslessly.
+
 DeepH keeps OpenMX's real harmonics: m runs 0, +1, -1, +2, -2, +3, -3, i.e. p = (x, y, z),
 d = (z2, x2-y2, xy, xz, yz), f = (z^3, xz^2, yz^2, z(x2-y2), xyz, x(x2-3y2), y(3x2-y2)), with no
 sign changes relative to ours. Our order is m = -l..l (Wikipedia's real harmonics without
@@ -35,10 +41,14 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ..atomic import atomic_folder, atomic_h5
+from ..spinor import spinor_matrix, spinor_parts
 from ._io import check_basis, completed_blocks, load_text, open_h5, read_datasets, write_datasets
 from .frame import Frame, FrameFormatError, frame_from_blocks
-from .operators import refuse_spin_frames
+from .operators import has_spin_orbit, refuse_spin_frames, spin_orbit_names
 from .orbitals import parse_shells, shells_to_string
+
+# the imaginary part the real parts of a spinful block may carry, relative to the block (at least 1)
+TIME_REVERSAL_TOLERANCE = 1e-9
 
 # OPENMX_TO_OURS[l][k] is the OpenMX position of our k-th orbital (m = k - l) of an l shell.
 OPENMX_TO_OURS = {0: [0], 1: [1, 2, 0], 2: [2, 4, 0, 3, 1], 3: [6, 4, 2, 0, 1, 3, 5]}
@@ -109,7 +119,24 @@ def _basis_from_types(
     return {el: basis[el] for el in found}
 
 
-def _read_operator(path: Path, index: list[np.ndarray]) -> dict:
+def _spatial_parts(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, where: str) -> np.ndarray:
+    """A spinful block (spin-major per atom, DeepH's orbital order) as its four real parts (4, n_i, n_j) in
+    ours: O_0 and O_x, O_y, O_z of O_0 (x) 1 + i sum_a O_a (x) sigma_a; refused unless time-reversal
+    symmetric (real parts)."""
+    expected = (2 * len(rows), 2 * len(cols))
+    if block.shape != expected:
+        raise FrameFormatError(f"{where}: spinful block of shape {block.shape}, expected {expected}")
+    scalar, vector = spinor_parts(np.asarray(block, dtype=np.complex128))
+    parts = np.concatenate([scalar[None], vector])
+    if float(np.abs(parts.imag).max()) > TIME_REVERSAL_TOLERANCE * max(float(np.abs(parts).max()), 1.0):
+        raise FrameFormatError(
+            f"{where}: the spinor block breaks time reversal (a magnetic spin-orbit Hamiltonian); slem "
+            "stores non-magnetic spin-orbit operators only (docs/spin-orbit.md)"
+        )
+    return parts.real[:, rows][:, :, cols]
+
+
+def _read_operator(path: Path, index: list[np.ndarray], spinful: bool = False) -> dict:
     blocks = {}
     with open_h5(path) as handle:
         for name, dataset in read_datasets(handle).items():
@@ -123,8 +150,11 @@ def _read_operator(path: Path, index: list[np.ndarray]) -> dict:
             if not (0 <= i < len(index) and 0 <= j < len(index)):
                 raise FrameFormatError(f"{path}: key {name} names an atom outside 1..{len(index)}")
             block = dataset
-            if np.iscomplexobj(block):
-                raise FrameFormatError(f"{path}: block {name} is complex (spinful data is not supported)")
+            if np.iscomplexobj(block) and not spinful:
+                raise FrameFormatError(f"{path}: block {name} is complex but info.json says isspinful false")
+            if spinful and path.name != H5_NAMES["S"][0]:
+                blocks[(i, j, rx, ry, rz)] = _spatial_parts(block, index[i], index[j], f"{path} {name}")
+                continue
             if block.shape != (len(index[i]), len(index[j])):
                 raise FrameFormatError(
                     f"{path}: block {name} has shape {block.shape}, orbital_types.dat gives "
@@ -150,8 +180,7 @@ def read_deeph(root: str | os.PathLike, basis: Mapping[str, str] | None = None) 
             )
         info_path = folder / "info.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        if info.get("isspinful", False):
-            raise FrameFormatError(f"{folder} holds spinful (SOC) data, which slem does not support")
+        spinful = bool(info.get("isspinful", False))
         if np.any(numbers <= 0) or np.any(numbers >= len(chemical_symbols)):
             raise FrameFormatError(f"{folder}/element.dat holds invalid atomic numbers")
         types = _read_orbital_types(folder, len(numbers))
@@ -161,7 +190,9 @@ def read_deeph(root: str | os.PathLike, basis: Mapping[str, str] | None = None) 
         for op, names in H5_NAMES.items():
             found = [folder / n for n in names if (folder / n).is_file()]
             if found:
-                blocks[op] = _read_operator(found[0], index)
+                blocks[op] = _read_operator(found[0], index, spinful)
+        if spinful:
+            blocks = _split_spinful(blocks)
         if not blocks:
             raise FileNotFoundError(
                 f"{folder} holds none of hamiltonians.h5, overlaps.h5, density_matrixs.h5"
@@ -175,6 +206,33 @@ def read_deeph(root: str | os.PathLike, basis: Mapping[str, str] | None = None) 
     return frames
 
 
+def _split_spinful(blocks: dict) -> dict:
+    """{H: parts, S: blocks, D: parts} of a spinful folder -> H, H_so_a (and D, D_so_a: twice the parts)."""
+    out = {name: value for name, value in blocks.items() if name == "S"}
+    for base, factor in (("H", 1.0), ("D", 2.0)):
+        if base in blocks:
+            out[base] = {key: factor * parts[0] for key, parts in blocks[base].items()}
+            for a, name in enumerate(spin_orbit_names(base), start=1):
+                out[name] = {key: factor * parts[a] for key, parts in blocks[base].items()}
+    return out
+
+
+def _spinor_items(frame: Frame, base: str, inverse: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """hamiltonians.h5 / density_matrixs.h5 datasets of a spin-orbit frame: complex spinor blocks, spin-major
+    per atom, in DeepH's orbital order (D: the spinor (D (x) 1 + i sum_a D_so_a (x) sigma_a) / 2)."""
+    factor = 1.0 if base == "H" else 0.5
+    scalar = completed_blocks(frame, base)
+    vector = [completed_blocks(frame, name) for name in spin_orbit_names(base)]
+    items = {}
+    for key in sorted(set(scalar).union(*vector)):
+        i, j, rx, ry, rz = key
+        zero = np.zeros((len(inverse[i]), len(inverse[j])))
+        parts = [scalar.get(key, zero)] + [v.get(key, zero) for v in vector]
+        parts = [factor * p[np.ix_(inverse[i], inverse[j])] for p in parts]
+        items[f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]"] = spinor_matrix(parts[0], np.stack(parts[1:]))
+    return items
+
+
 def write_deeph(
     frames: Sequence[Frame], root: str | os.PathLike, basis: Mapping[str, str] | None = None
 ) -> Path:
@@ -185,7 +243,7 @@ def write_deeph(
     frames = list(frames)
     if not frames:
         raise ValueError("no frames to export")
-    refuse_spin_frames(frames, "a DeepH folder (isspinful means spinors, not collinear spin)")
+    refuse_spin_frames(frames, "a DeepH folder (isspinful means spinors, not collinear spin)", spinor=True)
     for n, frame in enumerate(frames):
         check_basis(frame.basis, basis)
         if abs(np.linalg.det(frame.cell)) < 1e-8:
@@ -203,22 +261,25 @@ def write_deeph(
             np.savetxt(folder / "site_positions.dat", frame.positions.T, fmt="%.18e")
             np.savetxt(folder / "element.dat", frame.numbers, fmt="%d")
             (folder / "orbital_types.dat").write_text("".join("  ".join(map(str, t)) + "\n" for t in types))
+            spinful = has_spin_orbit(frame.operators)
             info = {
                 "nsites": frame.n_atoms,
                 "isorthogonal": False,
-                "isspinful": False,
+                "isspinful": spinful,
                 "norbits": int(frame.orbitals_per_atom.sum()),
                 "fermi_level": float(frame.metadata.get("fermi_level", 0.0)),
             }
             (folder / "info.json").write_text(json.dumps(info, indent=2))
             shifts = sorted({tuple(int(v) * sign for v in r) for r in frame.cell_shifts for sign in (1, -1)})
             np.savetxt(folder / "R_list.dat", np.array(shifts, dtype=np.int64).reshape(-1, 3), fmt="%d")
-            for op in frame.operators:
-                blocks = completed_blocks(frame, op)
+            for op in (o for o in frame.operators if o in H5_NAMES):
                 with atomic_h5(folder / H5_NAMES[op][0], in_memory=True) as handle:
+                    if spinful and op != "S":
+                        write_datasets(handle, _spinor_items(frame, op, inverse))
+                        continue
                     items = {
                         f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]": block[np.ix_(inverse[i], inverse[j])]
-                        for (i, j, rx, ry, rz), block in sorted(blocks.items())
+                        for (i, j, rx, ry, rz), block in sorted(completed_blocks(frame, op).items())
                     }
                     write_datasets(handle, items)
     return root

@@ -91,10 +91,10 @@ def select_spin_channel(frames, channel: str) -> None:
         frame.metadata = {**frame.metadata, "spin_channel": channel}
 
 
-def refuse_spin_frames(frames, where: str) -> None:
-    """``where`` (a one-channel format) cannot hold both channels: name the way to export them. Nor does
-    it hold spin-orbit parts, which exporting would drop."""
-    if any(has_spin_orbit(frame.operators) for frame in frames):
+def refuse_spin_frames(frames, where: str, spinor: bool = False) -> None:
+    """``where`` (a one-channel format) cannot hold both channels: name the way to export them. Unless it
+    holds spinors (``spinor``), it cannot hold spin-orbit parts either, which exporting would drop."""
+    if not spinor and any(has_spin_orbit(frame.operators) for frame in frames):
         raise ValueError(
             f"the frames hold spin-orbit parts (H_so_x, H_so_y, H_so_z); {where} would keep only their "
             "j-averaged H: slem does not export spinor Hamiltonians to it yet"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.linalg
 from test_projection_rotation import _atom_rotation, random_rotation
 
 from slem.bands import band_energies
@@ -114,17 +115,51 @@ def test_sum_rules_and_the_time_reversal_form(silicon, tmp_path):
     again = read_frames(tmp_path / "soc.h5")[0]
     assert set(again.operators) == set(frame.operators)
     assert np.array_equal(again.operators["D_so_y"], frame.operators["D_so_y"])
-    # DeePTB and DeepH folders would keep only the j-averaged H: refused, nothing written
+    # a DeePTB folder would keep only the j-averaged H: refused, nothing written
     from click.testing import CliRunner
 
     from slem.cli.export import export
 
-    for fmt in ("deeptb", "deeph"):
-        refused = CliRunner().invoke(
-            export, [str(tmp_path / "soc.h5"), "--format", fmt, "-o", str(tmp_path / fmt)]
-        )
-        assert refused.exit_code != 0 and "spin-orbit parts" in refused.output
-        assert not (tmp_path / fmt).exists()
+    out = tmp_path / "dptb"
+    refused = CliRunner().invoke(export, [str(tmp_path / "soc.h5"), "--format", "deeptb", "-o", str(out)])
+    assert refused.exit_code != 0 and "spin-orbit parts" in refused.output
+    assert not out.exists()
+
+
+def test_deeph_spinful_export_is_what_deeph_diagonalises_and_reads_back(silicon, tmp_path):
+    """isspinful DeepH folder: spinor blocks spin-major per atom, S expanded to S (x) 1 as DeepH-pack's
+    sparse_calc.jl does; its H(k) has our spinor bands, and reading it back restores every operator."""
+    import json
+
+    import h5py
+
+    from slem.data.deeph import read_deeph, write_deeph
+
+    *_, result, _ = silicon
+    frame = result.frame
+    write_deeph([frame], tmp_path / "deeph")
+    folder = tmp_path / "deeph" / "0"
+    assert json.loads((folder / "info.json").read_text())["isspinful"] is True
+    k = np.array([0.21, -0.13, 0.37])
+    n = int(frame.orbitals_per_atom[0])  # both atoms are Si
+    h_k = np.zeros((4 * n, 4 * n), dtype=complex)
+    s_k = np.zeros_like(h_k)
+    with h5py.File(folder / "hamiltonians.h5") as hs, h5py.File(folder / "overlaps.h5") as ss:
+        for key in hs:
+            rx, ry, rz, i, j = json.loads(key)
+            phase = np.exp(2j * np.pi * (k @ np.array([rx, ry, rz])))
+            rows, cols = slice(2 * n * (i - 1), 2 * n * i), slice(2 * n * (j - 1), 2 * n * j)
+            h_k[rows, cols] += phase * hs[key][()]
+            if key in ss:
+                s_k[rows, cols] += phase * np.kron(np.eye(2), ss[key][()])
+    theirs = scipy.linalg.eigh(h_k, s_k, eigvals_only=True)
+    ours = band_energies(frame, k[None])[0]
+    assert np.abs(theirs - ours).max() < 1e-8
+    back = read_deeph(tmp_path / "deeph")[0]
+    assert set(back.operators) == set(frame.operators)
+    for name in frame.operators:
+        mine, read = frame.blocks(name), back.blocks(name)
+        assert max(float(np.abs(mine[key] - read[key]).max()) for key in mine) < 1e-12, name
 
 
 def test_spinor_bands_match_pw_x(silicon):
