@@ -19,7 +19,7 @@ from test_projection_rotation import _atom_rotation, random_rotation
 
 from slem.bands import band_energies
 from slem.basis.generate import generate_basis
-from slem.data.frame import read_frames, write_frames
+from slem.data.frame import FrameFormatError, read_frames, write_frames
 from slem.data.operators import spin_orbit_names
 from slem.projection.galerkin import GalerkinProjector, species_data
 from slem.projection.project import ProjectionError, project
@@ -160,6 +160,14 @@ def test_deeph_spinful_export_is_what_deeph_diagonalises_and_reads_back(silicon,
     for name in frame.operators:
         mine, read = frame.blocks(name), back.blocks(name)
         assert max(float(np.abs(mine[key] - read[key]).max()) for key in mine) < 1e-12, name
+    # a magnetic (time-reversal-breaking) spinor block, here an exchange field along z, is refused
+    with h5py.File(folder / "hamiltonians.h5", "r+") as hs:
+        key = next(iter(hs))
+        block = hs[key][()]
+        del hs[key]
+        hs[key] = block + 0.1 * np.kron(np.diag([1.0, -1.0]), np.eye(len(block) // 2))
+    with pytest.raises(FrameFormatError, match="breaks time reversal"):
+        read_deeph(tmp_path / "deeph")
 
 
 def test_spinor_bands_match_pw_x(silicon):
