@@ -54,8 +54,9 @@ def _merged_wavefunctions(chi: list[PseudoWavefunction]) -> list[PseudoWavefunct
         occupation = sum(p.occupation for p in parts)
         energies = [p.pseudo_energy for p in parts]
         energy = None if None in energies else float(degeneracy @ energies / degeneracy.sum())
+        spread = 0.0 if energy is None else float(max(energies) - min(energies))
         values = sum(w * p.values for w, p in zip(degeneracy, parts, strict=True)) / degeneracy.sum()
-        merged.append(PseudoWavefunction(label, l, occupation, values, energy))
+        merged.append(PseudoWavefunction(label, l, occupation, values, energy, spin_orbit_spread=spread))
     return merged
 
 

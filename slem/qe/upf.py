@@ -35,6 +35,8 @@ class PseudoWavefunction:
     values: np.ndarray  # r * chi(r)
     pseudo_energy: float | None = None  # Ry, the generator's eigenvalue; None where the file has none
     j: float | None = None  # total angular momentum in a fully relativistic file
+    # a j-averaged shell (slem.qe.relativistic): its j = l +- 1/2 levels' spread, Ry (0: no partner)
+    spin_orbit_spread: float = 0.0
 
 
 @dataclass

@@ -70,6 +70,13 @@ def test_fully_relativistic_upf_splits_into_j_average_and_spin_orbit():
     scalar = j_average(upf)
     assert not scalar.spin_orbit and scalar.md5 == upf.md5 and len(scalar.betas) == len(upf.betas)
     assert [(c.label, c.l, round(c.occupation, 3)) for c in scalar.chi] == [("3S", 0, 2.0), ("3P", 1, 2.0)]
+    # the merged 3P keeps its level (the (2j+1)-weighted mean) and the spread of its j partners, which the
+    # ghost-state check allows for (slem.basis.ghosts.SPIN_ORBIT_SPREAD_FRACTION)
+    p32, p12 = (c.pseudo_energy for c in upf.chi if c.l == 1)
+    merged = scalar.chi[1]
+    assert np.isclose(merged.pseudo_energy, (4 * p32 + 2 * p12) / 6) and np.isclose(
+        merged.spin_orbit_spread, abs(p32 - p12)
+    )
 
 
 def test_spin_orbit_operator_sets_are_complete():
