@@ -93,9 +93,10 @@ def check_inputs(
     relativistic = sorted(upf.path.name for upf in upfs.values() if upf.spin_orbit)
     if relativistic and not scf.spin_orbit:
         raise ProjectionError(
-            f"{', '.join(relativistic)} fully relativistic but the SCF ran without lspinorb, where pw.x "
-            "merges the j = l +- 1/2 projectors in a way slem does not reproduce: rerun pw.x with "
-            "noncolin=.true. and lspinorb=.true., or use scalar-relativistic pseudopotentials"
+            f"{', '.join(relativistic)} {'is' if len(relativistic) == 1 else 'are'} fully relativistic but "
+            "the SCF ran without lspinorb, where pw.x merges the j = l +- 1/2 projectors in a way slem does "
+            "not reproduce: rerun pw.x with noncolin=.true. and lspinorb=.true., or use scalar-relativistic "
+            "pseudopotentials"
         )
     if len(potentials) != scf.n_spin:
         raise ProjectionError(
