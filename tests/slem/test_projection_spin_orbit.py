@@ -286,29 +286,17 @@ def test_validation_compares_spinor_bands(silicon, tmp_path):
     for name in spin_orbit_names("H"):
         without.operators[name] = np.zeros_like(without.operators[name])
     write_frames(tmp_path / "without.h5", [without])
-    same = run_validation(
-        str(tmp_path / "ref.h5"),
-        str(tmp_path / "ref.h5"),
-        tmp_path / "a.json",
-        tmp_path / "a",
-        {},
-        {},
-        {},
-        {},
-    )
+
+    def validate(prediction: str, name: str) -> dict:
+        # no pw.x bands, default settings, splits and thresholds
+        return run_validation(str(tmp_path / prediction), str(tmp_path / "ref.h5"), tmp_path / f"{name}.json",
+                              tmp_path / name, {}, {}, {}, {})  # fmt: skip
+
+    same = validate("ref.h5", "a")
     entry = next(iter(same["bands"].values()))
     assert entry["spin_orbit"] and entry["n_valence"] == 8
     assert entry["vs_lcao"]["all"]["valence_max_meV"] < 1e-6
-    report = run_validation(
-        str(tmp_path / "without.h5"),
-        str(tmp_path / "ref.h5"),
-        tmp_path / "b.json",
-        tmp_path / "b",
-        {},
-        {},
-        {},
-        {},
-    )
+    report = validate("without.h5", "b")
     errors = next(iter(report["bands"].values()))["vs_lcao"]["all"]
     assert 25 < errors["valence_max_meV"] < 40
     assert 10 < errors["gap_error_meV"] < 22
