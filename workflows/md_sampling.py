@@ -144,10 +144,9 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
         return None  # exposed in SlemPipelineWorkChain, which checks each of its structures
     structure = inputs["structure"]
     pseudos = dict(inputs["md"]["pw"]["pseudos"])
-    own = {kind: pseudos[kind] for kind in structure.get_kind_names()}
-    error = check_structure_and_pseudos(structure, pseudos) or check_spin_orbit(
-        inputs["md"]["pw"]["parameters"].get_dict(), own
-    )
+    error = check_structure_and_pseudos(structure, pseudos)  # every kind has its pseudo after this
+    parameters = inputs["md"]["pw"]["parameters"].get_dict()
+    error = error or check_spin_orbit(parameters, {k: pseudos[k] for k in structure.get_kind_names()})
     if error:
         return error
     error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))
