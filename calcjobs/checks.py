@@ -199,3 +199,10 @@ def check_structure_and_pseudos(structure: orm.StructureData, pseudos: dict) -> 
         or check_norm_conserving({kind: pseudos[kind] for kind in structure.get_kind_names()})
     )
 
+
+def check_run(structure: orm.StructureData, pseudos: dict, parameters: dict) -> str | None:
+    """``check_structure_and_pseudos``, then whether the pw.x parameters fit the structure's own
+    pseudopotentials (``check_spin_orbit``), which needs every kind to have one."""
+    return check_structure_and_pseudos(structure, pseudos) or check_spin_orbit(
+        parameters, {kind: pseudos[kind] for kind in structure.get_kind_names()}
+    )

@@ -58,13 +58,23 @@ def real_generators(l: int) -> np.ndarray:
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
 
 
+def spinor_blocks(scalar, vector) -> list[list]:
+    """The 2 x 2 spin blocks [[uu, ud], [du, dd]] of O_0 (x) 1 + i sum_a O_a (x) sigma_a: the one place the
+    Pauli algebra is written out, for dense arrays and scipy.sparse matrices alike."""
+    x, y, z = vector
+    return [[scalar + 1j * z, 1j * x + y], [1j * x - y, scalar - 1j * z]]
+
+
 def spinor_matrix(scalar: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """O_0 (x) 1 + i sum_a O_a (x) sigma_a, spin-major, for matrices stacked over leading axes:
     ``scalar`` (..., n, m) and ``vector`` (3, ..., n, m) give (..., 2n, 2m)."""
-    x, y, z = (np.asarray(v) for v in vector)
-    top = np.concatenate([scalar + 1j * z, 1j * x + y], axis=-1)
-    bottom = np.concatenate([1j * x - y, scalar - 1j * z], axis=-1)
-    return np.concatenate([top, bottom], axis=-2)
+    rows = spinor_blocks(np.asarray(scalar), [np.asarray(v) for v in vector])
+    return np.concatenate([np.concatenate(row, axis=-1) for row in rows], axis=-2)
+
+
+def spin_diagonal(matrix: np.ndarray) -> np.ndarray:
+    """matrix (x) 1 (the spinor basis's S(k)), spin-major, stacked over leading axes like spinor_matrix."""
+    return spinor_matrix(matrix, np.zeros((3, *np.shape(matrix))))
 
 
 def spinor_parts(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
+from aiida_slem.calcjobs.checks import is_spin_orbit
 
 from slem.projection.occupations import SMEARING_ALIASES
 
@@ -47,9 +48,9 @@ def smearing_bands(inputs: dict, parameters: dict, n_electrons: float) -> dict:
     bands = ((inputs.get("electronic_types") or {}).get(inputs.get("electronic_type")) or {}).get("bands")
     if system.get("occupations") != "smearing" or "nbnd" in system or not bands:
         return parameters
-    # a spin-orbit run's (spinor) bands hold one electron each, so it needs twice as many
-    per_band = 1 if system.get("lspinorb") and system.get("noncolin") else 2
-    nbnd = (math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])) * (2 // per_band)
+    nbnd = math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])
+    if is_spin_orbit(parameters):  # spinor bands hold one electron each: twice as many
+        nbnd *= 2
     return {**parameters, "SYSTEM": {**system, "nbnd": nbnd}}
 
 

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import check_spin, check_spin_orbit, check_structure_and_pseudos, excluded
+from aiida_slem.calcjobs.checks import check_run, check_spin, excluded
 
 from slem.qe.md import (
     THERMOSTATS_ACCEPTING_INPUT_VELOCITIES,
@@ -143,10 +143,8 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
     if excluded(ctx, "structure"):
         return None  # exposed in SlemPipelineWorkChain, which checks each of its structures
     structure = inputs["structure"]
-    pseudos = dict(inputs["md"]["pw"]["pseudos"])
-    error = check_structure_and_pseudos(structure, pseudos)  # every kind has its pseudo after this
-    parameters = inputs["md"]["pw"]["parameters"].get_dict()
-    error = error or check_spin_orbit(parameters, {k: pseudos[k] for k in structure.get_kind_names()})
+    md = inputs["md"]["pw"]
+    error = check_run(structure, dict(md["pseudos"]), md["parameters"].get_dict())
     if error:
         return error
     error = sheet_problem(structure, inputs["supercell"].get_list(), inputs["md"].get("kpoints"))

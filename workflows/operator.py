@@ -14,12 +14,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain
 from aiida.plugins import CalculationFactory
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
-from aiida_slem.calcjobs.checks import (
-    check_spin,
-    check_spin_orbit,
-    check_structure_and_pseudos,
-    is_spin_polarised,
-)
+from aiida_slem.calcjobs.checks import check_run, check_spin, is_spin_polarised
 from aiida_slem.calcjobs.project import SlemProjectCalculation
 
 from aiida_slem.data.operator import OperatorData
@@ -42,10 +37,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
     if "structure" not in inputs:
         return None  # exposed inside a DatasetWorkChain, which checks every snapshot itself
     pseudos = dict(inputs["scf"]["pw"]["pseudos"])
-    error = check_structure_and_pseudos(inputs["structure"], pseudos) or check_spin_orbit(
-        inputs["scf"]["pw"]["parameters"].get_dict(),
-        {kind: pseudos[kind] for kind in inputs["structure"].get_kind_names()},
-    )
+    error = check_run(inputs["structure"], pseudos, inputs["scf"]["pw"]["parameters"].get_dict())
     if error:
         return error
     basis = inputs.get("project", {}).get("basis")

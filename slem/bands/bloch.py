@@ -52,21 +52,37 @@ def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: boo
     return out
 
 
+def is_spinor(frame: Frame, hamiltonian: str = "H") -> bool:
+    """Whether ``hamiltonian`` of ``frame`` is diagonalised as a spinor (a spin-orbit frame's H)."""
+    from slem.data.operators import has_spin_orbit
+
+    return hamiltonian == "H" and has_spin_orbit(frame.operators)
+
+
+def bloch_hamiltonian(frame: Frame, kpts: np.ndarray, cartesian: bool = False, hamiltonian: str = "H"):
+    """H(k) (nk, n, n) of ``hamiltonian``; a spin-orbit frame's spinor H(k) (nk, 2n, 2n), spin-major."""
+    from slem.data.operators import spin_orbit_names
+    from slem.spinor import spinor_matrix
+
+    h = bloch_matrices(frame, hamiltonian, kpts, cartesian)
+    if not is_spinor(frame, hamiltonian):
+        return h
+    parts = np.stack([bloch_matrices(frame, name, kpts, cartesian) for name in spin_orbit_names("H")])
+    return spinor_matrix(h, parts)
+
+
 def operator_pair(
     frame: Frame, kpts: np.ndarray, cartesian: bool = False, hamiltonian: str = "H"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(H(k), S(k)) to diagonalise, S None without an S in the frame: plain, or the spinor pair of a
     spin-orbit frame (2n x 2n, spin-major) when ``hamiltonian`` is its H."""
-    from slem.data.operators import has_spin_orbit, spin_orbit_names
-    from slem.spinor import spinor_matrix
+    from slem.spinor import spin_diagonal
 
-    h = bloch_matrices(frame, hamiltonian, kpts, cartesian)
-    s = bloch_matrices(frame, "S", kpts, cartesian) if "S" in frame.operators else None
-    if hamiltonian == "H" and has_spin_orbit(frame.operators):
-        parts = np.stack([bloch_matrices(frame, name, kpts, cartesian) for name in spin_orbit_names("H")])
-        h = spinor_matrix(h, parts)
-        s = None if s is None else spinor_matrix(s, np.zeros_like(parts))
-    return h, s
+    h = bloch_hamiltonian(frame, kpts, cartesian, hamiltonian)
+    if "S" not in frame.operators:
+        return h, None
+    s = bloch_matrices(frame, "S", kpts, cartesian)
+    return h, spin_diagonal(s) if is_spinor(frame, hamiltonian) else s
 
 
 def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian: bool = False):
@@ -77,8 +93,9 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
     A spin-orbit frame's H and S are its spinor ones (spin-major, as ``operator_pair``)."""
     import scipy.sparse
 
-    from slem.data.operators import has_spin_orbit, spin_orbit_names
+    from slem.data.operators import spin_orbit_names
     from slem.spectrum.sparse import BlochPattern  # slem.spectrum imports this module
+    from slem.spinor import spinor_blocks
 
     pattern = BlochPattern(frame)
 
@@ -86,12 +103,11 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
         return pattern.matrix(name, np.ravel(kpt), cartesian, hermitian=False)
 
     matrix = one(operator)
-    if operator not in ("H", "S") or not has_spin_orbit(frame.operators):
+    if not is_spinor(frame, "H") or operator not in ("H", "S"):
         return matrix
     if operator == "S":
         return scipy.sparse.block_diag([matrix, matrix], format="csr")
-    x, y, z = (one(name) for name in spin_orbit_names("H"))
-    return scipy.sparse.bmat([[matrix + 1j * z, 1j * x + y], [1j * x - y, matrix - 1j * z]], format="csr")
+    return scipy.sparse.bmat(spinor_blocks(matrix, [one(n) for n in spin_orbit_names("H")]), format="csr")
 
 
 def generalized_eigvalsh(

@@ -12,10 +12,10 @@ import pathlib
 import numpy as np
 
 from slem.bands import bloch_matrices, generalized_eigvalsh
-from slem.bands.bloch import operator_pair
+from slem.bands.bloch import bloch_hamiltonian, is_spinor
 from slem.data.frame import Frame
 from slem.data.operators import OPERATORS, channel_names, has_spin_orbit
-from slem.spinor import spinor_matrix
+from slem.spinor import spin_diagonal
 
 from .bands import band_errors
 from .blocks import block_errors, parity_samples
@@ -42,13 +42,12 @@ def eigenvalues(
     n is the number of orbitals, or with ``overlap_tolerance`` > 0 the fewest S(k) directions kept. A
     spin-polarised frame's channels become rows of their own (``spin_rows``): (2 nk, n). A spin-orbit
     frame gives its spinor bands (2n of them, one electron each)."""
-    spinor = has_spin_orbit(h_frame.operators)
     ss = bloch_matrices(s_frame, "S", kpts)
-    if spinor:
-        ss = spinor_matrix(ss, np.zeros((3, *ss.shape)))
+    if is_spinor(h_frame):
+        ss = spin_diagonal(ss)
     channels = []
     for name in channel_names(h_frame.operators, "H"):
-        hs = operator_pair(h_frame, kpts)[0] if spinor else bloch_matrices(h_frame, name, kpts)
+        hs = bloch_hamiltonian(h_frame, kpts, hamiltonian=name)
         channels.append([generalized_eigvalsh(h, s, overlap_tolerance) for h, s in zip(hs, ss, strict=True)])
     n = min(len(r) for rows in channels for r in rows)
     return spin_rows([np.array([r[:n] for r in rows]) for rows in channels], n_path)

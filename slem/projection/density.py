@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from slem.spinor import spin_diagonal, spinor_matrix
+
 from .kmesh import reduced_mesh
 from .occupations import fermi_level, occupation
 from .pairs import BlockAccumulator, BlockSet
@@ -71,17 +73,30 @@ def bloch_states(h: np.ndarray, s: np.ndarray, n_vectors: int) -> tuple[np.ndarr
     return eps, inverse_h @ y[:, :, :n_vectors]
 
 
-class _Mesh:
-    """The reduced k-mesh in chunks of Bloch-summed (k, w, H(k), S(k)); checks S(k) on the first walk."""
+class BlochMesh:
+    """The reduced k-mesh in chunks of Bloch-summed (k, w, H(k), S(k)); checks S(k) on the first walk.
 
-    def __init__(self, h_set: BlockSet, s_set: BlockSet, kmesh: tuple[int, int, int]) -> None:
-        self.h_set, self.s_set = h_set, s_set
+    With ``so_sets`` (the spin-orbit parts H_so_a, slem.projection.spin_orbit) H(k) and S(k) are the
+    spinor ones, H (x) 1 + i sum_a H_a (x) sigma_a and S (x) 1 (slem.spinor)."""
+
+    def __init__(
+        self,
+        h_set: BlockSet,
+        s_set: BlockSet,
+        kmesh: tuple[int, int, int],
+        so_sets: list[BlockSet] | None = None,
+    ) -> None:
+        self.h_set, self.s_set, self.so_sets = h_set, s_set, so_sets
         self.k_frac, self.weights = reduced_mesh(kmesh)
         self.n_k = float(np.prod(kmesh))
         self.min_s_eig = np.inf
-        # exp(i k.R) = +-1 at time-reversal-invariant k: real matrices there, a 4x cheaper eigh.
-        self.real = np.array([np.allclose(2 * kf, np.round(2 * kf)) for kf in self.k_frac], dtype=bool)
-        self.chunk = max(1, int(MESH_CHUNK_BYTES // (16 * max(h_set.n, 1) ** 2)))
+        # exp(i k.R) = +-1 at time-reversal-invariant k: real matrices there, a 4x cheaper eigh. Not with
+        # spin-orbit, whose i sigma_a terms keep every k complex.
+        self.real = np.array(
+            [so_sets is None and np.allclose(2 * kf, np.round(2 * kf)) for kf in self.k_frac], dtype=bool
+        )
+        size = max(h_set.n, 1) * (1 if so_sets is None else 2)
+        self.chunk = max(1, int(MESH_CHUNK_BYTES // (16 * size**2)))
 
     def walk(self, check_overlap: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         for subset in (np.flatnonzero(self.real), np.flatnonzero(~self.real)):
@@ -98,6 +113,9 @@ class _Mesh:
                             "the basis is linearly dependent (smallest overlap eigenvalue "
                             f"{s_eigs.min():.2e}); use a basis with fewer or less diffuse orbitals"
                         )
+                if self.so_sets is not None:
+                    vector = np.stack([s.at_many(kf) for s in self.so_sets])
+                    hamiltonian, overlap = spinor_matrix(hamiltonian, vector), spin_diagonal(overlap)
                 yield kf, w, hamiltonian, overlap
 
 
@@ -113,7 +131,7 @@ def density_matrix(
     """Packed D for the stored pairs; fixed occupations when ``smearing`` is None."""
     if smearing is not None:
         return _smeared([h_set], s_set, pairs, shifts, kmesh, n_electrons, smearing, degeneracy=2.0)[0]
-    mesh = _Mesh(h_set, s_set, kmesh)
+    mesh = BlochMesh(h_set, s_set, kmesh)
     n_orbitals = h_set.n
     acc = BlockAccumulator(pairs, shifts, h_set.slices, mesh.n_k)
     n_occ = int(round(n_electrons / 2))
@@ -177,7 +195,7 @@ def _smeared(
     degeneracy: float,
 ) -> list[DensityResult]:
     """One D per channel in ``h_sets``, with a Fermi level common to all of them."""
-    meshes = [_Mesh(h_set, s_set, kmesh) for h_set in h_sets]
+    meshes = [BlochMesh(h_set, s_set, kmesh) for h_set in h_sets]
     n_orbitals = s_set.n
     eps_channels, weights = [], None
     for n, mesh in enumerate(meshes):

@@ -59,6 +59,12 @@ def species_data(basis: ElementBasis | None, upf: Upf, qmax: float) -> SpeciesDa
     )
 
 
+def _with_kb(local: np.ndarray, phi_beta: np.ndarray, dion: np.ndarray) -> np.ndarray:
+    """H(k) = local + <phi|beta> D <beta|phi>, made exactly hermitian."""
+    hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
+    return 0.5 * (hamiltonian + hamiltonian.conj().T)
+
+
 class GalerkinProjector:
     """Holds the structure, the potential and the radial tables; builds S(k), H(k) on demand."""
 
@@ -172,16 +178,14 @@ class GalerkinProjector:
     def matrices(self, k_cart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(k) and H(k) (Ry) of the Bloch sums, H(k) = sum_R H(R) exp(i k.R)."""
         overlap, local, phi_beta, dion = self.matrices_split(k_cart)
-        hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
-        return overlap, 0.5 * (hamiltonian + hamiltonian.conj().T)
+        return overlap, _with_kb(local, phi_beta, dion)
 
     def matrices_spin_orbit(self, k_cart: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """S(k), the j-averaged H(k) and the spin-orbit parts H_a(k) (3, n, n), Ry: the spinor H(k) is
         ``spinor_matrix(H, H_a)``."""
         overlap, local, phi_beta, dion = self.matrices_split(k_cart)
-        hamiltonian = local + phi_beta @ dion @ phi_beta.conj().T
         parts = phi_beta @ self.spin_orbit_matrix() @ phi_beta.conj().T
-        return overlap, 0.5 * (hamiltonian + hamiltonian.conj().T), parts
+        return overlap, _with_kb(local, phi_beta, dion), parts
 
     def plane_wave_spinor_hamiltonian(self, k_cart: np.ndarray) -> np.ndarray:
         """pw.x's spin-orbit Hamiltonian on (k+G, spin), spin-major (Ry); its eigenvalues are pw.x's."""

@@ -8,28 +8,25 @@ convention of density.py: D = 2 P_0 and D_so_a = 2 P_a, with P(R) = (1/N_k) sum_
     sum_R sum_ij D_ij S_ij = N_electrons,  sum_R sum_ij (D_ij H_ij + sum_a D_so_a,ij H_so_a,ij) = band energy,
 
 elementwise as for every other frame. Time reversal pairs k with -k (p(-k) = p(k)^*), so the reduced mesh of
-density.py serves here too, but no k-point gives real matrices: TRIM points stay complex with spin-orbit.
+density.py serves here too (its BlochMesh builds the spinor H(k), S(k)).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from slem.qe.upf import Upf
-from slem.spinor import spinor_matrix, spinor_parts
+from slem.spinor import spinor_parts
 
 from .density import (
-    MESH_CHUNK_BYTES,
-    DensityMatrixError,
+    BlochMesh,
     DensityResult,
     Smearing,
     bloch_states,
     smeared_bands,
 )
-from .kmesh import reduced_mesh
 from .occupations import fermi_level, occupation
 from .pairs import BlockAccumulator, BlockSet
 from .realspace import expanded_spin_orbit_dion
@@ -40,31 +37,6 @@ from .threecentre import nonlocal_blocks
 class SpinorDensity:
     charge: DensityResult  # D: its packed blocks and the band/level summary of the spinor bands
     spin_orbit: list[np.ndarray]  # packed D_so_x, D_so_y, D_so_z
-
-
-class _SpinorMesh:
-    def __init__(self, h_set: BlockSet, so_sets: list[BlockSet], s_set: BlockSet, kmesh) -> None:
-        self.h_set, self.so_sets, self.s_set = h_set, so_sets, s_set
-        self.k_frac, self.weights = reduced_mesh(kmesh)
-        self.n_k = float(np.prod(kmesh))
-        self.min_s_eig = np.inf
-        self.chunk = max(1, int(MESH_CHUNK_BYTES // (64 * max(h_set.n, 1) ** 2)))
-
-    def walk(self, check_overlap: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        for part in np.array_split(np.arange(len(self.k_frac)), -(-len(self.k_frac) // self.chunk)):
-            kf, w = self.k_frac[part], self.weights[part]
-            overlap = self.s_set.at_many(kf)
-            if check_overlap:
-                s_eigs = np.linalg.eigvalsh(overlap)[:, 0]
-                self.min_s_eig = min(self.min_s_eig, float(s_eigs.min()))
-                if s_eigs.min() < 1e-8:
-                    raise DensityMatrixError(
-                        f"the basis is linearly dependent (smallest overlap eigenvalue {s_eigs.min():.2e}); "
-                        "use a basis with fewer or less diffuse orbitals"
-                    )
-            vector = np.stack([s.at_many(kf) for s in self.so_sets])
-            hamiltonian = spinor_matrix(self.h_set.at_many(kf), vector)
-            yield kf, w, hamiltonian, spinor_matrix(overlap, np.zeros_like(vector))
 
 
 def spin_orbit_parts(projections: dict, upfs: list[Upf], dions: list[np.ndarray], wanted: set) -> list[dict]:
@@ -88,16 +60,15 @@ def spinor_density(
 ) -> SpinorDensity:
     """D and D_so_a for the stored pairs: the lowest N spinor bands (fixed occupations) or pw.x's smearing
     at a Fermi level solved on these bands (one electron per band)."""
-    mesh = _SpinorMesh(h_set, so_sets, s_set, kmesh)
+    mesh = BlochMesh(h_set, s_set, kmesh, so_sets)
     n_bands = 2 * s_set.n
     e_fermi, top, homo, lumo = None, None, -np.inf, np.inf
     if smearing is None:
         n_used = int(round(n_electrons))
     else:
-        eps_all = np.concatenate([bloch_states(h, s, 0)[0] for *_, h, s in mesh.walk(check_overlap=True)])
-        e_fermi = fermi_level(
-            eps_all, mesh.weights, n_electrons, smearing.width, smearing.kind, degeneracy=1.0
-        )
+        walked = [(w, bloch_states(h, s, 0)[0]) for _, w, h, s in mesh.walk(check_overlap=True)]
+        weights, eps_all = (np.concatenate(parts) for parts in zip(*walked, strict=True))
+        e_fermi = fermi_level(eps_all, weights, n_electrons, smearing.width, smearing.kind, degeneracy=1.0)
         top, n_used = smeared_bands(eps_all, e_fermi, smearing, n_electrons, f"{n_bands} spinor")
     accumulators = [BlockAccumulator(pairs, shifts, s_set.slices, mesh.n_k) for _ in range(4)]
     band_energy = 0.0

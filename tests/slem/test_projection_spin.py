@@ -76,15 +76,22 @@ def _inputs(folder: Path):
     return scf, upfs
 
 
-def _train_tiny(tmp_path: Path, operators: list[str], steps: int, basis: Path | None = None, **model) -> Path:
-    """The output folder of a tiny model trained for ``steps`` on tmp_path/fe.h5 with one thread."""
+def _train_tiny(
+    tmp_path: Path,
+    operators: list[str],
+    steps: int,
+    basis: Path | None = None,
+    dataset: str = "fe.h5",
+    **model,
+) -> Path:
+    """The output folder of a tiny model trained for ``steps`` on tmp_path/``dataset`` with one thread."""
     import torch
 
     from slem.train.config import validate_config
     from slem.train.trainer import Trainer
 
     config = {
-        "dataset": {"path": str(tmp_path / "fe.h5")},
+        "dataset": {"path": str(tmp_path / dataset)},
         "operators": operators,
         "output_dir": str(tmp_path / "run"),
         "model": {

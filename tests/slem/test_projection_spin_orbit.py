@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 from test_projection_rotation import _atom_rotation, random_rotation
+from test_projection_spin import _train_tiny
 
 from slem.bands import band_energies
 from slem.basis.generate import generate_basis
@@ -230,27 +231,9 @@ def test_fully_relativistic_inputs_slem_cannot_use_are_refused(silicon, tmp_path
 
 
 def _train(tmp_path: Path, frame, operators: list[str], steps: int) -> Path:
-    import torch
-
-    from slem.train.config import validate_config
-    from slem.train.trainer import Trainer
-
+    tmp_path.mkdir(exist_ok=True)
     write_frames(tmp_path / "si.h5", [frame])
-    config = {
-        "dataset": {"path": str(tmp_path / "si.h5")},
-        "operators": operators,
-        "output_dir": str(tmp_path / "run"),
-        "model": {"n_layers": 1, "hidden_irreps": "4x0e+4x1o+4x2e+2x3o+2x4e", "latent_dim": 8,
-                  "latent_hidden": [8], "n_radial": 4, "avg_num_neighbors": 8.0, "r_cut": {"Si": 4.3}},
-        "training": {"max_steps": steps, "validate_every": steps, "seed": 0},
-    }  # fmt: skip
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(validate_config(config), progress=False).run()
-    finally:
-        torch.set_num_threads(threads)
-    return tmp_path / "run"
+    return _train_tiny(tmp_path, operators, steps, dataset="si.h5", r_cut={"Si": 4.3})
 
 
 def test_spin_orbit_model_trains_predicts_and_is_refused_without_its_parts(silicon, tmp_path):
