@@ -1,7 +1,7 @@
 """Spin-orbit splittings of the projected spinor H against pw.x (docs/spin-orbit.md).
 
 Usage: python benchmarks/spin_orbit.py [Si GaAs MoS2 WSe2 Bi2Se3] [--pseudo-dir DIR] [--workdir DIR]
-       [--preset DZP]
+       [--preset DZP] [--j-resolved]
 
 For each material: a pw.x noncolin + lspinorb SCF with fully relativistic UPFs (DIR/<El>.upf; the repository
 holds Si only, in tests/data/pseudos/pseudodojo-fr: take the others from PseudoDojo's FR table, github
@@ -84,7 +84,9 @@ CASES = {
 }  # fmt: skip
 
 
-def run_case(name: str, case: Case, pseudo_dir: Path, workdir: Path, preset: str) -> dict:
+def run_case(
+    name: str, case: Case, pseudo_dir: Path, workdir: Path, preset: str, j_resolved: bool = False
+) -> dict:
     folder = workdir / name
     positions = case.frac @ case.cell
     pseudos = {s: f"{s}.upf" for s in case.symbols}
@@ -100,7 +102,10 @@ def run_case(name: str, case: Case, pseudo_dir: Path, workdir: Path, preset: str
     scf_seconds = time.perf_counter() - started
     scf = read_qe_xml(folder / "out" / "pwscf.save")
     species = dict.fromkeys(case.symbols)
-    bases = {upfs[s].element: generate_basis(pseudo_dir / pseudos[s], preset) for s in species}
+    bases = {
+        upfs[s].element: generate_basis(pseudo_dir / pseudos[s], preset, j_resolved=j_resolved)
+        for s in species
+    }
     started = time.process_time()
     result = project(scf, read_filplot(folder / "vtot.dat"), bases, upfs)
     project_cpu = time.process_time() - started
@@ -146,16 +151,23 @@ def main() -> None:
     parser.add_argument("--pseudo-dir", type=Path, default=FR_DIR)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--preset", default="DZP")
+    parser.add_argument(
+        "--j-resolved", action="store_true", help="add each valence shell's j = l - 1/2 function"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="slem_soc_"))
-    rows = [run_case(name, CASES[name], args.pseudo_dir, workdir, args.preset) for name in args.materials]
+    rows = [
+        run_case(name, CASES[name], args.pseudo_dir, workdir, args.preset, args.j_resolved)
+        for name in args.materials
+    ]
     print(f"{'material':8} {'splitting':38} {'pw.x meV':>9} {'LCAO meV':>9} {'diff':>7} {'ratio':>6} "
           f"{'val MAE':>8} {'SCF s':>7} {'proj CPU s':>10}")  # fmt: skip
     for r in rows:
         print(f"{r['material']:8} {r['what']:38} {r['pw']:9.2f} {r['lcao']:9.2f} {r['lcao'] - r['pw']:7.2f} "
               f"{r['lcao'] / r['pw']:6.3f} {r['valence_mae_meV']:8.1f} {r['scf_s']:7.0f} "
               f"{r['project_cpu_s']:10.1f}")  # fmt: skip
-    print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({args.preset})")
+    basis = args.preset + (", j-resolved" if args.j_resolved else "")
+    print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({basis})")
     print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -8,9 +8,9 @@ from aiida_pseudo.data.pseudo import UpfData
 from aiida_slem.data.basis import BasisData
 
 from .base import SlemCommandCalculation
-from .checks import check_norm_conserving
+from .checks import check_norm_conserving, relativistic_kinds
 
-PARAMETER_KEYS = {"preset", "radius", "energy_shift", "split_norm"}
+PARAMETER_KEYS = {"preset", "radius", "energy_shift", "split_norm", "j_resolved"}
 
 
 def validate_parameters(value: orm.Dict, _) -> str | None:
@@ -20,6 +20,22 @@ def validate_parameters(value: orm.Dict, _) -> str | None:
     radius = value.get("radius", {})
     if not isinstance(radius, dict):
         return "'radius' must map an element (or 'Si.p') to a radius in Angstrom, e.g. {'Si': 4.0}"
+    if not isinstance(value.get("j_resolved", False), bool):
+        return f"'j_resolved' must be true or false, got {value.get('j_resolved')!r}"
+    return None
+
+
+def validate_inputs(inputs: dict, _) -> str | None:
+    """A j-resolved basis needs the j of fully relativistic files: refused before ``slem basis`` runs."""
+    parameters = inputs.get("parameters")
+    if parameters is None or not parameters.get("j_resolved", False):
+        return None
+    scalar = sorted(kind for kind, fr in relativistic_kinds(inputs.get("pseudos", {})).items() if not fr)
+    if scalar:
+        return (
+            f"j_resolved needs fully relativistic UPFs, but those of {scalar} are scalar-relativistic: use a "
+            "fully relativistic family (spin-orbit runs), or drop j_resolved"
+        )
     return None
 
 
@@ -65,8 +81,10 @@ class SlemBasisCalculation(SlemCommandCalculation):
             required=False,
             validator=validate_parameters,
             help="Options of 'slem basis': preset (SZ, DZP, ...), radius {'Si': 4.0}, energy_shift (eV), "
-            "split_norm.",
+            "split_norm, j_resolved (fully relativistic files: one j = l - 1/2 radial function per valence "
+            "shell).",
         )
+        spec.inputs.validator = validate_inputs
         spec.output(
             "basis", valid_type=BasisData, help="The basis file with elements, shells, radii and UPF md5s."
         )
@@ -99,6 +117,8 @@ class SlemBasisCalculation(SlemCommandCalculation):
         for key in ("energy_shift", "split_norm"):
             if key in parameters:
                 arguments += [f"--{key.replace('_', '-')}", str(float(parameters[key]))]
+        if parameters.get("j_resolved"):
+            arguments.append("--j-resolved")
         arguments += ["-o", self._BASIS_FILE, "--json-summary", self._SUMMARY_FILE]
 
         return self.command_calcinfo(

@@ -161,17 +161,33 @@ def check_spin(parameters: dict) -> str | None:
     return None
 
 
+_RELATIVISTIC: dict[str, bool] = {}  # UPF md5 -> fully relativistic; a family's files are read once
+
+
+def relativistic_kinds(pseudos: dict) -> dict[str, bool]:
+    """{kind: whether its UPF is fully relativistic}; unreadable files are left out (check_norm_conserving
+    names them)."""
+    relativistic = {}
+    for kind, pseudo in sorted(pseudos.items()):
+        key = getattr(pseudo, "md5", None)
+        value = _RELATIVISTIC.get(key)
+        if value is None:
+            try:
+                with pseudo.as_path() as path:
+                    value = read_upf(path, spin_orbit=True).spin_orbit
+            except (UpfError, AttributeError, OSError):
+                continue
+            if key is not None:
+                _RELATIVISTIC[key] = value
+        relativistic[kind] = value
+    return relativistic
+
+
 def check_spin_orbit(parameters: dict, pseudos: dict) -> str | None:
     """A spin-orbit run needs fully relativistic pseudopotentials, and a fully relativistic file needs a
     spin-orbit run: without lspinorb pw.x merges its j = l +- 1/2 projectors in a way slem does not
     reproduce. Both are known before any pw.x run."""
-    relativistic = {}
-    for kind, pseudo in sorted(pseudos.items()):
-        try:
-            with pseudo.as_path() as path:
-                relativistic[kind] = read_upf(path, spin_orbit=True).spin_orbit
-        except (UpfError, AttributeError, OSError):
-            continue  # check_norm_conserving names an unreadable file
+    relativistic = relativistic_kinds(pseudos)
     if is_spin_orbit(parameters) and not any(relativistic.values()):
         return (
             f"a spin-orbit run (lspinorb) with scalar-relativistic pseudopotentials only ({sorted(pseudos)}) "

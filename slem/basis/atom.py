@@ -122,7 +122,7 @@ class PseudoAtom:
         return v, np.where(inside, g_spline(np.minimum(r, r_end)), 0.0)
 
     # solver ----------------------------------------------------------------------------------
-    def _hamiltonian(self, l, basis, r, w, v, g) -> np.ndarray:
+    def _hamiltonian(self, l, basis, r, w, v, g, dij=None) -> np.ndarray:
         b = basis.values(r)
         db = basis.derivatives(r)
         wr2 = w * r**2
@@ -135,29 +135,44 @@ class PseudoAtom:
             proj = np.stack(
                 [b.T @ (w * r * self._betas[i][1](r) * (r <= self._betas[i][2])) for i in idx], axis=1
             )
-            h += proj @ self._dij[np.ix_(idx, idx)] @ proj.T
+            d = self._dij if dij is None else 0.5 * np.asarray(dij)
+            h += proj @ d[np.ix_(idx, idx)] @ proj.T
         h[np.diag_indices_from(h)] += basis.kinetic
         return h
 
     def _diagonalise(self, l, basis, r, w, v, g, n_states) -> Channel:
-        h = self._hamiltonian(l, basis, r, w, v, g)
-        energies, vectors = eigh(0.5 * (h + h.T), subset_by_index=[0, n_states - 1], driver="evr")
-        u = (basis.values(r) @ vectors) * r[:, None]
-        peak = u[np.argmax(np.abs(u), axis=0), np.arange(vectors.shape[1])]
-        vectors = vectors * np.sign(peak)
-        return Channel(basis, energies[:n_states], vectors)
+        return _channel(basis, r, self._hamiltonian(l, basis, r, w, v, g), n_states)
 
-    def solve(
-        self, l: int, r_c: float, n_states: int = 1, confinement: SoftConfinement | None = None
-    ) -> Channel:
-        """Eigenstates of the screened atom in channel l inside r_c (bohr), optionally soft-confined."""
+    def channel_hamiltonian(
+        self,
+        l: int,
+        r_c: float,
+        confinement: SoftConfinement | None = None,
+        dij: np.ndarray | None = None,
+    ) -> tuple[BesselBasis, np.ndarray, np.ndarray, np.ndarray]:
+        """(basis, r, weights, H in Ha) of channel l inside r_c (bohr) on the hard-wall Bessel basis."""
         r, w = simpson_grid(r_c, self.spacing)
         v_scr, g = self._screening(r)
         v = self._local(r) + v_scr
         if confinement is not None:
             v = v + confinement.potential(r, r_c)
         v[-1] = 0.0  # every basis function vanishes at the wall
-        return self._diagonalise(l, BesselBasis(l, r_c, self.q_max), r, w, v, g, n_states)
+        basis = BesselBasis(l, r_c, self.q_max)
+        return basis, r, w, self._hamiltonian(l, basis, r, w, v, g, dij)
+
+    def solve(
+        self,
+        l: int,
+        r_c: float,
+        n_states: int = 1,
+        confinement: SoftConfinement | None = None,
+        dij: np.ndarray | None = None,
+    ) -> Channel:
+        """Eigenstates of the screened atom in channel l inside r_c (bohr), optionally soft-confined.
+        ``dij`` (Ry, the file's projector order) replaces the nonlocal strengths, with the screening kept:
+        one j of a fully relativistic file (``relativistic.j_channel_dij``)."""
+        basis, r, _, h = self.channel_hamiltonian(l, r_c, confinement, dij)
+        return _channel(basis, r, h, n_states)
 
     def scf(self, r_free: float, tol: float = 1e-7, max_iter: int = 300, mixing: float = 0.4) -> int:
         """Screen the atom self-consistently inside a hard wall at r_free (bohr); returns iterations."""
@@ -220,3 +235,11 @@ class PseudoAtom:
 
     def _occupied_chi(self):
         return [c for c in self.upf.chi if c.occupation > 0.0]
+
+
+def _channel(basis: BesselBasis, r: np.ndarray, h: np.ndarray, n_states: int) -> Channel:
+    energies, vectors = eigh(0.5 * (h + h.T), subset_by_index=[0, n_states - 1], driver="evr")
+    u = (basis.values(r) @ vectors) * r[:, None]
+    peak = u[np.argmax(np.abs(u), axis=0), np.arange(vectors.shape[1])]
+    return Channel(basis, energies[:n_states], vectors * np.sign(peak))
+

@@ -20,9 +20,10 @@ from slem.basis.orbital import ElementBasis, RadialOrbital
 from slem.basis.presets import DEFAULT_PRESET, get_preset
 from slem.basis.shells import describe, plan_shells
 from slem.basis.split import make_split
+from slem.basis.splitting import spin_orbit_splitting
 from slem.basis.xc import parse_functional
 from slem.data.orbitals import L_LETTERS
-from slem.qe.relativistic import j_average
+from slem.qe.relativistic import j_average, j_channel_dij
 from slem.qe.upf import read_upf
 from slem.threads import single_blas_thread
 
@@ -101,12 +102,17 @@ def generate_basis(
     ecut_ry: float = 200.0,
     confinement: SoftConfinement | None = None,
     max_eigenvalue_ev: float = 0.0,
+    j_resolved: bool = False,
 ) -> ElementBasis:
     """Build the basis of one element from its UPF.
 
     radii: None (choose every r_c by ``energy_shift_ev``), one radius in Angstrom for all l, or
     ``{l: radius}`` (l missing from the mapping fall back to the energy shift). The polarisation
     shell takes the radius of the shell it polarises unless its own l is given.
+
+    ``j_resolved`` (fully relativistic files only) adds to every valence shell with l > 0 the confined
+    eigenfunction of its j = l - 1/2 channel: the j-averaged zetas alone miss the atom's spin-orbit
+    splitting by 7 % for Bi 6p (docs/spin-orbit.md, "j-resolved basis").
     """
     choice = get_preset(preset)
     if energy_shift_ev <= 0.0:
@@ -115,7 +121,13 @@ def generate_basis(
     conf = confinement if confinement is not None else SoftConfinement()
     # a fully relativistic file gives the basis of its j-averaged (scalar) operator; spin-orbit SCFs use
     # it as the spatial half of a spinor basis
-    upf = j_average(read_upf(upf_path, spin_orbit=True))
+    relativistic = read_upf(upf_path, spin_orbit=True)
+    if j_resolved and not relativistic.spin_orbit:
+        raise BasisGenerationError(
+            f"{Path(upf_path).name} is scalar-relativistic: a j-resolved basis needs a fully relativistic "
+            "UPF (its projectors carry j); drop j_resolved or use the file's FR version"
+        )
+    upf = j_average(relativistic)
     atom = PseudoAtom(upf, parse_functional(upf.functional), ecut_ry=ecut_ry)
     free_radius = FREE_RADIUS_ANGSTROM / BOHR_ANGSTROM
     atom.scf(free_radius)
@@ -167,6 +179,14 @@ def generate_basis(
                 state.label,
                 [split_norm, split_3],
             )
+            if j_resolved and l > 0 and not semicore:
+                minority = atom.solve(
+                    l, radius[l], state.index + 1, conf, j_channel_dij(relativistic, l, l - 0.5)
+                )
+                shells.append(
+                    _Shell(l, "spin-orbit", radius[l], radius[l], _radial(minority, state.index),
+                           f"{state.label} j={2 * l - 1}/2", float(minority.energies[state.index]))
+                )  # fmt: skip
     polarization = None
     if choice.n_polarization:
         r_pol = fixed.get(pol_l, radius[plan.polarization_parent])
@@ -185,6 +205,15 @@ def generate_basis(
         polarization = {"l": pol_l, "r_c": r_pol * BOHR_ANGSTROM, "state_index": index}
         radius.setdefault(pol_l, r_pol)
     shells.sort(key=lambda s: s.l)  # stable: keeps shell and zeta order within each l
+    splittings = {}
+    if relativistic.spin_orbit:
+        for state in atom.states:
+            if state.l > 0 and not plan.is_semicore(state):
+                functions = [(s.values, s.cutoff) for s in shells if s.l == state.l]
+                atom_ev, basis_ev = spin_orbit_splitting(
+                    atom, relativistic, state.l, state.index, functions, conf
+                )
+                splittings[state.label] = {"atom_ev": float(atom_ev), "basis_ev": float(basis_ev)}
     return _assemble(
         upf,
         choice.name,
@@ -195,6 +224,9 @@ def generate_basis(
             "energy_shift_ev": energy_shift_ev if occupied_ls - set(fixed) else None,
             "split_norm": split_norm,
             "split_norm_3": split_3 if choice.n_zeta > 2 else None,
+            "j_resolved": j_resolved,
+            # a fully relativistic file: each valence shell's j-splitting in the atom and within the basis
+            "spin_orbit_splittings": splittings,
             "functional": atom.functional.name,
             "upf_functional": upf.functional,
             "z_valence": upf.z_valence,

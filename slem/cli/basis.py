@@ -69,6 +69,14 @@ def summary_rows(bases: dict[str, ElementBasis]) -> list[str]:
             f"{l}:" + ",".join(f"{e:.2f}" for e in v) for l, v in basis.params["eigenvalues"].items()
         )
         rows.append(f"{element:<8}{basis.label:<6}{basis.shells:<10}{basis.n_orbitals:>6}  {radii:<36}{eig}")
+    for element, basis in sorted(bases.items()):
+        for shell, split in basis.params.get("spin_orbit_splittings", {}).items():
+            missed = split["basis_ev"] / split["atom_ev"] - 1.0 if split["atom_ev"] else 0.0
+            hint = "" if basis.params.get("j_resolved") or abs(missed) < 0.01 else "; --j-resolved keeps it"
+            rows.append(
+                f"{element} {shell}: spin-orbit splitting {1000 * split['basis_ev']:.1f} meV in the basis, "
+                f"{1000 * split['atom_ev']:.1f} meV in the atom ({100 * missed:+.2f} %){hint}"
+            )
     return rows
 
 
@@ -125,6 +133,12 @@ def _write_json(path: Path, data: dict) -> None:
     type=float,
     help="Split norm of the third zeta (TZP, TZ2P).",
 )
+@click.option(
+    "--j-resolved",
+    is_flag=True,
+    help="Fully relativistic UPFs: add to every valence shell with l > 0 the radial function of its "
+    "j = l - 1/2 channel (spin-orbit splittings of heavy atoms; docs/spin-orbit.md).",
+)
 @click.option("-o", "--output", default="basis.h5", show_default=True, type=click.Path(path_type=Path))
 @click.option(
     "--json-summary",
@@ -132,7 +146,9 @@ def _write_json(path: Path, data: dict) -> None:
     default=None,
     help="Also write a JSON summary (elements, label, shells, radii, UPF md5).",
 )
-def basis(upfs, preset, radius, energy_shift, split_norm, split_norm_3, output, json_summary) -> None:
+def basis(
+    upfs, preset, radius, energy_shift, split_norm, split_norm_3, j_resolved, output, json_summary
+) -> None:
     """Build a strictly confined pseudo-atomic-orbital basis from norm-conserving UPF files.
 
     Example: slem basis Si.pbe-rrkj.UPF C.pbe-mt_gipaw.UPF --preset DZP --radius Si=4.3 -o basis.h5
@@ -158,6 +174,7 @@ def basis(upfs, preset, radius, energy_shift, split_norm, split_norm_3, output, 
                 energy_shift_ev=energy_shift,
                 split_norm=split_norm,
                 split_norm_3=split_norm_3,
+                j_resolved=j_resolved,
             )
     except click.UsageError:
         raise

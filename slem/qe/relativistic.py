@@ -71,3 +71,21 @@ def j_average(upf: Upf) -> Upf:
     return dataclasses.replace(
         upf, betas=betas, dij=upf.dij * weights[:, None], chi=_merged_wavefunctions(upf.chi)
     )
+
+
+def j_channel_dij(upf: Upf, l: int, j: float) -> np.ndarray:
+    """D_ij of the nonlocal operator that a state of angular momentum l and total angular momentum j feels:
+    the projectors of (l, j) at full weight, those of l's other j dropped (other l keep their scalar
+    weight; a channel-l solve never sees them). The radial equation of that j is then exactly the pseudo-
+    atom's with this D_ij in place of the j-averaged one."""
+    if not upf.spin_orbit:
+        raise UpfError(f"{upf.path.name} is scalar-relativistic: its projectors carry no j")
+    sign = _sign(l, j)
+    weights = np.array(
+        [(1.0 if _sign(b.l, b.j) == sign else 0.0) if b.l == l else w
+         for b, w in zip(upf.betas, scalar_weights(upf), strict=True)],
+        dtype=np.float64,
+    )  # fmt: skip
+    # D_ij couples projectors of one (l, j) only, so row weights suffice, as in j_average
+    return np.asarray(upf.dij) * weights[:, None]
+

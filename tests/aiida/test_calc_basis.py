@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -58,6 +60,20 @@ def test_basis_refuses_unknown_parameters(codes, si_upf):
             pseudos={"Si": si_upf},
             parameters=orm.Dict({"presets": "DZP"}),
         )
+
+
+def test_j_resolved_basis_needs_fully_relativistic_pseudos(generate_calc_job, codes, si_upf):
+    with pytest.raises(ValueError, match="j_resolved needs fully relativistic UPFs"):
+        run_get_node(
+            SlemBasisCalculation,
+            code=codes["slem"],
+            pseudos={"Si": si_upf},
+            parameters=orm.Dict({"j_resolved": True}),
+        )
+    fr = UpfData(Path(__file__).resolve().parents[1] / "data" / "pseudos" / "pseudodojo-fr" / "Bi.upf")
+    inputs = {"code": codes["slem"], "pseudos": {"Bi": fr}, "parameters": orm.Dict({"j_resolved": True})}
+    _, calc_info = generate_calc_job(SlemBasisCalculation, inputs)
+    assert "--j-resolved" in calc_info.codes_info[0].cmdline_params
 
 
 @pytest.mark.slow
