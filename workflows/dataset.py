@@ -27,6 +27,7 @@ from aiida_slem.data.operator import OperatorData
 
 from .operator import OperatorWorkChain
 from .protocols import SlemProtocolMixin, calcjob_options
+from .splits import larger_cell_kpoints
 
 SNAPSHOT_KINDS = ("train", "held_out")
 
@@ -71,6 +72,15 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
         return "sum_rule_tolerance is a number of electrons and cannot be negative"
     if inputs["max_concurrent"].value < 1:
         return "max_concurrent must be at least 1"
+    supercells = inputs.get("supercell_frames")
+    bad = {
+        label: factors
+        for label, factors in (supercells.get_dict() if supercells is not None else {}).items()
+        if not (isinstance(factors, list) and len(factors) == 3)
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in factors)
+    }
+    if bad:
+        return f"supercell_frames maps a snapshot to three positive repetitions, e.g. [2, 2, 2]; got {bad}"
     return None
 
 
@@ -133,6 +143,13 @@ class DatasetWorkChain(SlemProtocolMixin, WorkChain):
             valid_type=orm.Int,
             default=lambda: orm.Int(4),
             help="OperatorWorkChains running at the same time.",
+        )
+        spec.input(
+            "supercell_frames",
+            valid_type=orm.Dict,
+            required=False,
+            help="{snapshot label: [r1, r2, r3]}: snapshots that are supercells of the others' cells (a "
+            "size test); their SCFs sample the same Brillouin-zone points (splits.larger_cell_kpoints).",
         )
         spec.input("validation_fraction", valid_type=orm.Float, default=lambda: orm.Float(0.25))
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0))
@@ -258,6 +275,11 @@ class DatasetWorkChain(SlemProtocolMixin, WorkChain):
             inputs = AttributeDict(self.exposed_inputs(OperatorWorkChain, namespace="operator"))
             inputs.structure = self.inputs.snapshots[kind][label]
             inputs.project["basis"] = self.ctx.basis_data
+            factors = self.inputs.supercell_frames.get(label) if "supercell_frames" in self.inputs else None
+            if factors:
+                inputs.scf = AttributeDict(inputs.scf)
+                inputs.scf.kpoints = larger_cell_kpoints(inputs.scf, inputs.structure, factors)
+                inputs.scf.pop("kpoints_distance", None)
             inputs.metadata = {"call_link_label": f"operator_{kind}_{label}"}
             key = f"{kind}__{label}"  # the frame is named by its label; the prefix keeps the split
             futures[key] = self.submit(OperatorWorkChain, **inputs)

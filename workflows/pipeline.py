@@ -29,7 +29,7 @@ from .dimensionality import is_sheet
 from .md_sampling import MdSamplingWorkChain
 from .pipeline_inputs import structure_symbols, validate_inputs, with_scf_settings
 from .protocols import SlemProtocolMixin, check_override_keys, union_pseudos
-from .splits import frame_splits, held_out_structures, thermal_supercell
+from .splits import frame_splits, held_out_structures, larger_cell_frames
 from .train import SlemTrainWorkChain
 from .validation import SlemValidationWorkChain
 
@@ -294,7 +294,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
                     snapshots[target][f"{label}_{name}"] = structure
                     if target == "held_out":
                         origin[f"{label}_{name}"] = label
-        larger = self._larger_cells(held)
+        larger, self.ctx.larger_factors = larger_cell_frames(self.inputs, held)
         snapshots["held_out"].update(larger)
         origin.update({frame: None for frame in larger})
         if not snapshots["held_out"]:
@@ -308,32 +308,11 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         )
         return None
 
-    def _larger_cells(self, held: dict) -> dict:
-        """One thermally displaced ``larger_cells`` supercell of every training structure, at the first
-        held-out temperature (else the first training one)."""
-        if "larger_cells" not in self.inputs:
-            return {}
-        md = self.inputs.md
-        factors = self.inputs.larger_cells.get_list()
-        repetitions = [a * b for a, b in zip(md.supercell.get_list(), factors, strict=True)]
-        temperatures = md.held_out_temperatures.get_list() or md.temperatures.get_list()
-        frames = {}
-        for number, (label, structure) in enumerate(sorted(self.inputs.structures.items())):
-            if label in held:
-                continue
-            frames[f"{label}_larger_000"] = thermal_supercell(
-                structure,
-                orm.List(repetitions),
-                orm.Float(temperatures[0]),
-                md.einstein_frequency,
-                orm.List([md.seed.value, 104729, number]),  # its own stream, apart from the MD runs' seeds
-                metadata={"call_link_label": f"larger_{label}"},
-            )
-        return frames
-
     def run_dataset(self):
         inputs = AttributeDict(self.exposed_inputs(DatasetWorkChain, namespace="dataset"))
         inputs.snapshots = self.ctx.snapshots
+        if self.ctx.larger_factors:
+            inputs.supercell_frames = orm.Dict(self.ctx.larger_factors)
         inputs.metadata = {"call_link_label": "dataset"}
         return ToContext(dataset=self.submit(DatasetWorkChain, **inputs))
 

@@ -14,9 +14,14 @@ The names are ``slem.evaluate.settings.SPLITS``: the report of ``slem validate``
 
 from __future__ import annotations
 
+import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
+from slem.data.dimensionality import mesh_from_distance
+from slem.qe.kpoints import folded_points, mesh_points, supercell_mesh
+
+from .dimensionality import structure_vacuum_axes
 from .md_sampling import displaced, repeated
 
 
@@ -104,3 +109,59 @@ def thermal_supercell(
     test frame with an environment of its own, not a copy of a trained snapshot."""
     big = repeated(structure, repetitions.get_list())
     return displaced(big, temperature.value, frequency, seed.get_list())
+
+
+def larger_cell_frames(inputs, held: dict) -> tuple[dict, dict]:
+    """One thermally displaced ``larger_cells`` supercell of every training structure at the first held-out
+    temperature (else the first training one): ({frame label: StructureData}, {frame label: repetitions of
+    the MD supercell}). ``inputs`` are the pipeline's."""
+    if "larger_cells" not in inputs:
+        return {}, {}
+    md = inputs.md
+    factors = inputs.larger_cells.get_list()
+    repetitions = [a * b for a, b in zip(md.supercell.get_list(), factors, strict=True)]
+    temperatures = md.held_out_temperatures.get_list() or md.temperatures.get_list()
+    frames = {}
+    for number, (label, structure) in enumerate(sorted(inputs.structures.items())):
+        if label in held:
+            continue
+        frames[f"{label}_larger_000"] = thermal_supercell(
+            structure,
+            orm.List(repetitions),
+            orm.Float(temperatures[0]),
+            md.einstein_frequency,
+            orm.List([md.seed.value, 104729, number]),  # its own stream, apart from the MD runs' seeds
+            metadata={"call_link_label": f"larger_{label}"},
+        )
+    return frames, {frame: list(factors) for frame in frames}
+
+
+def larger_cell_kpoints(scf: dict, structure: orm.StructureData, factors: list[int]) -> orm.KpointsData:
+    """The k-points with which a supercell (``factors`` repetitions of a training frame's cell) samples the
+    training frames' Brillouin-zone points (slem/qe/kpoints.py): the mesh n / r where r divides n, else the
+    folded points. ``scf`` holds the training SCF's ``kpoints`` or ``kpoints_distance``. Without this a
+    single shifted k-point of Si8 against the same point of Si64 (8x as dense) moved the onsite H by 0.2 eV,
+    which the size test read as a locality error."""
+    points = weights = None
+    if "kpoints" in scf:
+        try:
+            mesh, offset = scf["kpoints"].get_kpoints_mesh()
+        except AttributeError:  # an explicit list
+            points, weights = scf["kpoints"].get_kpoints(also_weights=True)
+    else:
+        small = np.array(structure.cell) / np.asarray(factors, dtype=float)[:, None]
+        periodic = [not v for v in structure_vacuum_axes(structure)]
+        mesh, offset = mesh_from_distance(small, float(scf["kpoints_distance"]), periodic), [0.0, 0.0, 0.0]
+    kpoints = orm.KpointsData()
+    if points is None:
+        exact = supercell_mesh(mesh, offset, factors)
+        if exact is not None:
+            kpoints.set_kpoints_mesh(*exact)
+            return kpoints
+        points = mesh_points(mesh, offset)
+        weights = np.full(len(points), 1.0 / len(points))
+    kpoints.set_cell_from_structure(structure)
+    folded, folded_weights = folded_points(points, weights, factors)
+    kpoints.set_kpoints(folded, weights=folded_weights)
+    return kpoints
+

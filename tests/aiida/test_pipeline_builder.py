@@ -277,3 +277,24 @@ def test_a_refused_pipeline_stores_no_process(builder):
     with pytest.raises(ValueError, match="unknown key 'config.trian'; did you mean 'training'"):
         run_get_node(builder)
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+def test_larger_cell_kpoints_sample_the_training_cells_points():
+    """A mesh the repetitions divide becomes the supercell's mesh; otherwise the folded points; a k-point
+    distance is turned into the training cell's mesh first (slem/qe/kpoints.py)."""
+    from aiida_slem.workflows.splits import larger_cell_kpoints
+
+    big = orm.StructureData(ase=bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2)))
+    mesh = orm.KpointsData()
+    mesh.set_kpoints_mesh([2, 2, 2], [0.5, 0.5, 0.5])
+    assert larger_cell_kpoints({"kpoints": mesh}, big, [2, 2, 2]).get_kpoints_mesh() == (
+        [1, 1, 1],
+        [0.5, 0.5, 0.5],
+    )
+    single = orm.KpointsData()
+    single.set_kpoints_mesh([1, 1, 1], [0.5, 0.5, 0.5])
+    folded, weights = larger_cell_kpoints({"kpoints": single}, big, [2, 2, 2]).get_kpoints(also_weights=True)
+    assert np.allclose(folded, 0.0) and np.allclose(weights, 1.0)
+    # Si8 (a = 5.43 A) at 0.3 / A: 4 per axis, so the 2x2x2 supercell takes 2 per axis, unshifted
+    by_distance = larger_cell_kpoints({"kpoints_distance": 0.3}, big, [2, 2, 2])
+    assert by_distance.get_kpoints_mesh() == ([2, 2, 2], [0.0, 0.0, 0.0])
