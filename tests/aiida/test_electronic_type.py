@@ -74,10 +74,9 @@ def test_occupation_checks_name_the_fix():
 
 
 def test_a_metal_samples_k_by_distance_not_the_fast_single_k_point(codes, pseudo_family):
-    # the fast protocols' one shifted k-point put Al4's pw.x Fermi level 4 eV off: metals get a k-distance;
-    # insulators a 2x2x2 shifted mesh (slem/qe/kpoints.py)
+    # the fast protocols' one shifted k-point put Al4's pw.x Fermi level 4 eV off: metals get a finer distance
     insulator = _operator(codes)
-    assert insulator.scf.kpoints.get_kpoints_mesh() == ([2, 2, 2], [0.5, 0.5, 0.5])
+    assert "kpoints" not in insulator.scf and insulator.scf.kpoints_distance.value == 0.6
     metal = _operator(codes, electronic_type="metal")
     assert "kpoints" not in metal.scf and metal.scf.kpoints_distance.value == 0.25
     md = MdSamplingWorkChain.get_builder_from_protocol(

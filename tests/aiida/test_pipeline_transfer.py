@@ -100,20 +100,21 @@ def test_larger_cells_are_new_thermal_configurations_in_the_provenance(transfer)
     assert larger.base.attributes.get("n_atoms") == 4
     made = [n for n in transfer.called if n.process_label == "thermal_supercell"]
     assert len(made) == 2
-    # its SCF samples the training cells' 2x2x2 shifted points: the fold of [2, 1, 1] repetitions
+    # its SCF samples the training cells' points: fast takes 0.6 / A, 4x4x4 for Si2 and 6x6x6 for C2 (Gamma-
+    # centred), so the [2, 1, 1] supercells take 2x4x4 and 3x6x6 (slem/qe/kpoints.py)
     dataset = next(n for n in transfer.called if n.process_label == "DatasetWorkChain")
     larger = {"c_larger_000": [2, 1, 1], "si_larger_000": [2, 1, 1]}
     assert dataset.inputs.supercell_frames.get_dict() == larger
-    scfs = {
-        link.link_label: link.node
+    scf = {
+        link.link_label: link.node.inputs.scf
         for link in dataset.base.links.get_outgoing().all()
         if link.link_label.startswith("operator_held_out_")
     }
-    kpoints = {label: node.inputs.scf.kpoints.get_kpoints_mesh() for label, node in scfs.items()}
-    assert kpoints["operator_held_out_si_larger_000"] == ([1, 2, 2], [0.5, 0.5, 0.5])
-    assert kpoints["operator_held_out_c_larger_000"] == ([1, 2, 2], [0.5, 0.5, 0.5])
-    others = [mesh for label, mesh in kpoints.items() if "_larger_" not in label]
-    assert others and all(mesh == ([2, 2, 2], [0.5, 0.5, 0.5]) for mesh in others)
+    assert scf["operator_held_out_si_larger_000"].kpoints.get_kpoints_mesh() == ([2, 4, 4], [0.0, 0.0, 0.0])
+    assert scf["operator_held_out_c_larger_000"].kpoints.get_kpoints_mesh() == ([3, 6, 6], [0.0, 0.0, 0.0])
+    others = [inputs for label, inputs in scf.items() if "_larger_" not in label]
+    assert others
+    assert all(inputs.kpoints_distance.value == 0.6 and "kpoints" not in inputs for inputs in others)
     for node in made:
         assert len(node.outputs.result.sites) == 4
         assert node.inputs.structure.pk in {s.pk for s in transfer.inputs.structures.values()}
