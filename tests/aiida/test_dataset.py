@@ -65,6 +65,14 @@ def test_protocol_builder(codes, pseudo_family):
     assert builder.operator.scf.pw.parameters.get_dict()["SYSTEM"]["occupations"] == "fixed"
 
 
+@pytest.mark.parametrize("factors", [[2, 2], [2, 0, 1], [2.0, 2, 2], "222"])
+def test_supercell_frames_must_be_three_positive_repetitions(codes, pseudo_family, factors):
+    builder = _dataset_builder(codes, {"s0": si8_structure(0.05, 0)}, {"big": si8_structure(0.05, 1)})
+    builder.supercell_frames = orm.Dict({"big": factors})
+    with pytest.raises(ValueError, match="three positive repetitions"):
+        run_get_node(builder)
+
+
 @pytest.mark.parametrize("problem", ["non-periodic", "overlap", "no-pseudo", "ultrasoft"])
 def test_bad_input_is_refused_and_leaves_no_dataset(codes, pseudo_family, problem):
     good = si8_structure(0.05, 0)
