@@ -1,7 +1,7 @@
 """Spin-orbit splittings of the projected spinor H against pw.x (docs/spin-orbit.md).
 
 Usage: python benchmarks/spin_orbit.py [Si GaAs MoS2 WSe2 Bi2Se3] [--pseudo-dir DIR] [--workdir DIR]
-       [--preset DZP] [--j-resolved]
+       [--preset DZP] [--j-resolved off|auto|all]
 
 For each material: a pw.x noncolin + lspinorb SCF with fully relativistic UPFs (DIR/<El>.upf; the repository
 holds Si only, in tests/data/pseudos/pseudodojo-fr: take the others from PseudoDojo's FR table, github
@@ -85,7 +85,7 @@ CASES = {
 
 
 def run_case(
-    name: str, case: Case, pseudo_dir: Path, workdir: Path, preset: str, j_resolved: bool = False
+    name: str, case: Case, pseudo_dir: Path, workdir: Path, preset: str, j_resolved: str = "off"
 ) -> dict:
     folder = workdir / name
     positions = case.frac @ case.cell
@@ -152,7 +152,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--preset", default="DZP")
     parser.add_argument(
-        "--j-resolved", action="store_true", help="add each valence shell's j = l - 1/2 function"
+        "--j-resolved",
+        default="off",
+        choices=["off", "auto", "all"],
+        help="j = l - 1/2 functions (slem basis)",
     )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="slem_soc_"))
@@ -166,7 +169,7 @@ def main() -> None:
         print(f"{r['material']:8} {r['what']:38} {r['pw']:9.2f} {r['lcao']:9.2f} {r['lcao'] - r['pw']:7.2f} "
               f"{r['lcao'] / r['pw']:6.3f} {r['valence_mae_meV']:8.1f} {r['scf_s']:7.0f} "
               f"{r['project_cpu_s']:10.1f}")  # fmt: skip
-    basis = args.preset + (", j-resolved" if args.j_resolved else "")
+    basis = f"{args.preset}, j-resolved {args.j_resolved}"
     print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({basis})")
     print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

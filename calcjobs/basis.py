@@ -6,6 +6,7 @@ from aiida import orm
 from aiida_pseudo.data.pseudo import UpfData
 
 from aiida_slem.data.basis import BasisData
+from slem.basis.presets import J_MODES
 
 from .base import SlemCommandCalculation
 from .checks import check_norm_conserving, relativistic_kinds
@@ -20,15 +21,15 @@ def validate_parameters(value: orm.Dict, _) -> str | None:
     radius = value.get("radius", {})
     if not isinstance(radius, dict):
         return "'radius' must map an element (or 'Si.p') to a radius in Angstrom, e.g. {'Si': 4.0}"
-    if not isinstance(value.get("j_resolved", False), bool):
-        return f"'j_resolved' must be true or false, got {value.get('j_resolved')!r}"
+    if value.get("j_resolved", "off") not in J_MODES:
+        return f"'j_resolved' must be one of {list(J_MODES)}, got {value.get('j_resolved')!r}"
     return None
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
     """A j-resolved basis needs the j of fully relativistic files: refused before ``slem basis`` runs."""
     parameters = inputs.get("parameters")
-    if parameters is None or not parameters.get("j_resolved", False):
+    if parameters is None or parameters.get("j_resolved", "off") == "off":
         return None
     scalar = sorted(kind for kind, fr in relativistic_kinds(inputs.get("pseudos", {})).items() if not fr)
     if scalar:
@@ -81,8 +82,8 @@ class SlemBasisCalculation(SlemCommandCalculation):
             required=False,
             validator=validate_parameters,
             help="Options of 'slem basis': preset (SZ, DZP, ...), radius {'Si': 4.0}, energy_shift (eV), "
-            "split_norm, j_resolved (fully relativistic files: one j = l - 1/2 radial function per valence "
-            "shell).",
+            "split_norm, j_resolved ('off', 'auto', 'all': fully relativistic files get the j = l - 1/2 "
+            "radial function of a valence shell; docs/spin-orbit.md).",
         )
         spec.inputs.validator = validate_inputs
         spec.output(
@@ -117,8 +118,8 @@ class SlemBasisCalculation(SlemCommandCalculation):
         for key in ("energy_shift", "split_norm"):
             if key in parameters:
                 arguments += [f"--{key.replace('_', '-')}", str(float(parameters[key]))]
-        if parameters.get("j_resolved"):
-            arguments.append("--j-resolved")
+        if parameters.get("j_resolved", "off") != "off":
+            arguments += ["--j-resolved", parameters["j_resolved"]]
         arguments += ["-o", self._BASIS_FILE, "--json-summary", self._SUMMARY_FILE]
 
         return self.command_calcinfo(

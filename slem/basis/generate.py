@@ -17,7 +17,7 @@ from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, r
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
 from slem.basis.ghosts import check_reference_levels
 from slem.basis.orbital import ElementBasis, RadialOrbital
-from slem.basis.presets import DEFAULT_PRESET, get_preset
+from slem.basis.presets import DEFAULT_PRESET, J_AUTO_LOSS, J_MODES, get_preset
 from slem.basis.shells import describe, plan_shells
 from slem.basis.split import make_split
 from slem.basis.splitting import spin_orbit_splitting
@@ -102,7 +102,7 @@ def generate_basis(
     ecut_ry: float = 200.0,
     confinement: SoftConfinement | None = None,
     max_eigenvalue_ev: float = 0.0,
-    j_resolved: bool = False,
+    j_resolved: str = "off",
 ) -> ElementBasis:
     """Build the basis of one element from its UPF.
 
@@ -110,9 +110,9 @@ def generate_basis(
     ``{l: radius}`` (l missing from the mapping fall back to the energy shift). The polarisation
     shell takes the radius of the shell it polarises unless its own l is given.
 
-    ``j_resolved`` (fully relativistic files only) adds to every valence shell with l > 0 the confined
-    eigenfunction of its j = l - 1/2 channel: the j-averaged zetas alone miss the atom's spin-orbit
-    splitting by 7 % for Bi 6p (docs/spin-orbit.md, "j-resolved basis").
+    ``j_resolved`` (fully relativistic files only): 'all' adds to every valence shell with l > 0 the
+    confined eigenfunction of its j = l - 1/2 channel, 'auto' only where the j-averaged zetas lose more than
+    ``J_AUTO_LOSS`` of the atom's spin-orbit splitting, 'off' none.
     """
     choice = get_preset(preset)
     if energy_shift_ev <= 0.0:
@@ -122,7 +122,9 @@ def generate_basis(
     # a fully relativistic file gives the basis of its j-averaged (scalar) operator; spin-orbit SCFs use
     # it as the spatial half of a spinor basis
     relativistic = read_upf(upf_path, spin_orbit=True)
-    if j_resolved and not relativistic.spin_orbit:
+    if j_resolved not in J_MODES:
+        raise BasisGenerationError(f"j_resolved must be one of {J_MODES}, got {j_resolved!r}")
+    if j_resolved != "off" and not relativistic.spin_orbit:
         raise BasisGenerationError(
             f"{Path(upf_path).name} is scalar-relativistic: a j-resolved basis needs a fully relativistic "
             "UPF (its projectors carry j); drop j_resolved or use the file's FR version"
@@ -179,14 +181,11 @@ def generate_basis(
                 state.label,
                 [split_norm, split_3],
             )
-            if j_resolved and l > 0 and not semicore:
-                minority = atom.solve(
-                    l, radius[l], state.index + 1, conf, j_channel_dij(relativistic, l, l - 0.5)
-                )
-                shells.append(
-                    _Shell(l, "spin-orbit", radius[l], radius[l], _radial(minority, state.index),
-                           f"{state.label} j={2 * l - 1}/2", float(minority.energies[state.index]))
-                )  # fmt: skip
+            if j_resolved != "off" and l > 0 and not semicore:
+                own = [(s.values, s.cutoff) for s in shells if s.l == l]
+                atom_ev, basis_ev = spin_orbit_splitting(atom, relativistic, l, state.index, own, conf)
+                if j_resolved == "all" or 1.0 - basis_ev / atom_ev > J_AUTO_LOSS:
+                    shells.append(_j_minority(atom, relativistic, state, radius[l], conf))
     polarization = None
     if choice.n_polarization:
         r_pol = fixed.get(pol_l, radius[plan.polarization_parent])
@@ -239,6 +238,16 @@ def generate_basis(
                 s.label: atom.free_energies[(s.l, s.index)] * HARTREE_EV for s in atom.states
             },
         },
+    )
+
+
+def _j_minority(atom: PseudoAtom, relativistic, state: ValenceState, r_c: float, conf) -> _Shell:
+    """The confined eigenfunction of ``state``'s j = l - 1/2 channel, on the j-averaged atom's screening."""
+    l = state.l
+    channel = atom.solve(l, r_c, state.index + 1, conf, j_channel_dij(relativistic, l, l - 0.5))
+    label = f"{state.label} j={2 * l - 1}/2"
+    return _Shell(
+        l, "spin-orbit", r_c, r_c, _radial(channel, state.index), label, channel.energies[state.index]
     )
 
 

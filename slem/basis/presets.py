@@ -34,3 +34,10 @@ def get_preset(name: str) -> Preset:
     if key not in PRESETS:
         raise BasisGenerationError(f"unknown basis preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[key]
+
+
+J_MODES = ("off", "auto", "all")
+# 'auto' adds a shell's j = l - 1/2 function where the j-averaged zetas lose more than this fraction of the
+# atom's spin-orbit splitting. DZP loses 7.0 % for Bi 6p (and Bi2Se3's Gamma gap is 215 instead of 331 meV,
+# pw.x 350), 0.8 % for W 5d, 0.85 % for Se 4p, 0.09 % for Si 3p (docs/spin-orbit.md, "j-resolved basis").
+J_AUTO_LOSS = 0.01

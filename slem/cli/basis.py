@@ -16,7 +16,7 @@ from slem.basis.generate import (
     generate_basis,
 )
 from slem.basis.orbital import ElementBasis, write_basis
-from slem.basis.presets import DEFAULT_PRESET, PRESETS
+from slem.basis.presets import DEFAULT_PRESET, J_AUTO_LOSS, J_MODES, PRESETS
 from slem.data.orbitals import L_LETTERS
 from slem.qe.upf import Upf, read_upf
 
@@ -72,7 +72,8 @@ def summary_rows(bases: dict[str, ElementBasis]) -> list[str]:
     for element, basis in sorted(bases.items()):
         for shell, split in basis.params.get("spin_orbit_splittings", {}).items():
             missed = split["basis_ev"] / split["atom_ev"] - 1.0 if split["atom_ev"] else 0.0
-            hint = "" if basis.params.get("j_resolved") or abs(missed) < 0.01 else "; --j-resolved keeps it"
+            keeps = basis.params.get("j_resolved") != "off" or abs(missed) < J_AUTO_LOSS
+            hint = "" if keeps else "; --j-resolved auto keeps it"
             rows.append(
                 f"{element} {shell}: spin-orbit splitting {1000 * split['basis_ev']:.1f} meV in the basis, "
                 f"{1000 * split['atom_ev']:.1f} meV in the atom ({100 * missed:+.2f} %){hint}"
@@ -135,9 +136,12 @@ def _write_json(path: Path, data: dict) -> None:
 )
 @click.option(
     "--j-resolved",
-    is_flag=True,
-    help="Fully relativistic UPFs: add to every valence shell with l > 0 the radial function of its "
-    "j = l - 1/2 channel (spin-orbit splittings of heavy atoms; docs/spin-orbit.md).",
+    type=click.Choice(J_MODES),
+    default="off",
+    show_default=True,
+    help="Fully relativistic UPFs: add the radial function of a valence shell's j = l - 1/2 channel, to "
+    "every shell with l > 0 ('all') or where the j-averaged zetas lose over 1 % of the atom's spin-orbit "
+    "splitting ('auto'; docs/spin-orbit.md).",
 )
 @click.option("-o", "--output", default="basis.h5", show_default=True, type=click.Path(path_type=Path))
 @click.option(

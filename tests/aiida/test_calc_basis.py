@@ -68,12 +68,19 @@ def test_j_resolved_basis_needs_fully_relativistic_pseudos(generate_calc_job, co
             SlemBasisCalculation,
             code=codes["slem"],
             pseudos={"Si": si_upf},
-            parameters=orm.Dict({"j_resolved": True}),
+            parameters=orm.Dict({"j_resolved": "auto"}),
+        )
+    with pytest.raises(ValueError, match="'j_resolved' must be one of"):
+        run_get_node(
+            SlemBasisCalculation,
+            code=codes["slem"],
+            pseudos={"Si": si_upf},
+            parameters=orm.Dict({"j_resolved": 1}),
         )
     fr = UpfData(Path(__file__).resolve().parents[1] / "data" / "pseudos" / "pseudodojo-fr" / "Bi.upf")
-    inputs = {"code": codes["slem"], "pseudos": {"Bi": fr}, "parameters": orm.Dict({"j_resolved": True})}
+    inputs = {"code": codes["slem"], "pseudos": {"Bi": fr}, "parameters": orm.Dict({"j_resolved": "auto"})}
     _, calc_info = generate_calc_job(SlemBasisCalculation, inputs)
-    assert "--j-resolved" in calc_info.codes_info[0].cmdline_params
+    assert "--j-resolved auto" in " ".join(calc_info.codes_info[0].cmdline_params)
 
 
 @pytest.mark.slow

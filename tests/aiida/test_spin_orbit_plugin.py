@@ -52,6 +52,7 @@ def test_spin_orbit_makes_every_pw_run_spinor_and_the_model_learn_h_so(codes, fr
         assert system["noncolin"] is True and system["lspinorb"] is True
     assert pipeline.train.train.config.get_dict()["operators"] == ["H", "S", "D", *H_SO]
     assert pipeline.builder_parameters.get_dict()["overrides"]["spin_orbit"] is True
+    assert pipeline.dataset.basis.parameters.get_dict() == {"preset": "DZP", "j_resolved": "auto"}
     assert SlemPipelineWorkChain.spec().inputs.validate(pipeline._inputs(prune=True)) is None
 
 

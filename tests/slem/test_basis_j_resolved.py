@@ -27,7 +27,7 @@ FR = DATA / "pseudodojo-fr"
 
 @pytest.fixture(scope="module")
 def bi_bases():
-    return {j: generate_basis(FR / "Bi.upf", "DZP", j_resolved=j) for j in (False, True)}
+    return {j: generate_basis(FR / "Bi.upf", "DZP", j_resolved=j) for j in ("off", "auto", "all")}
 
 
 @pytest.mark.parametrize("element", ["Si", "Bi"])
@@ -62,7 +62,7 @@ def test_free_atom_j_levels_match_the_generator(element, l):
 
 
 def test_j_averaged_zetas_miss_bi_6p_splitting_and_the_j_resolved_basis_keeps_it(bi_bases):
-    plain, resolved = bi_bases[False], bi_bases[True]
+    plain, resolved = bi_bases["off"], bi_bases["all"]
     atom = plain.params["spin_orbit_splittings"]["6P"]["atom_ev"]
     assert 1.9 < atom < 2.05
     assert resolved.params["spin_orbit_splittings"]["6P"]["atom_ev"] == pytest.approx(atom, abs=1e-12)
@@ -72,10 +72,12 @@ def test_j_averaged_zetas_miss_bi_6p_splitting_and_the_j_resolved_basis_keeps_it
 
 
 def test_j_resolved_basis_adds_one_confined_function_per_valence_shell(bi_bases):
-    plain, resolved = bi_bases[False], bi_bases[True]
+    plain, resolved = bi_bases["off"], bi_bases["all"]
     assert (plain.shells, resolved.shells) == ("2s2p2d", "2s3p2d")
     assert resolved.n_orbitals == plain.n_orbitals + 3
-    assert resolved.params["j_resolved"] is True and plain.params["j_resolved"] is False
+    assert resolved.params["j_resolved"] == "all" and plain.params["j_resolved"] == "off"
+    # 'auto' adds it too: DZP loses 7 % of Bi 6p's splitting, over the 1 % limit
+    assert bi_bases["auto"].shells == "2s3p2d"
     p = [o for o in resolved.orbitals if o.l == 1]
     assert [o.kind for o in p] == ["valence", "split", "spin-orbit"]
     extra = p[2]
@@ -86,16 +88,28 @@ def test_j_resolved_basis_adds_one_confined_function_per_valence_shell(bi_bases)
     assert [o.kind for o in resolved.orbitals if o.l == 2] == ["semicore", "polarization"]
 
 
+def test_auto_leaves_a_shell_whose_splitting_the_zetas_keep():
+    """Si 3p: the j-averaged DZP keeps 99.9 % of its 32 meV splitting, so 'auto' adds nothing."""
+    si = generate_basis(FR / "Si.upf", "DZP", j_resolved="auto")
+    assert si.shells == "2s2p1d" and si.params["j_resolved"] == "auto"
+    split = si.params["spin_orbit_splittings"]["3P"]
+    assert 0.03 < split["atom_ev"] < 0.035 and abs(split["basis_ev"] / split["atom_ev"] - 1) < 0.01
+
+
 def test_a_scalar_file_has_no_j_to_resolve():
     with pytest.raises(BasisGenerationError, match="fully relativistic"):
-        generate_basis(DATA / "pseudodojo-nlcc" / "Si.upf", "DZP", j_resolved=True)
+        generate_basis(DATA / "pseudodojo-nlcc" / "Si.upf", "DZP", j_resolved="all")
+    with pytest.raises(BasisGenerationError, match="one of"):
+        generate_basis(FR / "Si.upf", "DZP", j_resolved=True)
 
 
 def test_slem_basis_reports_the_splitting_and_points_to_the_fix(tmp_path):
     runner = CliRunner()
     out = runner.invoke(cli, ["basis", str(FR / "Bi.upf"), "-o", str(tmp_path / "b.h5")])
     assert out.exit_code == 0, out.output
-    assert "Bi 6P: spin-orbit splitting" in out.output and "--j-resolved keeps it" in out.output
-    out = runner.invoke(cli, ["basis", str(FR / "Bi.upf"), "--j-resolved", "-o", str(tmp_path / "j.h5")])
+    assert "Bi 6P: spin-orbit splitting" in out.output and "--j-resolved auto keeps it" in out.output
+    out = runner.invoke(
+        cli, ["basis", str(FR / "Bi.upf"), "--j-resolved", "auto", "-o", str(tmp_path / "j.h5")]
+    )
     assert out.exit_code == 0, out.output
-    assert "2s3p2d" in out.output and "--j-resolved keeps it" not in out.output
+    assert "2s3p2d" in out.output and "keeps it" not in out.output
