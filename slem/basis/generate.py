@@ -17,7 +17,7 @@ from slem.basis.confinement import BOHR_ANGSTROM, HARTREE_EV, SoftConfinement, r
 from slem.basis.errors import BasisGenerationError, RadiusTooSmallError
 from slem.basis.ghosts import check_reference_levels
 from slem.basis.orbital import ElementBasis, RadialOrbital
-from slem.basis.presets import DEFAULT_PRESET, J_AUTO_LOSS, J_MODES, get_preset
+from slem.basis.presets import DEFAULT_PRESET, J_MODES, get_preset, loses_splitting
 from slem.basis.shells import describe, plan_shells
 from slem.basis.split import make_split
 from slem.basis.splitting import spin_orbit_splitting
@@ -164,6 +164,7 @@ def generate_basis(
         radius[l] = radius_for_shift(eig, ref, energy_shift_ev / HARTREE_EV, free_radius, l)
 
     shells: list[_Shell] = []
+    splittings: dict[str, dict[str, float]] = {}
     limit = max_eigenvalue_ev / HARTREE_EV
     for l in sorted(occupied_ls):
         states = sorted((s for s in atom.states if s.l == l), key=lambda s: s.index)
@@ -181,11 +182,16 @@ def generate_basis(
                 state.label,
                 [split_norm, split_3],
             )
-            if j_resolved != "off" and l > 0 and not semicore:
-                own = [(s.values, s.cutoff) for s in shells if s.l == l]
-                atom_ev, basis_ev = spin_orbit_splitting(atom, relativistic, l, state.index, own, conf)
-                if j_resolved == "all" or 1.0 - basis_ev / atom_ev > J_AUTO_LOSS:
+            if relativistic.spin_orbit and l > 0 and not semicore:
+                # each valence shell's splitting in the atom and within its l's functions (the polarisation
+                # shell never shares a valence l); 'auto' reads it before adding the j = l - 1/2 function
+                kept = (
+                    None if j_resolved == "all" else _kept_splitting(atom, relativistic, state, shells, conf)
+                )
+                if kept is None or (j_resolved == "auto" and loses_splitting(**kept)):
                     shells.append(_j_minority(atom, relativistic, state, radius[l], conf))
+                    kept = _kept_splitting(atom, relativistic, state, shells, conf)
+                splittings[state.label] = kept
     polarization = None
     if choice.n_polarization:
         r_pol = fixed.get(pol_l, radius[plan.polarization_parent])
@@ -204,15 +210,6 @@ def generate_basis(
         polarization = {"l": pol_l, "r_c": r_pol * BOHR_ANGSTROM, "state_index": index}
         radius.setdefault(pol_l, r_pol)
     shells.sort(key=lambda s: s.l)  # stable: keeps shell and zeta order within each l
-    splittings = {}
-    if relativistic.spin_orbit:
-        for state in atom.states:
-            if state.l > 0 and not plan.is_semicore(state):
-                functions = [(s.values, s.cutoff) for s in shells if s.l == state.l]
-                atom_ev, basis_ev = spin_orbit_splitting(
-                    atom, relativistic, state.l, state.index, functions, conf
-                )
-                splittings[state.label] = {"atom_ev": float(atom_ev), "basis_ev": float(basis_ev)}
     return _assemble(
         upf,
         choice.name,
@@ -224,8 +221,7 @@ def generate_basis(
             "split_norm": split_norm,
             "split_norm_3": split_3 if choice.n_zeta > 2 else None,
             "j_resolved": j_resolved,
-            # a fully relativistic file: each valence shell's j-splitting in the atom and within the basis
-            "spin_orbit_splittings": splittings,
+            "spin_orbit_splittings": splittings,  # a fully relativistic file's, per valence shell
             "functional": atom.functional.name,
             "upf_functional": upf.functional,
             "z_valence": upf.z_valence,
@@ -241,13 +237,19 @@ def generate_basis(
     )
 
 
+def _kept_splitting(atom: PseudoAtom, relativistic, state: ValenceState, shells: list[_Shell], conf) -> dict:
+    own = [(s.values, s.cutoff) for s in shells if s.l == state.l]
+    atom_ev, basis_ev = spin_orbit_splitting(atom, relativistic, state.l, state.index, own, conf)
+    return {"atom_ev": float(atom_ev), "basis_ev": float(basis_ev)}
+
+
 def _j_minority(atom: PseudoAtom, relativistic, state: ValenceState, r_c: float, conf) -> _Shell:
     """The confined eigenfunction of ``state``'s j = l - 1/2 channel, on the j-averaged atom's screening."""
     l = state.l
     channel = atom.solve(l, r_c, state.index + 1, conf, j_channel_dij(relativistic, l, l - 0.5))
-    label = f"{state.label} j={2 * l - 1}/2"
+    energy = float(channel.energies[state.index])
     return _Shell(
-        l, "spin-orbit", r_c, r_c, _radial(channel, state.index), label, channel.energies[state.index]
+        l, "spin-orbit", r_c, r_c, _radial(channel, state.index), f"{state.label} j={2 * l - 1}/2", energy
     )
 
 

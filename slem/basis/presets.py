@@ -41,3 +41,10 @@ J_MODES = ("off", "auto", "all")
 # atom's spin-orbit splitting. DZP loses 7.0 % for Bi 6p (and Bi2Se3's Gamma gap is 215 instead of 331 meV,
 # pw.x 350), 0.8 % for W 5d, 0.85 % for Se 4p, 0.09 % for Si 3p (docs/spin-orbit.md, "j-resolved basis").
 J_AUTO_LOSS = 0.01
+
+
+def loses_splitting(atom_ev: float, basis_ev: float) -> bool:
+    """Whether a shell's j-averaged zetas lose more than ``J_AUTO_LOSS`` of the atom's splitting: where
+    ``j_resolved='auto'`` adds the j = l - 1/2 function, and where ``slem basis`` suggests it."""
+    return atom_ev != 0.0 and 1.0 - basis_ev / atom_ev > J_AUTO_LOSS
+

@@ -5,7 +5,7 @@ The j = l +- 1/2 levels of a shell solve the radial equation with that j's proje
 spatial radial functions (each times both spins) reproduces both levels only where its functions of
 that l span both j solutions; its levels are the Rayleigh-Ritz values within that span. The j-averaged
 zetas alone keep W 5d's 745 meV splitting to 0.8 %, but miss Bi 6p's 1.97 eV by 7 %, which is what
-``generate_basis(j_resolved=True)`` repairs.
+``generate_basis(j_resolved='auto')`` repairs.
 """
 
 from __future__ import annotations

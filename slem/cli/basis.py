@@ -16,7 +16,7 @@ from slem.basis.generate import (
     generate_basis,
 )
 from slem.basis.orbital import ElementBasis, write_basis
-from slem.basis.presets import DEFAULT_PRESET, J_AUTO_LOSS, J_MODES, PRESETS
+from slem.basis.presets import DEFAULT_PRESET, J_MODES, PRESETS, loses_splitting
 from slem.data.orbitals import L_LETTERS
 from slem.qe.upf import Upf, read_upf
 
@@ -72,8 +72,8 @@ def summary_rows(bases: dict[str, ElementBasis]) -> list[str]:
     for element, basis in sorted(bases.items()):
         for shell, split in basis.params.get("spin_orbit_splittings", {}).items():
             missed = split["basis_ev"] / split["atom_ev"] - 1.0 if split["atom_ev"] else 0.0
-            keeps = basis.params.get("j_resolved") != "off" or abs(missed) < J_AUTO_LOSS
-            hint = "" if keeps else "; --j-resolved auto keeps it"
+            suggest = basis.params.get("j_resolved") == "off" and loses_splitting(**split)
+            hint = "; --j-resolved auto keeps it" if suggest else ""
             rows.append(
                 f"{element} {shell}: spin-orbit splitting {1000 * split['basis_ev']:.1f} meV in the basis, "
                 f"{1000 * split['atom_ev']:.1f} meV in the atom ({100 * missed:+.2f} %){hint}"
