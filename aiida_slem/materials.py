@@ -81,6 +81,25 @@ def _cuau_alloy(host: str, swap: str, a: float) -> Callable[[], Atoms]:
     return build
 
 
+def _polytype(element: str, a: float, stacking: str) -> Callable[[], Atoms]:
+    """A tetrahedral polytype from its stacking of close-packed bilayers (ABC: diamond, AB: lonsdaleite,
+    ABCB: 4H), in its hexagonal primitive cell, ideal: every bond a * sqrt(3/8), every angle tetrahedral.
+    ``a`` is the hexagonal in-plane constant (the cubic one over sqrt 2)."""
+
+    def build() -> Atoms:
+        layer = a * (2 / 3) ** 0.5  # the bilayer spacing: the cubic constant over sqrt 3
+        lateral = {"A": (0.0, 0.0), "B": (1 / 3, 2 / 3), "C": (2 / 3, 1 / 3)}
+        cell = [[a, 0, 0], [-a / 2, a * 3**0.5 / 2, 0], [0, 0, layer * len(stacking)]]
+        fractional = []
+        for number, site in enumerate(stacking):
+            # the bilayer's two atoms sit on one site, a vertical bond (3/4 of the spacing) apart
+            for height in (0.0, 0.75):
+                fractional.append((*lateral[site], (number + height) / len(stacking)))
+        return Atoms(element * len(fractional), scaled_positions=fractional, cell=cell, pbc=True)
+
+    return build
+
+
 def _mos2() -> Atoms:
     from ase.build import mx2
 
@@ -119,6 +138,11 @@ MATERIALS: dict[str, Material] = {
     "MoS2": Material("2H monolayer, 3 atoms, a = 3.18, S-S 3.13, 15 A vacuum", _sheet(_mos2)),
     "Si": Material("diamond, 8-atom cubic cell, a = 5.43", _cubic("Si", "diamond", 5.43)),
     "SiC": Material("zincblende, 8-atom cubic cell, a = 4.36", _cubic("SiC", "zincblende", 4.36)),
+    # 4H: half its atoms sit as in diamond, half as in lonsdaleite (eclipsed third neighbours along c), so
+    # it teaches the axial crystal field that diamond, strained or not, lacks (docs/transfer.md)
+    "Si_4H": Material(
+        "4H polytype (ABCB stacking), 8-atom hexagonal cell, a = 3.84", _polytype("Si", 3.84, "ABCB")
+    ),
     # hexagonal diamond (lonsdaleite): a second Si polymorph for transfer tests
     "Si_hex": Material(
         "hexagonal diamond, 8-atom orthorhombic cell, a = 3.84",

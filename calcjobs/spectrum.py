@@ -122,7 +122,8 @@ class SlemSpectrumCalculation(SlemCommandCalculation):
         spec.output(
             "dos",
             valid_type=orm.ArrayData,
-            help="Arrays energies (eV), dos (states/eV per cell, spin not counted), integrated_dos.",
+            help="Arrays energies (eV), dos (states/eV per cell, spin not counted; spinor states for a "
+            "spin-orbit frame), integrated_dos.",
         )
         spec.output(
             "edges",

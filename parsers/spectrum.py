@@ -58,7 +58,11 @@ class SlemSpectrumParser(Parser):
         dos.set_array("energies", arrays["energies_eV"])
         dos.set_array("dos", arrays["dos_states_per_eV"])
         dos.set_array("integrated_dos", arrays["integrated_dos"])
-        dos.base.attributes.set("units", {"energies": "eV", "dos": "states/eV per cell, spin not counted"})
+        # a spinor H's states each hold one electron; a scalar H's are counted once for both spins
+        counted = (
+            "spinor states/eV per cell" if result.get("spinor") else "states/eV per cell, spin not counted"
+        )
+        dos.base.attributes.set("units", {"energies": "eV", "dos": counted})
         self.out("dos", dos)
         edges = result.get("edges")
         if edges:

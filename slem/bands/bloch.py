@@ -91,23 +91,13 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
     Vectorised over the packed blocks (``slem.spectrum.sparse.BlochPattern``): real at k-points whose
     phases are all real (Gamma, 2k integer), complex elsewhere; not symmetrised, like ``bloch_matrices``.
     A spin-orbit frame's H and S are its spinor ones (spin-major, as ``operator_pair``)."""
-    import scipy.sparse
-
-    from slem.data.operators import spin_orbit_names
     from slem.spectrum.sparse import BlochPattern  # slem.spectrum imports this module
-    from slem.spinor import spinor_blocks
 
     pattern = BlochPattern(frame)
-
-    def one(name: str):
-        return pattern.matrix(name, np.ravel(kpt), cartesian, hermitian=False)
-
-    matrix = one(operator)
-    if not is_spinor(frame, "H") or operator not in ("H", "S"):
-        return matrix
-    if operator == "S":
-        return scipy.sparse.block_diag([matrix, matrix], format="csr")
-    return scipy.sparse.bmat(spinor_blocks(matrix, [one(n) for n in spin_orbit_names("H")]), format="csr")
+    if is_spinor(frame, "H") and operator in ("H", "S"):
+        h, s = pattern.pair(np.ravel(kpt), cartesian, hermitian=False)
+        return h if operator == "H" else s
+    return pattern.matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
 
 
 def generalized_eigvalsh(

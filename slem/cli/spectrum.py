@@ -73,7 +73,8 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     import matplotlib.pyplot as plt
 
     energies, dos = np.asarray(result["energies_eV"]), np.asarray(result["dos_states_per_eV"])
-    per_atom = 2 * dos / max(result["n_atoms"], 1)  # both spins
+    # both spins: a scalar H's states hold two electrons, a spinor H's one
+    per_atom = result.get("electrons_per_state", 2) * dos / max(result["n_atoms"], 1)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=130)
     ax.fill_between(energies, per_atom, color="tab:blue", alpha=0.35, lw=0)
     ax.plot(energies, per_atom, color="tab:blue", lw=0.9, label=f"KPM ({result['kpm']['n_moments']} moments)")
@@ -94,7 +95,8 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     ax.set_ylim(bottom=0)
     ax.set_xlabel("E (eV)")
     ax.set_ylabel("DOS (states / eV / atom, both spins)")
-    ax.set_title(f"{result['n_atoms']} atoms, {result['n_orbitals']} orbitals", fontsize=9)
+    states = "spinor states" if result.get("spinor") else "orbitals"
+    ax.set_title(f"{result['n_atoms']} atoms, {result['n_orbitals']} {states}", fontsize=9)
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)

@@ -2,7 +2,8 @@
 
 ``frame_spectrum`` is what ``slem spectrum`` and ``benchmarks/spectrum.py`` run. Energies are in eV; the DOS
 counts states of H c = E S c per eV per cell without spin (it integrates to the number of orbitals), so
-the electron count is twice the integrated DOS.
+the electron count is twice the integrated DOS. A spin-orbit frame is solved as its spinor H (twice the
+orbitals, complex Hermitian even at Gamma): its DOS counts spinor states, each holding one electron.
 """
 
 from __future__ import annotations
@@ -90,14 +91,11 @@ def frame_spectrum(
             "the frame is spin-polarised (H_up, H_down); slem spectrum solves one H with one electron count "
             "and does not yet split them between the channels (docs/spin.md)"
         )
-    if has_spin_orbit(frame.operators):
-        raise SpectrumError(
-            "the frame holds spin-orbit parts (H_so_x, ...); slem spectrum counts the spin-degenerate "
-            "states of one real H and does not yet solve the spinor H (docs/spin-orbit.md): use slem bands "
-            "on a smaller cell"
-        )
     if not {"H", "S"} <= set(frame.operators):
         raise SpectrumError(f"the frame holds {sorted(frame.operators)}; a spectrum needs H and S")
+    spinor = has_spin_orbit(frame.operators)
+    per_state = 1 if spinor else 2  # electrons per state: a spinor state holds one
+    result.update(spinor=spinor, electrons_per_state=per_state)
     if n_electrons is None:
         n_electrons, source = electron_count(frame)
     else:
@@ -115,12 +113,11 @@ def frame_spectrum(
             say(f"warning: {result['n_electrons_warning']}")
 
     begin()
-    pattern = BlochPattern(frame)
-    h, s = pattern.matrix("H", kpt), pattern.matrix("S", kpt)
-    del pattern
+    h, s = BlochPattern(frame).pair(kpt)
     end("assembly")
     result.update(n_orbitals=int(h.shape[0]), nnz=int(h.nnz), dtype=str(h.dtype))
-    say(f"H(k), S(k): {h.shape[0]} orbitals, {h.nnz} entries each, {h.dtype} ({timings['assembly_s']:.1f} s)")
+    kind = "spinor orbitals" if spinor else "orbitals"
+    say(f"H(k), S(k): {h.shape[0]} {kind}, {h.nnz} entries in H, {h.dtype} ({timings['assembly_s']:.1f} s)")
 
     begin()
     s_low, s_high, info = lanczos_bounds(s, steps=40, seed=seed)
@@ -148,7 +145,7 @@ def frame_spectrum(
         h, s, n_moments, n_vectors, seed, overlap=overlap, overlap_bounds=(0.95 * s_low, 1.02 * s_high)
     )
     end("kpm")
-    n_states = n_electrons / 2
+    n_states = n_electrons / per_state
     fermi = moments.level(n_states)
     if energies is None:
         energies = np.linspace(moments.spectrum[0] - 1.0, moments.spectrum[1] + 1.0, points)
@@ -175,7 +172,9 @@ def frame_spectrum(
     edge_values = np.zeros(0)
     if edges:
         begin()
-        found = band_edges(h, s, n_electrons, fermi, k=nearest, integrated=moments.integrated)
+        found = band_edges(
+            h, s, n_electrons, fermi, k=nearest, integrated=moments.integrated, per_state=per_state
+        )
         end("edges")
         result["edges"] = {k: v for k, v in found.as_dict().items() if k != "eigenvalues_eV"}
         edge_values = found.eigenvalues
@@ -184,7 +183,7 @@ def frame_spectrum(
         error = float(moments.integrated_error(np.array([midgap]))[0])
         result["kpm"]["states_below_midgap"] = counted
         result["kpm"]["states_below_midgap_error"] = error
-        exact = occupied_states(n_electrons)
+        exact = occupied_states(n_electrons, per_state)
         result["kpm"]["states_below_midgap_exact"] = exact
         say(
             f"edges: HOMO {found.homo:.4f} eV, LUMO {found.lumo:.4f} eV, gap {found.gap:.4f} eV "

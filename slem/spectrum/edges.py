@@ -5,8 +5,9 @@
 sigma converge in a few dozen solves. The same factorization gives the inertia: with diagonal pivots,
 P (H - sigma S) P^T = L D L^H, and by Sylvester's law (S positive definite) the number of negative
 pivots is the number of eigenvalues below sigma. ``band_edges`` uses it to find the highest occupied and
-lowest unoccupied state by their index (n_electrons / 2), not by a guess that sigma lies in the gap:
-spectrum slicing, with the KPM integrated DOS to place the next shift when the first misses.
+lowest unoccupied state by their index (n_electrons / 2, or n_electrons for spinor states), not by a guess
+that sigma lies in the gap: spectrum slicing, with the KPM integrated DOS to place the next shift when
+the first misses.
 
 The factorization is exact but its fill grows faster than the atom count in 3D (nested dissection:
 n^(4/3) entries, n^2 operations; the 7.4 Angstrom reach of the blocks makes the separators thick):
@@ -107,11 +108,12 @@ class BandEdges:
         }
 
 
-def occupied_states(n_electrons: float) -> int:
-    """Index (1-based) of the highest occupied spin-degenerate state: ceil(N / 2)."""
+def occupied_states(n_electrons: float, per_state: int = 2) -> int:
+    """Index (1-based) of the highest occupied state: ceil(N / 2) for spin-degenerate states, N for the
+    spinor states of a spin-orbit H (``per_state`` 1)."""
     if n_electrons <= 0:
         raise EdgesError(f"the electron count must be positive, got {n_electrons}")
-    return int(math.ceil(n_electrons / 2 - 1e-9))
+    return int(math.ceil(n_electrons / per_state - 1e-9))
 
 
 def band_edges(
@@ -123,14 +125,16 @@ def band_edges(
     integrated=None,
     max_factorizations: int = 6,
     ordering: str = "MMD_AT_PLUS_A",
+    per_state: int = 2,
 ) -> BandEdges:
-    """HOMO (state ceil(N/2)) and LUMO of H c = E S c by shift-invert around ``guess``, checked by inertia.
+    """HOMO (state ceil(N / per_state)) and LUMO of H c = E S c by shift-invert around ``guess``, checked by
+    inertia.
 
     ``2 k`` eigenvalues nearest every shift are computed, ``k`` on each side if they all fall on one.
     ``integrated``: a function E -> number of states below E (the KPM integrated DOS); it places the next
     shift when the states are not within the ``k`` nearest: the curve is moved to agree with the exact
     count at the last shift, and the next shift is where it reaches n_occupied + 1/2."""
-    n_occ = occupied_states(n_electrons)
+    n_occ = occupied_states(n_electrons, per_state)
     n = h.shape[0]
     if n_occ >= n:
         raise EdgesError(f"{n_electrons:g} electrons fill all {n} states: there is no unoccupied state")

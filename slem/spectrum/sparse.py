@@ -6,7 +6,10 @@ added, so half and full pair lists give the same matrix. ``BlochPattern`` comput
 once (a sort of the matrix entries); every operator and k-point after that is a weighted bincount into it.
 
 At k-points whose phases are all real (Gamma, and the zone-boundary points with 2k integer) the matrices
-are real; elsewhere complex Hermitian.
+are real; elsewhere complex Hermitian. A spin-orbit part H_so_a is antisymmetric under (i, j, R) ->
+(j, i, -R), so its missing partners enter with a minus sign and its H_so_a(k) is anti-Hermitian; ``pair``
+assembles the spinor H(k) = H(k) (x) 1 + i sum_a H_so_a(k) (x) sigma_a (Hermitian, complex even at Gamma)
+and S(k) (x) 1.
 """
 
 from __future__ import annotations
@@ -107,15 +110,18 @@ class BlochPattern:
         self, operator: str, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
     ) -> scipy.sparse.csr_matrix:
         """X(k) as CSR; ``hermitian`` averages X and X^H (a model's blocks are Hermitian only to its
-        accuracy; eigensolvers need it exact), as ``slem.bands.bloch.generalized_eigvalsh`` does."""
+        accuracy; eigensolvers need it exact), as ``slem.bands.bloch.generalized_eigvalsh`` does; for a
+        spin-orbit part X and -X^H, since its X(k) is anti-Hermitian."""
         if operator not in self.frame.operators:
             raise BandsError(f"frame has no operator {operator!r}; it holds {sorted(self.frame.operators)}")
+        partner_sign = -1.0 if "_so_" in operator else 1.0
         values = np.asarray(self.frame.operators[operator], dtype=np.float64)
         phase = self.phases(kpt, cartesian)
         entry_phase = phase[self.entry_pair]
         weights = values * entry_phase
         if len(self.extra):
-            weights = np.concatenate([weights, values[self.extra] * np.conj(entry_phase[self.extra])])
+            extra = partner_sign * values[self.extra] * np.conj(entry_phase[self.extra])
+            weights = np.concatenate([weights, extra])
         del entry_phase
         if np.iscomplexobj(weights):
             data = np.bincount(self.slot, weights.real, minlength=self.nnz) + 1j * np.bincount(
@@ -125,8 +131,25 @@ class BlochPattern:
             data = np.bincount(self.slot, weights, minlength=self.nnz)
         del weights
         if hermitian:
-            data = 0.5 * (data + np.conj(data[self.transpose]))
+            data = 0.5 * (data + partner_sign * np.conj(data[self.transpose]))
         return scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def pair(
+        self, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
+    ) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
+        """(H(k), S(k)) to solve: the frame's own, or for a spin-orbit frame the spinor pair (2n x 2n,
+        spin-major, as ``slem.bands.bloch.operator_pair``); S is None for a frame without one."""
+        from slem.bands.bloch import is_spinor
+        from slem.data.operators import spin_orbit_names
+        from slem.spinor import spinor_blocks
+
+        h = self.matrix("H", kpt, cartesian, hermitian)
+        s = self.matrix("S", kpt, cartesian, hermitian) if "S" in self.frame.operators else None
+        if not is_spinor(self.frame):
+            return h, s
+        parts = [self.matrix(name, kpt, cartesian, hermitian) for name in spin_orbit_names("H")]
+        spinor = scipy.sparse.bmat(spinor_blocks(h, parts), format="csr")
+        return spinor, None if s is None else scipy.sparse.block_diag([s, s], format="csr")
 
 
 def sparse_bloch(

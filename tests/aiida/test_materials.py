@@ -19,6 +19,8 @@ BONDS = {
     "hBN": 2.504 / 3**0.5,
     "HfO2": 5.08 * 3**0.5 / 4,
     "MoS2": 2.41,  # Mo-S in 2H MoS2 with a = 3.18, S-S 3.13
+    "Si_4H": 3.84 * 3**0.5 / 8**0.5,
+    "Si_hex": 3.84 * 3**0.5 / 8**0.5,
 }
 SHEETS = {"graphene", "hBN", "MoS2"}
 
@@ -35,6 +37,20 @@ def test_every_material_is_small_periodic_and_2d_only_if_a_sheet(name):
         distances = atoms.get_all_distances(mic=True)
         nearest = distances[distances > 0].min()
         assert nearest == pytest.approx(BONDS[name], abs=0.01)
+
+
+def test_4h_silicon_has_diamond_and_lonsdaleite_sites():
+    from ase.neighborlist import neighbor_list
+
+    def third_neighbours(atoms):
+        """Per atom, its nearest distance beyond the 12 second neighbours at a_hex: 3.92 A eclipsed
+        (hexagonal site), 4.50 A staggered (cubic site)."""
+        i, d = neighbor_list("id", atoms, 4.6)
+        return sorted(round(float(np.sort(d[i == k])[16]), 2) for k in range(len(atoms)))
+
+    assert third_neighbours(MATERIALS["Si_4H"].build()) == [3.92] * 4 + [4.5] * 4
+    assert set(third_neighbours(MATERIALS["Si_hex"].build())) == {3.92}
+    assert set(third_neighbours(MATERIALS["Si"].build())) == {4.5}
 
 
 def test_mos2_sulphur_planes_are_3_13_apart():
