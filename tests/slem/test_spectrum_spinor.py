@@ -3,6 +3,7 @@ cell, its shift-invert band edges against dense eigh of the same spinor pair, an
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +36,7 @@ def _with_atomic_spin_orbit(frame: Frame, strength: float) -> Frame:
                 block[1:, 1:] = 0.5 * strength * generators[a]
                 parts[name][start : start + 16] = block.ravel()
     operators = {name: frame.operators[name] for name in ("H", "S")} | parts
-    return Frame(
-        frame.numbers,
-        frame.positions,
-        frame.cell,
-        frame.pbc,
-        frame.basis,
-        frame.pairs,
-        frame.cell_shifts,
-        operators,
-        frame.metadata,
-    )
+    return dataclasses.replace(frame, operators=operators)
 
 
 @pytest.fixture(scope="module")
