@@ -28,6 +28,11 @@ SUBCOMMANDS = {
         "DFT, MD, codes and pseudopotentials behind a model.",
     ),
     "retrain": ("aiida_slem.cli.retrain", "retrain", "Rerun the pipeline of a model on a new structure."),
+    "learn": (
+        "aiida_slem.cli.learn",
+        "learn",
+        "Active learning from a finished pipeline: DFT only where a committee is unsure.",
+    ),
     "export": (
         "aiida_slem.cli.export",
         "export",

@@ -206,6 +206,61 @@ def test_retrain_fine_tune_refuses_elements_the_model_does_not_know(pipeline, tm
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
+def test_learn_continues_the_pipeline_with_its_own_dft_settings(pipeline):
+    """aiida-slem learn: perturbed copies of the pipeline's structures as candidates, the pipeline's
+    dataset, basis and recorded SCF inputs; one real round adds the most uncertain candidate, computed like
+    the rest."""
+    import numpy as np
+    from aiida.engine import run_get_node
+
+    from aiida_slem.cli.learn import learn_builder, pipeline_candidates
+
+    candidates = pipeline_candidates(pipeline, 3, rattle=0.05, strain=0.02, seed=0)
+    assert sorted(candidates) == [f"si2_candidate_{i:03d}" for i in range(3)]
+    original = pipeline.inputs.structures["si2"].get_ase()
+    for structure in candidates.values():
+        atoms = structure.get_ase()
+        deformation = np.linalg.solve(original.cell[:], atoms.cell[:])
+        assert 0 < np.abs(deformation - np.eye(3)).max() <= 0.02
+    again = pipeline_candidates(pipeline, 3, rattle=0.05, strain=0.02, seed=0)
+    for label, structure in candidates.items():  # seeded: the same candidates again
+        assert np.allclose(again[label].get_ase().positions, structure.get_ase().positions)
+
+    builder = learn_builder(pipeline, candidates, {"n_models": 2, "select": 1, "max_rounds": 1})
+    recorded = pipeline.inputs.dataset.operator
+    assert builder.dataset.uuid == pipeline.outputs.dataset.uuid
+    assert builder.basis.uuid == pipeline.outputs.basis.uuid
+    assert builder.operator.scf.pw.parameters.uuid == recorded.scf.pw.parameters.uuid
+    assert builder.operator.scf.kpoints_distance.uuid == recorded.scf.kpoints_distance.uuid
+    assert builder.train.train.config["training"]["max_steps"] == 20  # the pipeline's own training override
+
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    assert results["dataset"].n_frames == pipeline.outputs.dataset.n_frames + 1
+    picked = node.base.extras.get("history")[0]["picked"]
+    scf = [c for c in node.called_descendants if c.process_label == "PwCalculation"]
+    assert len(picked) == 1 and len(scf) == 1
+    assert scf[0].inputs.parameters.uuid == recorded.scf.pw.parameters.uuid
+
+
+def test_learn_refuses_what_is_not_a_finished_pipeline(pipeline):
+    from click.testing import CliRunner
+
+    from aiida_slem.cli.learn import learn, perturbed
+
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    model = pipeline.outputs.model
+    result = CliRunner().invoke(learn, [str(model.pk), "--run"])
+    assert result.exit_code != 0 and f"node {model.pk} is not a SlemPipelineWorkChain" in result.output
+    result = CliRunner().invoke(learn, [str(pipeline.pk), "--per-structure", "0", "--run"])
+    assert result.exit_code != 0 and "no candidate structures" in result.output
+    result = CliRunner().invoke(learn, [str(pipeline.pk), "--strain", "0.2", "--run"])
+    assert result.exit_code != 0 and "a larger strain is another phase" in result.output
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+    with pytest.raises(ValueError, match="rattle must be >= 0"):
+        perturbed(pipeline.inputs.structures["si2"].get_ase(), 1, -0.1, 0.0, 0)
+
+
 def _wait(condition, timeout: float, what: str, describe=None) -> None:
     import time
 
