@@ -238,9 +238,10 @@ def test_learn_continues_the_pipeline_with_its_own_dft_settings(pipeline):
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     assert results["dataset"].n_frames == pipeline.outputs.dataset.n_frames + 1
     picked = node.base.extras.get("history")[0]["picked"]
-    scf = [c for c in node.called_descendants if c.process_label == "PwCalculation"]
+    scf = [c for c in node.called_descendants if c.process_label == "PwBaseWorkChain"]
     assert len(picked) == 1 and len(scf) == 1
-    assert scf[0].inputs.parameters.uuid == recorded.scf.pw.parameters.uuid
+    assert scf[0].inputs.pw.parameters.uuid == recorded.scf.pw.parameters.uuid
+    assert scf[0].inputs.kpoints_distance.uuid == recorded.scf.kpoints_distance.uuid
 
 
 def test_learn_refuses_what_is_not_a_finished_pipeline(pipeline):
