@@ -97,7 +97,7 @@ def refuse_spin_frames(frames, where: str, spinor: bool = False) -> None:
     if not spinor and any(has_spin_orbit(frame.operators) for frame in frames):
         raise ValueError(
             f"the frames hold spin-orbit parts (H_so_x, H_so_y, H_so_z); {where} would keep only their "
-            "j-averaged H: slem does not export spinor Hamiltonians to it yet"
+            "j-averaged H, as it has no spinor layout: export them with --format deeph (isspinful)"
         )
     if any(is_spin_polarised(frame.operators) for frame in frames):
         raise ValueError(

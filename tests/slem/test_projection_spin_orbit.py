@@ -124,6 +124,7 @@ def test_sum_rules_and_the_time_reversal_form(silicon, tmp_path):
     out = tmp_path / "dptb"
     refused = CliRunner().invoke(export, [str(tmp_path / "soc.h5"), "--format", "deeptb", "-o", str(out)])
     assert refused.exit_code != 0 and "spin-orbit parts" in refused.output
+    assert "--format deeph" in refused.output
     assert not out.exists()
 
 
