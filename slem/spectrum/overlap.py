@@ -100,6 +100,12 @@ class OverlapSolver:
     def solve(self, b: np.ndarray) -> np.ndarray:
         self.calls += 1
         if self.method == "lu":
+            if np.iscomplexobj(b) and not np.iscomplexobj(self.s.data):
+                # a real S(k) beside a complex H(k) (a spinor H at Gamma): SuperLU's real factors take
+                # only real right-hand sides
+                return self._lu.solve(np.ascontiguousarray(b.real)) + 1j * self._lu.solve(
+                    np.ascontiguousarray(b.imag)
+                )
             return self._lu.solve(np.ascontiguousarray(b))
         x, iterations = block_cg(self.s.__matmul__, b, self._precondition, self.rtol, self.maxiter)
         self.iterations += iterations

@@ -309,11 +309,14 @@ def test_smeared_spin_orbit_metal_solves_one_fermi_level_over_spinor_bands(tmp_p
     assert abs(checks["fermi_energy_difference_ev"]) < 0.1  # the scalar DZP Al: +0.076 eV
 
 
-def test_sparse_spinor_matrices_and_the_spectrum_refusal(silicon):
+def test_sparse_spinor_matrices_and_the_spectrum(silicon):
     """The sparse H(k), S(k) of a spin-orbit frame are its spinor ones (slem bands --solver sparse); slem
-    spectrum, which counts spin-degenerate states of one real H, refuses the frame rather than drop H_so."""
+    spectrum solves that spinor pair, one electron per state, with its nearly singular DZP overlap factorized
+    (a real S(k) beside the complex spinor H at Gamma)."""
+    import scipy.linalg
+
     from slem.bands.bloch import bloch_matrix_sparse, operator_pair
-    from slem.spectrum import SpectrumError, frame_spectrum
+    from slem.spectrum import frame_spectrum
 
     *_, result, _ = silicon
     k = np.array([0.13, -0.2, 0.31])
@@ -321,5 +324,10 @@ def test_sparse_spinor_matrices_and_the_spectrum_refusal(silicon):
     assert h.shape[1] == 2 * result.frame.orbitals_per_atom.sum()
     assert np.abs(bloch_matrix_sparse(result.frame, "H", k).toarray() - h[0]).max() < 1e-12
     assert np.abs(bloch_matrix_sparse(result.frame, "S", k).toarray() - s[0]).max() < 1e-12
-    with pytest.raises(SpectrumError, match="spin-orbit parts"):
-        frame_spectrum(result.frame)
+    spectrum = frame_spectrum(result.frame, n_moments=64, n_vectors=2, overlap_solver="lu")
+    h, s = operator_pair(result.frame, np.zeros((1, 3)))
+    dense = scipy.linalg.eigh(h[0], s[0], eigvals_only=True)
+    n = int(round(spectrum["n_electrons"]))  # one electron per spinor state: the HOMO is state n
+    assert spectrum["spinor"] and spectrum["edges"]["n_occupied_states"] == n
+    assert abs(spectrum["edges"]["homo_eV"] - dense[n - 1]) < 1e-6
+    assert abs(spectrum["edges"]["lumo_eV"] - dense[n]) < 1e-6
