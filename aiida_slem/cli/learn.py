@@ -180,7 +180,8 @@ def learn(
     import ase.io
     from aiida import load_profile, orm
     from aiida.common.exceptions import NotExistent
-    from aiida.engine import run_get_node, submit
+
+    from aiida_slem.cli.retrain import launch
 
     load_profile()
     try:
@@ -214,14 +215,7 @@ def learn(
         builder = learn_builder(pipeline, candidates, loop)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    if run_here:
-        _, node = run_get_node(builder)
-    else:
-        from aiida.engine.daemon.client import get_daemon_client
-
-        if not get_daemon_client().is_daemon_running:
-            raise click.ClickException("no daemon runs: start one with 'verdi daemon start' or pass --run")
-        node = submit(builder)
+    node = launch(builder, run_here)
     node.base.extras.set("learned_from_pipeline", pipeline.uuid)
     click.echo(
         f"ActiveLearningWorkChain<{node.pk}> ({'finished' if run_here else 'submitted'}) on "

@@ -85,6 +85,18 @@ def retrain_builder(model, structure, config_overrides: dict | None = None, labe
     return builder, pipeline
 
 
+def launch(builder, run_here: bool):
+    """Run ``builder`` in this process (``run_here``) or submit it to the daemon, which must be running."""
+    from aiida.engine import run_get_node, submit
+    from aiida.engine.daemon.client import get_daemon_client
+
+    if run_here:
+        return run_get_node(builder)[1]
+    if not get_daemon_client().is_daemon_running:
+        raise click.ClickException("no daemon runs: start one with 'verdi daemon start' or pass --run")
+    return submit(builder)
+
+
 @click.command("retrain")
 @click.argument("model_pk", metavar="MODEL", type=int)
 @click.option(
@@ -113,7 +125,6 @@ def retrain(
     import ase.io
     from aiida import load_profile, orm
     from aiida.common.exceptions import NotExistent
-    from aiida.engine import run_get_node, submit
 
     from aiida_slem.data.model import SlemModelData
 
@@ -139,14 +150,7 @@ def retrain(
         builder, pipeline = retrain_builder(model, orm.StructureData(ase=atoms), overrides, label, fine_tune)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    if run_here:
-        _, node = run_get_node(builder)
-    else:
-        from aiida.engine.daemon.client import get_daemon_client
-
-        if not get_daemon_client().is_daemon_running:
-            raise click.ClickException("no daemon runs: start one with 'verdi daemon start' or pass --run")
-        node = submit(builder)
+    node = launch(builder, run_here)
     node.base.extras.set("retrained_from_model", model.uuid)
     click.echo(
         f"SlemPipelineWorkChain<{node.pk}> ({'finished' if run_here else 'submitted'}) retrains the settings "
