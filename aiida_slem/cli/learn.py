@@ -18,14 +18,14 @@ import pathlib
 import click
 import numpy as np
 
-# beyond this a 'strain' is another phase, as for the pipeline's md.strains (workflows/strain.py)
-MAX_STRAIN = 0.10
-
 
 def perturbed(atoms, count: int, rattle: float, strain: float, seed: int) -> list:
     """``count`` copies of ``atoms``: each a random symmetric strain (Voigt components uniform in
     +-``strain``; shears as engineering strains), atoms at the same fractional positions, then Gaussian
     displacements of standard deviation ``rattle`` Angstrom per Cartesian component."""
+    # beyond the pipeline's own bound on md.strains a 'strain' is another phase
+    from aiida_slem.workflows.strain import MAX_STRAIN
+
     if rattle < 0 or not 0 <= strain <= MAX_STRAIN:
         raise ValueError(
             f"rattle must be >= 0 and strain within [0, {MAX_STRAIN}] (got rattle {rattle}, strain "

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg
 
 from slem.data.frame import Frame
+from slem.data.operators import partner_sign
 
 
 class BandsError(ValueError):
@@ -33,12 +34,12 @@ def _terms(frame: Frame, operator: str):
         raise BandsError(f"frame has no operator {operator!r}; it holds {sorted(frame.operators)}")
     offsets = np.concatenate([[0], np.cumsum(frame.orbitals_per_atom)])
     lookup = frame.pair_lookup()
-    partner_sign = -1.0 if "_so_" in operator else 1.0
+    sign = partner_sign(operator)
     for p, ((i, j), r) in enumerate(zip(frame.pairs, frame.cell_shifts, strict=True)):
         block = frame.block(operator, p)
         yield offsets[i], offsets[j], block, r
         if (int(j), int(i), *(-int(x) for x in r)) not in lookup:
-            yield offsets[j], offsets[i], partner_sign * block.T, -r
+            yield offsets[j], offsets[i], sign * block.T, -r
 
 
 def bloch_matrices(frame: Frame, operator: str, kpts: np.ndarray, cartesian: bool = False) -> np.ndarray:
@@ -93,11 +94,7 @@ def bloch_matrix_sparse(frame: Frame, operator: str, kpt: np.ndarray, cartesian:
     A spin-orbit frame's H and S are its spinor ones (spin-major, as ``operator_pair``)."""
     from slem.spectrum.sparse import BlochPattern  # slem.spectrum imports this module
 
-    pattern = BlochPattern(frame)
-    if is_spinor(frame, "H") and operator in ("H", "S"):
-        h, s = pattern.pair(np.ravel(kpt), cartesian, hermitian=False)
-        return h if operator == "H" else s
-    return pattern.matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
+    return BlochPattern(frame).solved_matrix(operator, np.ravel(kpt), cartesian, hermitian=False)
 
 
 def generalized_eigvalsh(

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from .frame import Frame, FrameFormatError
+from .operators import partner_sign
 
 
 def open_h5(path: Path) -> h5py.File:
@@ -68,7 +69,7 @@ def completed_blocks(frame: Frame, operator: str) -> dict[tuple[int, int, int, i
     are exactly zero are dropped except the onsite ones: both tools read an absent block as zero and their
     own writers omit vanishing blocks."""
     blocks = frame.blocks(operator)
-    sign = -1.0 if "_so_" in operator else 1.0
+    sign = partner_sign(operator)
     for (i, j, *r), block in list(blocks.items()):
         partner = (j, i, -r[0], -r[1], -r[2])
         if partner not in blocks:

@@ -49,6 +49,12 @@ def has_spin_orbit(operators: Iterable[str]) -> bool:
     return any(name in SPIN_ORBIT_OPERATORS for name in operators)
 
 
+def partner_sign(name: str) -> float:
+    """X_ji(-R) = sign * X_ij(R)^T: +1 for the Hermitian H, S, D (and their spin channels), -1 for a
+    spin-orbit part H_so_a, D_so_a, which is antisymmetric (its X(k) anti-Hermitian)."""
+    return -1.0 if "_so_" in name else 1.0
+
+
 def check_operator_set(operators: Iterable[str]) -> None:
     """Refuse a frame that mixes H with H_up, holds one spin channel without the other, or part of a
     spin-orbit set (H_so_x without H_so_y, H_so_z or without H)."""

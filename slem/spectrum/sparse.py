@@ -19,6 +19,7 @@ import scipy.sparse
 
 from slem.bands.bloch import BandsError, to_fractional
 from slem.data.frame import Frame
+from slem.data.operators import partner_sign
 
 
 def _index_dtype(n: int):
@@ -114,13 +115,13 @@ class BlochPattern:
         spin-orbit part X and -X^H, since its X(k) is anti-Hermitian."""
         if operator not in self.frame.operators:
             raise BandsError(f"frame has no operator {operator!r}; it holds {sorted(self.frame.operators)}")
-        partner_sign = -1.0 if "_so_" in operator else 1.0
+        sign = partner_sign(operator)
         values = np.asarray(self.frame.operators[operator], dtype=np.float64)
         phase = self.phases(kpt, cartesian)
         entry_phase = phase[self.entry_pair]
         weights = values * entry_phase
         if len(self.extra):
-            extra = partner_sign * values[self.extra] * np.conj(entry_phase[self.extra])
+            extra = sign * values[self.extra] * np.conj(entry_phase[self.extra])
             weights = np.concatenate([weights, extra])
         del entry_phase
         if np.iscomplexobj(weights):
@@ -131,25 +132,32 @@ class BlochPattern:
             data = np.bincount(self.slot, weights, minlength=self.nnz)
         del weights
         if hermitian:
-            data = 0.5 * (data + partner_sign * np.conj(data[self.transpose]))
+            data = 0.5 * (data + sign * np.conj(data[self.transpose]))
         return scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
 
-    def pair(
-        self, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
-    ) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
-        """(H(k), S(k)) to solve: the frame's own, or for a spin-orbit frame the spinor pair (2n x 2n,
-        spin-major, as ``slem.bands.bloch.operator_pair``); S is None for a frame without one."""
+    def solved_matrix(
+        self, operator: str, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
+    ) -> scipy.sparse.csr_matrix:
+        """X(k) as it is solved: ``matrix``, but a spin-orbit frame's H and S as their spinor forms (2n x 2n,
+        spin-major, as ``slem.bands.bloch.operator_pair``): H (x) 1 + i sum_a H_so_a (x) sigma_a, S (x) 1."""
         from slem.bands.bloch import is_spinor
         from slem.data.operators import spin_orbit_names
         from slem.spinor import spinor_blocks
 
-        h = self.matrix("H", kpt, cartesian, hermitian)
-        s = self.matrix("S", kpt, cartesian, hermitian) if "S" in self.frame.operators else None
-        if not is_spinor(self.frame):
-            return h, s
+        matrix = self.matrix(operator, kpt, cartesian, hermitian)
+        if operator not in ("H", "S") or not is_spinor(self.frame):
+            return matrix
+        if operator == "S":
+            return scipy.sparse.block_diag([matrix, matrix], format="csr")
         parts = [self.matrix(name, kpt, cartesian, hermitian) for name in spin_orbit_names("H")]
-        spinor = scipy.sparse.bmat(spinor_blocks(h, parts), format="csr")
-        return spinor, None if s is None else scipy.sparse.block_diag([s, s], format="csr")
+        return scipy.sparse.bmat(spinor_blocks(matrix, parts), format="csr")
+
+    def pair(
+        self, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
+    ) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix | None]:
+        """(H(k), S(k)) to solve (``solved_matrix``); S is None for a frame without one."""
+        s = self.solved_matrix("S", kpt, cartesian, hermitian) if "S" in self.frame.operators else None
+        return self.solved_matrix("H", kpt, cartesian, hermitian), s
 
 
 def sparse_bloch(
