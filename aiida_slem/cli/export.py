@@ -101,16 +101,13 @@ def export_node(
 )
 def export(pk: int, fmt: str, output: pathlib.Path, split: str | None, spin: str | None) -> None:
     """Export node PK (a model: its training dataset and model file; a dataset; or one frame) as folders."""
-    from aiida import load_profile, orm
-    from aiida.common.exceptions import NotExistent
+    from aiida import load_profile
 
+    from aiida_slem.cli.nodes import load_node_or_fail
     from slem.data.frame import FrameFormatError
 
     load_profile()
-    try:
-        node = orm.load_node(pk)
-    except NotExistent as exc:
-        raise click.ClickException(f"no node with PK {pk}; list models with 'aiida-slem models'") from exc
+    node = load_node_or_fail(pk)
     try:
         count, dataset = export_node(node, fmt, output, split, spin)
     except (FrameFormatError, ValueError) as exc:

@@ -179,17 +179,12 @@ def learn(
     """Active learning from the finished SlemPipelineWorkChain PIPELINE; prints the workflow's PK."""
     import ase.io
     from aiida import load_profile, orm
-    from aiida.common.exceptions import NotExistent
 
+    from aiida_slem.cli.nodes import load_node_or_fail
     from aiida_slem.cli.retrain import launch
 
     load_profile()
-    try:
-        pipeline = orm.load_node(pipeline_pk)
-    except NotExistent as exc:
-        raise click.ClickException(
-            f"no node with PK {pipeline_pk}; list models with 'aiida-slem models'"
-        ) from exc
+    pipeline = load_node_or_fail(pipeline_pk)
     if getattr(pipeline, "process_label", None) != "SlemPipelineWorkChain" or "builder_parameters" not in (
         pipeline.inputs
     ):

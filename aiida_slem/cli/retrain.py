@@ -124,17 +124,12 @@ def retrain(
     """Rerun the pipeline of MODEL on the structure in FILE; prints the new pipeline's PK."""
     import ase.io
     from aiida import load_profile, orm
-    from aiida.common.exceptions import NotExistent
 
+    from aiida_slem.cli.nodes import load_node_or_fail
     from aiida_slem.data.model import SlemModelData
 
     load_profile()
-    try:
-        model = orm.load_node(model_pk)
-    except NotExistent as exc:
-        raise click.ClickException(
-            f"no node with PK {model_pk}; list models with 'aiida-slem models'"
-        ) from exc
+    model = load_node_or_fail(model_pk)
     if not isinstance(model, SlemModelData):
         raise click.ClickException(f"node {model_pk} is a {model.__class__.__name__}, not a SlemModelData")
     try:

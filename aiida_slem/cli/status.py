@@ -81,15 +81,11 @@ def progress(node) -> tuple[int, int, int]:
 def status(pk: int, depth: int | None, no_calcfunctions: bool) -> None:
     """The tree of process PK (a pipeline or any step of it) with state and wall time of every step."""
     from aiida import load_profile, orm
-    from aiida.common.exceptions import NotExistent
+
+    from aiida_slem.cli.nodes import load_node_or_fail
 
     load_profile()
-    try:
-        node = orm.load_node(pk)
-    except NotExistent as exc:
-        raise click.ClickException(
-            f"no node with PK {pk} in this profile; list runs with 'verdi process list -a'"
-        ) from exc
+    node = load_node_or_fail(pk, "list runs with 'verdi process list -a'")
     if not isinstance(node, orm.ProcessNode):
         raise click.ClickException(
             f"node {pk} is a {node.__class__.__name__}, not a process; give a pipeline PK"
