@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from ase import Atoms
 
 VACUUM_ANGSTROM = 15.0
@@ -62,9 +63,11 @@ def _graphene(formula: str, a: float) -> Callable[[], Atoms]:
     return _sheet(lambda: graphene(formula, a=a, vacuum=VACUUM_ANGSTROM / 2))
 
 
-def _cuau_alloy(host: str, swap: str, a: float) -> Callable[[], Atoms]:
-    """A zincblende host with the cations of its z = 0 plane swapped: the CuAu-I ordered 50 % alloy,
-    (001) monolayers alternating, in the 8-atom cubic cell."""
+def _ordered_alloy(
+    host: str, swap: str, a: float, swapped: Callable[[np.ndarray], bool]
+) -> Callable[[], Atoms]:
+    """A zincblende host, 8-atom cubic cell, with the cations at the positions ``swapped`` accepts (Cartesian,
+    Angstrom) replaced by ``swap``."""
 
     def build() -> Atoms:
         from ase.build import bulk
@@ -72,7 +75,7 @@ def _cuau_alloy(host: str, swap: str, a: float) -> Callable[[], Atoms]:
         atoms = bulk(host, "zincblende", a=a, cubic=True)
         cation = atoms.get_chemical_symbols()[0]
         symbols = [
-            swap if s == cation and abs(p[2]) < 1e-6 else s
+            swap if s == cation and swapped(p) else s
             for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
         ]
         atoms.set_chemical_symbols(symbols)
@@ -110,11 +113,17 @@ def _mos2() -> Atoms:
 MATERIALS: dict[str, Material] = {
     "Al": Material("fcc Al, 4-atom cubic cell, a = 4.05", _cubic("Al", "fcc", 4.05), "metal"),
     "AlAs": Material("zincblende, 8-atom cubic cell, a = 5.661", _cubic("AlAs", "zincblende", 5.661)),
-    # the alloy of the two: a held-out composition whose nearest-neighbour pairs (Ga-As, Al-As) both occur in
-    # GaAs and AlAs
+    # the alloys of the two. AlGaAs2's nearest-neighbour pairs (Ga-As, Al-As) both occur in GaAs and AlAs, but
+    # its cation second neighbours include Al-Ga, which neither has (docs/transfer.md); AlGa3As4 is then a
+    # composition whose pairs within the model's cutoff all occur in GaAs + AlAs + AlGaAs2
     "AlGaAs2": Material(
         "CuAu-I ordered Al0.5Ga0.5As, (001) cation layers alternating, 8-atom cubic cell, a = 5.657",
-        _cuau_alloy("GaAs", "Al", 5.657),
+        _ordered_alloy("GaAs", "Al", 5.657, lambda p: abs(p[2]) < 1e-6),
+    ),
+    "AlGa3As4": Material(
+        "ordered Al0.25Ga0.75As, one Al among the four cations of the 8-atom cubic cell (each Al's 12 cation "
+        "second neighbours are Ga), a = 5.655",
+        _ordered_alloy("GaAs", "Al", 5.655, lambda p: np.allclose(p, 0.0)),
     ),
     "C": Material("diamond, 8-atom cubic cell, a = 3.567", _cubic("C", "diamond", 3.567)),
     "Cu": Material("fcc Cu, 4-atom cubic cell, a = 3.615", _cubic("Cu", "fcc", 3.615), "metal"),

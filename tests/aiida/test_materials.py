@@ -53,6 +53,29 @@ def test_4h_silicon_has_diamond_and_lonsdaleite_sites():
     assert set(third_neighbours(MATERIALS["Si"].build())) == {4.5}
 
 
+def test_algaas_alloys_cation_shells():
+    """Per Al, its 12 cation second neighbours at a / sqrt 2: AlGaAs2 mixes them (4 Al, 8 Ga), AlGa3As4 has
+    only Ga; every As of AlGa3As4 binds one Al and three Ga, an environment no other III-V cell has."""
+    from ase.neighborlist import neighbor_list
+
+    def shells(name, centre, lo, hi):
+        atoms = MATERIALS[name].build()
+        symbols = np.array(atoms.get_chemical_symbols())
+        i, j, d = neighbor_list("ijd", atoms, hi)
+        return {
+            k: sorted(symbols[j[(i == k) & (d > lo)]].tolist())
+            for k in range(len(atoms))
+            if symbols[k] == centre
+        }
+
+    second = 5.655 / 2**0.5
+    mixed = shells("AlGaAs2", "Al", second - 0.1, second + 0.1)
+    assert all(s == ["Al"] * 4 + ["Ga"] * 8 for s in mixed.values())
+    assert list(shells("AlGa3As4", "Al", second - 0.1, second + 0.1).values()) == [["Ga"] * 12]
+    bond = 5.655 * 3**0.5 / 4
+    assert all(s == ["Al", "Ga", "Ga", "Ga"] for s in shells("AlGa3As4", "As", 0.0, bond + 0.1).values())
+
+
 def test_mos2_sulphur_planes_are_3_13_apart():
     atoms = MATERIALS["MoS2"].build()
     z = atoms.positions[np.array(atoms.get_chemical_symbols()) == "S", 2]
