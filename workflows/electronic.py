@@ -80,3 +80,53 @@ def check_occupations(parameters: dict) -> str | None:
         f"0.02) for the density matrix, got {occupations!r}; electronic_type='metal' in "
         "get_builder_from_protocol sets the latter"
     )
+
+
+def smearing_fallback_problem(fallback: dict) -> str | None:
+    """Why ``fallback`` ({smearing, degauss, bands: {factor, extra}}) cannot rerun a stalled SCF, or None."""
+    unknown = set(fallback) - {"smearing", "degauss", "bands"}
+    if unknown:
+        return f"smearing_fallback takes smearing, degauss and bands, not {sorted(unknown)}"
+    system = {"occupations": "smearing", **{k: fallback[k] for k in ("smearing", "degauss") if k in fallback}}
+    error = check_occupations({"SYSTEM": system})
+    if error:
+        return f"smearing_fallback: {error}"
+    bands = fallback.get("bands") or {}
+    if set(bands) != {"factor", "extra"} or float(bands["factor"]) < 1.0 or int(bands["extra"]) < 0:
+        return "smearing_fallback.bands must be {factor: >= 1, extra: >= 0}; nbnd = ceil(factor*N/2) + extra"
+    return None
+
+
+def smeared_parameters(parameters: dict, fallback: dict, n_electrons: float) -> dict:
+    """pw.x ``parameters`` of a fixed-occupation SCF rerun with ``fallback``'s smearing and enough bands."""
+    system = {k: v for k, v in parameters.get("SYSTEM", {}).items() if k != "nbnd"}
+    system.update(occupations="smearing", smearing=fallback["smearing"], degauss=float(fallback["degauss"]))
+    return smearing_bands(
+        {"electronic_type": "fallback", "electronic_types": {"fallback": {"bands": fallback["bands"]}}},
+        {**parameters, "SYSTEM": system},
+        n_electrons,
+    )
+
+
+def electronic_stall(scf) -> int | None:
+    """PK of the last pw.x run of the failed PwBaseWorkChain ``scf`` when that run stopped because its
+    electronic loop never converged (PwCalculation exit 410), else None."""
+    from aiida.plugins import CalculationFactory
+
+    pw = CalculationFactory("quantumespresso.pw")
+    runs = sorted(
+        (c for c in scf.called if c.process_type == pw.build_process_type()), key=lambda c: c.ctime
+    )
+    stalled = pw.exit_codes.ERROR_ELECTRONIC_CONVERGENCE_NOT_REACHED.status
+    if scf.is_finished_ok or not runs or runs[-1].exit_status != stalled:
+        return None
+    return runs[-1].pk
+
+
+def smearing_fallback(inputs: dict, parameters: dict) -> dict | None:
+    """The protocol's ``smearing_fallback`` for an SCF with fixed occupations, else None (a smeared SCF has
+    nothing to fall back to)."""
+    fallback = inputs.get("smearing_fallback")
+    if not fallback or parameters.get("SYSTEM", {}).get("occupations") != "fixed":
+        return None
+    return dict(fallback)

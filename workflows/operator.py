@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain
+from aiida.engine import ToContext, WorkChain, if_
 from aiida.plugins import CalculationFactory
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.checks import check_run, check_spin, is_spin_polarised
@@ -20,7 +20,16 @@ from aiida_slem.calcjobs.project import SlemProjectCalculation
 from aiida_slem.data.operator import OperatorData
 
 from .dimensionality import in_plane_kpoints, is_sheet, kpoints_from_distance
-from .electronic import apply_electronic_type, check_occupations, smearing_bands, valence_electrons
+from .electronic import (
+    apply_electronic_type,
+    check_occupations,
+    electronic_stall,
+    smeared_parameters,
+    smearing_bands,
+    smearing_fallback,
+    smearing_fallback_problem,
+    valence_electrons,
+)
 from .protocols import SlemProtocolMixin, calcjob_options, load_pseudos, pw_parameters
 
 PpCalculation = CalculationFactory("quantumespresso.pp")
@@ -34,6 +43,10 @@ def validate_inputs(inputs: dict, _) -> str | None:
     error = check_occupations(inputs["scf"]["pw"]["parameters"].get_dict())
     if error:
         return error
+    if "smearing_fallback" in inputs:
+        error = smearing_fallback_problem(inputs["smearing_fallback"].get_dict())
+        if error:
+            return error
     if "structure" not in inputs:
         return None  # exposed inside a DatasetWorkChain, which checks every snapshot itself
     pseudos = dict(inputs["scf"]["pw"]["pseudos"])
@@ -71,10 +84,21 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
             namespace="project",
             exclude=("parent_folder", "potential_folder", "potential_down_folder", "pseudos"),
         )
+        spec.input(
+            "smearing_fallback",
+            valid_type=orm.Dict,
+            required=False,
+            help="{smearing, degauss (Ry), bands: {factor, extra}}: when a fixed-occupation SCF stops "
+            "because its electronic loop never converged (after PwBaseWorkChain's own mixing restarts), "
+            "run it once more with these smeared occupations and nbnd = ceil(factor * N/2) + extra. A hot "
+            "or strained snapshot can close its gap, and fixed occupations then swap states between "
+            "iterations; the frame is then kept, and marked smeared in its metadata.",
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.run_scf,
             cls.inspect_scf,
+            if_(cls.rerun_smeared)(cls.run_scf, cls.inspect_scf),
             cls.run_pp,
             cls.inspect_pp,
             cls.run_project,
@@ -119,6 +143,9 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         parameters = pw_parameters(inputs, len(structure.sites), structure, protocol)
         n_electrons = valence_electrons(structure, builder.scf.pw.pseudos)
         builder.scf.pw.parameters = orm.Dict(smearing_bands(inputs, parameters, n_electrons))
+        fallback = smearing_fallback(inputs, parameters)
+        if fallback:
+            builder.smearing_fallback = orm.Dict(fallback)
         builder.scf.pw.metadata.options = job_options
         # a sheet gets one k-point along its vacuum axis (workflows/dimensionality.py); aiida's own
         # kpoints_distance would only do that for pbc False, which the projection refuses
@@ -149,12 +176,37 @@ class OperatorWorkChain(SlemProtocolMixin, WorkChain):
         inputs.pw.pseudos = {kind: inputs.pw.pseudos[kind] for kind in self.inputs.structure.get_kind_names()}
         inputs.clean_workdir = orm.Bool(False)
         inputs.metadata = {"call_link_label": "scf"}
+        if self.ctx.get("smeared"):
+            n_electrons = valence_electrons(self.inputs.structure, inputs.pw.pseudos)
+            parameters = smeared_parameters(
+                inputs.pw.parameters.get_dict(), self.inputs.smearing_fallback.get_dict(), n_electrons
+            )
+            inputs.pw.parameters = orm.Dict(parameters)
+            inputs.metadata = {"call_link_label": "scf_smeared"}
+            self.report(
+                f"rerunning the SCF with {parameters['SYSTEM']['smearing']} smearing of "
+                f"{parameters['SYSTEM']['degauss']} Ry and {parameters['SYSTEM']['nbnd']} bands"
+            )
         return ToContext(scf=self.submit(PwBaseWorkChain, **inputs))
 
     def inspect_scf(self):
-        if not self.ctx.scf.is_finished_ok:
-            return self.exit_codes.ERROR_SCF_FAILED.format(status=self.ctx.scf.exit_status)
-        return None
+        scf = self.ctx.scf
+        if scf.is_finished_ok:
+            return None
+        stalled = electronic_stall(scf)
+        fixed = self.inputs.scf.pw.parameters.get_dict().get("SYSTEM", {}).get("occupations") == "fixed"
+        may_smear = "smearing_fallback" in self.inputs and not self.ctx.get("smeared")
+        if stalled is not None and fixed and may_smear:
+            self.report(
+                f"the fixed-occupation SCF PwBaseWorkChain<{scf.pk}> did not converge (its last pw.x run, "
+                f"PwCalculation<{stalled}>, reached electron_maxstep): the snapshot may have closed its gap"
+            )
+            self.ctx.smeared = True
+            return None
+        return self.exit_codes.ERROR_SCF_FAILED.format(status=scf.exit_status)
+
+    def rerun_smeared(self) -> bool:
+        return not self.ctx.scf.is_finished_ok
 
     def run_pp(self):
         """pp.x's total local potential; for an nspin=2 SCF one run per spin channel (spin_component 1, 2),
