@@ -14,11 +14,13 @@ from aiida_slem.calcjobs.spectrum import PLOT_FILE, RESULT_FILE, STDERR
 from .common import stderr_tail
 
 ARRAYS = ("energies_eV", "dos_states_per_eV", "integrated_dos", "edge_eigenvalues_eV")
+CHANNEL_ARRAYS = {"dos_up_states_per_eV": "dos_up", "dos_down_states_per_eV": "dos_down"}
 
 
 def summary_of(result: dict) -> dict:
     """The scalars of the result, edges and KPM flattened to queryable keys (energies in eV)."""
-    summary = {k: v for k, v in result.items() if k not in ARRAYS and k not in ("edges", "kpm")}
+    skipped = {*ARRAYS, *CHANNEL_ARRAYS, "edges", "kpm"}
+    summary = {k: v for k, v in result.items() if k not in skipped}
     kpm = result.get("kpm") or {}
     for key in (
         "n_moments",
@@ -28,6 +30,8 @@ def summary_of(result: dict) -> dict:
         "states_below_midgap",
         "states_below_midgap_error",
         "overlap_solver",
+        "magnetization_mub",
+        "magnetization_error_mub",
     ):
         if key in kpm:
             summary[f"kpm_{key}"] = kpm[key]
@@ -36,6 +40,10 @@ def summary_of(result: dict) -> dict:
         for key in ("homo_eV", "lumo_eV", "gap_eV", "n_occupied_states", "sigma_eV", "inertia_checked"):
             summary[key] = edges[key]
         summary["factorizations"] = len(edges.get("factorizations", []))
+        # a spin-polarised frame: each channel's occupied states at this k, exact (inertia)
+        for key in ("occupied_up", "occupied_down", "magnetization_mub"):
+            if key in edges:
+                summary[key] = edges[key]
     return summary
 
 
@@ -58,10 +66,16 @@ class SlemSpectrumParser(Parser):
         dos.set_array("energies", arrays["energies_eV"])
         dos.set_array("dos", arrays["dos_states_per_eV"])
         dos.set_array("integrated_dos", arrays["integrated_dos"])
-        # a spinor H's states each hold one electron; a scalar H's are counted once for both spins
-        counted = (
-            "spinor states/eV per cell" if result.get("spinor") else "states/eV per cell, spin not counted"
-        )
+        for key, name in CHANNEL_ARRAYS.items():
+            if key in result:
+                dos.set_array(name, np.asarray(result[key], dtype=np.float64))
+        # a spinor H's states, and a spin channel's, each hold one electron; a scalar H's are counted once
+        # for both spins
+        counted = "states/eV per cell, spin not counted"
+        if result.get("spinor"):
+            counted = "spinor states/eV per cell"
+        elif len(result.get("spin_channels") or []) > 1:
+            counted = "states/eV per cell, both channels (dos_up + dos_down)"
         dos.base.attributes.set("units", {"energies": "eV", "dos": counted})
         self.out("dos", dos)
         edges = result.get("edges")

@@ -15,6 +15,8 @@ import click
 import numpy as np
 
 ARRAYS = ("energies_eV", "dos_states_per_eV", "integrated_dos", "edge_eigenvalues_eV")
+# a spin-polarised frame's DOS per channel (states/eV per cell, one electron each)
+CHANNEL_ARRAYS = ("dos_up_states_per_eV", "dos_down_states_per_eV")
 
 
 def _is_frames_file(path: str) -> bool:
@@ -54,14 +56,15 @@ def write_result(path: Path, result: dict) -> None:
     """JSON (arrays as lists) or HDF5 (arrays as datasets, the rest as a JSON attribute ``summary``)."""
     from slem.atomic import atomic_h5, atomic_open
 
-    summary = {k: v for k, v in result.items() if k not in ARRAYS}
+    arrays = [name for name in ARRAYS + CHANNEL_ARRAYS if name in result]
+    summary = {k: v for k, v in result.items() if k not in arrays}
     if path.suffix in (".h5", ".hdf5"):
         with atomic_h5(path) as handle:
-            for name in ARRAYS:
+            for name in arrays:
                 handle.create_dataset(name, data=np.asarray(result[name], dtype=np.float64))
             handle.attrs["summary"] = json.dumps(summary, sort_keys=True)
         return
-    plain = {**summary, **{name: np.asarray(result[name], dtype=np.float64).tolist() for name in ARRAYS}}
+    plain = {**summary, **{name: np.asarray(result[name], dtype=np.float64).tolist() for name in arrays}}
     with atomic_open(path) as handle:
         handle.write(json.dumps(plain, indent=1, sort_keys=True))
 
@@ -76,8 +79,17 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     # both spins: a scalar H's states hold two electrons, a spinor H's one
     per_atom = result.get("electrons_per_state", 2) * dos / max(result["n_atoms"], 1)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=130)
-    ax.fill_between(energies, per_atom, color="tab:blue", alpha=0.35, lw=0)
-    ax.plot(energies, per_atom, color="tab:blue", lw=0.9, label=f"KPM ({result['kpm']['n_moments']} moments)")
+    moments = f"KPM ({result['kpm']['n_moments']} moments)"
+    if all(name in result for name in CHANNEL_ARRAYS):
+        # majority up, minority mirrored down: the exchange splitting reads off the plot
+        for name, sign, color in zip(CHANNEL_ARRAYS, (1, -1), ("tab:blue", "tab:orange"), strict=True):
+            channel = sign * np.asarray(result[name]) / max(result["n_atoms"], 1)
+            ax.fill_between(energies, channel, color=color, alpha=0.35, lw=0)
+            ax.plot(energies, channel, color=color, lw=0.9, label=f"{name.split('_')[1]}, {moments}")
+        ax.axhline(0.0, color="k", lw=0.5)
+    else:
+        ax.fill_between(energies, per_atom, color="tab:blue", alpha=0.35, lw=0)
+        ax.plot(energies, per_atom, color="tab:blue", lw=0.9, label=moments)
     edges = result.get("edges")
     if edges:
         for value in (edges["homo_eV"], edges["lumo_eV"]):
@@ -92,9 +104,11 @@ def plot_dos(path: Path, result: dict, emin: float | None = None, emax: float | 
     else:
         ax.axvline(result["kpm"]["fermi_level_eV"], color="k", lw=0.8, ls=":", label="E_F (KPM)")
     ax.set_xlim(emin if emin is not None else energies[0], emax if emax is not None else energies[-1])
-    ax.set_ylim(bottom=0)
+    spin = all(name in result for name in CHANNEL_ARRAYS)
+    if not spin:
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("E (eV)")
-    ax.set_ylabel("DOS (states / eV / atom, both spins)")
+    ax.set_ylabel("DOS (states / eV / atom, " + ("per spin: up, down)" if spin else "both spins)"))
     states = "spinor states" if result.get("spinor") else "orbitals"
     ax.set_title(f"{result['n_atoms']} atoms, {result['n_orbitals']} {states}", fontsize=9)
     ax.legend(loc="upper right", fontsize=7)

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse
 
 from slem.data.frame import Frame
 from slem.data.operators import channel_names, has_spin_orbit
 
-from .edges import band_edges, occupied_states
-from .kpm import kpm_moments
+from .edges import ShiftInvert, band_edges, occupied_states
+from .kpm import KpmMoments, kpm_moments
 from .overlap import LU_MAX_ORBITALS, OverlapSolver, lanczos_bounds
 from .sparse import BlochPattern, missing_partners
 
@@ -46,6 +47,51 @@ def electron_count(frame: Frame) -> tuple[float, str]:
     raise SpectrumError(
         "the frame has no n_electrons in its metadata and no D to count them; give the electron count"
     )
+
+
+def channel_moments(hs, s, overlap, overlap_bounds, n_moments, n_vectors, seed) -> list[KpmMoments]:
+    """KPM moments of each spin channel's pencil (H_c, S), on one interval (the union of the channels'
+    Lanczos bounds) so that their moments add up to those of the block-diagonal pencil."""
+    if len(hs) == 1:
+        return [
+            kpm_moments(hs[0], s, n_moments, n_vectors, seed, overlap=overlap, overlap_bounds=overlap_bounds)
+        ]
+    bounds = [lanczos_bounds(h, s, overlap.solve, steps=40, seed=seed)[:2] for h in hs]
+    interval = (min(b[0] for b in bounds), max(b[1] for b in bounds))
+    return [
+        kpm_moments(
+            h, s, n_moments, n_vectors, seed, overlap=overlap, bounds=interval, overlap_bounds=overlap_bounds
+        )
+        for h in hs
+    ]
+
+
+def summed(channels: list[KpmMoments]) -> KpmMoments:
+    """The moments of the block-diagonal pencil: the channels' sum (same interval, same random vectors)."""
+    first = channels[0]
+    info = {**first.info, "seconds": sum(c.info.get("seconds", 0.0) for c in channels)}
+    return KpmMoments(
+        sum(c.per_vector for c in channels),
+        first.centre,
+        first.half_width,
+        sum(c.n_orbitals for c in channels),
+        (min(c.spectrum[0] for c in channels), max(c.spectrum[1] for c in channels)),
+        info,
+    )
+
+
+def channel_counts(channels: list[KpmMoments], level: float) -> dict:
+    """States of each spin channel below ``level`` (KPM) and the moment they give: one electron per state,
+    so M = N_up - N_down (mu_B per cell), with its stochastic standard error."""
+    below = [float(c.integrated(np.array([level]))[0]) for c in channels]
+    errors = [float(c.integrated_error(np.array([level]))[0]) for c in channels]
+    return {
+        "channel_count_level_eV": float(level),
+        "states_below_level_up": below[0],
+        "states_below_level_down": below[1],
+        "magnetization_mub": below[0] - below[1],
+        "magnetization_error_mub": float(np.hypot(*errors)),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -86,16 +132,14 @@ def frame_spectrum(
         timings[f"{stage}_cpu_s"] = time.process_time() - clock["cpu"]
 
     result: dict = {"n_atoms": frame.n_atoms, "kpoint_reduced": [float(x) for x in np.ravel(kpt)]}
-    if len(channel_names(frame.operators, "H")) > 1:
-        raise SpectrumError(
-            "the frame is spin-polarised (H_up, H_down); slem spectrum solves one H with one electron count "
-            "and does not yet split them between the channels (docs/spin.md)"
-        )
-    if not {"H", "S"} <= set(frame.operators):
+    channels = channel_names(frame.operators, "H")
+    if not channels or "S" not in frame.operators:
         raise SpectrumError(f"the frame holds {sorted(frame.operators)}; a spectrum needs H and S")
     spinor = has_spin_orbit(frame.operators)
-    per_state = 1 if spinor else 2  # electrons per state: a spinor state holds one
-    result.update(spinor=spinor, electrons_per_state=per_state)
+    # electrons per state: a spinor state holds one, and so does a state of one spin channel (H_up, H_down
+    # are solved as one block-diagonal pencil, filled to one Fermi level)
+    per_state = 1 if spinor or len(channels) > 1 else 2
+    result.update(spinor=spinor, electrons_per_state=per_state, spin_channels=channels)
     if n_electrons is None:
         n_electrons, source = electron_count(frame)
     else:
@@ -113,14 +157,18 @@ def frame_spectrum(
             say(f"warning: {result['n_electrons_warning']}")
 
     begin()
-    h, s = BlochPattern(frame).pair(kpt)
+    hs, s_channel = BlochPattern(frame).channels(kpt)
+    h, s = hs[0], s_channel
+    if len(hs) > 1:
+        h = scipy.sparse.block_diag(hs, format="csr")
+        s = scipy.sparse.block_diag([s_channel] * len(hs), format="csr")
     end("assembly")
     result.update(n_orbitals=int(h.shape[0]), nnz=int(h.nnz), dtype=str(h.dtype))
-    kind = "spinor orbitals" if spinor else "orbitals"
+    kind = "spinor orbitals" if spinor else ("spin orbitals (up, down)" if len(hs) > 1 else "orbitals")
     say(f"H(k), S(k): {h.shape[0]} {kind}, {h.nnz} entries in H, {h.dtype} ({timings['assembly_s']:.1f} s)")
 
     begin()
-    s_low, s_high, info = lanczos_bounds(s, steps=40, seed=seed)
+    s_low, s_high, info = lanczos_bounds(s_channel, steps=40, seed=seed)
     if info["ritz_low"] <= 0:
         raise SpectrumError(
             f"S(k) is not positive definite (Lanczos finds an eigenvalue {info['ritz_low']:.3e}); the "
@@ -131,7 +179,7 @@ def frame_spectrum(
     method = overlap_solver
     if method == "auto":
         method = "lu" if condition > CG_MAX_CONDITION and h.shape[0] <= LU_MAX_ORBITALS else "cg"
-    overlap = OverlapSolver(s, method, rtol=1e-5)
+    overlap = OverlapSolver(s_channel, method, rtol=1e-5)
     result["overlap"] = {
         "smallest_eigenvalue_bound": s_low,
         "largest_eigenvalue_bound": s_high,
@@ -141,9 +189,10 @@ def frame_spectrum(
     end("overlap")
 
     begin()
-    moments = kpm_moments(
-        h, s, n_moments, n_vectors, seed, overlap=overlap, overlap_bounds=(0.95 * s_low, 1.02 * s_high)
+    per_channel = channel_moments(
+        hs, s_channel, overlap, (0.95 * s_low, 1.02 * s_high), n_moments, n_vectors, seed
     )
+    moments = per_channel[0] if len(hs) == 1 else summed(per_channel)
     end("kpm")
     n_states = n_electrons / per_state
     fermi = moments.level(n_states)
@@ -166,6 +215,11 @@ def frame_spectrum(
         f"{moments.spectrum[1]:.3f} eV, E_F ~ {fermi:.3f} eV ({timings['kpm_s']:.1f} s)"
     )
     result.update(energies_eV=energies, dos_states_per_eV=dos, integrated_dos=integrated)
+    if len(hs) > 1:
+        result.update(
+            dos_up_states_per_eV=per_channel[0].dos(energies),
+            dos_down_states_per_eV=per_channel[1].dos(energies),
+        )
     timings["peak_rss_before_edges_mb"] = peak_rss_mb()  # assembly and KPM: linear in the atoms
 
     result["edges"] = None
@@ -190,6 +244,22 @@ def frame_spectrum(
             f"(inertia {found.inertia}, {len(found.history)} factorization(s), {timings['edges_s']:.1f} s); "
             f"KPM counts {counted:.1f} +- {error:.1f} states below mid-gap, exact {exact}"
         )
+    if len(hs) > 1:
+        # between the exact states N and N+1 when the edges were found; else the KPM estimate of E_F
+        level = 0.5 * (found.homo + found.lumo) if edges else fermi
+        result["kpm"].update(channel_counts(per_channel, level))
+        if edges:
+            # exact at this k: the inertia of H_c - level S counts channel c's states below the level
+            begin()
+            inertia = [ShiftInvert(hc, s_channel, level).inertia for hc in hs]
+            end("channel_inertia")
+            if None not in inertia:
+                result["edges"].update(
+                    occupied_up=inertia[0],
+                    occupied_down=inertia[1],
+                    magnetization_mub=inertia[0] - inertia[1],
+                )
+                say(f"channels: {inertia[0]} up and {inertia[1]} down states occupied (inertia)")
     result["edge_eigenvalues_eV"] = edge_values
     timings["peak_rss_mb"] = peak_rss_mb()
     result["timings"] = timings

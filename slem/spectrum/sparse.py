@@ -152,6 +152,21 @@ class BlochPattern:
         parts = [self.matrix(name, kpt, cartesian, hermitian) for name in spin_orbit_names("H")]
         return scipy.sparse.bmat(spinor_blocks(matrix, parts), format="csr")
 
+    def channels(
+        self, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
+    ) -> tuple[list[scipy.sparse.csr_matrix], scipy.sparse.csr_matrix]:
+        """([H(k) of each spin channel], the S(k) they share): H_up and H_down of a spin-polarised frame,
+        else the one H as solved (``pair``)."""
+        from slem.data.operators import channel_names
+
+        names = channel_names(self.frame.operators, "H")
+        if len(names) == 1:
+            h, s = self.pair(kpt, cartesian, hermitian)
+            return [h], s
+        return [self.matrix(name, kpt, cartesian, hermitian) for name in names], self.matrix(
+            "S", kpt, cartesian, hermitian
+        )
+
     def pair(
         self, kpt=(0.0, 0.0, 0.0), cartesian: bool = False, hermitian: bool = True
     ) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix | None]:

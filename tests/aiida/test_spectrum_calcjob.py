@@ -128,6 +128,35 @@ def test_parser_stores_dos_edges_and_plot(spectrum_node, tmp_path):
     assert outputs["dos_plot"].filename == "dos.png"
 
 
+def test_parser_keeps_both_spin_channels(spectrum_node, tmp_path):
+    import dataclasses
+
+    from slem.cli.spectrum import plot_dos, write_result
+    from slem.spectrum import frame_spectrum
+
+    frame = read_frames(SI8, [0])[0]
+    h, overlap = frame.operators["H"], frame.operators["S"]
+    spin = dataclasses.replace(
+        frame, operators={"H_up": h + 1.5 * overlap, "H_down": h - 1.5 * overlap, "S": overlap}
+    )
+    result = frame_spectrum(spin, n_moments=64, n_vectors=2, points=101)
+    write_result(tmp_path / "spectrum.json", result)
+    plot_dos(tmp_path / "dos.png", result)
+    node = spectrum_node({name: (tmp_path / name).read_bytes() for name in ("spectrum.json", "dos.png")})
+    outputs, calcfunction = SlemSpectrumParser.parse_from_node(node, store_provenance=False)
+    assert calcfunction.is_finished_ok, calcfunction.exit_message
+    dos = outputs["dos"]
+    np.testing.assert_allclose(
+        dos.get_array("dos_up") + dos.get_array("dos_down"), dos.get_array("dos"), atol=1e-9
+    )
+    assert "both channels" in dos.base.attributes.get("units")["dos"]
+    summary = outputs["output_parameters"].get_dict()
+    assert summary["spin_channels"] == ["H_up", "H_down"] and summary["electrons_per_state"] == 1
+    assert summary["occupied_up"] + summary["occupied_down"] == 32
+    assert summary["magnetization_mub"] == summary["occupied_up"] - summary["occupied_down"] < 0
+    assert "dos_up_states_per_eV" not in summary and "kpm_magnetization_mub" in summary
+
+
 def test_parser_exit_codes(spectrum_node):
     stderr = b"slem spectrum: the frame holds ['H']; a spectrum needs H and S\n"
     _, calcfunction = SlemSpectrumParser.parse_from_node(
