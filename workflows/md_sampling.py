@@ -11,7 +11,7 @@ import math
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida.engine import ToContext, WorkChain, calcfunction, while_
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 from aiida_slem.calcjobs.checks import check_run, check_spin, excluded
 
@@ -134,6 +134,8 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
     settings = inputs["md"]["pw"].get("settings")
     if settings is not None and "ATOMIC_VELOCITIES" in settings.get_dict():
         return "md.pw.settings must not hold ATOMIC_VELOCITIES: each run's come from the `seed` input"
+    if inputs["max_concurrent"].value < 0:
+        return "max_concurrent must be >= 0 (0: every MD run at once)"
     if (
         inputs["stride"].value < 1
         or inputs["n_snapshots"].value < 1
@@ -229,8 +231,22 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         spec.input("stride", valid_type=orm.Int, default=lambda: orm.Int(5))
         spec.input("n_snapshots", valid_type=orm.Int, default=lambda: orm.Int(4))
         spec.input("n_held_out", valid_type=orm.Int, default=lambda: orm.Int(2))
+        spec.input(
+            "max_concurrent",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help="At most this many MD runs at once (0: all at once). On a workstation, more pw.x runs than "
+            "cores only share the cores and hold their memory; a pipeline with a bound also runs its "
+            "structures' MD one structure after another, so the bound holds for the whole pipeline.",
+        )
         spec.inputs.validator = validate_inputs
-        spec.outline(cls.setup, cls.run_md, cls.inspect_md, cls.select, cls.results)
+        spec.outline(
+            cls.setup,
+            while_(cls.has_pending)(cls.run_md),
+            cls.inspect_md,
+            cls.select,
+            cls.results,
+        )
         spec.output("supercell", valid_type=orm.StructureData)
         spec.output_namespace("trajectories", valid_type=orm.TrajectoryData, dynamic=True)
         spec.output_namespace("snapshots.train", valid_type=orm.StructureData, dynamic=True)
@@ -259,7 +275,7 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
         builder.supercell = orm.List(supercell)
         builder.temperatures = orm.List([float(t) for t in inputs["temperatures"]])
         builder.held_out_temperatures = orm.List([float(t) for t in inputs["held_out_temperatures"]])
-        for key in ("equilibration_steps", "stride", "n_held_out", "seed"):
+        for key in ("equilibration_steps", "stride", "n_held_out", "seed", "max_concurrent"):
             builder[key] = orm.Int(inputs[key])
         strains = [[float(x) for x in strain] for strain in inputs.get("strains") or []]
         builder.strains = orm.List(strains)
@@ -307,6 +323,10 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
             runs[run_label("held_out", t)] = ("held_out", float(t), n_held)
             self.ctx.cells[run_label("held_out", t)] = self.ctx.supercell
         self.ctx.runs = {label: run for label, run in runs.items() if run[2] > 0}
+        self.ctx.pending = list(self.ctx.runs)
+
+    def has_pending(self) -> bool:
+        return bool(self.ctx.pending)
 
     def steps_needed(self, count: int) -> int:
         return self.inputs.equilibration_steps.value + self.inputs.stride.value * (count - 1) + 1
@@ -320,8 +340,11 @@ class MdSamplingWorkChain(SlemProtocolMixin, WorkChain):
                 f"thermostat {thermostat!r}: pw.x draws the starting velocities from a clock seed, so "
                 "these trajectories are not reproducible run to run ('andersen' would be)"
             )
+        bound = self.inputs.max_concurrent.value or len(self.ctx.pending)
+        batch, self.ctx.pending = self.ctx.pending[:bound], self.ctx.pending[bound:]
         futures = {}
-        for label, (_, temperature, count) in self.ctx.runs.items():
+        for label in batch:
+            _, temperature, count = self.ctx.runs[label]
             inputs = AttributeDict(self.exposed_inputs(PwBaseWorkChain, namespace="md"))
             inputs.pw.structure = self.starting_structure(label, temperature)
             parameters = inputs.pw.parameters.get_dict()

@@ -15,7 +15,7 @@ import collections
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain
+from aiida.engine import ToContext, WorkChain, while_
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 
 from aiida_slem.data.basis import BasisData
@@ -109,7 +109,8 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
         # bad training config or validation setting is refused before any DFT runs
         spec.inputs.validator = validate_inputs
         spec.outline(
-            cls.run_md,
+            cls.setup,
+            while_(cls.has_pending_md)(cls.run_md),
             cls.inspect_md,
             cls.run_dataset,
             cls.inspect_dataset,
@@ -264,10 +265,21 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
             self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
         )
 
+    def setup(self):
+        self.ctx.md_pending = sorted(self.inputs.structures)
+
+    def has_pending_md(self) -> bool:
+        return bool(self.ctx.md_pending)
+
     def run_md(self):
+        """Every structure's MD at once; with md.max_concurrent set, one structure at a time, so that the
+        bound holds for the pipeline and not per structure."""
+        bound = 1 if self.inputs.md.max_concurrent.value else len(self.ctx.md_pending)
+        batch, self.ctx.md_pending = self.ctx.md_pending[:bound], self.ctx.md_pending[bound:]
         futures = {}
         held = self._held_out()
-        for label, structure in sorted(self.inputs.structures.items()):
+        for label in batch:
+            structure = self.inputs.structures[label]
             inputs = AttributeDict(self.exposed_inputs(MdSamplingWorkChain, namespace="md"))
             inputs.structure = structure
             if label in held:  # strained cells widen the training data; a held-out structure has none

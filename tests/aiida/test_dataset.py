@@ -21,7 +21,13 @@ DatasetWorkChain = WorkflowFactory("slem.dataset")
 # one training trajectory of 4 snapshots instead of the fast protocol's two (3 + 1 frames, 6 SCFs with the
 # held-out 2): the DFT chain is what is checked here, twice (run, then daemon + caching), and half the frames
 # halve its cost
-FOUR = {"n_snapshots": 4, "training_atoms": None, "temperatures": [600.0], "held_out_temperatures": [900.0]}
+FOUR = {
+    "n_snapshots": 4,
+    "training_atoms": None,
+    "temperatures": [600.0],
+    "held_out_temperatures": [900.0],
+    "max_concurrent": 1,
+}
 DAEMON_TIMEOUT = 120  # s for circus calls; the default 2 s times out on 2 cores shared by many jobs
 CACHED = [
     "aiida.calculations:quantumespresso.pw",
@@ -178,6 +184,9 @@ def test_fast_pipeline_through_run_and_daemon(
         MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="fast", overrides=FOUR)
     )
     assert md_node.is_finished_ok, md_node.exit_status
+    # max_concurrent 1: the held-out run starts once the training run has ended
+    runs = sorted((c for c in md_node.called if c.process_label == "PwBaseWorkChain"), key=lambda c: c.ctime)
+    assert len(runs) == 2 and runs[1].ctime >= runs[0].mtime
     snapshots = md["snapshots"]
     _check_md_sampling(md, si8)
     results, node = run_get_node(

@@ -41,13 +41,14 @@ def test_protocol_builder(codes, pseudo_family, si8):
     assert builder.held_out_temperatures.get_list() == [600.0]
     assert builder.md.pw.metadata.options["parser_name"] == "slem.md"
     assert builder.md.kpoints.get_kpoints_mesh() == ([1, 1, 1], [0.5, 0.5, 0.5])
+    assert builder.max_concurrent.value == 2  # the 2 cores; balanced and precise: every run at once
     # reproducible by default: a thermostat that runs from the seeded velocities, and a harmonic start
     assert parameters["IONS"]["ion_temperature"] == "andersen" and builder.einstein_frequency.value == 10.0
     assert "einstein_frequency" not in MdSamplingWorkChain.get_builder_from_protocol(
         codes["pw"], si8, protocol="fast", overrides={"einstein_frequency": None}
     )
     balanced = MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="balanced")
-    assert balanced.supercell.get_list() == [2, 2, 2]
+    assert balanced.supercell.get_list() == [2, 2, 2] and balanced.max_concurrent.value == 0
     with pytest.raises(ValueError, match="unknown protocol"):
         MdSamplingWorkChain.get_builder_from_protocol(codes["pw"], si8, protocol="quick")
 
