@@ -140,3 +140,29 @@ def slem_executable() -> str:
     if not path.exists():
         pytest.skip("the slem command is not installed")
     return str(path)
+
+
+DOJO_NLCC = Path(__file__).resolve().parents[1] / "data" / "pseudos" / "pseudodojo-nlcc"
+
+
+def dojo_family(tmp_path: Path, element: str) -> str:
+    """Install the PseudoDojo file of ``element`` from tests/data (with its MANIFEST row: the cutoff hints) as
+    a family of its own; returns the family's label."""
+    import shutil
+    import uuid
+
+    from aiida_slem.cli.setup import read_pseudo_dir
+    from aiida_slem.pseudo_families import install_family
+
+    folder = tmp_path / f"dojo-{element}"
+    folder.mkdir()
+    rows = (DOJO_NLCC / "MANIFEST.txt").read_text().splitlines()
+    rows = [r for r in rows if r.startswith("#") or r.split()[0] == element]
+    for row in rows:
+        if not row.startswith("#"):
+            shutil.copy(DOJO_NLCC / row.split()[1], folder)
+    (folder / "MANIFEST.txt").write_text("\n".join(rows) + "\n")
+    files, cutoffs = read_pseudo_dir(folder, None)
+    label = f"test/{element.lower()}-{uuid.uuid4().hex[:8]}"
+    install_family(files, label, cutoffs, f"{element} for the tests")
+    return label

@@ -7,7 +7,6 @@ The real run is bcc Fe (1 atom) with the official PseudoDojo Fe-sp.upf of tests/
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,9 @@ from aiida.plugins import WorkflowFactory
 from aiida_slem.calcjobs.checks import check_spin
 from aiida_slem.workflows.magnetism import spin_operators, spin_parameters
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
-from aiida_test_helpers import si8_structure
+from aiida_test_helpers import dojo_family, si8_structure
 
-from aiida_slem.cli.setup import read_pseudo_dir
 from aiida_slem.data import BasisData
-from aiida_slem.pseudo_families import install_family
 from slem.basis.generate import generate_basis
 from slem.basis.orbital import write_basis
 
@@ -82,16 +79,7 @@ def test_spin_checks_and_helpers():
 
 @pytest.fixture
 def fe_family(aiida_profile, tmp_path):
-    folder = tmp_path / "dojo"
-    folder.mkdir()
-    rows = (DOJO / "MANIFEST.txt").read_text().splitlines()
-    rows = [r for r in rows if r.startswith("#") or r.split()[0] == "Fe"]
-    shutil.copy(DOJO / "Fe-sp.upf", folder)
-    (folder / "MANIFEST.txt").write_text("\n".join(rows) + "\n")
-    files, cutoffs = read_pseudo_dir(folder, None)
-    label = f"test/fe-{uuid.uuid4().hex[:8]}"
-    install_family(files, label, cutoffs, "Fe for the spin tests")
-    return label
+    return dojo_family(tmp_path, "Fe")
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ fixed occupations: the filled states swap between iterations at the Fermi surfac
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,9 @@ from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory, WorkflowFactory
 from aiida_slem.workflows.electronic import smeared_parameters, smearing_fallback_problem
 from aiida_slem.workflows.operator import validate_inputs as validate_operator
-from aiida_test_helpers import si8_structure
+from aiida_test_helpers import dojo_family, si8_structure
 
-from aiida_slem.cli.setup import read_pseudo_dir
 from aiida_slem.data import BasisData
-from aiida_slem.pseudo_families import install_family
 from slem.basis.generate import generate_basis
 from slem.basis.orbital import write_basis
 
@@ -61,16 +58,7 @@ def test_insulators_get_the_fallback_and_metals_do_not(codes, pseudo_family):
 
 @pytest.fixture
 def al_family(aiida_profile, tmp_path):
-    folder = tmp_path / "dojo"
-    folder.mkdir()
-    rows = (DOJO / "MANIFEST.txt").read_text().splitlines()
-    rows = [r for r in rows if r.startswith("#") or r.split()[0] == "Al"]
-    shutil.copy(DOJO / "Al.upf", folder)
-    (folder / "MANIFEST.txt").write_text("\n".join(rows) + "\n")
-    files, cutoffs = read_pseudo_dir(folder, None)
-    label = f"test/al-{uuid.uuid4().hex[:8]}"
-    install_family(files, label, cutoffs, "Al for the smearing-fallback test")
-    return label
+    return dojo_family(tmp_path, "Al")
 
 
 def _al2() -> orm.StructureData:
