@@ -48,10 +48,13 @@ def smearing_bands(inputs: dict, parameters: dict, n_electrons: float) -> dict:
     bands = ((inputs.get("electronic_types") or {}).get(inputs.get("electronic_type")) or {}).get("bands")
     if system.get("occupations") != "smearing" or "nbnd" in system or not bands:
         return parameters
+    return {**parameters, "SYSTEM": {**system, "nbnd": smeared_band_count(bands, n_electrons, parameters)}}
+
+
+def smeared_band_count(bands: dict, n_electrons: float, parameters: dict) -> int:
+    """nbnd = ceil(factor * N/2) + extra of ``bands``, doubled for spinor bands (one electron each)."""
     nbnd = math.ceil(bands["factor"] * n_electrons / 2) + int(bands["extra"])
-    if is_spin_orbit(parameters):  # spinor bands hold one electron each: twice as many
-        nbnd *= 2
-    return {**parameters, "SYSTEM": {**system, "nbnd": nbnd}}
+    return 2 * nbnd if is_spin_orbit(parameters) else nbnd
 
 
 def valence_electrons(structure, pseudos: dict, repetitions: int = 1) -> float:
@@ -99,13 +102,14 @@ def smearing_fallback_problem(fallback: dict) -> str | None:
 
 def smeared_parameters(parameters: dict, fallback: dict, n_electrons: float) -> dict:
     """pw.x ``parameters`` of a fixed-occupation SCF rerun with ``fallback``'s smearing and enough bands."""
-    system = {k: v for k, v in parameters.get("SYSTEM", {}).items() if k != "nbnd"}
-    system.update(occupations="smearing", smearing=fallback["smearing"], degauss=float(fallback["degauss"]))
-    return smearing_bands(
-        {"electronic_type": "fallback", "electronic_types": {"fallback": {"bands": fallback["bands"]}}},
-        {**parameters, "SYSTEM": system},
-        n_electrons,
+    system = dict(parameters.get("SYSTEM", {}))
+    system.update(
+        occupations="smearing",
+        smearing=fallback["smearing"],
+        degauss=float(fallback["degauss"]),
+        nbnd=smeared_band_count(fallback["bands"], n_electrons, parameters),
     )
+    return {**parameters, "SYSTEM": system}
 
 
 def electronic_stall(scf) -> int | None:
