@@ -27,7 +27,7 @@ from .composition import settings_structure, union_cutoffs
 from .dataset import DatasetWorkChain
 from .dimensionality import is_sheet
 from .md_sampling import MdSamplingWorkChain
-from .pipeline_inputs import structure_symbols, validate_inputs, with_scf_settings
+from .pipeline_inputs import structure_compositions, validate_inputs, with_scf_settings
 from .protocols import SlemProtocolMixin, check_override_keys, union_pseudos
 from .splits import frame_splits, held_out_structures, larger_cell_frames
 from .train import SlemTrainWorkChain
@@ -260,7 +260,7 @@ class SlemPipelineWorkChain(SlemProtocolMixin, WorkChain):
     def _held_out(self) -> dict[str, str]:
         """{label: split} of the structures whose frames are all held out."""
         return held_out_structures(
-            structure_symbols(self.inputs.structures),
+            structure_compositions(self.inputs.structures),
             self.inputs.hold_out_structure.value if "hold_out_structure" in self.inputs else None,
             self.inputs.hold_out_elements.get_list() if "hold_out_elements" in self.inputs else None,
         )

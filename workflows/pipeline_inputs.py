@@ -5,6 +5,8 @@ splits (a held-out structure or composition, larger cells).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.checks import check_spin, check_spin_orbit, check_structure_and_pseudos
 
@@ -26,9 +28,12 @@ def _pw_parameters(inputs: dict) -> list[dict]:
     return found
 
 
-def structure_symbols(structures) -> dict[str, set[str]]:
-    """{label: its elements}: what the transfer splits are decided on."""
-    return {label: set(structure.get_symbols_set()) for label, structure in structures.items()}
+def structure_compositions(structures) -> dict[str, dict[str, int]]:
+    """{label: {element: count}}: what the transfer splits are decided on."""
+    return {
+        label: dict(Counter(structure.get_kind(site.kind_name).symbol for site in structure.sites))
+        for label, structure in structures.items()
+    }
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
@@ -59,7 +64,7 @@ def validate_inputs(inputs: dict, _) -> str | None:
     hold_out = inputs.get("hold_out_structure")
     elements = inputs.get("hold_out_elements")
     error = transfer_problem(
-        structure_symbols(structures),
+        structure_compositions(structures),
         None if hold_out is None else hold_out.value,
         None if elements is None else elements.get_list(),
     )

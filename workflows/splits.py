@@ -3,7 +3,9 @@
 A test frame belongs to one split, reported separately by the validation:
 
 * ``in_distribution``: held-out-temperature snapshots of structures the model trained on;
-* ``held_out_structure``: every snapshot of the structure named by ``hold_out_structure``;
+* ``held_out_structure``: every snapshot of the structure named by ``hold_out_structure``, when a training
+  structure has its composition (lonsdaleite after diamond Si); otherwise its frames are a
+  ``held_out_composition`` (AlGa3As4 after GaAs, AlAs and AlGaAs2);
 * ``held_out_composition``: every snapshot of the structures holding all of ``hold_out_elements``
   (e.g. Si and C: SiC, after training on Si and on C);
 * ``larger_cells``: thermally displaced supercells of the training structures (``larger_cells``), a test
@@ -13,6 +15,8 @@ The names are ``slem.evaluate.settings.SPLITS``: the report of ``slem validate``
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from aiida import orm
@@ -24,24 +28,41 @@ from slem.qe.kpoints import folded_points, mesh_points, supercell_mesh
 from .dimensionality import structure_vacuum_axes
 from .md_sampling import displaced, repeated
 
+Compositions = dict[str, dict[str, int]]  # {structure label: {element: count}}
+
+
+def reduced_formula(composition: dict[str, int]) -> tuple:
+    """The composition with its counts divided by their common factor: Si8 and Si2 are one composition, GaAs
+    and AlGa3As4 are two."""
+    factor = math.gcd(*composition.values())
+    return tuple(sorted((element, count // factor) for element, count in composition.items()))
+
 
 def held_out_structures(
-    symbols: dict[str, set[str]], hold_out_structure: str | None, hold_out_elements: list[str] | None
+    compositions: Compositions, hold_out_structure: str | None, hold_out_elements: list[str] | None
 ) -> dict[str, str]:
-    """{structure label: split} of the structures whose frames are all held out."""
+    """{structure label: split} of the structures whose frames are all held out. ``compositions`` maps each
+    structure's label to its {element: count}. The structure held out by label is a held-out composition
+    when no training structure has its reduced formula (AlGa3As4 after GaAs, AlAs and AlGaAs2), else a
+    held-out structure (lonsdaleite after diamond Si)."""
     held = {}
     if hold_out_elements:
         wanted = set(hold_out_elements)
-        held.update({label: "held_out_composition" for label, s in symbols.items() if wanted <= s})
+        held.update({label: "held_out_composition" for label, c in compositions.items() if wanted <= set(c)})
     if hold_out_structure is not None:
-        held[hold_out_structure] = "held_out_structure"
+        training = {label: c for label, c in compositions.items() if label not in held}
+        training.pop(hold_out_structure, None)
+        trained = {reduced_formula(c) for c in training.values()}
+        known = reduced_formula(compositions[hold_out_structure]) in trained
+        held[hold_out_structure] = "held_out_structure" if known else "held_out_composition"
     return held
 
 
 def transfer_problem(
-    symbols: dict[str, set[str]], hold_out_structure: str | None, hold_out_elements: list[str] | None
+    compositions: Compositions, hold_out_structure: str | None, hold_out_elements: list[str] | None
 ) -> str | None:
     """Why these hold-out choices cannot give a transfer test, or None; known before any DFT runs."""
+    symbols = {label: set(c) for label, c in compositions.items()}
     if hold_out_structure is not None and hold_out_structure not in symbols:
         return f"hold_out_structure {hold_out_structure!r} is not one of the structures {sorted(symbols)}"
     if hold_out_elements is not None:
@@ -55,7 +76,7 @@ def transfer_problem(
                 f"no structure holds all of hold_out_elements {sorted(hold_out_elements)}; the structures "
                 f"hold {dict((k, sorted(v)) for k, v in sorted(symbols.items()))}"
             )
-    held = held_out_structures(symbols, hold_out_structure, hold_out_elements)
+    held = held_out_structures(compositions, hold_out_structure, hold_out_elements)
     training = [label for label in symbols if label not in held]
     if held and not training:
         return f"every structure ({sorted(symbols)}) is held out; keep at least one to train on"

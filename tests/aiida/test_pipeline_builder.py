@@ -123,8 +123,8 @@ def test_larger_cells_are_checked_before_any_dft(mixed):
 def test_each_test_frame_gets_its_split():
     from aiida_slem.workflows.splits import frame_splits, held_out_structures
 
-    symbols = {"si": {"Si"}, "c": {"C"}, "sic": {"Si", "C"}, "si_hex": {"Si"}}
-    held = held_out_structures(symbols, "si_hex", ["Si", "C"])
+    compositions = {"si": {"Si": 8}, "c": {"C": 8}, "sic": {"Si": 4, "C": 4}, "si_hex": {"Si": 4}}
+    held = held_out_structures(compositions, "si_hex", ["Si", "C"])
     assert held == {"sic": "held_out_composition", "si_hex": "held_out_structure"}
     origin = {"si_f0": "si", "sic_f0": "sic", "si_hex_f0": "si_hex", "si_larger_000": None}
     assert frame_splits(origin, held, {"si_larger_000"}) == {
@@ -133,6 +133,25 @@ def test_each_test_frame_gets_its_split():
         "si_hex_f0": "held_out_structure",
         "si_larger_000": "larger_cells",
     }
+
+
+def test_a_structure_held_out_by_label_is_a_composition_when_no_training_structure_has_its_formula():
+    """AlGa3As4 after GaAs, AlAs and AlGaAs2 is a new composition of known elements; lonsdaleite (Si4)
+    after diamond (Si8) is a new structure of a known one, whatever the cells' sizes."""
+    from aiida_slem.workflows.splits import held_out_structures, reduced_formula
+
+    compositions = {"GaAs": {"Ga": 4, "As": 4}, "AlAs": {"Al": 4, "As": 4},
+                    "AlGaAs2": {"Al": 2, "Ga": 2, "As": 4}, "AlGa3As4": {"Al": 1, "Ga": 3, "As": 4}}
+    assert held_out_structures(compositions, "AlGa3As4", None) == {"AlGa3As4": "held_out_composition"}
+    assert held_out_structures(compositions, "AlGaAs2", None) == {"AlGaAs2": "held_out_composition"}
+    assert held_out_structures({"Si": {"Si": 8}, "Si_hex": {"Si": 4}}, "Si_hex", None) == {
+        "Si_hex": "held_out_structure"}
+    # the hold-out by elements removes GaAs-like cells from training: a second GaAs polymorph is then new
+    both = {"GaAs": {"Ga": 4, "As": 4}, "GaAs_wz": {"Ga": 2, "As": 2}, "Ga": {"Ga": 4}, "As": {"As": 2}}
+    assert held_out_structures(both, "GaAs_wz", ["Ga", "As"]) == {
+        "GaAs": "held_out_composition", "GaAs_wz": "held_out_composition"}
+    assert reduced_formula({"Ga": 4, "As": 4}) == reduced_formula({"As": 1, "Ga": 1})
+    assert reduced_formula({"Ga": 4, "As": 4}) == (("As", 1), ("Ga", 1))
 
 
 def _operator(tmp_path, element: str, shells: str = "1s1p"):
