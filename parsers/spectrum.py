@@ -41,9 +41,13 @@ def summary_of(result: dict) -> dict:
             summary[key] = edges[key]
         summary["factorizations"] = len(edges.get("factorizations", []))
         # a spin-polarised frame: each channel's occupied states at this k, exact (inertia)
-        for key in ("occupied_up", "occupied_down", "magnetization_mub"):
+        for key in ("occupied_up", "occupied_down", "magnetization_mub", "magnetization_range_mub"):
             if key in edges:
                 summary[key] = edges[key]
+        if "fermi_multiplet" in edges:  # states N and N + 1 degenerate: the multiplet filled equally
+            multiplet = edges["fermi_multiplet"]
+            summary["fermi_multiplet_states"] = multiplet["states_up"] + multiplet["states_down"]
+            summary["fermi_multiplet_electrons"] = multiplet["electrons"]
     return summary
 
 

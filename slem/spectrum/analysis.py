@@ -18,7 +18,7 @@ import scipy.sparse
 from slem.data.frame import Frame
 from slem.data.operators import channel_names, has_spin_orbit
 
-from .edges import ShiftInvert, band_edges, occupied_states
+from .edges import band_edges, channel_occupations, occupied_states
 from .kpm import KpmMoments, kpm_moments
 from .overlap import LU_MAX_ORBITALS, OverlapSolver, lanczos_bounds
 from .sparse import BlochPattern, missing_partners
@@ -97,6 +97,20 @@ def channel_counts(channels: list[KpmMoments], level: float) -> dict:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MB (Linux ru_maxrss is in kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def occupation_line(occupations: dict) -> str:
+    up, down = occupations["occupied_up"], occupations["occupied_down"]
+    line = f"channels: {up:g} up and {down:g} down states occupied (inertia)"
+    if "fermi_multiplet" in occupations:
+        multiplet = occupations["fermi_multiplet"]
+        low, high = occupations["magnetization_range_mub"]
+        line += (
+            f"; states N and N + 1 are degenerate: {multiplet['electrons']:g} electrons in a multiplet of "
+            f"{multiplet['states_up']} up + {multiplet['states_down']} down states, filled equally (integer "
+            f"fillings give {low:g} to {high:g} mu_B)"
+        )
+    return line
 
 
 def frame_spectrum(
@@ -249,17 +263,13 @@ def frame_spectrum(
         level = 0.5 * (found.homo + found.lumo) if edges else fermi
         result["kpm"].update(channel_counts(per_channel, level))
         if edges:
-            # exact at this k: the inertia of H_c - level S counts channel c's states below the level
+            # exact at this k: the inertia of H_c - E S counts channel c's states below E
             begin()
-            inertia = [ShiftInvert(hc, s_channel, level).inertia for hc in hs]
+            occupations = channel_occupations(hs, s_channel, n_electrons, found.homo, found.lumo)
             end("channel_inertia")
-            if None not in inertia:
-                result["edges"].update(
-                    occupied_up=inertia[0],
-                    occupied_down=inertia[1],
-                    magnetization_mub=inertia[0] - inertia[1],
-                )
-                say(f"channels: {inertia[0]} up and {inertia[1]} down states occupied (inertia)")
+            if occupations is not None:
+                result["edges"].update(occupations)
+                say(occupation_line(occupations))
     result["edge_eigenvalues_eV"] = edge_values
     timings["peak_rss_mb"] = peak_rss_mb()
     result["timings"] = timings

@@ -231,3 +231,54 @@ def _next_shift(n_occ: int, known: dict[int, float], counts: list[tuple[float, i
         guess = float(edge + (target - (count[-1] if upward else count[0])) / density)
         step = abs(edge - last)  # the window at least doubles: a wrong density cannot stall the search
     return max(guess, edge + step) if upward else min(guess, edge - step)
+
+
+# States closer than this to each other at the Fermi level form one multiplet: a Gamma-only supercell of a
+# cubic metal (bcc Fe 4x4x4) puts a symmetry-degenerate multiplet there, whose states no choice of level
+# between states N and N + 1 separates (the Fe counts gave 577 + 448 = 1025 of 1024 states).
+DEGENERATE_EV = 1e-4
+
+
+def channel_occupations(
+    hs, s, n_electrons: float, homo: float, lumo: float, tolerance: float = DEGENERATE_EV
+) -> dict | None:
+    """Occupied states of each spin channel (one electron per state) at one k, exact by the inertia of
+    H_c - E S; None where SuperLU pivoted off the diagonal (no inertia).
+
+    With a gap between states N and N + 1, the counts below the mid-gap level. When they are degenerate
+    (closer than ``tolerance``), the multiplet at the level (every state within ``tolerance`` of it, in
+    either channel) holds the electrons left over, spread equally over its states as a vanishing smearing
+    would: the occupations are fractional, and ``magnetization_range_mub`` spans the integer fillings."""
+
+    def counts(level: float) -> list[int] | None:
+        found = [ShiftInvert(h, s, level).inertia for h in hs]
+        return None if None in found else found
+
+    if lumo - homo > 2 * tolerance:
+        below = counts(0.5 * (homo + lumo))
+        if below is None:
+            return None
+        return {"occupied_up": below[0], "occupied_down": below[1], "magnetization_mub": below[0] - below[1]}
+    below, through = counts(homo - tolerance), counts(lumo + tolerance)
+    if below is None or through is None:
+        return None
+    inside = [b - a for a, b in zip(below, through, strict=True)]
+    electrons = float(n_electrons) - sum(below)  # those the multiplet holds
+    filling = electrons / sum(inside)
+    up, down = (b + filling * n for b, n in zip(below, inside, strict=True))
+    # integer fillings: u electrons up and electrons - u down, within each channel's share of the multiplet
+    fewest, most = max(0.0, electrons - inside[1]), min(electrons, float(inside[0]))
+    offset = below[0] - below[1] - electrons
+    return {
+        "occupied_up": up,
+        "occupied_down": down,
+        "magnetization_mub": up - down,
+        "magnetization_range_mub": [offset + 2 * fewest, offset + 2 * most],
+        "fermi_multiplet": {
+            "energy_eV": 0.5 * (homo + lumo),
+            "states_up": inside[0],
+            "states_down": inside[1],
+            "electrons": electrons,
+            "tolerance_eV": tolerance,
+        },
+    }

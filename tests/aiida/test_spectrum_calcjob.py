@@ -155,6 +155,15 @@ def test_parser_keeps_both_spin_channels(spectrum_node, tmp_path):
     assert summary["occupied_up"] + summary["occupied_down"] == 32
     assert summary["magnetization_mub"] == summary["occupied_up"] - summary["occupied_down"] < 0
     assert "dos_up_states_per_eV" not in summary and "kpm_magnetization_mub" in summary
+    # identical channels and an odd count: states N and N + 1 are one up-down pair holding one electron
+    same = dataclasses.replace(spin, operators={"H_up": h, "H_down": h, "S": overlap})
+    write_result(tmp_path / "spectrum.json", frame_spectrum(same, n_electrons=31, n_moments=64, n_vectors=2))
+    node = spectrum_node({name: (tmp_path / name).read_bytes() for name in ("spectrum.json", "dos.png")})
+    outputs = SlemSpectrumParser.parse_from_node(node, store_provenance=False)[0]
+    summary = outputs["output_parameters"].get_dict()
+    assert (summary["occupied_up"], summary["magnetization_mub"], summary["magnetization_range_mub"]) == (
+        15.5, 0.0, [-1.0, 1.0])
+    assert (summary["fermi_multiplet_states"], summary["fermi_multiplet_electrons"]) == (2, 1.0)
 
 
 def test_parser_exit_codes(spectrum_node):

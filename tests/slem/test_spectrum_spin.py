@@ -91,3 +91,23 @@ def test_channels_share_one_overlap_and_keep_their_own_h(si64_spin):
     no_overlap = {name: si64_spin.operators[name] for name in ("H_up", "H_down")}
     with pytest.raises(SpectrumError, match="needs H and S"):
         frame_spectrum(dataclasses.replace(si64_spin, operators=no_overlap))
+
+
+def test_a_degenerate_fermi_multiplet_is_filled_equally(si64_spin):
+    """Identical channels make every level a pair (one up, one down state): with 255 electrons states 255
+    and 256 are that pair, and no level between them exists. The multiplet holds the one electron left,
+    half in each channel (M = 0, integer fillings -1 or +1); with 256 the pair is full and the counts are
+    integers."""
+    same = {"H_up": si64_spin.operators["H_down"], "H_down": si64_spin.operators["H_down"],
+            "S": si64_spin.operators["S"]}
+    frame = dataclasses.replace(si64_spin, operators=same)
+    levels = _channel_levels(frame, "H_down")
+    odd = frame_spectrum(frame, n_electrons=255, n_moments=64, n_vectors=2)["edges"]
+    assert abs(odd["homo_eV"] - levels[127]) < 1e-8 and abs(odd["lumo_eV"] - levels[127]) < 1e-8
+    assert odd["occupied_up"] == odd["occupied_down"] == 127.5 and odd["magnetization_mub"] == 0.0
+    assert odd["magnetization_range_mub"] == [-1.0, 1.0]
+    multiplet = odd["fermi_multiplet"]
+    assert (multiplet["states_up"], multiplet["states_down"], multiplet["electrons"]) == (1, 1, 1.0)
+    even = frame_spectrum(frame, n_electrons=256, n_moments=64, n_vectors=2)["edges"]
+    assert (even["occupied_up"], even["occupied_down"], even["magnetization_mub"]) == (128, 128, 0)
+    assert "fermi_multiplet" not in even and abs(even["lumo_eV"] - levels[128]) < 1e-8
