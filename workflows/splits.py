@@ -26,7 +26,7 @@ from slem.data.dimensionality import mesh_from_distance
 from slem.qe.kpoints import folded_points, mesh_points, supercell_mesh
 
 from .dimensionality import structure_vacuum_axes
-from .md_sampling import displaced, repeated
+from .thermal import displaced, repeated
 
 Compositions = dict[str, dict[str, int]]  # {structure label: {element: count}}
 
