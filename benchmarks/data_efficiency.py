@@ -1,0 +1,324 @@
+"""Data efficiency: held-out error against the number of DFT frames, for random frames, committee-selected
+frames and fine-tuning from a model of another material.
+
+Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 3] [--members 4]
+           [--steps 800] [--threads 2] [--out data_efficiency] [--plot docs/images/data_efficiency.png]
+
+DIR holds real pw.x frames made by ``benchmarks/efficiency_frames.py`` on one basis: ``pool.h5`` (Si8
+candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames of the same distribution),
+``validation.h5`` (the early-stopping frames every run shares) and ``source.h5`` (3C-SiC frames, the other
+material). Every run is ``slem train`` with the fast protocol's model and optimiser
+(``workflows/protocols/train.yaml``: H, S from the basis, D; ``--steps`` steps), then ``slem predict`` and
+``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
+
+* random: the first n frames of a seeded permutation of the pool, one run per seed and size;
+* committee: from the same first frames as random seed s, ``--members`` models (seeds 0..) rank the frames
+  not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain`` does) and the most
+  uncertain ones are added up to the next size; member 0's error is the point, the other members are the
+  strategy's cost;
+* finetune: random seed s's frames, starting from one model trained on all of ``source.h5``.
+
+The DFT frames are computed once and charged per use (their pw.x + pp.x + projection seconds, recorded by
+the generator), so each point's cost is its frames' DFT time plus its training (and ranking) time. Printed:
+per strategy and size the H MAE and the band MAE against the LCAO bands (mean and spread over seeds), the
+fewest frames that reach the fast protocol's targets, and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from slem.data.frame import read_frames, write_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOLS = ROOT / "workflows" / "protocols"
+
+
+def fast(name: str) -> dict:
+    protocol = yaml.safe_load((PROTOCOLS / f"{name}.yaml").read_text())
+    base, fast_ = protocol["default_inputs"], protocol["protocols"]["fast"]
+    return base, fast_
+
+
+def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None) -> dict:
+    base, fast_ = fast("train")
+    config, over = base["config"], fast_["config"]
+    training = {**config["training"], **over["training"], "max_steps": steps, "seed": seed}
+    if parent is not None:
+        training["init_model"] = str(parent)
+    return {"dataset": {"path": str(data), "basis_path": str(basis)}, "operators": config["operators"],
+            "output_dir": str(out), "model": {**config["model"], **over["model"]}, "training": training}
+
+
+def validation_settings() -> dict:
+    base, fast_ = fast("validation")
+    settings = dict(base["settings"])
+    for key, value in fast_["settings"].items():
+        settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    return settings
+
+
+def read_report(path: Path) -> dict:
+    """The point's errors from its ``slem validate`` report: H MAE, the bands within 1 eV of E_F against the
+    LCAO bands (mean, worst test frame, per frame)."""
+    content = json.loads(path.read_text())
+    summary, bands = content["summary"], content["bands"]
+    frames = {label: entry["vs_lcao"]["all"]["fermi_window_mae_meV"] for label, entry in bands.items()}
+    return {"H_meV": summary["H_mae_meV"], "bands_meV": summary["fermi_window_mae_vs_lcao_meV"],
+            "worst_bands_meV": max(frames.values()), "bands_by_frame_meV": frames}
+
+
+class Runner:
+    def __init__(self, frames: Path, out: Path, steps: int, threads: int):
+        self.pool = read_frames(frames / "pool.h5")
+        self.validation = read_frames(frames / "validation.h5")
+        self.test, self.basis, self.out, self.steps = frames / "test.h5", frames / "basis.h5", out, steps
+        self.source = frames / "source.h5"
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        self.threads = str(threads)
+        (out / "settings.json").write_text(json.dumps(validation_settings()))
+
+    def run(self, *command: str) -> float:
+        start = time.perf_counter()
+        subprocess.run(["slem", *command, "--threads", self.threads], check=True, env=self.env,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+    def dataset(self, name: str, frames: list) -> Path:
+        path = self.out / f"{name}.h5"
+        n = len(frames)
+        write_frames(path, [*frames, *self.validation],
+                     split={"train": list(range(n)), "validation": list(range(n, n + len(self.validation)))})
+        return path
+
+    def train(self, name: str, data: Path, seed: int, parent: Path | None = None) -> tuple[Path, float]:
+        run = self.out / name
+        model = run / "model.pt"
+        timing = run / "seconds.json"
+        if model.is_file() and timing.is_file():  # resumable: a finished run is kept
+            return model, json.loads(timing.read_text())["train_s"]
+        config = self.out / f"{name}.json"
+        config.write_text(json.dumps(train_config(data, self.basis, run, seed, self.steps, parent)))
+        seconds = self.run("train", str(config), "--no-progress")
+        timing.write_text(json.dumps({"train_s": seconds}))
+        return model, seconds
+
+    def evaluate(self, name: str, model: Path) -> dict:
+        report = self.out / name / "report.json"
+        if not report.is_file():
+            predictions = self.out / name / "test_predictions.h5"
+            self.run("predict", str(model), str(self.test), "-o", str(predictions))
+            settings = str(self.out / "settings.json")
+            self.run("validate", str(predictions), str(self.test), "--settings", settings, "-o", str(report),
+                     "--plots", str(self.out / name / "plots"))
+        return read_report(report)
+
+    def point(self, strategy: str, seed: int, frames: list, parent: Path | None = None) -> dict:
+        name = f"{strategy}_s{seed}_n{len(frames)}"
+        model, train_s = self.train(name, self.dataset(name, frames), seed, parent)
+        return self.record(strategy, seed, name, model, frames, train_s)
+
+    def record(self, strategy: str, seed: int, name: str, model: Path, frames: list, train_s: float) -> dict:
+        return {"strategy": strategy, "seed": seed, "n_frames": len(frames), **self.evaluate(name, model),
+                "dft_s": sum(frame.metadata["dft_s"] for frame in frames), "train_s": train_s,
+                "model": str(model), "labels": [frame.metadata["label"] for frame in frames]}
+
+    def committee_rank(self, name: str, models: list[Path], candidates: list) -> list[str]:
+        """Candidate labels by falling H spread of the committee."""
+        path = self.out / f"{name}_candidates.h5"
+        write_frames(path, candidates)
+        report = self.out / f"{name}_committee.json"
+        self.run("committee", *map(str, models), "--frames", str(path), "-o", str(report))
+        rows = json.loads(report.read_text())["frames"]
+        return [row["label"] for row in sorted(rows, key=lambda row: -row["sigma_H_meV"])]
+
+
+def random_points(runner: Runner, order: list[int], seed: int, sizes: list[int]) -> list[dict]:
+    return [runner.point("random", seed, [runner.pool[i] for i in order[:n]]) for n in sizes]
+
+
+def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[int], members: int) -> list:
+    """Start from the random run's first frames; each round's committee picks the next frames (the last
+    round's frames need no ranking, so only its member 0 is trained)."""
+    chosen = [runner.pool[i] for i in order[: sizes[0]]]
+    points = []
+    for number, n in enumerate(sizes):
+        name = f"committee_s{seed}_n{n}"
+        data = runner.dataset(name, chosen)
+        last = number + 1 == len(sizes)
+        # member 0 has the random run's training seed, so both strategies' first points are one run
+        trained = [runner.train(f"{name}_m{k}", data, seed + 1000 * k) for k in range(1 if last else members)]
+        models = [model for model, _ in trained]
+        cost = sum(seconds for _, seconds in trained)
+        points.append(runner.record("committee", seed, f"{name}_m0", models[0], chosen, cost))
+        if last:
+            break
+        used = {f.metadata["label"] for f in chosen}
+        candidates = [f for f in runner.pool if f.metadata["label"] not in used]
+        start = time.perf_counter()
+        ranked = runner.committee_rank(name, list(models), candidates)
+        points[-1]["rank_s"] = time.perf_counter() - start
+        by_label = {f.metadata["label"]: f for f in candidates}
+        chosen = chosen + [by_label[label] for label in ranked[: sizes[number + 1] - n]]
+    return points
+
+
+def finetune_points(runner: Runner, order: list[int], seed: int, sizes: list[int], parent: Path) -> list:
+    return [runner.point("finetune", seed, [runner.pool[i] for i in order[:n]], parent) for n in sizes]
+
+
+def summarise(points: list[dict], sizes: list[int], targets: dict) -> dict:
+    table = {}
+    for strategy in ("random", "committee", "finetune"):
+        for n in sizes:
+            rows = [p for p in points if p["strategy"] == strategy and p["n_frames"] == n]
+            if rows:
+                keys = ("H_meV", "bands_meV", "worst_bands_meV", "dft_s", "train_s")
+                values = {key: [r[key] for r in rows] for key in keys}
+                table[(strategy, n)] = {
+                    key: (float(np.mean(v)), float(np.std(v)), len(v)) for key, v in values.items()}
+    first = {}
+    for strategy in ("random", "committee", "finetune"):
+        reached = [n for n in sizes if (strategy, n) in table
+                   and all(table[(strategy, n)][key][0] <= limit for key, limit in targets.items())]
+        first[strategy] = min(reached) if reached else None
+    return {"table": table, "frames_to_target": first}
+
+
+def plot(points: list[dict], path: Path, targets: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = ((axes[0], "H_meV", "H MAE (meV)"),
+              (axes[1], "bands_meV", "bands within 1 eV of E_F, vs LCAO (meV)"))
+    for ax, key, label in panels:
+        for strategy, marker in (("random", "o"), ("committee", "s"), ("finetune", "^")):
+            rows = [p for p in points if p["strategy"] == strategy]
+            if not rows:
+                continue
+            sizes = sorted({p["n_frames"] for p in rows})
+            values = [[p[key] for p in rows if p["n_frames"] == n] for n in sizes]
+            ax.errorbar(sizes, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker=marker,
+                        capsize=3, label=f"{strategy} ({len({p['seed'] for p in rows})} seeds)")
+        ax.axhline(targets[key], color="grey", ls="--", lw=1, label="fast protocol target")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({p["n_frames"] for p in points}), labels=None)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_yscale("log")
+        ax.set_xlabel("DFT frames (Si8) in training")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    axes[0].set_title("held-out Si8 frames")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def run(args, sizes: list[int]) -> list[dict]:
+    """Every point of the requested strategies (finished runs in --out are reused)."""
+    strategies = set(filter(None, args.strategies.split(",")))
+    runner = Runner(args.frames, args.out, args.steps, args.threads)
+    if sizes[-1] > len(runner.pool):
+        raise SystemExit(f"--sizes {sizes[-1]} exceeds the pool's {len(runner.pool)} frames")
+    parent = None
+    if "finetune" in strategies:
+        parent, seconds = runner.train("source", runner.dataset("source", read_frames(runner.source)), 0)
+        print(f"finetune: the SiC source model trained {seconds:.0f} s on {len(read_frames(runner.source))} "
+              "frames (not charged to the points)", flush=True)
+    points = []
+    for seed in range(args.seeds):
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(runner.pool))]
+        if "random" in strategies:
+            points += random_points(runner, order, seed, sizes)
+        if "committee" in strategies and seed < (args.committee_seeds or args.seeds):
+            points += committee_points(runner, order, seed, sizes, args.members)
+        if "finetune" in strategies:
+            points += finetune_points(runner, order, seed, sizes, parent)
+        (args.out / "points.json").write_text(json.dumps(points, indent=1))
+    return points
+
+
+def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> dict:
+    result = summarise(points, sizes, targets)
+    print(header + "; load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print(f"{'strategy':10s} {'frames':>6s} {'H MAE (meV)':>14s} {'bands (meV)':>15s} {'worst frame':>15s} "
+          f"{'DFT s':>7s} {'train s':>8s} {'seeds':>5s}")
+    for (strategy, n), row in result["table"].items():
+        errors = ("H_meV", "bands_meV", "worst_bands_meV")
+        cells = " ".join(f"{row[key][0]:9.2f} ±{row[key][1]:5.2f}" for key in errors)
+        print(f"{strategy:10s} {n:6d} {cells} {row['dft_s'][0]:7.0f} {row['train_s'][0]:8.0f} "
+              f"{row['H_meV'][2]:5d}")
+    first = result["frames_to_target"]
+    print(f"fewest frames whose mean over seeds reaches H <= {targets['H_meV']:g} meV and bands <= "
+          f"{targets['bands_meV']:g} meV: {first}")
+    if first.get("random") and first.get("committee"):
+        print(f"ratio committee / random frames to target: {first['committee'] / first['random']:.2f}")
+    return result
+
+
+def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None, int]]:
+    """Per committee round: Spearman's rank correlation of the candidates' H spread with their true error
+    (the pool frames carry their DFT reference, which the ranking never sees)."""
+    rows = []
+    for folder in folders:
+        for path in sorted(folder.glob("committee_s*_committee.json")):
+            report = json.loads(path.read_text())
+            rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],
+                         report["frames_with_reference"]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--sizes", default="2,4,8,16")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--committee-seeds", type=int, help="default: --seeds")
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--strategies", default="random,committee,finetune", help="'' to only report")
+    parser.add_argument("--out", type=Path, default=Path("data_efficiency"))
+    parser.add_argument("--also", type=Path, nargs="*", default=[],
+                        help="--out folders of other runs (e.g. the strategies split over two processes) "
+                        "whose points join the table and plot")
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    sizes = sorted(int(n) for n in args.sizes.split(","))
+    args.out.mkdir(parents=True, exist_ok=True)
+    points = run(args, sizes)
+    for folder in args.also:
+        points += json.loads((folder / "points.json").read_text())
+    for point in points:  # the errors as the reports hold them (points.json of an older run may lack some)
+        point.update(read_report(Path(point["model"]).parent / "report.json"))
+    # the test frames are smeared (see efficiency_frames.py), so the fast protocol's metal targets apply
+    thresholds = validation_settings()["metal_thresholds"]
+    targets = {"H_meV": thresholds["H_mae_meV"],
+               "bands_meV": thresholds["fermi_window_mae_vs_lcao_meV"]}
+    header = (f"Si8 DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
+              f"threads, {len(read_frames(args.frames / 'test.h5'))} held-out test frames")
+    result = report(points, sizes, targets, header)
+    for name, rho, n in committee_correlations([args.out, *args.also]):
+        value = "-" if rho is None else f"{rho:.3f}"
+        print(f"{name}: Spearman(H spread, error of the committee mean) {value} over {n} candidates")
+    if args.plot:
+        plot(points, args.plot, targets)
+    table = {f"{strategy}_{n}": row for (strategy, n), row in result["table"].items()}
+    print(json.dumps({"frames_to_target": result["frames_to_target"], "table": table}))
+
+
+if __name__ == "__main__":
+    main()
