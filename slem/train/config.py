@@ -71,6 +71,11 @@ class TrainingSection:
     # fine-tuning: start from this model file's weights and output statistics; the model section must
     # describe the same architecture (a walltime restart then rebuilds it without the file)
     init_model: str | None = None
+    # fine-tuning on another material: fit the output statistics (onsite means, the two-centre hopping
+    # baselines, scales) anew from this run's training frames, keeping the parent's network. Another
+    # material has another energy zero (H + mu S) and other bond lengths, which the parent's statistics
+    # would otherwise carry into the first steps (docs/training.md)
+    refit_statistics: bool = False
 
 
 @dataclass
@@ -172,6 +177,9 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
             problems.append(f"'training.{key}' must be >= 0, got {t[key]}")
     if isinstance(t.get("init_model"), str) and not t["init_model"].strip():
         problems.append(f"'training.init_model' must be a slem model file's path, got {t['init_model']!r}")
+    if t.get("refit_statistics") and not t.get("init_model"):
+        problems.append("'training.refit_statistics' refits a fine-tuned model's output statistics and needs "
+                        "'training.init_model'; a model trained from scratch always fits them")
     if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:
         problems.append(f"'training.ema' is the EMA decay and must lie in (0, 1), e.g. 0.99; got {t['ema']}")
     if t.get("eigenvalue_loss", 0.0) > 0 and not {"H", "S"} <= set(ops):

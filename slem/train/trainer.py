@@ -117,8 +117,11 @@ class Trainer:
         resume_path = self._resume_path()
         if resume_path is None:
             if parent is not None:
-                # fine-tuning keeps the parent's output statistics: its weights were trained with them
+                # fine-tuning keeps the parent's output statistics, which its weights were trained with,
+                # unless another material's energy zero and bond lengths ask for them anew
                 model_io.load_parent_weights(self.model, self.model_config, parent, self.t.init_model)
+                if self.t.refit_statistics:
+                    model_io.fit_rescale(self.model, self.graphs.all("train"), self.config.operators)
             else:
                 model_io.fill_exact_overlap(self.model, self.config.dataset.basis_path)
                 # rescale statistics come from the training data only, before any optimisation
