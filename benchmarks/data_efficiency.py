@@ -1,8 +1,9 @@
 """Data efficiency: held-out error against the number of DFT frames, for random frames, committee-selected
 frames and fine-tuning from a model of another material.
 
-Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 3] [--members 4]
-           [--steps 800] [--threads 2] [--out data_efficiency] [--plot docs/images/data_efficiency.png]
+Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 2] [--members 3]
+           [--steps 300] [--threads 2] [--strategies random,committee,finetune,refit] [--out DIR]
+           [--also DIR ...] [--source-model model.pt] [--plot docs/images/data_efficiency.png]
 
 DIR holds real pw.x frames made by ``benchmarks/efficiency_frames.py`` on one basis: ``pool.h5`` (Si8
 candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames of the same distribution),
@@ -12,16 +13,22 @@ material). Every run is ``slem train`` with the fast protocol's model and optimi
 ``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
 
 * random: the first n frames of a seeded permutation of the pool, one run per seed and size;
-* committee: from the same first frames as random seed s, ``--members`` models (seeds 0..) rank the frames
-  not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain`` does) and the most
+* committee: from the same first frames as random seed s, ``--members`` models (member 0 with seed s) rank
+  the frames not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain`` does) and the most
   uncertain ones are added up to the next size; member 0's error is the point, the other members are the
   strategy's cost;
-* finetune: random seed s's frames, starting from one model trained on all of ``source.h5``.
+* finetune: random seed s's frames, starting from one model trained on all of ``source.h5``;
+* refit: the same with ``training.refit_statistics`` (the output statistics fitted anew from the Si frames:
+  another material has another energy zero and other bond lengths).
 
+``--strategies ''`` runs nothing and reports the points of ``--out`` and ``--also`` (strategies split over
+processes, e.g. one thread each on two cores).
 The DFT frames are computed once and charged per use (their pw.x + pp.x + projection seconds, recorded by
 the generator), so each point's cost is its frames' DFT time plus its training (and ranking) time. Printed:
-per strategy and size the H MAE and the band MAE against the LCAO bands (mean and spread over seeds), the
-fewest frames that reach the fast protocol's targets, and one JSON line.
+per strategy and size the H MAE and the error of the bands within 1 eV of E_F against the LCAO bands (the
+fast protocol's metal metric: the frames are smeared), on all test frames, on their distorted half and on the
+worst one (mean and spread over seeds); the fewest frames that reach the fast protocol's targets; the
+committee's rank correlation per round; one JSON line.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from slem.data.frame import read_frames, write_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ROOT / "workflows" / "protocols"
+STRATEGIES = ("random", "committee", "finetune", "refit")
 
 
 def fast(name: str) -> dict:
@@ -48,12 +56,13 @@ def fast(name: str) -> dict:
     return base, fast_
 
 
-def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None) -> dict:
+def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
+                 refit: bool = False) -> dict:
     base, fast_ = fast("train")
     config, over = base["config"], fast_["config"]
     training = {**config["training"], **over["training"], "max_steps": steps, "seed": seed}
     if parent is not None:
-        training["init_model"] = str(parent)
+        training.update(init_model=str(parent), refit_statistics=refit)
     return {"dataset": {"path": str(data), "basis_path": str(basis)}, "operators": config["operators"],
             "output_dir": str(out), "model": {**config["model"], **over["model"]}, "training": training}
 
@@ -99,14 +108,15 @@ class Runner:
                      split={"train": list(range(n)), "validation": list(range(n, n + len(self.validation)))})
         return path
 
-    def train(self, name: str, data: Path, seed: int, parent: Path | None = None) -> tuple[Path, float]:
+    def train(self, name: str, data: Path, seed: int, parent: Path | None = None,
+              refit: bool = False) -> tuple[Path, float]:
         run = self.out / name
         model = run / "model.pt"
         timing = run / "seconds.json"
         if model.is_file() and timing.is_file():  # resumable: a finished run is kept
             return model, json.loads(timing.read_text())["train_s"]
         config = self.out / f"{name}.json"
-        config.write_text(json.dumps(train_config(data, self.basis, run, seed, self.steps, parent)))
+        config.write_text(json.dumps(train_config(data, self.basis, run, seed, self.steps, parent, refit)))
         seconds = self.run("train", str(config), "--no-progress")
         timing.write_text(json.dumps({"train_s": seconds}))
         return model, seconds
@@ -123,7 +133,7 @@ class Runner:
 
     def point(self, strategy: str, seed: int, frames: list, parent: Path | None = None) -> dict:
         name = f"{strategy}_s{seed}_n{len(frames)}"
-        model, train_s = self.train(name, self.dataset(name, frames), seed, parent)
+        model, train_s = self.train(name, self.dataset(name, frames), seed, parent, strategy == "refit")
         return self.record(strategy, seed, name, model, frames, train_s)
 
     def record(self, strategy: str, seed: int, name: str, model: Path, frames: list, train_s: float) -> dict:
@@ -171,13 +181,16 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
     return points
 
 
-def finetune_points(runner: Runner, order: list[int], seed: int, sizes: list[int], parent: Path) -> list:
-    return [runner.point("finetune", seed, [runner.pool[i] for i in order[:n]], parent) for n in sizes]
+def finetune_points(runner: Runner, order: list[int], seed: int, sizes: list[int], parent: Path,
+                    strategy: str = "finetune") -> list:
+    """Random seed ``seed``'s frames from the SiC model; ``refit``: with its output statistics fitted anew
+    (training.refit_statistics)."""
+    return [runner.point(strategy, seed, [runner.pool[i] for i in order[:n]], parent) for n in sizes]
 
 
 def summarise(points: list[dict], sizes: list[int], targets: dict) -> dict:
     table = {}
-    for strategy in ("random", "committee", "finetune"):
+    for strategy in STRATEGIES:
         for n in sizes:
             rows = [p for p in points if p["strategy"] == strategy and p["n_frames"] == n]
             if rows:
@@ -186,7 +199,7 @@ def summarise(points: list[dict], sizes: list[int], targets: dict) -> dict:
                 table[(strategy, n)] = {
                     key: (float(np.mean(v)), float(np.std(v)), len(v)) for key, v in values.items()}
     first = {}
-    for strategy in ("random", "committee", "finetune"):
+    for strategy in STRATEGIES:
         reached = [n for n in sizes if (strategy, n) in table
                    and all(table[(strategy, n)][key][0] <= limit for key, limit in targets.items())]
         first[strategy] = min(reached) if reached else None
@@ -204,7 +217,7 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
     panels = ((axes[0], "H_meV", "H MAE (meV)"),
               (axes[1], "bands_meV", "bands within 1 eV of E_F, vs LCAO (meV)"))
     for ax, key, label in panels:
-        for strategy, marker in (("random", "o"), ("committee", "s"), ("finetune", "^")):
+        for strategy, marker in zip(STRATEGIES, "os^v", strict=True):
             rows = [p for p in points if p["strategy"] == strategy]
             if not rows:
                 continue
@@ -232,8 +245,8 @@ def run(args, sizes: list[int]) -> list[dict]:
     runner = Runner(args.frames, args.out, args.steps, args.threads)
     if sizes[-1] > len(runner.pool):
         raise SystemExit(f"--sizes {sizes[-1]} exceeds the pool's {len(runner.pool)} frames")
-    parent = None
-    if "finetune" in strategies:
+    parent = args.source_model
+    if strategies & {"finetune", "refit"} and parent is None:
         parent, seconds = runner.train("source", runner.dataset("source", read_frames(runner.source)), 0)
         print(f"finetune: the SiC source model trained {seconds:.0f} s on {len(read_frames(runner.source))} "
               "frames (not charged to the points)", flush=True)
@@ -244,8 +257,8 @@ def run(args, sizes: list[int]) -> list[dict]:
             points += random_points(runner, order, seed, sizes)
         if "committee" in strategies and seed < (args.committee_seeds or args.seeds):
             points += committee_points(runner, order, seed, sizes, args.members)
-        if "finetune" in strategies:
-            points += finetune_points(runner, order, seed, sizes, parent)
+        for strategy in sorted(strategies & {"finetune", "refit"}):
+            points += finetune_points(runner, order, seed, sizes, parent, strategy)
         (args.out / "points.json").write_text(json.dumps(points, indent=1))
     return points
 
@@ -291,7 +304,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--strategies", default="random,committee,finetune", help="'' to only report")
+    parser.add_argument("--strategies", default="random,committee,finetune,refit", help="'' to only report")
+    parser.add_argument("--source-model", type=Path,
+                        help="the SiC model of another run (default: trained here)")
     parser.add_argument("--out", type=Path, default=Path("data_efficiency"))
     parser.add_argument("--also", type=Path, nargs="*", default=[],
                         help="--out folders of other runs (e.g. the strategies split over two processes) "
