@@ -13,10 +13,10 @@ material). Every run is ``slem train`` with the fast protocol's model and optimi
 ``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
 
 * random: the first n frames of a seeded permutation of the pool, one run per seed and size;
-* committee: from the same first frames as random seed s, ``--members`` models (member 0 with seed s) rank
-  the frames not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain`` does) and the most
-  uncertain ones are added up to the next size; member 0's error is the point, the other members are the
-  strategy's cost;
+* committee: from the same first frames as random seed s, ``--members`` models (member 0 with seed s)
+  rank the frames not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain``
+  does) and the most uncertain ones are added up to the next size; member 0's error is the point, the
+  other members are the strategy's cost;
 * finetune: random seed s's frames, starting from one model trained on all of ``source.h5``;
 * refit: the same with ``training.refit_statistics`` (the output statistics fitted anew from the Si frames:
   another material has another energy zero and other bond lengths).
