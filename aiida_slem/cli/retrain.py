@@ -4,7 +4,9 @@ The new pipeline gets the first one's protocol, overrides, job options, GPUs and
 ``builder_parameters`` input), plus optional training-config overrides. With caching on (``aiida-slem
 setup`` turns it on for pw.x and projection jobs) any DFT already done for identical inputs is reused.
 With ``--fine-tune`` the training starts from MODEL's weights (its ``parent_model`` input) instead of
-from scratch; the new structure may hold only elements MODEL knows.
+from scratch; the new structure may hold only elements MODEL knows. For another material add
+``--refit-statistics``: its energy zero and bond lengths differ, so the output statistics are fitted anew
+from the new frames (``training.refit_statistics``, docs/training.md).
 """
 
 from __future__ import annotations
@@ -116,10 +118,20 @@ def launch(builder, run_here: bool):
     "--fine-tune", is_flag=True, help="Start the training from MODEL's weights instead of from scratch."
 )
 @click.option(
+    "--refit-statistics",
+    is_flag=True,
+    help="With --fine-tune on another material: fit the output statistics anew from the new frames.",
+)
+@click.option(
     "--run", "run_here", is_flag=True, help="Run in this process instead of submitting to the daemon."
 )
 def retrain(
-    model_pk: int, structure_file: pathlib.Path, config_overrides: str | None, fine_tune: bool, run_here: bool
+    model_pk: int,
+    structure_file: pathlib.Path,
+    config_overrides: str | None,
+    fine_tune: bool,
+    refit_statistics: bool,
+    run_here: bool,
 ) -> None:
     """Rerun the pipeline of MODEL on the structure in FILE; prints the new pipeline's PK."""
     import ase.io
@@ -128,6 +140,11 @@ def retrain(
     from aiida_slem.cli.nodes import load_node_or_fail
     from aiida_slem.data.model import SlemModelData
 
+    if refit_statistics and not fine_tune:
+        raise click.ClickException(
+            "--refit-statistics refits a fine-tuned model's output statistics: add --fine-tune (a model "
+            "trained from scratch always fits them)"
+        )
     load_profile()
     model = load_node_or_fail(model_pk)
     if not isinstance(model, SlemModelData):
@@ -136,6 +153,9 @@ def retrain(
         overrides = json.loads(config_overrides) if config_overrides else None
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--config-overrides is not valid JSON: {exc}") from exc
+    if refit_statistics:
+        overrides = overrides or {}
+        overrides["training"] = {**overrides.get("training", {}), "refit_statistics": True}
     try:
         atoms = ase.io.read(structure_file)
     except Exception as exc:  # noqa: BLE001 - ase raises many types for unreadable files

@@ -203,6 +203,9 @@ def test_retrain_fine_tune_refuses_elements_the_model_does_not_know(pipeline, tm
     assert result.exit_code != 0
     assert f"model <{model.pk}> knows ['Si'], not ['C']" in result.output
     assert "retrain without --fine-tune" in result.output
+    refit_alone = CliRunner().invoke(retrain, [str(model.pk), "--structure", str(tmp_path / "diamond.cif"),
+                                               "--refit-statistics", "--run"])
+    assert refit_alone.exit_code != 0 and "add --fine-tune" in refit_alone.output
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
