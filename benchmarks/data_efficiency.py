@@ -259,7 +259,8 @@ def run(args, sizes: list[int]) -> list[dict]:
             points += committee_points(runner, order, seed, sizes, args.members)
         for strategy in sorted(strategies & {"finetune", "refit"}):
             points += finetune_points(runner, order, seed, sizes, parent, strategy)
-        (args.out / "points.json").write_text(json.dumps(points, indent=1))
+        if strategies:  # a report-only call must not overwrite the points of the runs in --out
+            (args.out / "points.json").write_text(json.dumps(points, indent=1))
     return points
 
 
