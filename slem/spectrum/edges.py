@@ -251,7 +251,12 @@ def channel_occupations(
     would: the occupations are fractional, and ``magnetization_range_mub`` spans the integer fillings."""
 
     def counts(level: float) -> list[int] | None:
-        found = [ShiftInvert(h, s, level).inertia for h in hs]
+        found = []
+        for h in hs:
+            try:
+                found.append(ShiftInvert(h, s, level).inertia)
+            except EdgesError:  # the level is an eigenvalue to machine precision: step off it
+                found.append(ShiftInvert(h, s, level + 1e-9 * max(1.0, abs(level))).inertia)
         return None if None in found else found
 
     if lumo - homo > 2 * tolerance:
