@@ -5,8 +5,6 @@ splits (a held-out structure or composition, larger cells).
 
 from __future__ import annotations
 
-from collections import Counter
-
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.checks import check_spin, check_spin_orbit, check_structure_and_pseudos
 
@@ -30,10 +28,7 @@ def _pw_parameters(inputs: dict) -> list[dict]:
 
 def structure_compositions(structures) -> dict[str, dict[str, int]]:
     """{label: {element: count}}: what the transfer splits are decided on."""
-    return {
-        label: dict(Counter(structure.get_kind(site.kind_name).symbol for site in structure.sites))
-        for label, structure in structures.items()
-    }
+    return {label: structure.get_composition() for label, structure in structures.items()}
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
