@@ -23,18 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from fast_protocol import fast_inputs  # same folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def fast_config(train: Path, out: Path, seed: int, steps: int) -> dict:
-    protocol = yaml.safe_load((ROOT / "workflows" / "protocols" / "train.yaml").read_text())
-    config = protocol["default_inputs"]["config"]
-    fast = protocol["protocols"]["fast"]["config"]
-    model = {**config["model"], **fast["model"]}
+    config = fast_inputs("train")["config"]
+    model = dict(config["model"])
     model.pop("overlap", None)  # the frames file has no basis tables: S is learned here
-    training = {**config["training"], **fast["training"], "max_steps": steps, "seed": seed,
+    training = {**config["training"], "max_steps": steps, "seed": seed,
                 "validate_every": steps, "checkpoint_every": steps}
     return {"dataset": {"path": str(train)}, "operators": ["H", "S"], "output_dir": str(out),
             "model": model, "training": training}

@@ -41,38 +41,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+from fast_protocol import fast_inputs  # same folder
 
 from slem.data.frame import read_frames, write_frames
 
-ROOT = Path(__file__).resolve().parents[1]
-PROTOCOLS = ROOT / "workflows" / "protocols"
 STRATEGIES = ("random", "committee", "finetune", "refit")
-
-
-def fast(name: str) -> dict:
-    protocol = yaml.safe_load((PROTOCOLS / f"{name}.yaml").read_text())
-    base, fast_ = protocol["default_inputs"], protocol["protocols"]["fast"]
-    return base, fast_
 
 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
                  refit: bool = False) -> dict:
-    base, fast_ = fast("train")
-    config, over = base["config"], fast_["config"]
-    training = {**config["training"], **over["training"], "max_steps": steps, "seed": seed}
+    config = fast_inputs("train")["config"]
+    training = {**config["training"], "max_steps": steps, "seed": seed}
     if parent is not None:
         training.update(init_model=str(parent), refit_statistics=refit)
-    return {"dataset": {"path": str(data), "basis_path": str(basis)}, "operators": config["operators"],
-            "output_dir": str(out), "model": {**config["model"], **over["model"]}, "training": training}
-
-
-def validation_settings() -> dict:
-    base, fast_ = fast("validation")
-    settings = dict(base["settings"])
-    for key, value in fast_["settings"].items():
-        settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
-    return settings
+    return {**config, "dataset": {"path": str(data), "basis_path": str(basis)}, "output_dir": str(out),
+            "training": training}
 
 
 def read_report(path: Path) -> dict:
@@ -93,7 +76,7 @@ class Runner:
         self.source = frames / "source.h5"
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         self.threads = str(threads)
-        (out / "settings.json").write_text(json.dumps(validation_settings()))
+        (out / "settings.json").write_text(json.dumps(fast_inputs("validation")["settings"]))
 
     def run(self, *command: str) -> float:
         start = time.perf_counter()
@@ -247,9 +230,10 @@ def run(args, sizes: list[int]) -> list[dict]:
         raise SystemExit(f"--sizes {sizes[-1]} exceeds the pool's {len(runner.pool)} frames")
     parent = args.source_model
     if strategies & {"finetune", "refit"} and parent is None:
-        parent, seconds = runner.train("source", runner.dataset("source", read_frames(runner.source)), 0)
-        print(f"finetune: the SiC source model trained {seconds:.0f} s on {len(read_frames(runner.source))} "
-              "frames (not charged to the points)", flush=True)
+        source = read_frames(runner.source)
+        parent, seconds = runner.train("source", runner.dataset("source", source), 0)
+        print(f"finetune: the SiC source model trained {seconds:.0f} s on {len(source)} frames (not charged "
+              "to the points)", flush=True)
     points = []
     for seed in range(args.seeds):
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(runner.pool))]
@@ -321,18 +305,19 @@ def main() -> None:
         points += json.loads((folder / "points.json").read_text())
     # the distorted half of the test frames (rms displacement above their median): the committee picks the
     # most distorted candidates, so this is where its frames should pay off
-    rattle = {f.metadata["label"]: f.metadata["rattle_rms"] for f in read_frames(args.frames / "test.h5")}
+    test = read_frames(args.frames / "test.h5")
+    rattle = {f.metadata["label"]: f.metadata["rattle_rms"] for f in test}
     distorted = {label for label, rms in rattle.items() if rms > np.median(list(rattle.values()))}
     for point in points:  # the errors as the reports hold them (points.json of an older run may lack some)
         point.update(read_report(Path(point["model"]).parent / "report.json"))
         point["distorted_bands_meV"] = float(np.mean(
             [error for label, error in point["bands_by_frame_meV"].items() if label in distorted]))
     # the test frames are smeared (see efficiency_frames.py), so the fast protocol's metal targets apply
-    thresholds = validation_settings()["metal_thresholds"]
+    thresholds = fast_inputs("validation")["settings"]["metal_thresholds"]
     targets = {"H_meV": thresholds["H_mae_meV"],
                "bands_meV": thresholds["fermi_window_mae_vs_lcao_meV"]}
     header = (f"Si8 DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
-              f"threads, {len(read_frames(args.frames / 'test.h5'))} held-out test frames")
+              f"threads, {len(test)} held-out test frames")
     result = report(points, sizes, targets, header)
     for name, rho, n in committee_correlations([args.out, *args.also]):
         value = "-" if rho is None else f"{rho:.3f}"
