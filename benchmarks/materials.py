@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk, graphene, mx2
+from ase.build import bulk, graphene, make_supercell, mx2
 
 from slem.allocator import keep_freed_memory
 from slem.bands.bloch import band_energies
@@ -57,11 +57,30 @@ class Material:
     atoms: Atoms
     metal: bool = False
     kspacing: float = 0.25  # 1/Angstrom (2 pi included), the SCF mesh
+    # pw.x starting magnetisation per element: nspin=2, smeared, one pp.x potential per channel
+    magnetization: dict[str, float] | None = None
+    band_kpoints: tuple[int, int] = (30, 10)  # along the path, random; fewer for costly cells
+    # a magnetic insulator's smearing is kept well below its gap, so that pw.x's moment is the integer one
+    degauss: float = SMEARING["degauss"]
 
 
 def _sheet(atoms: Atoms) -> Atoms:
     atoms.pbc = True  # pw.x is periodic in 3D; the vacuum gap makes it a sheet (slem.data.dimensionality)
     return atoms
+
+
+SQRT3 = [[2, 1, 0], [-1, 1, 0], [0, 0, 1]]
+
+
+def _cri3(a: float = 6.867, vacuum: float = 8.0) -> Atoms:
+    """Monolayer CrI3 (P-31m): a 1T CrI2 layer in its sqrt3 x sqrt3 cell with one Cr of three removed,
+    the I planes placed for the 2.74 A Cr-I bond of the bulk crystal (unrelaxed: pw.x and LCAO see the
+    same atoms, which is all the comparison needs)."""
+    a0 = a / np.sqrt(3.0)
+    height = np.sqrt(2.74**2 - a0**2 / 3.0)
+    layer = make_supercell(mx2("CrI2", "1T", a=a0, thickness=2 * height, vacuum=vacuum), SQRT3)
+    del layer[[i for i, s in enumerate(layer.get_chemical_symbols()) if s == "Cr"][0]]
+    return _sheet(layer)
 
 
 MATERIALS = {
@@ -76,6 +95,9 @@ MATERIALS = {
     "Al": Material(bulk("Al", "fcc", a=4.04), metal=True, kspacing=0.15),
     "Cu": Material(bulk("Cu", "fcc", a=3.615), metal=True, kspacing=0.15),
     "HfO2": Material(bulk("HfO2", "fluorite", a=5.08)),
+    "Fe": Material(bulk("Fe", "bcc", a=2.83), metal=True, kspacing=0.25, magnetization={"Fe": 0.4}),
+    "Ni": Material(bulk("Ni", "fcc", a=3.52), metal=True, kspacing=0.25, magnetization={"Ni": 0.4}),
+    "CrI3": Material(_cri3(), kspacing=0.3, magnetization={"Cr": 0.5}, band_kpoints=(12, 6), degauss=0.005),
 }
 
 
@@ -99,11 +121,29 @@ def read_manifests(folders: list[Path]) -> tuple[dict[str, Path], dict[str, list
     return files, hints
 
 
+def potential_files(material: Material) -> list[str]:
+    """pp.x's local potential files of a material's SCF: one, or one per spin channel."""
+    return ["v_up.dat", "v_down.dat"] if material.magnetization else ["vtot.dat"]
+
+
+def spin_settings(material: Material) -> dict:
+    """pw.x &system entries of a spin-polarised SCF (species in first-appearance order, as pw_input)."""
+    if not material.magnetization:
+        return SMEARING if material.metal else {}
+    species = list(dict.fromkeys(material.atoms.get_chemical_symbols()))
+    start = {
+        f"starting_magnetization({i + 1})": material.magnetization[s]
+        for i, s in enumerate(species)
+        if s in material.magnetization
+    }
+    return {**SMEARING, "degauss": material.degauss, "nspin": 2, **start}
+
+
 def run_scf(name: str, material: Material, files, ecut: float, mesh, workdir: Path) -> Path:
     folder = workdir / name
     atoms = material.atoms
     symbols = atoms.get_chemical_symbols()
-    if not (folder / "vtot.dat").is_file():
+    if not (folder / potential_files(material)[-1]).is_file():
         pseudos = {s: files[s].name for s in set(symbols)}
         pseudo_dir = {files[s].parent for s in set(symbols)}
         if len(pseudo_dir) != 1:  # pw.x takes one pseudo_dir: link the files into the run folder
@@ -121,10 +161,13 @@ def run_scf(name: str, material: Material, files, ecut: float, mesh, workdir: Pa
             ecut,
             mesh,
             pseudo_dir=pseudo_dir.pop(),
-            system={**(SMEARING if material.metal else {}), "ecutrho": 4 * ecut},
+            system={**spin_settings(material), "ecutrho": 4 * ecut},
         )
         run_qe("pw.x", text, folder, "scf")
-        run_qe("pp.x", pp_input(), folder, "pp")
+        files_out = potential_files(material)
+        for component, filplot in enumerate(files_out, start=1 if len(files_out) == 2 else 0):
+            spin = component if material.magnetization else None
+            run_qe("pp.x", pp_input(filplot=filplot, spin_component=spin), folder, filplot.split(".")[0])
     return folder
 
 
@@ -146,7 +189,7 @@ def pw_bands(folder: Path, kpts: np.ndarray, nbnd: int) -> np.ndarray:
             " ".join(f"{x:.12f}" for x in k) + " 1\n" for k in kpts
         )
         run_qe("pw.x", head + kblock, target, "bands")
-    return read_qe_xml(xml).eigenvalues_ha * HARTREE_EV
+    return read_qe_xml(xml).spin_eigenvalues_ha() * HARTREE_EV  # (n_spin, nk, nb)
 
 
 def evaluate(name: str, material: Material, files, hints, presets, stringency: str, workdir: Path) -> list:
@@ -163,18 +206,21 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
     folder = run_scf(name, material, files, ecut, scf_mesh, workdir)
     scf_cpu, _ = pw_seconds(folder / "scf.out")
     scf = read_qe_xml(folder / "out" / "pwscf.save")
-    potential = read_filplot(folder / "vtot.dat")
+    potentials = [read_filplot(folder / f) for f in potential_files(material)]
     upfs = {label: read_upf(files[label]) for label in scf.pseudo_files}
-    ks = validation_kpoints(np.array(atoms.cell), 30, 10, 0, positions=atoms.positions, pbc=atoms.pbc)
+    n_path, n_random = material.band_kpoints
+    cell = np.array(atoms.cell)
+    ks = validation_kpoints(cell, n_path, n_random, 0, positions=atoms.positions, pbc=atoms.pbc)
     kpts = np.array(ks["kpoints"])
     two_d = not all(ks["periodic_axes"])
     rows = []
     for preset in presets:
         bases = {u.element: generate_basis(u.path, preset) for u in upfs.values()}
         # a metal's D (and E_F) on pw.x's own SCF mesh, so the E_F comparison carries no k-sampling error
-        result = project(scf, potential, bases, upfs, kmesh=scf_mesh if material.metal else None)
-        lcao = band_energies(result.frame, kpts)
-        n_val = int(round(scf.n_electrons / 2))
+        # a magnet's D on pw.x's mesh too: its moment moves with the k-mesh more than with the basis
+        on_mesh = material.metal or material.magnetization
+        result = project(scf, potentials, bases, upfs, kmesh=scf_mesh if on_mesh else None)
+        n_val = int(np.ceil((scf.n_electrons + abs(scf.magnetization_total or 0.0)) / 2))
         reference = pw_bands(folder, kpts, max(n_val + 12, int(1.3 * n_val) + 8))
         row = {
             "material": name,
@@ -189,6 +235,11 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
             "tr_ds_error": result.checks["sum_tr_ds_error"],
             "wall_s": time.perf_counter() - started,
         }
+        if material.magnetization:
+            rows += spin_rows(row, result, kpts, reference, material.metal, two_d)
+            continue
+        lcao = band_energies(result.frame, kpts)
+        reference = reference[0]
         if material.metal:
             # the window sits at pw.x's Fermi level; pw.x may hold states the basis lacks (assignment)
             qe_fermi = result.frame.metadata["qe_fermi_energy_ev"]
@@ -210,14 +261,39 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
     return rows
 
 
+def spin_rows(row: dict, result, kpts, reference: np.ndarray, metal: bool, two_d: bool) -> list[dict]:
+    """One row per spin channel: a magnetic metal's bands within +-1 eV of E_F, a magnetic insulator's
+    occupied and conduction bands of that channel; both carry the moment from D against pw.x's."""
+    meta = result.frame.metadata
+    moment = {
+        "magnetization_mub": result.checks["magnetization_mub"],
+        "magnetization_error_mub": result.checks["magnetization_error_mub"],
+    }
+    rows = []
+    for channel, pw in zip(("up", "down"), reference, strict=True):
+        lcao = band_energies(result.frame, kpts, hamiltonian=f"H_{channel}")
+        new = {**row, **moment, "material": f"{row['material']} {channel}"}
+        matching = "assignment" if two_d else "index"
+        counts = np.count_nonzero(pw < meta["qe_fermi_energy_ev"], axis=1)
+        if metal or counts.min() != counts.max():
+            new.update(fermi_window_errors(lcao, pw, meta["qe_fermi_energy_ev"], 1.0, matching="assignment"))
+            shift = 1000.0 * (meta["fermi_energy_ev"] - meta["qe_fermi_energy_ev"])
+            new["fermi_error_meV"] = shift - new["offset_meV"]
+        else:
+            # a gapped channel: the same occupied count at every k
+            new.update(band_errors(lcao, pw, int(counts[0]), 2.0, matching=matching))
+        rows.append(new)
+    return rows
+
+
 def _fmt(value, spec: str) -> str:
     return format(value, spec) if isinstance(value, int | float) and value is not None else "-"
 
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'material':9}{'basis':6}{'ecut':>5} {'valence':>13} {'w/o semicore':>13} {'cond.':>7} "
-        f"{'gap err':>8} {'E_F+-1eV':>9} {'E_F err':>8} {'proj/SCF':>9} {'Tr(DS)-N':>9}"
+        f"{'material':10}{'basis':6}{'ecut':>5} {'valence':>13} {'w/o semicore':>13} {'cond.':>7} "
+        f"{'gap err':>8} {'E_F+-1eV':>9} {'E_F err':>8} {'proj/SCF':>9} {'Tr(DS)-N':>9} {'dM (muB)':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -228,10 +304,11 @@ def print_table(rows: list[dict]) -> None:
         inner = r.get("valence_no_semicore_mae_meV")
         inner = f"{inner:6.1f}/{r['valence_no_semicore_max_meV']:6.1f}" if inner is not None else "-"
         print(
-            f"{r['material']:9}{r['preset']:6}{r['ecut_ry']:5.0f} {valence:>13} {inner:>13} "
+            f"{r['material']:10}{r['preset']:6}{r['ecut_ry']:5.0f} {valence:>13} {inner:>13} "
             f"{_fmt(r.get('conduction_mae_meV'), '7.1f'):>7} {_fmt(r.get('gap_error_meV'), '8.1f'):>8} "
             f"{_fmt(r.get('fermi_window_mae_meV'), '9.1f'):>9} {_fmt(r.get('fermi_error_meV'), '8.1f'):>8} "
-            f"{r['project_cpu_s'] / r['scf_cpu_s']:9.2f} {r['tr_ds_error']:9.1e}"
+            f"{r['project_cpu_s'] / r['scf_cpu_s']:9.2f} {r['tr_ds_error']:9.1e} "
+            f"{_fmt(r.get('magnetization_error_mub'), '9.4f'):>9}"
         )
     print(
         "errors in meV vs pw.x at k off the projection mesh; valence: mean/max over all occupied bands, "
