@@ -82,3 +82,29 @@ def test_fermi_level_of_an_insulator_with_narrow_smearing_lies_in_the_gap():
     assert -1.0 < e_f < 1.0
     with pytest.raises(ValueError, match="do not fit"):
         fermi_level(eps, np.ones(2), 8.0, 0.01, "gaussian")
+
+
+def test_cold_smearing_of_a_magnetic_insulator_fills_whole_channels():
+    """Two channels side by side, one k: the majority channel's valence top at 0, the minority's 90 meV below,
+    a 1.18 eV gap and mv smearing of 68 meV (CrI3's). The count also has a root 58 meV above the valence top,
+    where mv's overshoot moves 0.027 electrons from the majority to the minority channel; E_F must instead be
+    the middle of the gap, where both channels hold whole electrons, as in pw.x."""
+    up = np.array([[-3.0, -1.0, -0.2, 0.0, 1.18, 2.0]])
+    down = np.array([[-3.0, -1.2, -0.09, 1.9, 2.2, 2.5]])
+    width = 0.005 * 13.605693
+    e_f = fermi_level(np.concatenate([up, down], axis=1), np.ones(1), 7.0, width, "mv", degeneracy=1.0)
+    assert e_f == pytest.approx(0.59)
+    assert occupation((e_f - up) / width, "mv").sum() == pytest.approx(4.0, abs=1e-12)
+    assert occupation((e_f - down) / width, "mv").sum() == pytest.approx(3.0, abs=1e-12)
+    # the edge root is a root: the midpoint is a choice among roots, not a different electron count
+    edge = 0.058115835479361715
+    counts = [occupation((edge - c) / width, "mv").sum() for c in (up, down)]
+    assert sum(counts) == pytest.approx(7.0, abs=1e-9) and counts[0] - counts[1] < 0.95
+
+
+def test_a_gap_narrower_than_the_smearing_keeps_the_root_finder():
+    eps = np.array([[-1.0, 0.0, 0.1, 0.1]])  # a doubly degenerate state above the 0.1 eV gap
+    width = 0.02  # 5 widths: the edges' occupations are fractional, so E_F is the count's root
+    e_f = fermi_level(eps, np.ones(1), 4.0, width, "gaussian")
+    assert electron_count(eps, np.ones(1), e_f, width, "gaussian") == pytest.approx(4.0, abs=1e-11)
+    assert e_f < 0.05 - 1e-3  # the two states above pull E_F below the middle of the gap
