@@ -42,6 +42,7 @@ from slem.data.dimensionality import mesh_from_distance, periodic_axes
 from slem.evaluate.bands import band_errors
 from slem.evaluate.kpoints import validation_kpoints
 from slem.evaluate.metals import fermi_window_errors
+from slem.evaluate.plots import band_plot
 from slem.projection.project import project
 from slem.qe.inputs import pp_input, pw_input, pw_seconds, run_qe
 from slem.qe.potential import read_filplot
@@ -49,6 +50,7 @@ from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
 
 HARTREE_EV = 27.211386245988
+PLOT_FLOOR_EV = 15.0  # band plots show the bands above E_F (or the VBM) minus this
 SMEARING = {"occupations": "smearing", "smearing": "mv", "degauss": 0.02}
 
 
@@ -192,7 +194,26 @@ def pw_bands(folder: Path, kpts: np.ndarray, nbnd: int) -> np.ndarray:
     return read_qe_xml(xml).spin_eigenvalues_ha() * HARTREE_EV  # (n_spin, nk, nb)
 
 
-def evaluate(name: str, material: Material, files, hints, presets, stringency: str, workdir: Path) -> list:
+def plot_path(
+    plot_dir: Path | None, stem: str, ks: dict, lcao: np.ndarray, pw: np.ndarray, zero: float
+) -> None:
+    """LCAO bands (lines) and pw.x's (dots) at the path's k-points, both from ``zero`` (eV)."""
+    n = ks["n_path"]
+    if plot_dir is None or n == 0:
+        return
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    # semicore bands (Fe 3s3p at -50 to -90 eV) would squeeze the valence into a sliver of the window
+    curves = {}
+    for label, bands in (("pw.x", pw[:n] - zero), ("LCAO reference", lcao[:n] - zero)):
+        curves[label] = bands[:, bands.max(axis=0) > -PLOT_FLOOR_EV]
+    band_plot(
+        plot_dir / f"bands_{stem}.png", ks, curves, 0, f"{stem}: projected LCAO vs pw.x", zero_label="E_F"
+    )
+
+
+def evaluate(
+    name: str, material: Material, files, hints, presets, stringency: str, workdir: Path, plot_dir=None
+) -> list:
     symbols = sorted(set(material.atoms.get_chemical_symbols()))
     missing = [s for s in symbols if s not in files]
     if missing:
@@ -236,10 +257,14 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
             "wall_s": time.perf_counter() - started,
         }
         if material.magnetization:
-            rows += spin_rows(row, result, kpts, reference, material.metal, two_d)
+            rows += spin_rows(row, result, ks, reference, material.metal, plot_dir)
             continue
         lcao = band_energies(result.frame, kpts)
         reference = reference[0]
+        zero = (
+            result.frame.metadata["qe_fermi_energy_ev"] if material.metal else reference[:, n_val - 1].max()
+        )
+        plot_path(plot_dir, f"{name}_{preset}", ks, lcao, reference, zero)
         if material.metal:
             # the window sits at pw.x's Fermi level; pw.x may hold states the basis lacks (assignment)
             qe_fermi = result.frame.metadata["qe_fermi_energy_ev"]
@@ -261,7 +286,7 @@ def evaluate(name: str, material: Material, files, hints, presets, stringency: s
     return rows
 
 
-def spin_rows(row: dict, result, kpts, reference: np.ndarray, metal: bool, two_d: bool) -> list[dict]:
+def spin_rows(row: dict, result, ks: dict, reference: np.ndarray, metal: bool, plot_dir=None) -> list[dict]:
     """One row per spin channel: a magnetic metal's bands within +-1 eV of E_F, a magnetic insulator's
     occupied and conduction bands of that channel; both carry the moment from D against pw.x's."""
     meta = result.frame.metadata
@@ -271,9 +296,12 @@ def spin_rows(row: dict, result, kpts, reference: np.ndarray, metal: bool, two_d
     }
     rows = []
     for channel, pw in zip(("up", "down"), reference, strict=True):
-        lcao = band_energies(result.frame, kpts, hamiltonian=f"H_{channel}")
+        lcao = band_energies(result.frame, np.array(ks["kpoints"]), hamiltonian=f"H_{channel}")
+        plot_path(
+            plot_dir, f"{row['material']}_{row['preset']}_{channel}", ks, lcao, pw, meta["qe_fermi_energy_ev"]
+        )
         new = {**row, **moment, "material": f"{row['material']} {channel}"}
-        matching = "assignment" if two_d else "index"
+        matching = "assignment" if not all(ks["periodic_axes"]) else "index"
         counts = np.count_nonzero(pw < meta["qe_fermi_energy_ev"], axis=1)
         if metal or counts.min() != counts.max():
             new.update(fermi_window_errors(lcao, pw, meta["qe_fermi_energy_ev"], 1.0, matching="assignment"))
@@ -324,6 +352,7 @@ def main() -> None:
     parser.add_argument("--stringency", choices=("low", "normal", "high"), default="low")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="Also write the rows as JSON here.")
+    parser.add_argument("--plot", type=Path, default=None, help="Band plots along the path into this folder.")
     args = parser.parse_args()
     keep_freed_memory()  # as `slem project` does
     files, hints = read_manifests(args.pseudo_dir)
@@ -332,7 +361,8 @@ def main() -> None:
     for name in args.materials.split(","):
         if name not in MATERIALS:
             raise SystemExit(f"unknown material {name!r}; choose from {', '.join(MATERIALS)}")
-        new = evaluate(name, MATERIALS[name], files, hints, args.presets.split(","), args.stringency, workdir)
+        presets = args.presets.split(",")
+        new = evaluate(name, MATERIALS[name], files, hints, presets, args.stringency, workdir, args.plot)
         for row in new:
             print(json.dumps(row, default=str), flush=True)
         rows += new
