@@ -166,9 +166,8 @@ def run_scf(name: str, material: Material, files, ecut: float, mesh, workdir: Pa
             system={**spin_settings(material), "ecutrho": 4 * ecut},
         )
         run_qe("pw.x", text, folder, "scf")
-        files_out = potential_files(material)
-        for component, filplot in enumerate(files_out, start=1 if len(files_out) == 2 else 0):
-            spin = component if material.magnetization else None
+        components = [1, 2] if material.magnetization else [None]  # pp.x spin_component: up, down
+        for spin, filplot in zip(components, potential_files(material), strict=True):
             run_qe("pp.x", pp_input(filplot=filplot, spin_component=spin), folder, filplot.split(".")[0])
     return folder
 
@@ -261,13 +260,11 @@ def evaluate(
             continue
         lcao = band_energies(result.frame, kpts)
         reference = reference[0]
-        zero = (
-            result.frame.metadata["qe_fermi_energy_ev"] if material.metal else reference[:, n_val - 1].max()
-        )
+        qe_fermi = result.frame.metadata["qe_fermi_energy_ev"]
+        zero = qe_fermi if material.metal else reference[:, n_val - 1].max()
         plot_path(plot_dir, f"{name}_{preset}", ks, lcao, reference, zero)
         if material.metal:
             # the window sits at pw.x's Fermi level; pw.x may hold states the basis lacks (assignment)
-            qe_fermi = result.frame.metadata["qe_fermi_energy_ev"]
             row.update(fermi_window_errors(lcao, reference, qe_fermi, 1.0, matching="assignment"))
             # against the bands: the uniform offset between LCAO and pw.x bands is removed, as for the window
             shift = 1000.0 * (result.frame.metadata["fermi_energy_ev"] - qe_fermi)
