@@ -7,8 +7,11 @@ For each material: a pw.x noncolin + lspinorb SCF with fully relativistic UPFs (
 holds Si only, in tests/data/pseudos/pseudodojo-fr: take the others from PseudoDojo's FR table, github
 PseudoDojo/ONCVPSP-PBE-FR, <El>/<El>_r.upf), pp.x, ``slem basis`` and ``slem project``, then pw.x bands at
 the material's special points and 4 random k. Prints the splitting the issue names (pw.x, LCAO, their
-difference and ratio) and the valence MAE within 3 eV below the VBM. pw.x runs serially; ``--workdir``
-reuses runs already there.
+difference and ratio) and the valence MAE within 3 eV below the VBM. For a centrosymmetric crystal
+(Si, GaAs has none, Bi2Se3) it also prints the inversion parities at Gamma of the two highest valence and two
+lowest conduction Kramers pairs: the LCAO states' with spin-orbit coupling, pw.x's from bands.x's double-group
+irreps, and the LCAO states' without the spin-orbit operators (a band inversion exchanges them). pw.x runs
+serially; ``--workdir`` reuses runs already there.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from slem.bands import band_energies
+from slem.bands.bloch import BandsError
+from slem.bands.parity import inversion_parities
 from slem.basis.generate import generate_basis
+from slem.data.frame import Frame
 from slem.projection.project import project
-from slem.qe.inputs import pp_input, pw_input, run_qe
+from slem.qe.band_symmetry import read_band_symmetry
+from slem.qe.inputs import bands_symmetry_input, pp_input, pw_input, run_qe
 from slem.qe.potential import read_filplot
 from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
@@ -134,7 +141,33 @@ def run_case(
         "material": name, "what": what, "pw": splitting(reference), "lcao": splitting(lcao),
         "valence_mae_meV": 1000.0 * float(np.mean(errors)), "scf_s": scf_seconds,
         "project_cpu_s": project_cpu, "sum_tr_ds_error": result.checks["sum_tr_ds_error"],
+        "parities": gamma_parities(result.frame, bands_folder, n_electrons) if "G" in case.special else None,
     }  # fmt: skip
+
+
+def gamma_parities(frame: Frame, bands_folder: Path, n_electrons: int) -> dict | None:
+    """Parities at Gamma of the two highest valence and two lowest conduction Kramers pairs: LCAO with and
+    without spin-orbit coupling, and pw.x's (bands.x lsym, run in the bands folder whose first k is Gamma).
+    None for a crystal without inversion."""
+    pairs = slice(n_electrons - 4, n_electrons + 4, 2)  # one state of each Kramers pair
+    try:
+        _, with_soc = inversion_parities(frame, [0, 0, 0], n_bands=n_electrons + 4)
+    except BandsError:
+        return None
+    scalar = {k: v for k, v in frame.operators.items() if "_so_" not in k}
+    plain = Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs,
+                  frame.cell_shifts, scalar)  # fmt: skip
+    half = n_electrons // 2  # without spin-orbit coupling each orbital state holds both spins
+    _, without = inversion_parities(plain, [0, 0, 0], n_bands=half + 2)
+    if not (bands_folder / "symmetry.out").is_file():
+        run_qe("bands.x", bands_symmetry_input(), bands_folder, "symmetry")
+    reference = read_band_symmetry(bands_folder / "symmetry.out")[0].band_parities()
+    signs = lambda values: "".join("+" if v > 0 else "-" if v is not None else "?" for v in values)  # noqa: E731
+    return {
+        "lcao": signs(np.round(with_soc[pairs])),
+        "pw": signs(reference[pairs]) if len(reference) >= n_electrons + 4 else "?",
+        "lcao_no_soc": signs(np.round(without[half - 2 : half + 2])),
+    }
 
 
 def _random_k(sheet: bool) -> np.ndarray:
@@ -169,6 +202,12 @@ def main() -> None:
         print(f"{r['material']:8} {r['what']:38} {r['pw']:9.2f} {r['lcao']:9.2f} {r['lcao'] - r['pw']:7.2f} "
               f"{r['lcao'] / r['pw']:6.3f} {r['valence_mae_meV']:8.1f} {r['scf_s']:7.0f} "
               f"{r['project_cpu_s']:10.1f}")  # fmt: skip
+    for r in rows:
+        if r["parities"]:
+            p = r["parities"]
+            print(f"{r['material']}: Gamma parities of the valence pairs VBM-1, VBM | conduction CBM, CBM+1: "
+                  f"LCAO {p['lcao'][:2]}|{p['lcao'][2:]}, pw.x {p['pw'][:2]}|{p['pw'][2:]}, "
+                  f"LCAO without spin-orbit {p['lcao_no_soc'][:2]}|{p['lcao_no_soc'][2:]}")  # fmt: skip
     basis = f"{args.preset}, j-resolved {args.j_resolved}"
     print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({basis})")
     print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

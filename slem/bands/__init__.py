@@ -12,6 +12,7 @@ _SOURCES = {
     "band_energies": "bloch",
     "bloch_matrices": "bloch",
     "generalized_eigvalsh": "bloch",
+    "inversion_parities": "parity",
     "kpath": "path",
 }
 

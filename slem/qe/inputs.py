@@ -94,6 +94,11 @@ def pp_input(
     return _namelist("inputpp", values)
 
 
+def bands_symmetry_input(prefix: str = "pwscf", outdir: str = "./out") -> str:
+    """bands.x input that names each level's irreducible representation (read by slem.qe.band_symmetry)."""
+    return _namelist("bands", {"prefix": prefix, "outdir": outdir, "filband": "bands.dat", "lsym": True})
+
+
 def run_qe(executable: str, text: str, workdir: str | Path, name: str) -> float:
     """Run one QE executable serially in ``workdir``; returns the wall time in seconds."""
     workdir = Path(workdir)

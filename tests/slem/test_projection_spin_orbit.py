@@ -19,12 +19,14 @@ from test_projection_rotation import _atom_rotation, random_rotation
 from test_projection_spin import _train_tiny
 
 from slem.bands import band_energies
+from slem.bands.parity import inversion_parities
 from slem.basis.generate import generate_basis
 from slem.data.frame import FrameFormatError, read_frames, write_frames
 from slem.data.operators import spin_orbit_names
 from slem.projection.galerkin import GalerkinProjector, species_data
 from slem.projection.project import ProjectionError, project
-from slem.qe.inputs import pp_input, pw_input, run_qe
+from slem.qe.band_symmetry import read_band_symmetry
+from slem.qe.inputs import bands_symmetry_input, pp_input, pw_input, run_qe
 from slem.qe.potential import read_filplot
 from slem.qe.upf import UpfError, read_upf
 from slem.qe.xml import QeXmlError, read_qe_xml
@@ -183,6 +185,22 @@ def test_spinor_bands_match_pw_x(silicon):
     assert 0.04 < split_pw < 0.056
     assert abs(split - split_pw) < 1e-3
     assert mean < 0.08  # eV; the DZP basis error of Si's valence bands (measured 0.043)
+
+
+def test_spinor_gamma_parities_are_pw_x_double_group_irreps(silicon):
+    """The spinor states at Gamma carry the parities pw.x's bands.x gives its own (double-group irreps G_6+,
+    G_7+, G_8+ below the gap, G_6-, G_8- above): inversion acts on orbitals alone, and spin-orbit coupling
+    splits levels without mixing parities."""
+    folder, *_, result, _ = silicon
+    bands_folder = folder.parent / "si_soc_bands"  # its first k-point is Gamma
+    run_qe("bands.x", bands_symmetry_input(), bands_folder, "symmetry")
+    gamma = read_band_symmetry(bands_folder / "symmetry.out")[0]
+    assert gamma.kpoint == (0.0, 0.0, 0.0) and "double" in (bands_folder / "symmetry.out").read_text()
+    reference = gamma.band_parities()
+    assert reference[:8] == [1] * 8 and reference[8:14] == [-1] * 6, reference
+    _, parities = inversion_parities(result.frame, [0, 0, 0], n_bands=len(reference))
+    assert np.allclose(np.abs(parities), 1.0, atol=1e-6)
+    assert np.round(parities).astype(int).tolist()[: len(reference)] == reference
 
 
 def test_spin_orbit_parts_rotate_as_pseudovectors(silicon, tmp_path):
