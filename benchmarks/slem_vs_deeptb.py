@@ -82,18 +82,36 @@ def supercell(root: Path, atoms_wanted: int):
     return atoms.repeat((n, n, n))
 
 
-def timed(fn, warm: int, reps: int) -> tuple[float, float]:
+def timed(fn, warm: int, reps: int, device: str = "cpu") -> tuple[float, float]:
     """Median wall and median process-CPU seconds of ``fn`` (CPU time summed over threads: on a
-    loaded machine it moves less than wall time, so both are reported)."""
-    for _ in range(warm):
+    loaded machine it moves less than wall time, so both are reported). On CUDA each call is timed to the
+    end of its kernels, not to the end of their launch."""
+    import torch
+
+    def call():
         fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(warm):
+        call()
     wall, cpu = [], []
     for _ in range(reps):
         t0, c0 = time.perf_counter(), time.process_time()
-        fn()
+        call()
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def memory(device: str, base: float) -> dict:
+    """Peak resident memory of the process, and on CUDA the peak memory torch allocated on the GPU."""
+    out = {"peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+    if device.startswith("cuda"):
+        import torch
+
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
 # ---------------------------------------------------------------- our side
@@ -101,7 +119,8 @@ def widths(text: str) -> list[int]:
     return [int(w) for w in text.split(",") if w]
 
 
-def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS):
+def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS,
+                device: str = "cpu"):
     """(model, graph, step, h_mae_mev) of our side on the Si64 frame: ``step()`` is one Adam step of H + S
     as ``slem train`` takes it and returns the loss; ``h_mae_mev()`` is the H MAE over all blocks."""
     import torch
@@ -109,6 +128,7 @@ def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial
     from slem.data.deeptb import read_deeptb
     from slem.data.graph import build_graph
     from slem.model import SlemConfig, build_model, fit_rescale
+    from slem.train.dataset import graph_to
     from slem.train.loss import BlockLoss, block_errors
 
     torch.manual_seed(0)
@@ -120,6 +140,7 @@ def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial
     model = build_model(config)
     graph = build_graph(frame, ["Si"], {"Si": R_MAX}, dtype=torch.float32)
     fit_rescale(model, [graph])
+    model, graph = model.to(device), graph_to(graph, torch.device(device))
     loss_fn = BlockLoss(["H", "S"])
     opt = torch.optim.Adam(model.parameters(), lr=LR, foreach=True)  # as slem train builds it
 
@@ -141,32 +162,33 @@ def our_trainer(root: Path, knots: int = 24, latent_hidden: str = WIDTHS, radial
 
 
 def ours(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, knots: int = 24,
-         edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS) -> dict:
+         edge_chunk: int = 0, latent_hidden: str = WIDTHS, radial_hidden: str = WIDTHS,
+         device: str = "cpu") -> dict:
     import torch
 
     from slem.data.graph import build_graph
+    from slem.train.dataset import graph_to
 
-    model, graph, _, step, h_mae_mev = our_trainer(root, knots, latent_hidden, radial_hidden)
+    model, graph, _, step, h_mae_mev = our_trainer(root, knots, latent_hidden, radial_hidden, device)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if task == "train":
         base = rss_mb()
-        wall, cpu = timed(step, steps - timed_steps, timed_steps)
+        wall, cpu = timed(step, steps - timed_steps, timed_steps, device)
         return {"step_s": wall, "step_cpu_s": cpu, "steps": steps, "params": params,
-                "edges": int(graph["edge_index"].shape[1]), "h_mae_mev": h_mae_mev(),
-                "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+                "edges": int(graph["edge_index"].shape[1]), "h_mae_mev": h_mae_mev(), **memory(device, base)}
     atoms = supercell(root, atoms_n)
     big = build_graph(atoms, ["Si"], {"Si": R_MAX}, dtype=torch.float32, basis={"Si": "1s1p"})
+    big = graph_to(big, torch.device(device))
     model.eval()
     base = rss_mb()
     warm, reps = REPEATS.get(atoms_n, (0, 1))
     with torch.no_grad():
-        wall, cpu = timed(lambda: model(big, edge_chunk=edge_chunk or None), warm, reps)
-    return {"time_s": wall, "cpu_s": cpu, "edges": int(big["edge_index"].shape[1]),
-            "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+        wall, cpu = timed(lambda: model(big, edge_chunk=edge_chunk or None), warm, reps, device)
+    return {"time_s": wall, "cpu_s": cpu, "edges": int(big["edge_index"].shape[1]), **memory(device, base)}
 
 
 # ---------------------------------------------------------------- DeePTB's side
-def deeptb_options() -> tuple[dict, dict]:
+def deeptb_options(device: str = "cpu") -> tuple[dict, dict]:
     """The model options of DeePTB's own Si e3 example (its reference checkpoint's config)."""
     embedding = {"method": "slem", "r_max": {"Si": R_MAX}, "irreps_hidden": HIDDEN, "n_layers": 3,
                  "avg_num_neighbors": 86, "tp_radial_emb": True, "n_radial_basis": 10,
@@ -175,11 +197,11 @@ def deeptb_options() -> tuple[dict, dict]:
                  "res_update_ratios": 0.5, "res_update_ratios_learnable": False, "universal": False}
     prediction = {"method": "e3tb", "neurons": [64, 64], "scales_trainable": False,
                   "shifts_trainable": False, "activation": "tanh", "if_batch_normalized": False}
-    common = {"basis": {"Si": "1s1p"}, "device": "cpu", "overlap": True, "dtype": "float32", "seed": 0}
+    common = {"basis": {"Si": "1s1p"}, "device": device, "overlap": True, "dtype": "float32", "seed": 0}
     return {"embedding": embedding, "prediction": prediction}, common
 
 
-def deeptb_trainer(root: Path):
+def deeptb_trainer(root: Path, device: str = "cpu"):
     """(model, data, opt, step, h_mae_mev) of DeePTB's side, as its trainer does one step (``hamil_abs``
     loss with the overlap, Adam); the H MAE is over its node and edge features, the same block elements."""
     import torch
@@ -189,7 +211,7 @@ def deeptb_trainer(root: Path):
     from dptb.nnops.loss import HamilLossAbs
 
     torch.manual_seed(0)
-    model_options, common = deeptb_options()
+    model_options, common = deeptb_options(device)
     model = build_model(model_options=model_options, common_options=common)
     dataset = build_dataset(root=str(root), r_max={"Si": R_MAX}, type="DefaultDataset", prefix="Si64",
                             get_Hamiltonian=True, get_overlap=True, basis=common["basis"])
@@ -197,7 +219,7 @@ def deeptb_trainer(root: Path):
     batch = next(iter(DataLoader(dataset, batch_size=1, shuffle=False)))
     info = {k: getattr(batch, k) for k in ("__slices__", "__cumsum__", "__cat_dims__",
                                             "__num_nodes_list__", "__data_class__")}
-    data = AtomicData.to_AtomicDataDict(batch)
+    data = AtomicData.to_AtomicDataDict(batch.to(device))
     loss_fn = HamilLossAbs(idp=model.idp, overlap=True)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
 
@@ -227,27 +249,27 @@ def deeptb_trainer(root: Path):
     return model, data, opt, step, h_mae_mev
 
 
-def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int) -> dict:
+def deeptb(task: str, root: Path, steps: int, timed_steps: int, atoms_n: int, device: str = "cpu") -> dict:
     import torch
     from dptb.data import AtomicData, AtomicDataDict
 
-    model, data, _, step, h_mae_mev = deeptb_trainer(root)
+    model, data, _, step, h_mae_mev = deeptb_trainer(root, device)
     params = sum(p.numel() for p in model.parameters())
     if task == "train":
         base = rss_mb()
-        wall, cpu = timed(step, steps - timed_steps, timed_steps)
+        wall, cpu = timed(step, steps - timed_steps, timed_steps, device)
         return {"step_s": wall, "step_cpu_s": cpu, "steps": steps, "params": params,
                 "edges": int(data[AtomicDataDict.EDGE_INDEX_KEY].shape[1]),
-                "h_mae_mev": h_mae_mev(), "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+                "h_mae_mev": h_mae_mev(), **memory(device, base)}
     atoms = supercell(root, atoms_n)
-    data = AtomicData.to_AtomicDataDict(AtomicData.from_ase(atoms, r_max={"Si": R_MAX}))
+    data = AtomicData.to_AtomicDataDict(AtomicData.from_ase(atoms, r_max={"Si": R_MAX}).to(device))
     model.eval()
     base = rss_mb()
     warm, reps = REPEATS.get(atoms_n, (0, 1))
     with torch.no_grad():
-        wall, cpu = timed(lambda: model(dict(data)), warm, reps)
+        wall, cpu = timed(lambda: model(dict(data)), warm, reps, device)
     return {"time_s": wall, "cpu_s": cpu, "edges": int(data[AtomicDataDict.EDGE_INDEX_KEY].shape[1]),
-            "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+            **memory(device, base)}
 
 
 # ---------------------------------------------------------------- orchestration
@@ -271,7 +293,7 @@ def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> di
            "--steps", str(args.steps), "--timed-steps", str(args.timed_steps), "--threads", str(args.threads),
            "--data", str(args.data), "--bond-rescale-knots", str(args.bond_rescale_knots),
            "--edge-chunk", str(args.edge_chunk), "--latent-hidden", args.latent_hidden,
-           "--radial-hidden", args.radial_hidden]
+           "--radial-hidden", args.radial_hidden, "--device", args.device]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     if side == "ours" and args.system_malloc:
         env["SLEM_SYSTEM_MALLOC"] = "1"
@@ -301,6 +323,10 @@ def table(res: dict, peer_label: str) -> str:
                      ratio(tr["step_cpu_s"], tt["step_cpu_s"])))
     rows.append(("train peak RSS (MB)", f"{tr['peak_rss_mb']:.0f}", f"{tt['peak_rss_mb']:.0f}",
                  ratio(tr["peak_rss_mb"], tt["peak_rss_mb"])))
+    if "peak_gpu_mb" in tr:
+        peer_gpu = tt.get("peak_gpu_mb")
+        rows.append(("train peak GPU memory (MB)", f"{tr['peak_gpu_mb']:.0f}",
+                     f"{peer_gpu:.0f}" if peer_gpu else "-", ratio(tr["peak_gpu_mb"], peer_gpu)))
     rows.append((f"H MAE after {tr['steps']} steps (meV)", f"{tr['h_mae_mev']:.2f}",
                  f"{tt['h_mae_mev']:.2f} ({tt['steps']} steps)", ratio(tr["h_mae_mev"], tt["h_mae_mev"])))
     for n in sorted(res["ours"]["forward"]):
@@ -323,6 +349,23 @@ def table(res: dict, peer_label: str) -> str:
             inc = lambda r: 1024 * (r["peak_rss_mb"] - r["base_rss_mb"]) / r["edges"]  # noqa: E731
             rows.append(("  RSS growth per edge (KB)", f"{inc(o):.2f}", f"{inc(t):.2f}",
                          ratio(inc(o), inc(t))))
+        if "peak_gpu_mb" in o:
+            gpu = t.get("peak_gpu_mb")
+            rows.append(("  peak GPU memory (MB)", f"{o['peak_gpu_mb']:.0f}", fmt(gpu, ".0f"),
+                         ratio(o["peak_gpu_mb"], gpu)))
+    return text_table(rows)
+
+
+def ours_table(res: dict) -> str:
+    """Our side alone: on a GPU there is no recorded peer to fall back on (those numbers are the CPU's)."""
+    tr = res["ours"]["train"]
+    rows = [("", "ours"), ("train step (s, 64 atoms)", f"{tr['step_s']:.4f}"),
+            (f"H MAE after {tr['steps']} steps (meV)", f"{tr['h_mae_mev']:.2f}")]
+    for n, o in sorted(res["ours"]["forward"].items()):
+        rows.append((f"forward {n} atoms (s)", f"{o['time_s']:.4f}"))
+        rows.append(("  time per edge (us)", f"{1e6 * o['time_s'] / o['edges']:.3f}"))
+        if "peak_gpu_mb" in o:
+            rows.append(("  peak GPU memory (MB)", f"{o['peak_gpu_mb']:.0f}"))
     return text_table(rows)
 
 
@@ -357,6 +400,10 @@ def main() -> None:
     parser.add_argument("--peer-kept-memory", action="store_true",
                         help="give DeePTB the same malloc thresholds as our side (glibc's environment "
                         "variables)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (both sides; times wait for the GPU)")
+    parser.add_argument("--peer-python", default=None,
+                        help="a python that imports dptb and torch_scatter (default: build the venv "
+                             "benchmarks/_deeptb_venv here; on a machine without network, pass one)")
     parser.add_argument("--worker", choices=["ours", "deeptb"], help=argparse.SUPPRESS)
     parser.add_argument("--task", choices=["train", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--atoms", type=int, default=64, help=argparse.SUPPRESS)
@@ -373,9 +420,10 @@ def main() -> None:
 
             keep_freed_memory()  # as the slem command does; SLEM_SYSTEM_MALLOC=1 (--system-malloc) skips it
         common = (args.task, args.data, args.steps, min(args.timed_steps, args.steps), args.atoms)
-        out = (ours(*common, args.bond_rescale_knots, args.edge_chunk, args.latent_hidden, args.radial_hidden)
+        out = (ours(*common, args.bond_rescale_knots, args.edge_chunk, args.latent_hidden, args.radial_hidden,
+                    args.device)
                if args.worker == "ours"
-               else deeptb(*common))
+               else deeptb(*common, args.device))
         print(json.dumps(out))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -386,7 +434,7 @@ def main() -> None:
         args.data = unpack(Path(tmp))
         sides = {"ours": sys.executable}
         if not args.skip_deeptb:
-            sides["peer"] = str(build_venv(sys.stderr))
+            sides["peer"] = args.peer_python or str(build_venv(sys.stderr))
         # Interleaved (ours, theirs) per measurement, so both see similar load on a shared machine.
         res = {side: {"train": None, "forward": {}} for side in sides}
         loads = []
@@ -403,9 +451,14 @@ def main() -> None:
                 else:
                     res[side]["forward"][n] = out
     label = "DeePTB 2.2.1"
+    if args.skip_deeptb and args.device != "cpu":
+        print(f"device: {args.device}; DeePTB skipped, and its recorded numbers are the CPU's: ours alone")
+        print(ours_table(res))
+        print(json.dumps(res, default=str))
+        return
     if args.skip_deeptb:
         res["peer"], label = PEER, "DeePTB 2.2.1 (recorded)"
-    print(f"threads: {args.threads}   our edge_chunk: {args.edge_chunk or 'off'}   "
+    print(f"device: {args.device}   threads: {args.threads}   our edge_chunk: {args.edge_chunk or 'off'}   "
           "1-min load average after each run: "
           f"{' '.join(f'{x:.1f}' for x in loads)} (2 cores)   "
           f"params ours/theirs: {res['ours']['train']['params']}/{res['peer']['train'].get('params', '-')}")
