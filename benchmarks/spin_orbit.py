@@ -10,7 +10,8 @@ the material's special points and 4 random k. Prints the splitting the issue nam
 difference and ratio) and the valence MAE within 3 eV below the VBM. For a centrosymmetric crystal
 (Si, GaAs has none, Bi2Se3) it also prints the inversion parities at Gamma of the two highest valence and two
 lowest conduction Kramers pairs: the LCAO states' with spin-orbit coupling, pw.x's from bands.x's double-group
-irreps, and the LCAO states' without the spin-orbit operators (a band inversion exchanges them). pw.x runs
+irreps, and the LCAO states' without the spin-orbit operators (a band inversion exchanges them), and the LCAO
+H's strong Z2 index from the parities of its occupied states at the 8 TRIMs. pw.x runs
 serially; ``--workdir`` reuses runs already there.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from slem.bands import band_energies
 from slem.bands.bloch import BandsError
-from slem.bands.parity import inversion_parities
+from slem.bands.parity import inversion_parities, z2_index
 from slem.basis.generate import generate_basis
 from slem.data.frame import Frame
 from slem.projection.project import project
@@ -167,6 +168,7 @@ def gamma_parities(frame: Frame, bands_folder: Path, n_electrons: int) -> dict |
         "lcao": signs(np.round(with_soc[pairs])),
         "pw": signs(reference[pairs]) if len(reference) >= n_electrons + 4 else "?",
         "lcao_no_soc": signs(np.round(without[half - 2 : half + 2])),
+        "z2_nu0": z2_index(frame, n_electrons)["nu0"],
     }
 
 
@@ -207,7 +209,8 @@ def main() -> None:
             p = r["parities"]
             print(f"{r['material']}: Gamma parities of the valence pairs VBM-1, VBM | conduction CBM, CBM+1: "
                   f"LCAO {p['lcao'][:2]}|{p['lcao'][2:]}, pw.x {p['pw'][:2]}|{p['pw'][2:]}, "
-                  f"LCAO without spin-orbit {p['lcao_no_soc'][:2]}|{p['lcao_no_soc'][2:]}")  # fmt: skip
+                  f"LCAO without spin-orbit {p['lcao_no_soc'][:2]}|{p['lcao_no_soc'][2:]}; "
+                  f"LCAO Z2 index nu0 = {p['z2_nu0']} (Fu-Kane, parities at the 8 TRIMs)")  # fmt: skip
     basis = f"{args.preset}, j-resolved {args.j_resolved}"
     print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({basis})")
     print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -19,9 +19,10 @@ from test_projection_rotation import _atom_rotation, random_rotation
 from test_projection_spin import _train_tiny
 
 from slem.bands import band_energies
-from slem.bands.parity import inversion_parities
+from slem.bands.bloch import BandsError
+from slem.bands.parity import inversion_parities, z2_index
 from slem.basis.generate import generate_basis
-from slem.data.frame import FrameFormatError, read_frames, write_frames
+from slem.data.frame import Frame, FrameFormatError, read_frames, write_frames
 from slem.data.operators import spin_orbit_names
 from slem.projection.galerkin import GalerkinProjector, species_data
 from slem.projection.project import ProjectionError, project
@@ -201,6 +202,19 @@ def test_spinor_gamma_parities_are_pw_x_double_group_irreps(silicon):
     _, parities = inversion_parities(result.frame, [0, 0, 0], n_bands=len(reference))
     assert np.allclose(np.abs(parities), 1.0, atol=1e-6)
     assert np.round(parities).astype(int).tolist()[: len(reference)] == reference
+
+
+def test_silicon_is_z2_trivial_and_the_index_needs_spinors(silicon):
+    """Fu and Kane's index from the 8 valence spinor states at the 8 TRIMs: diamond Si is trivial (nu0 = 0).
+    A frame without its spin-orbit parts is refused. Bi2Se3's nu0 = 1 is in docs/spin-orbit.md."""
+    *_, result, _ = silicon
+    index = z2_index(result.frame, 8)
+    assert len(index["delta"]) == 8 and index["nu0"] == 0
+    scalar = {k: v for k, v in result.frame.operators.items() if "_so_" not in k}
+    plain = Frame(result.frame.numbers, result.frame.positions, result.frame.cell, result.frame.pbc,
+                  result.frame.basis, result.frame.pairs, result.frame.cell_shifts, scalar)  # fmt: skip
+    with pytest.raises(BandsError, match="needs a spin-orbit frame"):
+        z2_index(plain, 8)
 
 
 def test_spin_orbit_parts_rotate_as_pseudovectors(silicon, tmp_path):
