@@ -142,14 +142,21 @@ def run_case(
         "material": name, "what": what, "pw": splitting(reference), "lcao": splitting(lcao),
         "valence_mae_meV": 1000.0 * float(np.mean(errors)), "scf_s": scf_seconds,
         "project_cpu_s": project_cpu, "sum_tr_ds_error": result.checks["sum_tr_ds_error"],
-        "parities": gamma_parities(result.frame, bands_folder, n_electrons) if "G" in case.special else None,
+        "parities": (parities(result.frame, bands_folder, n_electrons, case.special)
+                     if "G" in case.special else None),
     }  # fmt: skip
 
 
-def gamma_parities(frame: Frame, bands_folder: Path, n_electrons: int) -> dict | None:
+def signs(values) -> str:
+    """'+-?' for parities (or their products) +1, -1 and unknown."""
+    return "".join("?" if v is None else "+" if v > 0 else "-" for v in values)
+
+
+def parities(frame: Frame, bands_folder: Path, n_electrons: int, special: dict) -> dict | None:
     """Parities at Gamma of the two highest valence and two lowest conduction Kramers pairs: LCAO with and
-    without spin-orbit coupling, and pw.x's (bands.x lsym, run in the bands folder whose first k is Gamma).
-    None for a crystal without inversion."""
+    without spin-orbit coupling, and pw.x's (bands.x lsym, run in the bands folder whose first k-points are
+    the special ones, Gamma first); the products delta of the occupied pairs' parities at the special points,
+    LCAO and pw.x. None for a crystal without inversion."""
     pairs = slice(n_electrons - 4, n_electrons + 4, 2)  # one state of each Kramers pair
     try:
         _, with_soc = inversion_parities(frame, [0, 0, 0], n_bands=n_electrons + 4)
@@ -162,13 +169,20 @@ def gamma_parities(frame: Frame, bands_folder: Path, n_electrons: int) -> dict |
     _, without = inversion_parities(plain, [0, 0, 0], n_bands=half + 2)
     if not (bands_folder / "symmetry.out").is_file():
         run_qe("bands.x", bands_symmetry_input(), bands_folder, "symmetry")
-    reference = read_band_symmetry(bands_folder / "symmetry.out")[0].band_parities()
-    signs = lambda values: "".join("+" if v > 0 else "-" if v is not None else "?" for v in values)  # noqa: E731
+    points = read_band_symmetry(bands_folder / "symmetry.out")
+    reference = points[0].band_parities()
+    deltas = {}
+    for (label, k), point in zip(special.items(), points, strict=False):
+        ours = inversion_parities(frame, k, n_bands=n_electrons)[1][:n_electrons:2]
+        theirs = point.band_parities()[:n_electrons:2]
+        pw = int(np.prod(theirs)) if len(theirs) == n_electrons // 2 and None not in theirs else None
+        deltas[label] = (int(np.prod(np.sign(ours))), pw)
     return {
         "lcao": signs(np.round(with_soc[pairs])),
         "pw": signs(reference[pairs]) if len(reference) >= n_electrons + 4 else "?",
         "lcao_no_soc": signs(np.round(without[half - 2 : half + 2])),
         "z2_nu0": z2_index(frame, n_electrons)["nu0"],
+        "delta": deltas,
     }
 
 
@@ -211,6 +225,8 @@ def main() -> None:
                   f"LCAO {p['lcao'][:2]}|{p['lcao'][2:]}, pw.x {p['pw'][:2]}|{p['pw'][2:]}, "
                   f"LCAO without spin-orbit {p['lcao_no_soc'][:2]}|{p['lcao_no_soc'][2:]}; "
                   f"LCAO Z2 index nu0 = {p['z2_nu0']} (Fu-Kane, parities at the 8 TRIMs)")  # fmt: skip
+            deltas = [f"{label} {signs([lcao])}/{signs([pw])}" for label, (lcao, pw) in p["delta"].items()]
+            print(f"  delta (product of the occupied pairs' parities), LCAO / pw.x: {', '.join(deltas)}")
     basis = f"{args.preset}, j-resolved {args.j_resolved}"
     print(f"runs in {workdir}; valence MAE: bands within 3 eV below the VBM, VBMs aligned ({basis})")
     print(f"pw.x serial (OMP_NUM_THREADS=1); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

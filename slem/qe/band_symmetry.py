@@ -38,10 +38,11 @@ class SymmetryPoint:
     levels: list[SymmetryLevel] = field(default_factory=list)
 
     def band_parities(self) -> list[int | None]:
-        """One parity per band, in band order, from the first band up to the last classified level."""
-        out: list[int | None] = []
+        """One parity per band from band 1 (list index 0) up to the last classified level; None for a band
+        no level names."""
+        out: list[int | None] = [None] * max((level.last for level in self.levels), default=0)
         for level in self.levels:
-            out += [level.parity] * (level.last - level.first + 1)
+            out[level.first - 1 : level.last] = [level.parity] * (level.last - level.first + 1)
         return out
 
 
@@ -56,5 +57,11 @@ def read_band_symmetry(output: str | Path) -> list[SymmetryPoint]:
         level = _LEVEL.search(line)
         if level and points:
             first, last, energy, _, labels = level.groups()
-            points[-1].levels.append(SymmetryLevel(int(first), int(last), float(energy), labels.strip()))
+            levels = points[-1].levels
+            if levels and (levels[-1].first, levels[-1].last) == (int(first), int(last)):
+                # a Kramers pair of two complex-conjugate one-dimensional irreps (D3d's G_5, G_6) is printed
+                # once per irrep, on two lines with the same bands: one level, both names
+                levels[-1].labels += " / " + labels.strip()
+                continue
+            levels.append(SymmetryLevel(int(first), int(last), float(energy), labels.strip()))
     return points

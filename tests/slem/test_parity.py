@@ -12,7 +12,34 @@ from slem.bands.parity import inversion_centre, inversion_matrix, inversion_pari
 from slem.qe.band_symmetry import read_band_symmetry
 from slem.qe.inputs import bands_symmetry_input, pw_input, run_qe
 
-pytestmark = pytest.mark.slow
+# bands.x (lsym) at Gamma of Bi2Se3 with spin-orbit coupling, as QE 6.7 writes it: D3d's two one-dimensional
+# irreps G_5, G_6 of a Kramers pair are printed on two lines with the same bands
+BI2SE3_GAMMA = """
+                    xk=(   0.00000,   0.00000,   0.00000  )
+
+     Band symmetry, D_3d (-3m)  double point group:
+
+     e( 75 - 76) =      7.95128  eV     2   --> G_5-  L_4-
+     e( 75 - 76) =      7.95128  eV     2   --> G_6-  L_5-
+     e( 77 - 78) =      9.15163  eV     2   --> G_4+  L_6+
+     e( 79 - 80) =      9.50107  eV     2   --> G_4-  L_6-
+
+                    xk=(  -0.17678,  -0.53033,   0.53033  )
+
+     zone border point and non-symmorphic group
+     symmetry decomposition not available
+"""
+
+
+def test_bands_x_levels_are_read_once_per_kramers_pair(tmp_path):
+    path = tmp_path / "symmetry.out"
+    path.write_text(BI2SE3_GAMMA)
+    gamma, border = read_band_symmetry(path)
+    assert gamma.kpoint == (0.0, 0.0, 0.0) and border.levels == []
+    assert [(level.first, level.last) for level in gamma.levels] == [(75, 76), (77, 78), (79, 80)]
+    assert gamma.levels[0].labels == "G_5-  L_4- / G_6-  L_5-" and gamma.levels[0].parity == -1
+    assert gamma.band_parities() == [None] * 74 + [-1, -1, 1, 1, -1, -1]
+
 
 GAMMA = [0.0, 0.0, 0.0]
 TRIMS = [GAMMA, [0.5, 0.0, 0.5], [0.5, 0.5, 0.5], [0.5, 0.0, 0.0]]
@@ -31,6 +58,7 @@ def pw_x_gamma_parities(case, nbnd: int) -> list:
     return read_band_symmetry(folder / "symmetry.out")[0].band_parities()
 
 
+@pytest.mark.slow
 def test_silicon_gamma_parities_are_pw_x_irreps(qe_runs):
     """Diamond Si about its bond centre: Gamma_1+, Gamma_25'+ (valence), Gamma_15-, Gamma_2'- (conduction),
     as pw.x's bands.x names its own states; the LCAO parities are +-1 to 1e-6."""
@@ -45,6 +73,7 @@ def test_silicon_gamma_parities_are_pw_x_irreps(qe_runs):
     assert np.allclose(inversion_centre(frame), bond_centre, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_inversion_commutes_with_projected_h_and_s_at_every_trim(qe_runs):
     """P H P^-1 = H and P S P^-1 = S at Gamma, X, L and a zone-face point (the lattice phases e^{ik.L}
     matter away from Gamma), and P^2 = 1: the operator parities are read from is the crystal's symmetry."""
@@ -59,6 +88,7 @@ def test_inversion_commutes_with_projected_h_and_s_at_every_trim(qe_runs):
         assert np.allclose(np.abs(parities), 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_parities_are_refused_where_they_are_undefined(qe_runs):
     si = qe_runs.project(qe_runs.scf("si2")).frame
     with pytest.raises(BandsError, match="time-reversal-invariant momenta"):
