@@ -313,14 +313,14 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
 
-def table(res: dict, peer_label: str) -> str:
+def table(res: dict, peer_label: str, threads: int = 2) -> str:
     rows = [("", "ours", peer_label, "ours/theirs")]
     tr, tt = res["ours"]["train"], res["peer"]["train"]
     rows.append(("train step (s, 64 atoms)", f"{tr['step_s']:.3f}", f"{tt['step_s']:.3f}",
                  ratio(tr["step_s"], tt["step_s"])))
     if "step_cpu_s" in tr and "step_cpu_s" in tt:
-        rows.append(("  CPU s per step (2 threads)", f"{tr['step_cpu_s']:.3f}", f"{tt['step_cpu_s']:.3f}",
-                     ratio(tr["step_cpu_s"], tt["step_cpu_s"])))
+        rows.append((f"  CPU s per step ({threads} threads)", f"{tr['step_cpu_s']:.3f}",
+                     f"{tt['step_cpu_s']:.3f}", ratio(tr["step_cpu_s"], tt["step_cpu_s"])))
     rows.append(("train peak RSS (MB)", f"{tr['peak_rss_mb']:.0f}", f"{tt['peak_rss_mb']:.0f}",
                  ratio(tr["peak_rss_mb"], tt["peak_rss_mb"])))
     if "peak_gpu_mb" in tr:
@@ -338,7 +338,7 @@ def table(res: dict, peer_label: str) -> str:
         rows.append((f"forward {n} atoms (s)", f"{o['time_s']:.3f}", fmt(t["time_s"], ".3f"),
                      ratio(o["time_s"], t["time_s"])))
         if "cpu_s" in o and "cpu_s" in t:
-            rows.append(("  CPU s (2 threads)", f"{o['cpu_s']:.3f}", f"{t['cpu_s']:.3f}",
+            rows.append((f"  CPU s ({threads} threads)", f"{o['cpu_s']:.3f}", f"{t['cpu_s']:.3f}",
                          ratio(o["cpu_s"], t["cpu_s"])))
         rows.append(("  edges ours / theirs", str(o["edges"]), fmt(t["edges"], "d"), ""))
         rows.append(("  time per edge (us)", f"{us(o):.2f}", fmt(us(t), ".2f"), ratio(us(o), us(t))))
@@ -465,7 +465,7 @@ def main() -> None:
     print(f"our widths: latent_hidden [{args.latent_hidden}], radial_hidden [{args.radial_hidden}]   malloc: "
           f"ours {'glibc defaults' if args.system_malloc else 'freed memory kept (slem.allocator)'}, "
           f"DeePTB {'same thresholds as ours' if args.peer_kept_memory else 'glibc defaults'}")
-    print(table(res, label))
+    print(table(res, label, args.threads))
     print(json.dumps(res, default=str))
 
 
