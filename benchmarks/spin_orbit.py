@@ -18,6 +18,7 @@ serially; ``--workdir`` reuses runs already there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from slem.bands.bloch import BandsError
 from slem.bands.parity import inversion_parities, z2_index
 from slem.basis.generate import generate_basis
 from slem.data.frame import Frame
+from slem.data.operators import without_spin_orbit
 from slem.projection.project import project
 from slem.qe.band_symmetry import read_band_symmetry
 from slem.qe.inputs import bands_symmetry_input, pp_input, pw_input, run_qe
@@ -162,26 +164,24 @@ def parities(frame: Frame, bands_folder: Path, n_electrons: int, special: dict) 
         _, with_soc = inversion_parities(frame, [0, 0, 0], n_bands=n_electrons + 4)
     except BandsError:
         return None
-    scalar = {k: v for k, v in frame.operators.items() if "_so_" not in k}
-    plain = Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs,
-                  frame.cell_shifts, scalar)  # fmt: skip
+    plain = dataclasses.replace(frame, operators=without_spin_orbit(frame.operators))
     half = n_electrons // 2  # without spin-orbit coupling each orbital state holds both spins
     _, without = inversion_parities(plain, [0, 0, 0], n_bands=half + 2)
     if not (bands_folder / "symmetry.out").is_file():
         run_qe("bands.x", bands_symmetry_input(), bands_folder, "symmetry")
     points = read_band_symmetry(bands_folder / "symmetry.out")
     reference = points[0].band_parities()
+    z2 = z2_index(frame, n_electrons)  # delta at every TRIM, the special points among them
     deltas = {}
     for (label, k), point in zip(special.items(), points, strict=False):
-        ours = inversion_parities(frame, k, n_bands=n_electrons)[1][:n_electrons:2]
         theirs = point.band_parities()[:n_electrons:2]
         pw = int(np.prod(theirs)) if len(theirs) == n_electrons // 2 and None not in theirs else None
-        deltas[label] = (int(np.prod(np.sign(ours))), pw)
+        deltas[label] = (z2["delta"][tuple(float(x) for x in k)], pw)
     return {
         "lcao": signs(np.round(with_soc[pairs])),
         "pw": signs(reference[pairs]) if len(reference) >= n_electrons + 4 else "?",
         "lcao_no_soc": signs(np.round(without[half - 2 : half + 2])),
-        "z2_nu0": z2_index(frame, n_electrons)["nu0"],
+        "z2_nu0": z2["nu0"],
         "delta": deltas,
     }
 

@@ -49,6 +49,12 @@ def has_spin_orbit(operators: Iterable[str]) -> bool:
     return any(name in SPIN_ORBIT_OPERATORS for name in operators)
 
 
+def without_spin_orbit(operators: dict) -> dict:
+    """The operators with the spin-orbit parts dropped: H and D are then the j-averaged scalar-relativistic
+    ones, an ordinary spin-unpolarised frame's (what a band inversion is measured against)."""
+    return {name: values for name, values in operators.items() if name not in SPIN_ORBIT_OPERATORS}
+
+
 def partner_sign(name: str) -> float:
     """X_ji(-R) = sign * X_ij(R)^T: +1 for the Hermitian H, S, D (and their spin channels), -1 for a
     spin-orbit part H_so_a, D_so_a, which is antisymmetric (its X(k) anti-Hermitian)."""

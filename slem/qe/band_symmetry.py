@@ -28,8 +28,8 @@ class SymmetryLevel:
     @property
     def parity(self) -> int | None:
         """+1 or -1 from the label's trailing sign (g/u names carry one too), None without inversion."""
-        last = self.labels.split()[-1] if self.labels.split() else ""
-        return {"+": 1, "-": -1}.get(last[-1:]) if last else None
+        words = self.labels.split()
+        return {"+": 1, "-": -1}.get(words[-1][-1]) if words else None
 
 
 @dataclass
