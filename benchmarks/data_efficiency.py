@@ -17,6 +17,9 @@ material). Every run is ``slem train`` with the fast protocol's model and optimi
   rank the frames not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain``
   does) and the most uncertain ones are added up to the next size; member 0's error is the point, the
   other members are the strategy's cost;
+* mixed: as committee, but half of each round's new frames (rounded down) are the next frames of random
+  seed s's permutation instead of the most uncertain ones: pure uncertainty sampling fills the training set
+  with the distribution's tail and misses the typical frames the test set holds;
 * finetune: random seed s's frames, starting from one model trained on all of ``source.h5``;
 * refit: the same with ``training.refit_statistics`` (the output statistics fitted anew from the Si frames:
   another material has another energy zero and other bond lengths).
@@ -45,7 +48,7 @@ from fast_protocol import fast_inputs  # same folder
 
 from slem.data.frame import read_frames, write_frames
 
-STRATEGIES = ("random", "committee", "finetune", "refit")
+STRATEGIES = ("random", "committee", "mixed", "finetune", "refit")
 
 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
@@ -138,20 +141,22 @@ def random_points(runner: Runner, order: list[int], seed: int, sizes: list[int])
     return [runner.point("random", seed, [runner.pool[i] for i in order[:n]]) for n in sizes]
 
 
-def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[int], members: int) -> list:
+def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[int], members: int,
+                     strategy: str = "committee") -> list:
     """Start from the random run's first frames; each round's committee picks the next frames (the last
-    round's frames need no ranking, so only its member 0 is trained)."""
+    round's frames need no ranking, so only its member 0 is trained). ``mixed``: half of each round's new
+    frames, rounded down, are the next unused frames of the random order instead."""
     chosen = [runner.pool[i] for i in order[: sizes[0]]]
     points = []
     for number, n in enumerate(sizes):
-        name = f"committee_s{seed}_n{n}"
+        name = f"{strategy}_s{seed}_n{n}"
         data = runner.dataset(name, chosen)
         last = number + 1 == len(sizes)
         # member 0 has the random run's training seed, so both strategies' first points are one run
         trained = [runner.train(f"{name}_m{k}", data, seed + 1000 * k) for k in range(1 if last else members)]
         models = [model for model, _ in trained]
         cost = sum(seconds for _, seconds in trained)
-        points.append(runner.record("committee", seed, f"{name}_m0", models[0], chosen, cost))
+        points.append(runner.record(strategy, seed, f"{name}_m0", models[0], chosen, cost))
         if last:
             break
         used = {f.metadata["label"] for f in chosen}
@@ -160,7 +165,12 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
         ranked = runner.committee_rank(name, list(models), candidates)
         points[-1]["rank_s"] = time.perf_counter() - start
         by_label = {f.metadata["label"]: f for f in candidates}
-        chosen = chosen + [by_label[label] for label in ranked[: sizes[number + 1] - n]]
+        new = sizes[number + 1] - n
+        at_random = new // 2 if strategy == "mixed" else 0
+        picked = ranked[: new - at_random]
+        unused = [runner.pool[i].metadata["label"] for i in order]
+        picked += [label for label in unused if label in by_label and label not in picked][:at_random]
+        chosen = chosen + [by_label[label] for label in picked]
     return points
 
 
@@ -200,7 +210,7 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
     panels = ((axes[0], "H_meV", "H MAE (meV)"),
               (axes[1], "bands_meV", "bands within 1 eV of E_F, vs LCAO (meV)"))
     for ax, key, label in panels:
-        for strategy, marker in zip(STRATEGIES, "os^v", strict=True):
+        for strategy, marker in zip(STRATEGIES, "osD^v", strict=True):
             rows = [p for p in points if p["strategy"] == strategy]
             if not rows:
                 continue
@@ -239,8 +249,9 @@ def run(args, sizes: list[int]) -> list[dict]:
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(runner.pool))]
         if "random" in strategies:
             points += random_points(runner, order, seed, sizes)
-        if "committee" in strategies and seed < (args.committee_seeds or args.seeds):
-            points += committee_points(runner, order, seed, sizes, args.members)
+        for strategy in sorted(strategies & {"committee", "mixed"}):
+            if seed < (args.committee_seeds or args.seeds):
+                points += committee_points(runner, order, seed, sizes, args.members, strategy)
         for strategy in sorted(strategies & {"finetune", "refit"}):
             points += finetune_points(runner, order, seed, sizes, parent, strategy)
         if strategies:  # a report-only call must not overwrite the points of the runs in --out
@@ -262,8 +273,9 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
     first = result["frames_to_target"]
     print(f"fewest frames whose mean over seeds reaches H <= {targets['H_meV']:g} meV and bands <= "
           f"{targets['bands_meV']:g} meV: {first}")
-    if first.get("random") and first.get("committee"):
-        print(f"ratio committee / random frames to target: {first['committee'] / first['random']:.2f}")
+    for strategy in ("committee", "mixed"):
+        if first.get("random") and first.get(strategy):
+            print(f"ratio {strategy} / random frames to target: {first[strategy] / first['random']:.2f}")
     return result
 
 
@@ -272,7 +284,8 @@ def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None,
     (the pool frames carry their DFT reference, which the ranking never sees)."""
     rows = []
     for folder in folders:
-        for path in sorted(folder.glob("committee_s*_committee.json")):
+        ranked = [path for kind in ("committee", "mixed") for path in folder.glob(f"{kind}_s*_committee.json")]
+        for path in sorted(ranked):
             report = json.loads(path.read_text())
             rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],
                          report["frames_with_reference"]))

@@ -24,6 +24,7 @@ from .metals import fermi_level, fermi_window_errors, is_metal, uniform_mesh
 from .plots import band_plot, parity_plot
 from .settings import Settings
 from .splits import check_splits, gated_summary, split_reports
+from .splitting import splitting_entry
 from .summary import summarise, verdict
 
 MAX_ORBITALS = 3000  # dense diagonalisation per k-point; larger cells: slem spectrum (sparse)
@@ -245,6 +246,7 @@ def compare(
                 e_pred, e_ref, n_path, band_errors, n_valence, window, n_semicore=n_semicore
             )
         curves = {"LCAO reference": e_ref, "SLEM": e_pred}
+        e_pw = None
         if label in pw_bands:
             k_pw, e_pw = (np.asarray(a, float) for a in pw_bands[label])
             # a spin-polarised frame's pw.x bands are (2, nk, nb): the up, then the down channel
@@ -269,6 +271,10 @@ def compare(
             entry["vs_pw"] = _split_errors(e_pred, e_pw, n_path, *args, matching="assignment", **extra)
             entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment", **extra)
             curves = {"pw.x": e_pw, **curves}
+        if spinor and not metal:
+            splitting = splitting_entry(e_pred, e_ref, n_valence, kpts, e_pw)
+            if splitting is not None:
+                entry["spin_orbit_splitting"] = splitting
         report["bands"][label] = entry
         for c, name in enumerate(channels if kinfo["n_path"] else []):
             rows = slice(c * kinfo["n_path"], (c + 1) * kinfo["n_path"])
