@@ -284,7 +284,7 @@ def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None,
     (the pool frames carry their DFT reference, which the ranking never sees)."""
     rows = []
     for folder in folders:
-        ranked = [path for kind in ("committee", "mixed") for path in folder.glob(f"{kind}_s*_committee.json")]
+        ranked = [p for kind in ("committee", "mixed") for p in folder.glob(f"{kind}_s*_committee.json")]
         for path in sorted(ranked):
             report = json.loads(path.read_text())
             rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],
