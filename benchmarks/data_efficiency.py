@@ -1,8 +1,9 @@
 """Data efficiency: held-out error against the number of DFT frames, for random frames, committee-selected
 frames and fine-tuning from a model of another material.
 
-Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 2] [--members 3]
-           [--steps 300] [--threads 2] [--strategies random,committee,finetune,refit] [--out DIR]
+Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 2] [--first-seed 0]
+           [--members 3] [--steps 300] [--threads 2] [--strategies random,committee,mixed,finetune,refit]
+           [--out DIR]
            [--also DIR ...] [--source-model model.pt] [--plot docs/images/data_efficiency.png]
 
 DIR holds real pw.x frames made by ``benchmarks/efficiency_frames.py`` on one basis: ``pool.h5`` (Si8
@@ -245,7 +246,7 @@ def run(args, sizes: list[int]) -> list[dict]:
         print(f"finetune: the SiC source model trained {seconds:.0f} s on {len(source)} frames (not charged "
               "to the points)", flush=True)
     points = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(runner.pool))]
         if "random" in strategies:
             points += random_points(runner, order, seed, sizes)
@@ -298,6 +299,8 @@ def main() -> None:
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--sizes", default="2,4,8,16")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start at this seed (another process runs the ones before it)")
     parser.add_argument("--committee-seeds", type=int, help="default: --seeds")
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--steps", type=int, default=300)
