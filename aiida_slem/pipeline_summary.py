@@ -46,9 +46,10 @@ def print_summary(node: orm.WorkflowNode, plots_dir: pathlib.Path | None) -> Non
         ("gap_error_vs_pw_meV", "|gap error| vs pw.x (meV)"),
         ("valence_mae_lcao_vs_pw_meV", "basis error alone: LCAO valence vs pw.x (meV)"),
         # spin-orbit frames: the splitting of the top valence levels at the VBM (slem/evaluate/splitting.py)
-        ("so_splitting_error_vs_lcao_meV", "|spin-orbit splitting error| at the VBM vs LCAO (meV)"),
-        ("so_splitting_error_vs_pw_meV", "|spin-orbit splitting error| at the VBM vs pw.x (meV)"),
-        ("so_splitting_error_lcao_vs_pw_meV", "basis error alone: LCAO splitting vs pw.x (meV)"),
+        ("vbm_splitting_error_vs_lcao_meV", "|valence splitting error| at the VBM vs LCAO (meV)"),
+        ("vbm_splitting_error_so_part_vs_lcao_meV", "  its spin-orbit part vs LCAO (meV)"),
+        ("vbm_splitting_error_vs_pw_meV", "|valence splitting error| at the VBM vs pw.x (meV)"),
+        ("vbm_splitting_error_lcao_vs_pw_meV", "basis error alone: LCAO splitting vs pw.x (meV)"),
         # metals (smeared occupations): no gap, the states within +-1 eV of E_F instead
         ("fermi_window_mae_vs_lcao_meV", "band MAE within 1 eV of E_F vs LCAO (meV)"),
         ("fermi_error_vs_lcao_meV", "|E_F error| vs LCAO (meV)"),

@@ -8,13 +8,14 @@ orbitals per k-point have no place in the AiiDA daemon.
 from __future__ import annotations
 
 import pathlib
+from dataclasses import replace
 
 import numpy as np
 
 from slem.bands import bloch_matrices, generalized_eigvalsh
 from slem.bands.bloch import bloch_hamiltonian, is_spinor
 from slem.data.frame import Frame
-from slem.data.operators import OPERATORS, channel_names, has_spin_orbit
+from slem.data.operators import OPERATORS, channel_names, has_spin_orbit, without_spin_orbit
 from slem.spinor import spin_diagonal
 
 from .bands import band_errors
@@ -24,7 +25,7 @@ from .metals import fermi_level, fermi_window_errors, is_metal, uniform_mesh
 from .plots import band_plot, parity_plot
 from .settings import Settings
 from .splits import check_splits, gated_summary, split_reports
-from .splitting import splitting_entry
+from .splitting import splitting_entry, splitting_levels
 from .summary import summarise, verdict
 
 MAX_ORBITALS = 3000  # dense diagonalisation per k-point; larger cells: slem spectrum (sparse)
@@ -271,10 +272,13 @@ def compare(
             entry["vs_pw"] = _split_errors(e_pred, e_pw, n_path, *args, matching="assignment", **extra)
             entry["lcao_vs_pw"] = _split_errors(e_ref, e_pw, n_path, *args, matching="assignment", **extra)
             curves = {"pw.x": e_pw, **curves}
-        if spinor and not metal:
-            splitting = splitting_entry(e_pred, e_ref, n_valence, kpts, e_pw)
-            if splitting is not None:
-                entry["spin_orbit_splitting"] = splitting
+        levels = splitting_levels(e_ref, n_valence) if spinor and not metal else None
+        if levels is not None:
+            at_vbm = kpts[levels[0]][None]
+            scalar = tuple(np.repeat(eigenvalues(replace(h, operators=without_spin_orbit(h.operators)), s,
+                                                 at_vbm, tol)[0], 2)
+                           for h, s in ((pred, overlap), (ref, ref)))
+            entry["valence_splitting"] = splitting_entry(e_pred, e_ref, levels, kpts, e_pw, scalar)
         report["bands"][label] = entry
         for c, name in enumerate(channels if kinfo["n_path"] else []):
             rows = slice(c * kinfo["n_path"], (c + 1) * kinfo["n_path"])

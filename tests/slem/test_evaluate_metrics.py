@@ -139,21 +139,26 @@ def test_semicore_bands_are_reported_apart_from_the_valence_bands():
         band_errors(predicted, reference, n_valence=4, window_eV=2.0, n_semicore=4)
 
 
-def test_spin_orbit_splitting_is_read_at_the_reference_vbm_with_its_band_indices():
+def test_valence_splitting_is_read_at_the_reference_vbm_with_its_band_indices():
     # 4 valence bands at 2 k-points: the VBM is at k 1, where the top pair is degenerate within 0.5 meV
     reference = np.array([[-3.0, -2.0, -1.0, -0.2, 2.0], [-3.0, -1.5, -0.1004, -0.1, 1.0]])
-    assert splitting_levels(reference, 4) == (1, 3, 1)  # the pair (2, 3) is one level
+    levels = splitting_levels(reference, 4)
+    assert levels == (1, 3, 1)  # the pair (2, 3) is one level
     predicted = reference + np.array([[0, 0, 0, 0, 0], [0.01, 0.02, -0.03, 0.0, 0.0]])
     pw = reference - 0.5  # a constant offset leaves a splitting alone
-    entry = splitting_entry(predicted, reference, 4, np.array([[0, 0, 0], [0.5, 0, 0]]), pw=pw)
+    scalar = (np.array([-3.0, -3.0, -1.3, -1.3, 1.0]), np.array([-3.0, -3.0, -1.2, -1.2, 1.0]))
+    entry = splitting_entry(predicted, reference, levels, np.array([[0, 0, 0], [0.5, 0, 0]]), pw, scalar)
     assert entry["kpoint"] == [0.5, 0, 0] and entry["bands"] == [1, 3]
     assert entry["reference_meV"] == pytest.approx(1400) and entry["error_meV"] == pytest.approx(-20)
     assert entry["lcao_vs_pw_meV"] == pytest.approx(0, abs=1e-9)
+    # without spin-orbit parts bands 1 and 3 lie 1700 (predicted) and 1800 meV (reference) apart
+    assert entry["reference_spin_orbit_part_meV"] == pytest.approx(1400 - 1800)
+    assert entry["spin_orbit_part_error_meV"] == pytest.approx((1380 - 1700) - (1400 - 1800))
     # a tighter tolerance splits the pair; an all-degenerate valence holds no splitting
     assert splitting_levels(reference, 4, degeneracy_meV=0.1) == (1, 3, 2)
-    assert splitting_entry(reference, np.zeros((2, 3)), 2, np.zeros((2, 3))) is None
+    assert splitting_levels(np.zeros((2, 3)), 2) is None
     with pytest.raises(ValueError, match="fewer than the 4 valence bands"):
-        splitting_entry(predicted, reference, 4, np.zeros((2, 3)), pw=pw[:, :2])
+        splitting_entry(predicted, reference, levels, np.zeros((2, 3)), pw=pw[:, :2])
 
 
 def test_validation_kpoints_are_reproducible():

@@ -25,7 +25,7 @@ from slem.bands.parity import inversion_parities, z2_index
 from slem.basis.generate import generate_basis
 from slem.data.frame import FrameFormatError, read_frames, write_frames
 from slem.data.operators import spin_orbit_names, without_spin_orbit
-from slem.evaluate.splitting import splitting_entry
+from slem.evaluate.splitting import splitting_entry, splitting_levels
 from slem.projection.galerkin import GalerkinProjector, species_data
 from slem.projection.project import ProjectionError, project
 from slem.qe.band_symmetry import read_band_symmetry
@@ -190,7 +190,8 @@ def test_spinor_bands_match_pw_x(silicon):
     assert mean < 0.08  # eV; the DZP basis error of Si's valence bands (measured 0.043)
     # the validation's splitting finds the same levels on its own: the VBM k-point, the quartet's top band
     # and the doublet below it, and reads pw.x's bands at the same indices
-    entry = splitting_entry(energies, energies, 8, np.asarray(K_BANDS), pw=reference)
+    levels = splitting_levels(energies, 8)
+    entry = splitting_entry(energies, energies, levels, np.asarray(K_BANDS), pw=reference)
     assert entry["kpoint"] == [0.0, 0.0, 0.0] and entry["bands"] == [3, 7]
     assert entry["reference_meV"] == pytest.approx(split * 1000) and entry["error_meV"] == 0
     assert entry["pw_meV"] == pytest.approx(split_pw * 1000)
@@ -323,13 +324,17 @@ def test_validation_compares_spinor_bands(silicon, tmp_path):
     errors = next(iter(report["bands"].values()))["vs_lcao"]["all"]
     assert 25 < errors["valence_max_meV"] < 40
     assert 10 < errors["gap_error_meV"] < 22
-    # the splitting at the VBM (Gamma): exact for the reference itself, gone without the spin-orbit parts
-    kept = entry["spin_orbit_splitting"]
+    # the splitting at the VBM (Gamma): exact for the reference itself, and all of it spin-orbit (the six
+    # levels of Si's scalar Gamma_25' are one); gone without the spin-orbit parts
+    kept = entry["valence_splitting"]
     assert 44 < kept["reference_meV"] < 52 and abs(kept["error_meV"]) < 1e-6 and kept["bands"] == [3, 7]
-    lost = next(iter(report["bands"].values()))["spin_orbit_splitting"]
-    assert abs(lost["predicted_meV"]) < 1e-3
+    assert kept["reference_spin_orbit_part_meV"] == pytest.approx(kept["reference_meV"], abs=1e-6)
+    lost = next(iter(report["bands"].values()))["valence_splitting"]
+    assert abs(lost["predicted_meV"]) < 1e-3 and abs(lost["predicted_spin_orbit_part_meV"]) < 1e-3
     summary = report["summary"]
-    assert summary["so_splitting_error_vs_lcao_meV"] == pytest.approx(kept["reference_meV"], abs=1e-3)
+    assert summary["vbm_splitting_error_vs_lcao_meV"] == pytest.approx(kept["reference_meV"], abs=1e-3)
+    so_part = summary["vbm_splitting_error_so_part_vs_lcao_meV"]
+    assert so_part == pytest.approx(kept["reference_meV"], abs=1e-3)
 
 
 def test_smeared_spin_orbit_metal_solves_one_fermi_level_over_spinor_bands(tmp_path):
