@@ -50,6 +50,7 @@ from fast_protocol import fast_inputs  # same folder
 from slem.data.frame import read_frames, write_frames
 
 STRATEGIES = ("random", "committee", "mixed", "finetune", "refit")
+RANKED = ("committee", "mixed")  # the strategies whose rounds a committee ranks
 
 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
@@ -250,7 +251,7 @@ def run(args, sizes: list[int]) -> list[dict]:
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(runner.pool))]
         if "random" in strategies:
             points += random_points(runner, order, seed, sizes)
-        for strategy in sorted(strategies & {"committee", "mixed"}):
+        for strategy in sorted(strategies & set(RANKED)):
             if seed < (args.committee_seeds or args.seeds):
                 points += committee_points(runner, order, seed, sizes, args.members, strategy)
         for strategy in sorted(strategies & {"finetune", "refit"}):
@@ -274,7 +275,7 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
     first = result["frames_to_target"]
     print(f"fewest frames whose mean over seeds reaches H <= {targets['H_meV']:g} meV and bands <= "
           f"{targets['bands_meV']:g} meV: {first}")
-    for strategy in ("committee", "mixed"):
+    for strategy in RANKED:
         if first.get("random") and first.get(strategy):
             print(f"ratio {strategy} / random frames to target: {first[strategy] / first['random']:.2f}")
     return result
@@ -285,7 +286,7 @@ def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None,
     (the pool frames carry their DFT reference, which the ranking never sees)."""
     rows = []
     for folder in folders:
-        ranked = [p for kind in ("committee", "mixed") for p in folder.glob(f"{kind}_s*_committee.json")]
+        ranked = [p for kind in RANKED for p in folder.glob(f"{kind}_s*_committee.json")]
         for path in sorted(ranked):
             report = json.loads(path.read_text())
             rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],

@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from fast_protocol import fast_inputs  # same folder
+from efficiency_frames import structure  # same folder
+from fast_protocol import fast_inputs
 
 from slem.data.frame import read_frames
 from slem.evaluate.compare import eigenvalues
@@ -29,8 +30,6 @@ from slem.qe.inputs import pp_input, pw_input, run_qe
 from slem.qe.xml import read_qe_xml
 
 HARTREE_EV = 27.211386245988
-A = 5.43
-FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 
 
 def main() -> None:
@@ -45,8 +44,9 @@ def main() -> None:
     args = parser.parse_args()
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="spin_orbit_model_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    text = pw_input(["Si"] * 8, np.vstack([FCC, FCC + 0.25]) * A, np.eye(3) * A, {"Si": "Si.upf"}, args.ecut,
-                    (args.kmesh,) * 3, pseudo_dir=args.pseudo_dir, nbnd=40,
+    symbols, positions, cell, _ = structure("Si", 0, strain=0.0, rattle=(0.0, 0.0))  # the ideal cubic Si8
+    text = pw_input(symbols, positions, cell, {"Si": "Si.upf"}, args.ecut, (args.kmesh,) * 3,
+                    pseudo_dir=args.pseudo_dir, nbnd=40,
                     system={"noncolin": True, "lspinorb": True})
     run_qe("pw.x", text, work, "scf")
     run_qe("pp.x", pp_input(), work, "pp")

@@ -55,6 +55,12 @@ def eigenvalues(
     return spin_rows([np.array([r[:n] for r in rows]) for rows in channels], n_path)
 
 
+def scalar_levels(h_frame: Frame, s_frame: Frame, k: np.ndarray, overlap_tolerance: float) -> np.ndarray:
+    """The spinor levels at ``k`` of ``h_frame`` without its spin-orbit parts: each scalar level twice."""
+    plain = replace(h_frame, operators=without_spin_orbit(h_frame.operators))
+    return np.repeat(eigenvalues(plain, s_frame, np.asarray(k)[None], overlap_tolerance)[0], 2)
+
+
 def spin_rows(channels: list[np.ndarray], n_path: int = 0) -> np.ndarray:
     """Stack the bands (nk, n) of each spin channel as k-point rows: [up path, down path, up rest, down rest].
 
@@ -274,10 +280,8 @@ def compare(
             curves = {"pw.x": e_pw, **curves}
         levels = splitting_levels(e_ref, n_valence) if spinor and not metal else None
         if levels is not None:
-            at_vbm = kpts[levels[0]][None]
-            scalar = tuple(np.repeat(eigenvalues(replace(h, operators=without_spin_orbit(h.operators)), s,
-                                                 at_vbm, tol)[0], 2)
-                           for h, s in ((pred, overlap), (ref, ref)))
+            at_vbm = kpts[levels[0]]
+            scalar = (scalar_levels(pred, overlap, at_vbm, tol), scalar_levels(ref, ref, at_vbm, tol))
             entry["valence_splitting"] = splitting_entry(e_pred, e_ref, levels, kpts, e_pw, scalar)
         report["bands"][label] = entry
         for c, name in enumerate(channels if kinfo["n_path"] else []):
