@@ -48,8 +48,8 @@ from slem.qe.inputs import pp_input, pw_input, pw_seconds, run_qe
 from slem.qe.potential import read_filplot
 from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
+from slem.units import HARTREE_EV
 
-HARTREE_EV = 27.211386245988
 PLOT_FLOOR_EV = 15.0  # band plots show the bands above E_F (or the VBM) minus this
 SMEARING = {"occupations": "smearing", "smearing": "mv", "degauss": 0.02}
 

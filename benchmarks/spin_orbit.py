@@ -41,8 +41,8 @@ from slem.qe.inputs import bands_symmetry_input, pp_input, pw_input, run_qe
 from slem.qe.potential import read_filplot
 from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
+from slem.units import HARTREE_EV
 
-HARTREE_EV = 27.211386245988
 FR_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "pseudos" / "pseudodojo-fr"
 
 

@@ -28,8 +28,7 @@ from slem.evaluate.compare import eigenvalues
 from slem.evaluate.splitting import splitting_entry, splitting_levels
 from slem.qe.inputs import pp_input, pw_input, run_qe
 from slem.qe.xml import read_qe_xml
-
-HARTREE_EV = 27.211386245988
+from slem.units import HARTREE_EV
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from slem.basis.errors import RadiusTooSmallError
-
-BOHR_ANGSTROM = 0.529177210903
-HARTREE_EV = 27.211386245988
+from slem.units import BOHR_ANGSTROM, HARTREE_EV
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,15 @@ nonsense bands. Such a file is refused before it reaches pw.x.
 from __future__ import annotations
 
 from slem.basis.atom import PseudoAtom
-from slem.basis.confinement import HARTREE_EV
 from slem.basis.errors import BasisGenerationError
+from slem.units import BOHR_ANGSTROM, HARTREE_EV
+from slem.units import RYDBERG_EV as RY_EV
 
 GHOST_TOLERANCE_EV = 0.1
 # A fully relativistic file's shell is checked at its j-averaged operator against the (2j+1)-weighted mean
 # of its two j levels; the two differ at second order in the splitting (W 5p: 0.37 eV for a 9.8 eV
 # splitting), so such a level may differ by this fraction of its splitting more. A ghost is eV off.
 SPIN_ORBIT_SPREAD_FRACTION = 0.1
-RY_EV = HARTREE_EV / 2.0
 
 
 class GhostStateError(BasisGenerationError):
@@ -59,7 +59,6 @@ def check_reference_levels(atom: PseudoAtom, tolerance_ev: float = GHOST_TOLERAN
 def check_upf_levels(path) -> dict[str, tuple[float, float]]:
     """Screen the pseudo-atom of the UPF at ``path`` and check its levels (``aiida-slem setup`` runs this
     on every file of a family before installing it); returns the compared levels."""
-    from slem.basis.confinement import BOHR_ANGSTROM
     from slem.basis.generate import FREE_RADIUS_ANGSTROM  # generate imports this module
     from slem.basis.xc import parse_functional
     from slem.qe.relativistic import j_average

@@ -29,19 +29,20 @@ from slem.qe.potential import LocalPotential
 from slem.qe.relativistic import j_average
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
+from slem.units import RYDBERG_EV
 
 from .density import DensityMatrixError, density_matrix, spin_density_matrices
 from .errors import ProjectionError
 from .kmesh import auto_kmesh, check_kmesh, normal_reach
 from .pairs import BlockSet, pairs_within
-from .radial import BOHR, RYDBERG
+from .radial import BOHR
 from .realspace import RealSpaceOperators
 from .scf_checks import check_inputs, check_occupations
 from .spin import magnetization_checks
 from .spin_orbit import spin_orbit_parts, spinor_density
 from .threecentre import nonlocal_blocks
 
-HARTREE = 2 * RYDBERG
+HARTREE = 2 * RYDBERG_EV
 # H is stored for bonds up to r_i + r_j + x_ab: beyond r_i + r_j only the three-centre KB term
 # <phi_i|beta_c> D <beta_c|phi_j> survives, and x_ab is where its worst case over the position of
 # one third atom drops below H_TAIL_TOLERANCE / 2 (the factor 2 covers a second centre). S is
@@ -50,7 +51,7 @@ H_TAIL_TOLERANCE_EV = 1e-4
 
 
 def _ev(value_ry: float | None) -> float | None:
-    return None if value_ry is None else float(value_ry * RYDBERG)
+    return None if value_ry is None else float(value_ry * RYDBERG_EV)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def project(
     reach = {}
     for n, a in enumerate(scf.species):
         for b in scf.species[n:]:
-            reach[a, b] = reach[b, a] = ops.nonlocal_reach(a, b, 0.5 * H_TAIL_TOLERANCE_EV / RYDBERG)
+            reach[a, b] = reach[b, a] = ops.nonlocal_reach(a, b, 0.5 * H_TAIL_TOLERANCE_EV / RYDBERG_EV)
     # CPU seconds per step: on a shared machine they do not follow the load as wall times do.
     timings = {"tables": time.process_time() - cpu_started}
 
@@ -179,11 +180,11 @@ def project(
     # sampled one k-point, a minimal basis), so they give a warning, not a refusal.
     overlap_ev = None
     if smearing is None and density.lumo is not None and density.lumo <= density.homo:
-        overlap_ev = float((density.homo - density.lumo) * RYDBERG)
+        overlap_ev = float((density.homo - density.lumo) * RYDBERG_EV)
     timings["density_matrix"] = time.process_time() - cpu_started - sum(timings.values())
 
     s_packed = np.concatenate([s_blocks[key].ravel() for key in keys])
-    h_packed = [np.concatenate([h[key].ravel() for key in keys]) * RYDBERG for h in h_channels]
+    h_packed = [np.concatenate([h[key].ravel() for key in keys]) * RYDBERG_EV for h in h_channels]
     if scf.lsda:
         operators = {"S": s_packed}
         for channel, h, d in zip(SPIN_CHANNELS, h_packed, densities, strict=True):
@@ -193,7 +194,7 @@ def project(
         operators, spin_checks = {"H": h_packed[0], "S": s_packed, "D": density.packed}, {}
     if so_density is not None:
         for name, blocks, d in zip(SPIN_ORBIT_AXES, so_blocks, so_density.spin_orbit, strict=True):
-            operators[f"H_so_{name}"] = np.concatenate([blocks[key].ravel() for key in keys]) * RYDBERG
+            operators[f"H_so_{name}"] = np.concatenate([blocks[key].ravel() for key in keys]) * RYDBERG_EV
             operators[f"D_so_{name}"] = d
     element_list = [elements[s] for s in symbols]
     basis_strings = {elements[s]: bases[elements[s]].shells for s in scf.species}
@@ -226,7 +227,7 @@ def project(
         "sum_tr_ds": tr_ds,
         "sum_tr_ds_error": tr_ds - float(scf.n_electrons),
         "sum_tr_dh_ev": tr_dh,
-        "band_energy_ev": float(sum(d.band_energy for d in densities) * RYDBERG),
+        "band_energy_ev": float(sum(d.band_energy for d in densities) * RYDBERG_EV),
         "homo_ev": _ev(density.homo),
         "lumo_ev": _ev(density.lumo),
         "qe_homo_ev": scf.homo_ha * HARTREE if scf.homo_ha is not None else None,
@@ -243,7 +244,7 @@ def project(
         "n_spin": scf.n_spin,
         "spin_orbit": bool(scf.spin_orbit),
         **spin_checks,
-        "max_h_beyond_ev": max_h_beyond * RYDBERG,
+        "max_h_beyond_ev": max_h_beyond * RYDBERG_EV,
         "max_s_beyond": max_s_beyond,
         "h_range_extra_angstrom": {
             f"{elements[a]}-{elements[b]}": round(x * BOHR, 3) for (a, b), x in reach.items()

@@ -15,8 +15,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.special import lpmv, spherical_jn
 
-BOHR = 0.529177210903  # Angstrom
-RYDBERG = 13.605693122994  # eV
+from slem.units import BOHR_ANGSTROM as BOHR
+
 Q_STEP = 0.005  # bohr^-1; cubic interpolation error at this step is far below 1e-8 relative
 
 

@@ -9,13 +9,13 @@ from slem.basis.orbital import ElementBasis
 from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
+from slem.units import RYDBERG_EV
 
 from .density import Smearing
 from .errors import ProjectionError
 from .occupations import SMEARING_KINDS
-from .radial import RYDBERG
 
-HARTREE = 2 * RYDBERG
+HARTREE = 2 * RYDBERG_EV
 POSITION_TOLERANCE_BOHR = 1e-4
 METAL_FIX = "rerun pw.x with occupations='smearing' (e.g. smearing='mv', degauss=0.02)"
 

@@ -17,9 +17,11 @@ import zlib
 
 import numpy as np
 
+from slem.units import BOHR_ANGSTROM
+
 BOLTZMANN_J_PER_K = 1.380649e-23
 AMU_KG = 1.66053906660e-27
-BOHR_M = 0.529177210903e-10
+BOHR_M = BOHR_ANGSTROM * 1e-10
 RYDBERG_TIME_S = 4.8377687e-17  # hbar / Ry: pw.x's unit of time (its dt = 20 is 0.97 fs)
 RYDBERG_VELOCITY_M_PER_S = BOHR_M / RYDBERG_TIME_S
 

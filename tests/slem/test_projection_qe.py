@@ -8,16 +8,17 @@ import scipy.linalg
 
 from slem.bands import band_energies, bloch_matrices
 from slem.projection.galerkin import GalerkinProjector, species_data
-from slem.projection.radial import BOHR, RYDBERG, orbital_transforms, projector_transforms, real_ylm
+from slem.projection.radial import BOHR, orbital_transforms, projector_transforms, real_ylm
 from slem.projection.twocentre import TwoCentreTable
 from slem.qe.inputs import DEFAULT_PSEUDO_DIR
 from slem.qe.potential import read_filplot
 from slem.qe.upf import read_upf
 from slem.qe.xml import read_qe_xml
+from slem.units import RYDBERG_EV
 
 pytestmark = pytest.mark.slow
 
-HARTREE_EV = 2 * RYDBERG
+HARTREE_EV = 2 * RYDBERG_EV
 RNG_K = np.random.default_rng(7).uniform(-0.5, 0.5, (10, 3))
 OFF_MESH_K = np.vstack([RNG_K, [[0.5, 0.0, 0.5], [0.5, 0.5, 0.5], [0.375, 0.375, 0.75]]])
 
@@ -46,7 +47,7 @@ def test_full_plane_wave_galerkin_reproduces_pw_eigenvalues(qe_runs):
     for k, eigs, npw in list(zip(scf.kpoints_cart, scf.eigenvalues_ha, scf.npw, strict=True))[:6]:
         h = proj.plane_wave_hamiltonian(k)
         assert h.shape[0] == npw, "G sphere differs from pw.x's"
-        ours = np.linalg.eigvalsh(h)[: len(eigs)] * RYDBERG
+        ours = np.linalg.eigvalsh(h)[: len(eigs)] * RYDBERG_EV
         worst = max(worst, np.abs(ours - eigs * HARTREE_EV).max() * 1000)
     print(f"full-PW Galerkin vs pw.x: max |error| = {worst:.4f} meV")
     assert worst < 1.0
@@ -164,7 +165,7 @@ def test_stored_blocks_match_the_galerkin_projection(qe_runs):
     s_k, h_k = proj.matrices(kf @ (2 * np.pi * np.linalg.inv(scf.cell_bohr).T))
     s_f, h_f = bloch_matrices(frame, "S", kf)[0], bloch_matrices(frame, "H", kf)[0]
     ours = scipy.linalg.eigh(h_f, s_f, eigvals_only=True)
-    galerkin = scipy.linalg.eigh(h_k * RYDBERG, s_k, eigvals_only=True)
+    galerkin = scipy.linalg.eigh(h_k * RYDBERG_EV, s_k, eigvals_only=True)
     diff = np.abs(ours - galerkin)[:8] * 1000
     print(f"S diff {np.abs(s_f - s_k).max():.1e}; eigenvalue diffs (meV) {diff.round(2)}")
     assert np.abs(s_f - s_k).max() < 1e-4
