@@ -7,7 +7,9 @@ Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--s
            [--also DIR ...] [--source-model model.pt] [--plot docs/images/data_efficiency.png]
 
 DIR holds real pw.x frames made by ``benchmarks/efficiency_frames.py`` on one basis: ``pool.h5`` (Si8
-candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames of the same distribution),
+candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames of the same distribution;
+when they hold several structures, e.g. diamond and lonsdaleite, the band error is also reported per
+structure and a target counts as reached only when every structure meets it),
 ``validation.h5`` (the early-stopping frames every run shares) and ``source.h5`` (3C-SiC frames, the other
 material). Every run is ``slem train`` with the fast protocol's model and optimiser
 (``workflows/protocols/train.yaml``: H, S from the basis, D; ``--steps`` steps), then ``slem predict`` and
@@ -63,14 +65,24 @@ def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, pare
             "training": training}
 
 
+def structure_of(label: str) -> str:
+    """The material of an ``efficiency_frames.py`` label, e.g. 'Si_hex' of 'Si_hex_seed1003'."""
+    return label.rsplit("_seed", 1)[0]
+
+
 def read_report(path: Path) -> dict:
     """The point's errors from its ``slem validate`` report: H MAE, the bands within 1 eV of E_F against the
     LCAO bands (mean, worst test frame, per frame)."""
     content = json.loads(path.read_text())
     summary, bands = content["summary"], content["bands"]
     frames = {label: entry["vs_lcao"]["all"]["fermi_window_mae_meV"] for label, entry in bands.items()}
+    structures = sorted({structure_of(label) for label in frames})
+    by_structure = {name: float(np.mean([e for label, e in frames.items() if structure_of(label) == name]))
+                    for name in structures}
     return {"H_meV": summary["H_mae_meV"], "bands_meV": summary["fermi_window_mae_vs_lcao_meV"],
-            "worst_bands_meV": max(frames.values()), "bands_by_frame_meV": frames}
+            "worst_bands_meV": max(frames.values()), "bands_by_frame_meV": frames,
+            "bands_by_structure_meV": by_structure, "worst_structure_bands_meV": max(by_structure.values()),
+            **{f"bands_{name}_meV": error for name, error in by_structure.items()}}
 
 
 class Runner:
@@ -159,6 +171,8 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
         models = [model for model, _ in trained]
         cost = sum(seconds for _, seconds in trained)
         points.append(runner.record(strategy, seed, f"{name}_m0", models[0], chosen, cost))
+        if number == 0:  # the same frames and training seed as random's first point: one run, not two
+            points.append({**points[-1], "strategy": "random", "train_s": trained[0][1]})
         if last:
             break
         used = {f.metadata["label"] for f in chosen}
@@ -183,20 +197,28 @@ def finetune_points(runner: Runner, order: list[int], seed: int, sizes: list[int
     return [runner.point(strategy, seed, [runner.pool[i] for i in order[:n]], parent) for n in sizes]
 
 
+def structures(points: list[dict]) -> list[str]:
+    return sorted({name for p in points for name in p["bands_by_structure_meV"]})
+
+
 def summarise(points: list[dict], sizes: list[int], targets: dict) -> dict:
     table = {}
     for strategy in STRATEGIES:
         for n in sizes:
             rows = [p for p in points if p["strategy"] == strategy and p["n_frames"] == n]
             if rows:
-                keys = ("H_meV", "bands_meV", "distorted_bands_meV", "worst_bands_meV", "dft_s", "train_s")
+                keys = ("H_meV", "bands_meV", "distorted_bands_meV", "worst_bands_meV", "dft_s", "train_s",
+                        "worst_structure_bands_meV", *(f"bands_{name}_meV" for name in structures(rows)))
                 values = {key: [r[key] for r in rows] for key in keys}
                 table[(strategy, n)] = {
                     key: (float(np.mean(v)), float(np.std(v)), len(v)) for key, v in values.items()}
+    # with several test structures, every one of them must meet the band target
+    band_key = "worst_structure_bands_meV" if len(structures(points)) > 1 else "bands_meV"
+    limits = {"H_meV": targets["H_meV"], band_key: targets["bands"]}
     first = {}
     for strategy in STRATEGIES:
         reached = [n for n in sizes if (strategy, n) in table
-                   and all(table[(strategy, n)][key][0] <= limit for key, limit in targets.items())]
+                   and all(table[(strategy, n)][key][0] <= limit for key, limit in limits.items())]
         first[strategy] = min(reached) if reached else None
     return {"table": table, "frames_to_target": first}
 
@@ -208,10 +230,13 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    panels = ((axes[0], "H_meV", "H MAE (meV)"),
-              (axes[1], "bands_meV", "bands within 1 eV of E_F, vs LCAO (meV)"))
-    for ax, key, label in panels:
+    names = structures(points)
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 4))
+    bands = "bands within 1 eV of E_F, vs LCAO (meV)"
+    panels = [(axes[0], "H_meV", "H MAE (meV)", "held-out frames")] + [
+        (ax, f"bands_{name}_meV", bands, f"held-out {name} frames")
+        for ax, name in zip(axes[1:], names, strict=True)]
+    for ax, key, label, title in panels:
         for strategy, marker in zip(STRATEGIES, "osD^v", strict=True):
             rows = [p for p in points if p["strategy"] == strategy]
             if not rows:
@@ -220,15 +245,16 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
             values = [[p[key] for p in rows if p["n_frames"] == n] for n in sizes]
             ax.errorbar(sizes, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker=marker,
                         capsize=3, label=f"{strategy} ({len({p['seed'] for p in rows})} seeds)")
-        ax.axhline(targets[key], color="grey", ls="--", lw=1, label="fast protocol target")
+        limit = targets["H_meV"] if key == "H_meV" else targets["bands"]
+        ax.axhline(limit, color="grey", ls="--", lw=1, label="fast protocol target")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted({p["n_frames"] for p in points}), labels=None)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_yscale("log")
-        ax.set_xlabel("DFT frames (Si8) in training")
+        ax.set_xlabel("DFT frames (8 atoms) in training")
         ax.set_ylabel(label)
+        ax.set_title(title)
         ax.legend(fontsize=8)
-    axes[0].set_title("held-out Si8 frames")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -272,9 +298,18 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
         cells = " ".join(f"{row[key][0]:9.2f} ±{row[key][1]:5.2f}" for key in errors)
         print(f"{strategy:10s} {n:6d} {cells} {row['dft_s'][0]:7.0f} {row['train_s'][0]:8.0f} "
               f"{row['H_meV'][2]:5d}")
+    names = structures(points)
+    if len(names) > 1:
+        print("bands within 1 eV of E_F vs LCAO per test structure (meV):")
+        print(f"{'strategy':10s} {'frames':>6s} " + " ".join(f"{name:>16s}" for name in names))
+        for (strategy, n), row in result["table"].items():
+            cells = " ".join(f"{row[f'bands_{name}_meV'][0]:9.2f} ±{row[f'bands_{name}_meV'][1]:5.2f}"
+                             for name in names)
+            print(f"{strategy:10s} {n:6d} {cells}")
     first = result["frames_to_target"]
+    every = " on every test structure" if len(names) > 1 else ""
     print(f"fewest frames whose mean over seeds reaches H <= {targets['H_meV']:g} meV and bands <= "
-          f"{targets['bands_meV']:g} meV: {first}")
+          f"{targets['bands']:g} meV{every}: {first}")
     for strategy in RANKED:
         if first.get("random") and first.get(strategy):
             print(f"ratio {strategy} / random frames to target: {first[strategy] / first['random']:.2f}")
@@ -331,9 +366,8 @@ def main() -> None:
             [error for label, error in point["bands_by_frame_meV"].items() if label in distorted]))
     # the test frames are smeared (see efficiency_frames.py), so the fast protocol's metal targets apply
     thresholds = fast_inputs("validation")["settings"]["metal_thresholds"]
-    targets = {"H_meV": thresholds["H_mae_meV"],
-               "bands_meV": thresholds["fermi_window_mae_vs_lcao_meV"]}
-    header = (f"Si8 DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
+    targets = {"H_meV": thresholds["H_mae_meV"], "bands": thresholds["fermi_window_mae_vs_lcao_meV"]}
+    header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
               f"threads, {len(test)} held-out test frames")
     result = report(points, sizes, targets, header)
     for name, rho, n in committee_correlations([args.out, *args.also]):

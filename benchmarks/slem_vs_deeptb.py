@@ -295,6 +295,10 @@ def run_worker(python: str, side: str, task: str, args, atoms_n: int = 64) -> di
            "--edge-chunk", str(args.edge_chunk), "--latent-hidden", args.latent_hidden,
            "--radial-hidden", args.radial_hidden, "--device", args.device]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    # both sides wait as `slem train` does, unless the caller's environment says otherwise
+    from slem.threads import WAIT_POLICY, WAIT_POLICY_ENV  # not in DeePTB's venv
+
+    env.setdefault(WAIT_POLICY_ENV, WAIT_POLICY)
     if side == "ours" and args.system_malloc:
         env["SLEM_SYSTEM_MALLOC"] = "1"
     if side == "deeptb" and args.peer_kept_memory:
