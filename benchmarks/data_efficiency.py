@@ -11,7 +11,10 @@ candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames o
 when they hold several structures, e.g. diamond and lonsdaleite, the band error is also reported per
 structure and a target counts as reached only when every structure meets it),
 ``validation.h5`` (the early-stopping frames every run shares) and ``source.h5`` (3C-SiC frames, the other
-material). Every run is ``slem train`` with the fast protocol's model and optimiser
+material). With a rare structure in the pool, ``validation.h5`` holds the common structure only, as a
+user's own validation frames would: a rare-structure frame there stops every run whose training lacks that
+structure after a few hundred steps (seen: steps 150-200 of 800, diamond bands 360-520 meV off).
+Every run is ``slem train`` with the fast protocol's model and optimiser
 (``workflows/protocols/train.yaml``: H, S from the basis, D; ``--steps`` steps), then ``slem predict`` and
 ``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
 
@@ -351,6 +354,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     sizes = sorted(int(n) for n in args.sizes.split(","))
+    # slem train reads a config's relative paths from the config's folder, not from here
+    args.out, args.frames = args.out.resolve(), args.frames.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     points = run(args, sizes)
     for folder in args.also:
