@@ -26,9 +26,12 @@ import click
 @click.option("--kpoints", type=click.IntRange(min=1), default=4, show_default=True,
               help="k-points of the band spread: Gamma plus random ones (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overlap-tolerance", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="S(k) directions below this eigenvalue are dropped for the band spread [default: the "
+              "validation protocol's, 0.01].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads [default: OMP_NUM_THREADS, else the CPUs this process may use].")
-def committee(models, frame_files, output, select, kpoints, seed, threads) -> None:
+def committee(models, frame_files, output, select, kpoints, seed, overlap_tolerance, threads) -> None:
     """Spread of the committee MODELS on the candidate frames, and its rank correlation with the error."""
     from slem.threads import configure_threads
 
@@ -54,7 +57,8 @@ def committee(models, frame_files, output, select, kpoints, seed, threads) -> No
                 labels.append(str(item.metadata.get("label", label)) if isinstance(item, Frame) else label)
         members = [[predictor.predict(item) for predictor in predictors] for item in candidates]
         references = [item if isinstance(item, Frame) else None for item in candidates]
-        report = committee_report(members, references, labels, kpoints, select, seed)
+        tolerance = {} if overlap_tolerance is None else {"overlap_tolerance": overlap_tolerance}
+        report = committee_report(members, references, labels, kpoints, select, seed, **tolerance)
     except (ValueError, FrameFormatError, FileNotFoundError) as exc:
         click.echo(f"slem committee: {exc}", err=True)
         sys.exit(2)

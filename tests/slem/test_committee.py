@@ -13,7 +13,7 @@ from conftest import train_tiny_si8
 
 from slem.cli.committee import committee as committee_cli
 from slem.data.frame import Frame, frame_from_blocks, read_frames
-from slem.evaluate.committee import check_members, committee_report, mean_frame
+from slem.evaluate.committee import band_spread, check_members, committee_report, mean_frame
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
 
@@ -43,6 +43,19 @@ def test_spread_is_the_members_standard_deviation_and_ranks_the_error():
     assert report["spearman_sigma_H_vs_error"] == pytest.approx(1.0)
     assert report["most_uncertain"] == [str(len(frames) - 1), str(len(frames) - 2)]
     assert report["frames_with_reference"] == len(frames)
+
+
+def test_band_spread_drops_only_near_null_overlap_directions():
+    """The band spread uses validation's overlap tolerance: on a well-conditioned S (Si 1s1p, smallest S(k)
+    eigenvalue 0.15) it keeps every direction and equals the plain generalized problem's spread; a
+    tolerance above that eigenvalue drops directions, and with them bands."""
+    rng = np.random.default_rng(1)
+    frame = read_frames(SI8)[0]
+    members = [noisy(frame, 5e-3, rng) for _ in range(3)]
+    kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, (2, 3))])
+    plain = band_spread(members, kpts, overlap_tolerance=0.0)
+    assert band_spread(members, kpts) == pytest.approx(plain, rel=1e-9)
+    assert band_spread(members, kpts, overlap_tolerance=0.5) != pytest.approx(plain, rel=1e-3)
 
 
 def test_identical_members_have_no_spread_and_no_correlation():
@@ -75,7 +88,7 @@ def test_command_reports_spread_error_and_selection(committee_models, tmp_path):
     result = CliRunner().invoke(
         committee_cli,
         [*map(str, committee_models), "--frames", str(SI8), "-o", str(out), "--select", "3",
-         "--kpoints", "2"],
+         "--kpoints", "2", "--overlap-tolerance", "0.01"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
