@@ -29,7 +29,7 @@ from slem.qe.potential import LocalPotential
 from slem.qe.relativistic import j_average
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
-from slem.units import RYDBERG_EV
+from slem.units import HARTREE_EV, RYDBERG_EV
 
 from .density import DensityMatrixError, density_matrix, spin_density_matrices
 from .errors import ProjectionError
@@ -42,7 +42,6 @@ from .spin import magnetization_checks
 from .spin_orbit import spin_orbit_parts, spinor_density
 from .threecentre import nonlocal_blocks
 
-HARTREE = 2 * RYDBERG_EV
 # H is stored for bonds up to r_i + r_j + x_ab: beyond r_i + r_j only the three-centre KB term
 # <phi_i|beta_c> D <beta_c|phi_j> survives, and x_ab is where its worst case over the position of
 # one third atom drops below H_TAIL_TOLERANCE / 2 (the factor 2 covers a second centre). S is
@@ -213,7 +212,7 @@ def project(
     fermi = density.fermi_energy if smearing is not None else density.homo
     # pw.x writes fermi_energy with smearing and highestOccupiedLevel with fixed occupations
     qe_fermi = scf.fermi_energy_ha if scf.fermi_energy_ha is not None else scf.homo_ha
-    qe_fermi = qe_fermi * HARTREE if qe_fermi is not None else None
+    qe_fermi = qe_fermi * HARTREE_EV if qe_fermi is not None else None
     tr_dh = sum(
         float(np.dot(operators[d], operators[h]))
         for d, h in zip(
@@ -230,10 +229,10 @@ def project(
         "band_energy_ev": float(sum(d.band_energy for d in densities) * RYDBERG_EV),
         "homo_ev": _ev(density.homo),
         "lumo_ev": _ev(density.lumo),
-        "qe_homo_ev": scf.homo_ha * HARTREE if scf.homo_ha is not None else None,
+        "qe_homo_ev": scf.homo_ha * HARTREE_EV if scf.homo_ha is not None else None,
         "occupations": scf.occupations,
         "smearing": scf.smearing,
-        "degauss_ev": scf.degauss_ha * HARTREE if smearing is not None else None,
+        "degauss_ev": scf.degauss_ha * HARTREE_EV if smearing is not None else None,
         # the LCAO Fermi level: solved on the mesh's LCAO bands with smearing; the LCAO HOMO with fixed
         # occupations, as pw.x reports highestOccupiedLevel there
         "fermi_energy_ev": _ev(fermi),
@@ -275,7 +274,7 @@ def project(
         "pair_range": "S: r_i + r_j (exactly zero beyond); H: r_i + r_j + h_range_extra_angstrom[pair]",
         "method": "two-centre S, T, <phi|beta> (radial Fourier + Gaunt); V_loc on the pp.x grid",
         "scf_converged": bool(scf.converged),
-        "qe_energies_ev": {k: v * HARTREE for k, v in scf.energies_ha.items()},
+        "qe_energies_ev": {k: v * HARTREE_EV for k, v in scf.energies_ha.items()},
         "qe_functional": scf.functional,
         "pseudo_md5": {upfs[s].path.name: upfs[s].md5 for s in scf.species},
         "basis_upf_md5": {e: b.upf_md5 for e, b in bases.items() if e in basis_strings},
