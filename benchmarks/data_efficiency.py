@@ -84,7 +84,7 @@ def read_report(path: Path) -> dict:
                     for name in structures}
     return {"H_meV": summary["H_mae_meV"], "bands_meV": summary["fermi_window_mae_vs_lcao_meV"],
             "worst_bands_meV": max(frames.values()), "bands_by_frame_meV": frames,
-            "bands_by_structure_meV": by_structure, "worst_structure_bands_meV": max(by_structure.values()),
+            "worst_structure_bands_meV": max(by_structure.values()),
             **{f"bands_{name}_meV": error for name, error in by_structure.items()}}
 
 
@@ -201,7 +201,7 @@ def finetune_points(runner: Runner, order: list[int], seed: int, sizes: list[int
 
 
 def structures(points: list[dict]) -> list[str]:
-    return sorted({name for p in points for name in p["bands_by_structure_meV"]})
+    return sorted({structure_of(label) for p in points for label in p["bands_by_frame_meV"]})
 
 
 def summarise(points: list[dict], sizes: list[int], targets: dict) -> dict:

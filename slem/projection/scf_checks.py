@@ -9,13 +9,12 @@ from slem.basis.orbital import ElementBasis
 from slem.qe.potential import LocalPotential
 from slem.qe.upf import Upf
 from slem.qe.xml import QeScf
-from slem.units import RYDBERG_EV
+from slem.units import HARTREE_EV
 
 from .density import Smearing
 from .errors import ProjectionError
 from .occupations import SMEARING_KINDS
 
-HARTREE = 2 * RYDBERG_EV
 POSITION_TOLERANCE_BOHR = 1e-4
 METAL_FIX = "rerun pw.x with occupations='smearing' (e.g. smearing='mv', degauss=0.02)"
 
@@ -52,8 +51,8 @@ def check_occupations(scf: QeScf, allow_unconverged: bool) -> Smearing | None:
         if levels is not None and levels[0] >= levels[1]:
             raise ProjectionError(
                 "the SCF has fixed occupations but its highest occupied level "
-                f"({levels[0] * HARTREE:.4f} eV) is at or above its lowest unoccupied level "
-                f"({levels[1] * HARTREE:.4f} eV): the system is metallic (or its bands overlap); "
+                f"({levels[0] * HARTREE_EV:.4f} eV) is at or above its lowest unoccupied level "
+                f"({levels[1] * HARTREE_EV:.4f} eV): the system is metallic (or its bands overlap); "
                 f"{METAL_FIX}"
             )
     else:
