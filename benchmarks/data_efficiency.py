@@ -23,6 +23,9 @@ Every run is ``slem train`` with the fast protocol's model and optimiser
   rank the frames not yet used by their H spread (``slem committee``, as ``ActiveLearningWorkChain``
   does) and the most uncertain ones are added up to the next size; member 0's error is the point, the
   other members are the strategy's cost;
+* fermi: as committee, ranked by the members' spread of the bands around the Fermi level instead
+  (``slem committee --rank-by fermi_band_sigma_meV``: the 6 highest occupied and 6 lowest empty bands at 4
+  k-points), the bands the test scores; its first round is committee's (same frames, same members);
 * mixed: as committee, but half of each round's new frames (rounded down) are the next frames of random
   seed s's permutation instead of the most uncertain ones: pure uncertainty sampling fills the training set
   with the distribution's tail and misses the typical frames the test set holds;
@@ -54,8 +57,9 @@ from fast_protocol import fast_inputs  # same folder
 
 from slem.data.frame import read_frames, write_frames
 
-STRATEGIES = ("random", "committee", "mixed", "finetune", "refit")
-RANKED = ("committee", "mixed")  # the strategies whose rounds a committee ranks
+STRATEGIES = ("random", "committee", "fermi", "mixed", "finetune", "refit")
+# the strategies whose rounds a committee ranks, and the slem committee spread each ranks by
+RANKED = {"committee": "sigma_H_meV", "fermi": "fermi_band_sigma_meV", "mixed": "sigma_H_meV"}
 
 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
@@ -144,14 +148,14 @@ class Runner:
                 "dft_s": sum(frame.metadata["dft_s"] for frame in frames), "train_s": train_s,
                 "model": str(model), "labels": [frame.metadata["label"] for frame in frames]}
 
-    def committee_rank(self, name: str, models: list[Path], candidates: list) -> list[str]:
-        """Candidate labels by falling H spread of the committee."""
+    def committee_rank(self, name: str, models: list[Path], candidates: list, rank_by: str) -> list[str]:
+        """Candidate labels by falling ``rank_by`` spread of the committee."""
         path = self.out / f"{name}_candidates.h5"
         write_frames(path, candidates)
         report = self.out / f"{name}_committee.json"
-        self.run("committee", *map(str, models), "--frames", str(path), "-o", str(report))
-        rows = json.loads(report.read_text())["frames"]
-        return [row["label"] for row in sorted(rows, key=lambda row: -row["sigma_H_meV"])]
+        self.run("committee", *map(str, models), "--frames", str(path), "-o", str(report),
+                 "--rank-by", rank_by, "--select", str(len(candidates)))
+        return json.loads(report.read_text())["most_uncertain"]
 
 
 def random_points(runner: Runner, order: list[int], seed: int, sizes: list[int]) -> list[dict]:
@@ -167,13 +171,16 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
     points = []
     for number, n in enumerate(sizes):
         name = f"{strategy}_s{seed}_n{n}"
-        data = runner.dataset(name, chosen)
+        # the first round's frames and members are the same for every ranked strategy: trained once
+        trained_as = f"committee_s{seed}_n{n}" if number == 0 else name
+        data = runner.dataset(trained_as, chosen)
         last = number + 1 == len(sizes)
         # member 0 has the random run's training seed, so both strategies' first points are one run
-        trained = [runner.train(f"{name}_m{k}", data, seed + 1000 * k) for k in range(1 if last else members)]
+        trained = [runner.train(f"{trained_as}_m{k}", data, seed + 1000 * k)
+                   for k in range(1 if last else members)]
         models = [model for model, _ in trained]
         cost = sum(seconds for _, seconds in trained)
-        points.append(runner.record(strategy, seed, f"{name}_m0", models[0], chosen, cost))
+        points.append(runner.record(strategy, seed, f"{trained_as}_m0", models[0], chosen, cost))
         if number == 0:  # the same frames and training seed as random's first point: one run, not two
             points.append({**points[-1], "strategy": "random", "train_s": trained[0][1]})
         if last:
@@ -181,7 +188,7 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
         used = {f.metadata["label"] for f in chosen}
         candidates = [f for f in runner.pool if f.metadata["label"] not in used]
         start = time.perf_counter()
-        ranked = runner.committee_rank(name, list(models), candidates)
+        ranked = runner.committee_rank(name, list(models), candidates, RANKED[strategy])
         points[-1]["rank_s"] = time.perf_counter() - start
         by_label = {f.metadata["label"]: f for f in candidates}
         new = sizes[number + 1] - n
@@ -240,7 +247,7 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
         (ax, f"bands_{name}_meV", bands, f"held-out {name} frames")
         for ax, name in zip(axes[1:], names, strict=True)]
     for ax, key, label, title in panels:
-        for strategy, marker in zip(STRATEGIES, "osD^v", strict=True):
+        for strategy, marker in zip(STRATEGIES, "os*D^v", strict=True):
             rows = [p for p in points if p["strategy"] == strategy]
             if not rows:
                 continue
@@ -294,21 +301,21 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
     result = summarise(points, sizes, targets)
     print(header + "; load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     columns = ("H MAE (meV)", "bands (meV)", "distorted half", "worst frame")
-    print(f"{'strategy':10s} {'frames':>6s} " + " ".join(f"{c:>16s}" for c in columns)
+    print(f"{'strategy':9s} {'frames':>6s} " + " ".join(f"{c:>16s}" for c in columns)
           + f" {'DFT s':>7s} {'train s':>8s} {'seeds':>5s}")
     for (strategy, n), row in result["table"].items():
         errors = ("H_meV", "bands_meV", "distorted_bands_meV", "worst_bands_meV")
         cells = " ".join(f"{row[key][0]:9.2f} ±{row[key][1]:5.2f}" for key in errors)
-        print(f"{strategy:10s} {n:6d} {cells} {row['dft_s'][0]:7.0f} {row['train_s'][0]:8.0f} "
+        print(f"{strategy:9s} {n:6d} {cells} {row['dft_s'][0]:7.0f} {row['train_s'][0]:8.0f} "
               f"{row['H_meV'][2]:5d}")
     names = structures(points)
     if len(names) > 1:
         print("bands within 1 eV of E_F vs LCAO per test structure (meV):")
-        print(f"{'strategy':10s} {'frames':>6s} " + " ".join(f"{name:>16s}" for name in names))
+        print(f"{'strategy':9s} {'frames':>6s} " + " ".join(f"{name:>16s}" for name in names))
         for (strategy, n), row in result["table"].items():
             cells = " ".join(f"{row[f'bands_{name}_meV'][0]:9.2f} ±{row[f'bands_{name}_meV'][1]:5.2f}"
                              for name in names)
-            print(f"{strategy:10s} {n:6d} {cells}")
+            print(f"{strategy:9s} {n:6d} {cells}")
     first = result["frames_to_target"]
     every = " on every test structure" if len(names) > 1 else ""
     print(f"fewest frames whose mean over seeds reaches H <= {targets['H_meV']:g} meV and bands <= "
@@ -320,15 +327,15 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
 
 
 def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None, int]]:
-    """Per committee round: Spearman's rank correlation of the candidates' H spread with their true error
-    (the pool frames carry their DFT reference, which the ranking never sees)."""
+    """Per committee round: Spearman's rank correlation of the candidates' H spread and Fermi band spread
+    with their true error (the pool frames carry their DFT reference, which the ranking never sees)."""
     rows = []
     for folder in folders:
         ranked = [p for kind in RANKED for p in folder.glob(f"{kind}_s*_committee.json")]
         for path in sorted(ranked):
             report = json.loads(path.read_text())
             rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],
-                         report["frames_with_reference"]))
+                         report.get("spearman_fermi_band_sigma_vs_error"), report["frames_with_reference"]))
     return rows
 
 
@@ -360,6 +367,8 @@ def main() -> None:
     points = run(args, sizes)
     for folder in args.also:
         points += json.loads((folder / "points.json").read_text())
+    # every ranked strategy's first round adds the random point it shares: keep one per run
+    points = list({(p["strategy"], p["model"]): p for p in points}.values())
     # the distorted half of the test frames (rms displacement above their median): the committee picks the
     # most distorted candidates, so this is where its frames should pay off
     test = read_frames(args.frames / "test.h5")
@@ -375,9 +384,10 @@ def main() -> None:
     header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
               f"threads, {len(test)} held-out test frames")
     result = report(points, sizes, targets, header)
-    for name, rho, n in committee_correlations([args.out, *args.also]):
-        value = "-" if rho is None else f"{rho:.3f}"
-        print(f"{name}: Spearman(H spread, error of the committee mean) {value} over {n} candidates")
+    for name, rho, rho_fermi, n in committee_correlations([args.out, *args.also]):
+        h, fermi = ("-" if r is None else f"{r:.3f}" for r in (rho, rho_fermi))
+        print(f"{name}: Spearman with the error of the committee mean: H spread {h}, Fermi band spread "
+              f"{fermi}, over {n} candidates")
     if args.plot:
         plot(points, args.plot, targets)
     table = {f"{strategy}_{n}": row for (strategy, n), row in result["table"].items()}

@@ -2,8 +2,8 @@
 candidate frames, by ``slem committee`` on the compute node.
 
 The report node holds each frame's H and band spread, the error of the committee mean where the frames carry a
-reference H, the rank correlation of the two, and the most uncertain frames: the ones to compute with DFT
-next (issue 16's active selection).
+reference H, the rank correlation of the two, and the most uncertain frames by ``rank_by``: the ones to
+compute with DFT next (issue 16's active selection).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from aiida import orm
 
 from aiida_slem.data.dataset import DatasetData
 from aiida_slem.data.model import SlemModelData
+from slem.evaluate.committee import RANKINGS
 
 from .base import SlemCommandCalculation
 from .checks import excluded
@@ -23,6 +24,12 @@ REPORT_FILE = "committee.json"
 STDOUT = "slem-committee.out"
 STDERR = "slem-committee.err"
 MODEL_FOLDER = "models"
+
+
+def validate_rank_by(value: orm.Str, _ctx) -> str | None:
+    if value.value not in RANKINGS:
+        return f"rank_by {value.value!r} is not one of {', '.join(RANKINGS)}"
+    return None
 
 
 def validate_inputs(inputs: dict, ctx) -> str | None:
@@ -76,6 +83,9 @@ class SlemCommitteeCalculation(SlemCommandCalculation):
         )
         spec.input("select", valid_type=orm.Int, default=lambda: orm.Int(0),
                    help="How many of the most uncertain frames to list.")
+        spec.input("rank_by", valid_type=orm.Str, default=lambda: orm.Str("sigma_H_meV"),
+                   validator=validate_rank_by,
+                   help=f"The spread that orders the selection, one of {', '.join(RANKINGS)}.")
         spec.input("n_kpoints", valid_type=orm.Int, default=lambda: orm.Int(4),
                    help="k-points of the band spread (Gamma plus seeded random ones).")
         spec.inputs.validator = validate_inputs
@@ -105,6 +115,7 @@ class SlemCommitteeCalculation(SlemCommandCalculation):
                 with folder.open(sources[-1], "w") as handle:
                     handle.write(extxyz(structure))
         arguments = ["committee", *paths, "-o", REPORT_FILE, "--select", str(inputs.select.value),
+                     "--rank-by", inputs.rank_by.value,
                      "--kpoints", str(inputs.n_kpoints.value)]
         for source in sources:
             arguments += ["--frames", source]

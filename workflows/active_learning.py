@@ -2,7 +2,8 @@
 
 Each round trains a committee (``n_models`` ``SlemTrainWorkChain``s that differ only in their seed; from the
 second round on, each member fine-tunes its predecessor), ranks the remaining candidate structures by the
-members' spread on their H blocks (``slem.committee``), and, unless it stops, runs the SCF and projection
+members' spread (``slem.committee``; ``committee.rank_by``: on their H blocks by default, or on the bands
+around the Fermi level, ``fermi_band_sigma_meV``), and, unless it stops, runs the SCF and projection
 (``OperatorWorkChain``) on the ``select`` most uncertain ones and appends them to the training split
 (``extend_dataset``). It stops after ``max_rounds`` such rounds, when no candidate is left, or when the
 largest spread falls below ``target_sigma_H_meV``. Every round is a provenance step: its committee's report
@@ -238,6 +239,7 @@ class ActiveLearningWorkChain(WorkChain):
                 "candidates": len(spreads),
                 "max_sigma_H_meV": max(spreads),
                 "mean_sigma_H_meV": sum(spreads) / len(spreads),
+                "ranked_by": report.get("ranked_by", "sigma_H_meV"),
                 "picked": self.ctx.selected,
             }
         )

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from slem.evaluate.committee import RANKINGS  # numpy only: the CLI's choices
+
 
 @click.command("committee")
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
@@ -22,7 +24,10 @@ import click
               help="Candidate frames: slem frames HDF5 (with reference H where known) or ase-readable files.")
 @click.option("-o", "--output", default="committee.json", show_default=True, help="The report (JSON).")
 @click.option("--select", type=click.IntRange(min=0), default=0, show_default=True,
-              help="List the SELECT frames of largest H spread (the next DFT frames).")
+              help="List the SELECT frames of largest spread, by --rank-by (the next DFT frames).")
+@click.option("--rank-by", type=click.Choice(RANKINGS), default="sigma_H_meV", show_default=True,
+              help="The spread that orders the selection: the mean or largest H element spread, the band "
+              "spread, or the spread of the bands around the Fermi level (needs D or n_electrons).")
 @click.option("--kpoints", type=click.IntRange(min=1), default=4, show_default=True,
               help="k-points of the band spread: Gamma plus random ones (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -31,7 +36,8 @@ import click
               "validation protocol's, 0.01].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads [default: OMP_NUM_THREADS, else the CPUs this process may use].")
-def committee(models, frame_files, output, select, kpoints, seed, overlap_tolerance, threads) -> None:
+def committee(models, frame_files, output, select, rank_by, kpoints, seed, overlap_tolerance,
+              threads) -> None:
     """Spread of the committee MODELS on the candidate frames, and its rank correlation with the error."""
     from slem.threads import configure_threads
 
@@ -58,7 +64,8 @@ def committee(models, frame_files, output, select, kpoints, seed, overlap_tolera
         members = [[predictor.predict(item) for predictor in predictors] for item in candidates]
         references = [item if isinstance(item, Frame) else None for item in candidates]
         tolerance = {} if overlap_tolerance is None else {"overlap_tolerance": overlap_tolerance}
-        report = committee_report(members, references, labels, kpoints, select, seed, **tolerance)
+        report = committee_report(members, references, labels, kpoints, select, seed, rank_by=rank_by,
+                                  **tolerance)
     except (ValueError, FrameFormatError, FileNotFoundError) as exc:
         click.echo(f"slem committee: {exc}", err=True)
         sys.exit(2)

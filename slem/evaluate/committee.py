@@ -6,9 +6,12 @@ blocks in the same order; a member that does not is refused (it is another model
 spread of a frame is the members' standard deviation of each H matrix element (ddof 1), averaged over
 the elements (``sigma_H_meV``), and of each band energy at a few k-points (``band_sigma_meV``, with the
 overlap's near-null directions dropped as ``slem validate`` drops them: with the DZP basis's nearly singular
-S(k) the members' ghost levels differ by eV on every frame and drown the spread). Where the
-frame has a reference H, the error of the members' mean against it (``error_H_meV``) is what the spread
-should rank: ``spearman`` is the rank correlation over those frames.
+S(k) the members' ghost levels differ by eV on every frame and drown the spread), and of the bands around
+the Fermi level by count (``fermi_band_sigma_meV``: the ``FERMI_BANDS`` highest occupied and lowest empty
+bands, which is what validation scores; the mean over all bands is dominated by deep and high empty bands,
+and the mean H spread by the many blocks that barely move them). Where the frame has a reference H, the
+error of the members' mean against it (``error_H_meV``) is what the spread should rank: ``spearman`` is the
+rank correlation over those frames. ``rank_by`` names the spread that orders the selection (``RANKINGS``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from slem.data.frame import Frame
+from slem.data.operators import has_spin_orbit
 
 from .blocks import block_errors
 
@@ -67,6 +71,34 @@ def band_spread(members: Sequence[Frame], kpts: np.ndarray,
     return float(np.std([b[:, :n] for b in bands], axis=0, ddof=1).mean())
 
 
+# bands on each side of the Fermi level by count for fermi_band_sigma_meV: in Si8 DZP (16 occupied bands)
+# six span the valence band's upper 4 eV and the conduction band's lower 3 eV
+FERMI_BANDS = 6
+# the spreads a selection can rank by, each a per-frame row key of committee_report
+RANKINGS = ("sigma_H_meV", "max_sigma_H_meV", "band_sigma_meV", "fermi_band_sigma_meV")
+
+
+def fermi_band_spread(members: Sequence[Frame], kpts: np.ndarray, n_electrons: float,
+                      half_width: int = FERMI_BANDS,
+                      overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
+    """Mean over k-points of the members' standard deviation (eV) of the ``half_width`` highest occupied
+    and ``half_width`` lowest empty bands, counted from ``n_electrons`` (one electron per spinor band,
+    two otherwise). In a metal these are the bands that cross or nearly cross E_F."""
+    from slem.bands.bloch import band_energies
+
+    if half_width < 1:
+        raise ValueError(f"half_width must be at least 1 band, got {half_width}")
+    per_band = 1 if has_spin_orbit(members[0].operators) else 2
+    occupied = int(round(n_electrons / per_band))
+    bands = [band_energies(m, kpts, overlap_tolerance=overlap_tolerance) for m in members]
+    n = min(b.shape[1] for b in bands)
+    if occupied < 1 or occupied >= n:
+        raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n} kept ones; the "
+                         "committee's D (electron count) or overlap is wrong")
+    window = slice(max(occupied - half_width, 0), min(occupied + half_width, n))
+    return float(np.std([b[:, window] for b in bands], axis=0, ddof=1).mean())
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Spearman's rank correlation, None for fewer than 3 pairs or a constant sequence."""
     from scipy.stats import spearmanr
@@ -84,9 +116,17 @@ def committee_report(
     select: int = 0,
     seed: int = 0,
     overlap_tolerance: float = BAND_OVERLAP_TOLERANCE,
+    rank_by: str = "sigma_H_meV",
 ) -> dict:
     """Per-frame spread (and error of the mean where a reference H exists), their rank correlations, and
-    the ``select`` frames of largest H spread (the ones to compute with DFT next)."""
+    the ``select`` frames of largest ``rank_by`` spread (the ones to compute with DFT next).
+
+    ``fermi_band_sigma_meV`` needs each frame's electron count: the reference's ``n_electrons`` metadata,
+    else Tr(DS) of the members' mean D and S; without either it is None, and ranking by it is refused."""
+    from slem.spectrum.analysis import SpectrumError, electron_count
+
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
     rng = np.random.default_rng(seed)
     rows = []
     for members, reference, label in zip(members_per_frame, references, labels, strict=True):
@@ -96,6 +136,17 @@ def committee_report(
         kpts[:, ~np.asarray(members[0].pbc)] = 0.0  # no k along a non-periodic axis
         row = {"label": label, "sigma_H_meV": 1e3 * mean_sigma, "max_sigma_H_meV": 1e3 * max_sigma,
                "band_sigma_meV": 1e3 * band_spread(members, kpts, overlap_tolerance)}
+        try:
+            counted = reference if reference is not None and reference.metadata.get("n_electrons") else None
+            n_electrons = electron_count(counted or mean_frame(members))[0]
+            row["fermi_band_sigma_meV"] = 1e3 * fermi_band_spread(
+                members, kpts, n_electrons, overlap_tolerance=overlap_tolerance)
+        except SpectrumError:
+            if rank_by == "fermi_band_sigma_meV":
+                raise ValueError(
+                    f"frame {label}: no electron count (no n_electrons metadata, no predicted D) to find "
+                    "its Fermi level; train the committee with D, or rank by sigma_H_meV") from None
+            row["fermi_band_sigma_meV"] = None
         if reference is not None and "H" in reference.operators:
             row["error_H_meV"] = block_errors([mean_frame(members)], [reference], ["H"])["H"]["all"]["mae"]
             row["member_error_H_meV"] = float(np.mean(
@@ -103,12 +154,16 @@ def committee_report(
         rows.append(row)
     known = [r for r in rows if "error_H_meV" in r]
     errors = [r["error_H_meV"] for r in known]
-    order = sorted(range(len(rows)), key=lambda k: -rows[k]["sigma_H_meV"])
+    order = sorted(range(len(rows)), key=lambda k: -rows[k][rank_by])
+    fermi = [r for r in known if r["fermi_band_sigma_meV"] is not None]
     return {
         "committee_size": len(members_per_frame[0]) if members_per_frame else 0,
         "frames": rows,
         "spearman_sigma_H_vs_error": spearman([r["sigma_H_meV"] for r in known], errors),
         "spearman_band_sigma_vs_error": spearman([r["band_sigma_meV"] for r in known], errors),
+        "spearman_fermi_band_sigma_vs_error": spearman(
+            [r["fermi_band_sigma_meV"] for r in fermi], [r["error_H_meV"] for r in fermi]),
         "frames_with_reference": len(known),
+        "ranked_by": rank_by,
         "most_uncertain": [rows[k]["label"] for k in order[:select]],
     }

@@ -18,7 +18,7 @@ SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
 RESOURCES = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
 
 
-def builder_for(code, dataset, candidates, n_models=2):
+def builder_for(code, dataset, candidates, n_models=2, rank_by="sigma_H_meV"):
     builder = SlemCommitteeWorkChain.get_builder()
     builder.n_models = orm.Int(n_models)
     builder.candidates = candidates
@@ -29,6 +29,7 @@ def builder_for(code, dataset, candidates, n_models=2):
     builder.train.train.metadata.options.resources = RESOURCES
     builder.committee.code = code
     builder.committee.select = orm.Int(3)
+    builder.committee.rank_by = orm.Str(rank_by)
     builder.committee.metadata.options.resources = RESOURCES
     return builder
 
@@ -42,7 +43,8 @@ def committees() -> int:
 @pytest.mark.slow
 def test_committee_trains_members_and_ranks_candidates(slem_code, si64_dataset):
     candidates = DatasetData(SI8).store()
-    results, node = run_get_node(builder_for(slem_code, si64_dataset, candidates))
+    results, node = run_get_node(builder_for(slem_code, si64_dataset, candidates,
+                                             rank_by="fermi_band_sigma_meV"))
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     members = results["models"]
     assert sorted(members) == ["member_0", "member_1"]
@@ -57,7 +59,10 @@ def test_committee_trains_members_and_ranks_candidates(slem_code, si64_dataset):
     assert report["frames_with_reference"] == 8
     assert all(row["sigma_H_meV"] > 0 for row in report["frames"])
     assert report["spearman_sigma_H_vs_error"] is not None
-    assert len(report["most_uncertain"]) == 3
+    # the selection follows the spread of the bands around E_F (the frames' n_electrons), not the H spread
+    fermi = {row["label"]: row["fermi_band_sigma_meV"] for row in report["frames"]}
+    assert report["ranked_by"] == "fermi_band_sigma_meV"
+    assert report["most_uncertain"] == sorted(fermi, key=lambda label: -fermi[label])[:3]
     # provenance: the report comes from the committee job, whose inputs are both members' models
     job = results["report"].creator
     assert job.process_label == "SlemCommitteeCalculation"
@@ -71,6 +76,8 @@ def test_refusals_before_anything_runs(slem_code, si64_dataset, si_model):
     before = committees()
     with pytest.raises(ValueError, match="n_models must be at least 2"):
         run_get_node(builder_for(slem_code, si64_dataset, candidates, n_models=1))
+    with pytest.raises(ValueError, match="rank_by 'sigma_D' is not one of sigma_H_meV"):
+        run_get_node(builder_for(slem_code, si64_dataset, candidates, rank_by="sigma_D"))
     assert committees() == before
     other = si_model.clone()
     other.base.attributes.set("basis", {"Si": "2s2p1d"})

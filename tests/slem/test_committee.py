@@ -11,9 +11,16 @@ import pytest
 from click.testing import CliRunner
 from conftest import train_tiny_si8
 
+from slem.bands.bloch import band_energies
 from slem.cli.committee import committee as committee_cli
 from slem.data.frame import Frame, frame_from_blocks, read_frames
-from slem.evaluate.committee import band_spread, check_members, committee_report, mean_frame
+from slem.evaluate.committee import (
+    band_spread,
+    check_members,
+    committee_report,
+    fermi_band_spread,
+    mean_frame,
+)
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
 
@@ -58,6 +65,58 @@ def test_band_spread_drops_only_near_null_overlap_directions():
     assert band_spread(members, kpts, overlap_tolerance=0.5) != pytest.approx(plain, rel=1e-3)
 
 
+def shifted(frame: Frame, shift_ev: float) -> Frame:
+    """H + shift * S: the same eigenvectors, every band moved by exactly ``shift_ev``."""
+    operators = {**frame.operators, "H": frame.operators["H"] + shift_ev * frame.operators["S"]}
+    return Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs,
+                 frame.cell_shifts, operators, frame.metadata)
+
+
+def test_fermi_band_spread_is_the_spread_of_the_bands_around_the_fermi_level():
+    """Members rigidly shifted by (0, d, 2d) have band spread d on every band. Noise on top: the spread is
+    that of the 6 highest occupied and 6 lowest empty bands by count (16 occupied in Si8 1s1p), not of
+    the others; an electron count with no empty band left is refused."""
+    rng = np.random.default_rng(2)
+    frame = read_frames(SI8)[0]
+    kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, (2, 3))])
+    rigid = [shifted(frame, 0.01 * k) for k in range(3)]
+    assert fermi_band_spread(rigid, kpts, 32) == pytest.approx(0.01, rel=1e-6)
+    members = [noisy(frame, 5e-3, rng) for _ in range(3)]
+    bands = np.array([band_energies(m, kpts, overlap_tolerance=1e-2) for m in members])
+    spread = np.std(bands, axis=0, ddof=1)
+    assert fermi_band_spread(members, kpts, 32) == pytest.approx(spread[:, 10:22].mean(), rel=1e-9)
+    assert fermi_band_spread(members, kpts, 32, half_width=2) == pytest.approx(spread[:, 14:18].mean(),
+                                                                               rel=1e-9)
+    assert fermi_band_spread(members, kpts, 32) != pytest.approx(spread.mean(), rel=1e-3)
+    with pytest.raises(ValueError, match="64 electrons leave no empty band"):
+        fermi_band_spread(members, kpts, 64)
+
+
+def test_selection_follows_the_chosen_spread():
+    """Frames whose members disagree most on H elements but agree on the bands (a rigid shift moves every
+    band, so frame 0 gets the largest shift and the smallest H noise): ranked by H spread frame 0 comes
+    last, ranked by the Fermi band spread first."""
+    rng = np.random.default_rng(3)
+    frames = read_frames(SI8)[:3]
+    members = [[shifted(noisy(f, 1e-3 * (k + 1), rng), 0.05 * m * (k == 0)) for m in range(3)]
+               for k, f in enumerate(frames)]
+    labels = ["a", "b", "c"]
+    by_h = committee_report(members, frames, labels, n_kpoints=2, select=3)
+    by_bands = committee_report(members, frames, labels, n_kpoints=2, select=3,
+                                rank_by="fermi_band_sigma_meV")
+    assert by_h["most_uncertain"] == ["c", "b", "a"] and by_h["ranked_by"] == "sigma_H_meV"
+    assert by_bands["most_uncertain"][0] == "a" and by_bands["ranked_by"] == "fermi_band_sigma_meV"
+    assert by_bands["frames"][0]["fermi_band_sigma_meV"] > 40  # the 50 meV shifts dominate
+    with pytest.raises(ValueError, match="rank_by must be one of"):
+        committee_report(members, frames, labels, rank_by="sigma_D")
+    # unlabelled candidates and members without D: no electron count, so no Fermi level to rank around
+    without_d = [[Frame(m.numbers, m.positions, m.cell, m.pbc, m.basis, m.pairs, m.cell_shifts,
+                        {"H": m.operators["H"], "S": m.operators["S"]}, {}) for m in row] for row in members]
+    assert committee_report(without_d, [None] * 3, labels)["frames"][0]["fermi_band_sigma_meV"] is None
+    with pytest.raises(ValueError, match="frame a: no electron count .* train the committee with D"):
+        committee_report(without_d, [None] * 3, labels, rank_by="fermi_band_sigma_meV")
+
+
 def test_identical_members_have_no_spread_and_no_correlation():
     frames = read_frames(SI8)[:3]
     report = committee_report([[f, f] for f in frames], frames, ["a", "b", "c"])
@@ -88,7 +147,7 @@ def test_command_reports_spread_error_and_selection(committee_models, tmp_path):
     result = CliRunner().invoke(
         committee_cli,
         [*map(str, committee_models), "--frames", str(SI8), "-o", str(out), "--select", "3",
-         "--kpoints", "2", "--overlap-tolerance", "0.01"],
+         "--kpoints", "2", "--overlap-tolerance", "0.01", "--rank-by", "fermi_band_sigma_meV"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -98,7 +157,8 @@ def test_command_reports_spread_error_and_selection(committee_models, tmp_path):
     # the committee mean is never worse than its members on average (convexity of |.|)
     assert all(row["error_H_meV"] <= row["member_error_H_meV"] + 1e-9 for row in report["frames"])
     assert -1.0 <= report["spearman_sigma_H_vs_error"] <= 1.0
-    assert len(report["most_uncertain"]) == 3
+    fermi = {row["label"]: row["fermi_band_sigma_meV"] for row in report["frames"]}
+    assert report["most_uncertain"] == sorted(fermi, key=lambda label: -fermi[label])[:3]
     assert "rank correlation of H spread and error" in result.output
 
 
