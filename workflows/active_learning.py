@@ -133,9 +133,9 @@ class ActiveLearningWorkChain(WorkChain):
         ``protocol``. ``codes``: ``{"pw": ..., "pp": ..., "slem": ...}``; ``dataset`` and ``basis``: e.g. a
         pipeline's dataset and its basis; ``candidates``: ``{label: StructureData}``. ``overrides``: ``train``
         and ``operator`` (merged into those protocols), ``n_models``, ``select``, ``max_rounds``,
-        ``target_sigma_H_meV``."""
+        ``target_sigma_H_meV``, and ``rank_by`` (the committee's ranking spread, ``committee.rank_by``)."""
         overrides = dict(overrides or {})
-        check_override_keys(overrides, ("train", "operator", *LOOP_INPUTS), cls.__name__)
+        check_override_keys(overrides, ("train", "operator", "rank_by", *LOOP_INPUTS), cls.__name__)
         codes = {name: orm.load_code(c) if isinstance(c, (str, int)) else c for name, c in codes.items()}
         train = SlemTrainWorkChain.get_builder_from_protocol(
             codes["slem"], protocol=protocol, overrides=overrides.get("train"), options=options,
@@ -161,6 +161,8 @@ class ActiveLearningWorkChain(WorkChain):
         builder.operator = operator_inputs
         builder.committee.code = codes["slem"]
         builder.committee.metadata.options = dict(train.train.metadata.options)
+        if "rank_by" in overrides:
+            builder.committee.rank_by = orm.Str(overrides["rank_by"])
         for key, kind in LOOP_INPUTS.items():
             if key in overrides:
                 builder[key] = kind(overrides[key])

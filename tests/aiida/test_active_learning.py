@@ -14,7 +14,8 @@ from ase.build import bulk
 
 pytestmark = pytest.mark.slow
 
-LOOP = {"n_models": 2, "select": 1, "max_rounds": 1}
+# ranked by the bands around E_F: unlabelled candidates, so the electron count is Tr(DS) of the members' D
+LOOP = {"n_models": 2, "select": 1, "max_rounds": 1, "rank_by": "fermi_band_sigma_meV"}
 
 
 def si2(rattle: float, seed: int) -> orm.StructureData:
@@ -60,9 +61,12 @@ def test_one_round_picks_computes_extends_and_fine_tunes(loop, start):
     assert len(first["frames"]) == 3 and first["frames_with_reference"] == 0  # unlabelled: spread only
     picked = first["most_uncertain"]
     assert len(picked) == 1
+    fermi = {row["label"]: row["fermi_band_sigma_meV"] for row in first["frames"]}
+    assert first["ranked_by"] == "fermi_band_sigma_meV" and picked == [max(fermi, key=fermi.get)]
     assert sorted(row["label"] for row in last["frames"]) == sorted(set(candidates()) - set(picked))
     history = node.base.extras.get("history")
     assert [entry["picked"] for entry in history] == [picked, []]
+    assert {entry["ranked_by"] for entry in history} == {"fermi_band_sigma_meV"}
     # the dataset grew by exactly the picked frame, in the train split, through extend_dataset
     dataset, old = results["dataset"], start[0]
     assert dataset.n_frames == old.n_frames + 1
