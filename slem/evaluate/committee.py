@@ -11,7 +11,9 @@ the Fermi level by count (``fermi_band_sigma_meV``: the ``FERMI_BANDS`` highest 
 bands, which is what validation scores; the mean over all bands is dominated by deep and high empty bands,
 and the mean H spread by the many blocks that barely move them). Where the frame has a reference H, the
 error of the members' mean against it (``error_H_meV``) is what the spread should rank: ``spearman`` is the
-rank correlation over those frames. ``rank_by`` names the spread that orders the selection (``RANKINGS``).
+rank correlation over those frames (``fermi_band_error_meV``, the mean's error on the Fermi window's
+bands, is what the Fermi band spread should rank). ``rank_by`` names the spread that orders the selection
+(``RANKINGS``).
 """
 
 from __future__ import annotations
@@ -71,32 +73,48 @@ def band_spread(members: Sequence[Frame], kpts: np.ndarray,
     return float(np.std([b[:, :n] for b in bands], axis=0, ddof=1).mean())
 
 
-# bands on each side of the Fermi level by count for fermi_band_sigma_meV: in Si8 DZP (16 occupied bands)
-# six span the valence band's upper 4 eV and the conduction band's lower 3 eV
+# bands on each side of the Fermi level by count for fermi_band_sigma_meV: in Si8 DZP (16 occupied bands,
+# 4 k-points) six span the top 3.3-3.4 eV of the valence band and the lowest 2.6-3.3 eV of the conduction band
 FERMI_BANDS = 6
 # the spreads a selection can rank by, each a per-frame row key of committee_report
 RANKINGS = ("sigma_H_meV", "max_sigma_H_meV", "band_sigma_meV", "fermi_band_sigma_meV")
 
 
+def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int = FERMI_BANDS) -> slice:
+    """The ``half_width`` highest occupied and ``half_width`` lowest empty of ``n_bands`` bands, counted
+    from ``n_electrons`` (one electron per spinor band of ``frame``, two otherwise). In a metal these are the
+    bands that cross or nearly cross E_F."""
+    if half_width < 1:
+        raise ValueError(f"half_width must be at least 1 band, got {half_width}")
+    occupied = int(round(n_electrons / (1 if has_spin_orbit(frame.operators) else 2)))
+    if occupied < 1 or occupied >= n_bands:
+        raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n_bands} kept ones; the "
+                         "committee's D (electron count) or overlap is wrong")
+    return slice(max(occupied - half_width, 0), min(occupied + half_width, n_bands))
+
+
 def fermi_band_spread(members: Sequence[Frame], kpts: np.ndarray, n_electrons: float,
                       half_width: int = FERMI_BANDS,
                       overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
-    """Mean over k-points of the members' standard deviation (eV) of the ``half_width`` highest occupied
-    and ``half_width`` lowest empty bands, counted from ``n_electrons`` (one electron per spinor band,
-    two otherwise). In a metal these are the bands that cross or nearly cross E_F."""
+    """Mean over k-points and the ``fermi_window`` bands of the members' standard deviation (eV)."""
     from slem.bands.bloch import band_energies
 
-    if half_width < 1:
-        raise ValueError(f"half_width must be at least 1 band, got {half_width}")
-    per_band = 1 if has_spin_orbit(members[0].operators) else 2
-    occupied = int(round(n_electrons / per_band))
     bands = [band_energies(m, kpts, overlap_tolerance=overlap_tolerance) for m in members]
-    n = min(b.shape[1] for b in bands)
-    if occupied < 1 or occupied >= n:
-        raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n} kept ones; the "
-                         "committee's D (electron count) or overlap is wrong")
-    window = slice(max(occupied - half_width, 0), min(occupied + half_width, n))
+    window = fermi_window(members[0], n_electrons, min(b.shape[1] for b in bands), half_width)
     return float(np.std([b[:, window] for b in bands], axis=0, ddof=1).mean())
+
+
+def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_electrons: float,
+                     half_width: int = FERMI_BANDS,
+                     overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
+    """Mean absolute error (eV) of ``predicted``'s ``fermi_window`` bands against ``reference``'s: what the
+    Fermi band spread should rank, as the H error is what the H spread should."""
+    from slem.bands.bloch import band_energies
+
+    ours, theirs = (band_energies(f, kpts, overlap_tolerance=overlap_tolerance)
+                    for f in (predicted, reference))
+    window = fermi_window(reference, n_electrons, min(ours.shape[1], theirs.shape[1]), half_width)
+    return float(np.abs(ours[:, window] - theirs[:, window]).mean())
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -148,14 +166,19 @@ def committee_report(
                     "its Fermi level; train the committee with D, or rank by sigma_H_meV") from None
             row["fermi_band_sigma_meV"] = None
         if reference is not None and "H" in reference.operators:
-            row["error_H_meV"] = block_errors([mean_frame(members)], [reference], ["H"])["H"]["all"]["mae"]
+            mean = mean_frame(members)
+            row["error_H_meV"] = block_errors([mean], [reference], ["H"])["H"]["all"]["mae"]
             row["member_error_H_meV"] = float(np.mean(
                 [block_errors([m], [reference], ["H"])["H"]["all"]["mae"] for m in members]))
+            if row["fermi_band_sigma_meV"] is not None:
+                row["fermi_band_error_meV"] = 1e3 * fermi_band_error(
+                    mean, reference, kpts, n_electrons, overlap_tolerance=overlap_tolerance)
         rows.append(row)
     known = [r for r in rows if "error_H_meV" in r]
     errors = [r["error_H_meV"] for r in known]
     order = sorted(range(len(rows)), key=lambda k: -rows[k][rank_by])
-    fermi = [r for r in known if r["fermi_band_sigma_meV"] is not None]
+    fermi = [r for r in known if "fermi_band_error_meV" in r]
+    fermi_errors = [r["fermi_band_error_meV"] for r in fermi]
     return {
         "committee_size": len(members_per_frame[0]) if members_per_frame else 0,
         "frames": rows,
@@ -163,6 +186,10 @@ def committee_report(
         "spearman_band_sigma_vs_error": spearman([r["band_sigma_meV"] for r in known], errors),
         "spearman_fermi_band_sigma_vs_error": spearman(
             [r["fermi_band_sigma_meV"] for r in fermi], [r["error_H_meV"] for r in fermi]),
+        # against the error of the bands the validation scores
+        "spearman_sigma_H_vs_fermi_band_error": spearman([r["sigma_H_meV"] for r in fermi], fermi_errors),
+        "spearman_fermi_band_sigma_vs_fermi_band_error": spearman(
+            [r["fermi_band_sigma_meV"] for r in fermi], fermi_errors),
         "frames_with_reference": len(known),
         "ranked_by": rank_by,
         "most_uncertain": [rows[k]["label"] for k in order[:select]],

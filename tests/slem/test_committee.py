@@ -18,6 +18,7 @@ from slem.evaluate.committee import (
     band_spread,
     check_members,
     committee_report,
+    fermi_band_error,
     fermi_band_spread,
     mean_frame,
 )
@@ -81,6 +82,7 @@ def test_fermi_band_spread_is_the_spread_of_the_bands_around_the_fermi_level():
     kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, (2, 3))])
     rigid = [shifted(frame, 0.01 * k) for k in range(3)]
     assert fermi_band_spread(rigid, kpts, 32) == pytest.approx(0.01, rel=1e-6)
+    assert fermi_band_error(rigid[2], frame, kpts, 32) == pytest.approx(0.02, rel=1e-6)
     members = [noisy(frame, 5e-3, rng) for _ in range(3)]
     bands = np.array([band_energies(m, kpts, overlap_tolerance=1e-2) for m in members])
     spread = np.std(bands, axis=0, ddof=1)
@@ -107,6 +109,9 @@ def test_selection_follows_the_chosen_spread():
     assert by_h["most_uncertain"] == ["c", "b", "a"] and by_h["ranked_by"] == "sigma_H_meV"
     assert by_bands["most_uncertain"][0] == "a" and by_bands["ranked_by"] == "fermi_band_sigma_meV"
     assert by_bands["frames"][0]["fermi_band_sigma_meV"] > 40  # the 50 meV shifts dominate
+    # the mean of shifts (0, 50, 100 meV) is 50 meV off the reference on every band
+    assert by_bands["frames"][0]["fermi_band_error_meV"] == pytest.approx(50, abs=3)
+    assert by_bands["spearman_fermi_band_sigma_vs_fermi_band_error"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="rank_by must be one of"):
         committee_report(members, frames, labels, rank_by="sigma_D")
     # unlabelled candidates and members without D: no electron count, so no Fermi level to rank around
