@@ -180,16 +180,17 @@ def committee_points(runner: Runner, order: list[int], seed: int, sizes: list[in
                    for k in range(1 if last else members)]
         models = [model for model, _ in trained]
         cost = sum(seconds for _, seconds in trained)
-        points.append(runner.record(strategy, seed, f"{trained_as}_m0", models[0], chosen, cost))
+        point = runner.record(strategy, seed, f"{trained_as}_m0", models[0], chosen, cost)
+        points.append(point)
         if number == 0:  # the same frames and training seed as random's first point: one run, not two
-            points.append({**points[-1], "strategy": "random", "train_s": trained[0][1]})
+            points.append({**point, "strategy": "random", "train_s": trained[0][1]})
         if last:
             break
         used = {f.metadata["label"] for f in chosen}
         candidates = [f for f in runner.pool if f.metadata["label"] not in used]
         start = time.perf_counter()
         ranked = runner.committee_rank(name, list(models), candidates, RANKED[strategy])
-        points[-1]["rank_s"] = time.perf_counter() - start
+        point["rank_s"] = time.perf_counter() - start  # the ranked strategy's cost, not random's
         by_label = {f.metadata["label"]: f for f in candidates}
         new = sizes[number + 1] - n
         at_random = new // 2 if strategy == "mixed" else 0
