@@ -327,16 +327,20 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
     return result
 
 
-def committee_correlations(folders: list[Path]) -> list[tuple[str, float | None, int]]:
-    """Per committee round: Spearman's rank correlation of the candidates' H spread and Fermi band spread
-    with their true error (the pool frames carry their DFT reference, which the ranking never sees)."""
+def committee_correlations(folders: list[Path]) -> list[tuple[str, dict]]:
+    """Per committee round: Spearman's rank correlations of the candidates' H spread and Fermi band spread
+    with the committee mean's true H error and Fermi band error (the pool frames carry their DFT reference,
+    which the ranking never sees). Rounds ranked before those keys existed lack some: None."""
+    keys = ("sigma_H_vs_error", "fermi_band_sigma_vs_error", "sigma_H_vs_fermi_band_error",
+            "fermi_band_sigma_vs_fermi_band_error")
     rows = []
     for folder in folders:
         ranked = [p for kind in RANKED for p in folder.glob(f"{kind}_s*_committee.json")]
         for path in sorted(ranked):
             report = json.loads(path.read_text())
-            rows.append((path.name.removesuffix("_committee.json"), report["spearman_sigma_H_vs_error"],
-                         report.get("spearman_fermi_band_sigma_vs_error"), report["frames_with_reference"]))
+            values = {key: report.get(f"spearman_{key}") for key in keys}
+            rows.append((path.name.removesuffix("_committee.json"),
+                         {**values, "candidates": report["frames_with_reference"]}))
     return rows
 
 
@@ -385,10 +389,18 @@ def main() -> None:
     header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
               f"threads, {len(test)} held-out test frames")
     result = report(points, sizes, targets, header)
-    for name, rho, rho_fermi, n in committee_correlations([args.out, *args.also]):
-        h, fermi = ("-" if r is None else f"{r:.3f}" for r in (rho, rho_fermi))
-        print(f"{name}: Spearman with the error of the committee mean: H spread {h}, Fermi band spread "
-              f"{fermi}, over {n} candidates")
+    rounds = committee_correlations([args.out, *args.also])
+    if rounds:
+        print("Spearman's rank correlation of each round's spread with the committee mean's error on the "
+              "candidates:")
+        print(f"{'round':14s} {'candidates':>10s} {'H spread':>10s} {'Fermi spread':>12s}   (vs H error)"
+              f" {'H spread':>10s} {'Fermi spread':>12s}   (vs Fermi band error)")
+    for name, rho in rounds:
+        cells = ["-" if rho[key] is None else f"{rho[key]:.3f}" for key in (
+            "sigma_H_vs_error", "fermi_band_sigma_vs_error", "sigma_H_vs_fermi_band_error",
+            "fermi_band_sigma_vs_fermi_band_error")]
+        print(f"{name:14s} {rho['candidates']:10d} {cells[0]:>10s} {cells[1]:>12s} {'':13s} {cells[2]:>10s} "
+              f"{cells[3]:>12s}")
     if args.plot:
         plot(points, args.plot, targets)
     table = {f"{strategy}_{n}": row for (strategy, n), row in result["table"].items()}

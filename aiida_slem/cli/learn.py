@@ -18,6 +18,8 @@ import pathlib
 import click
 import numpy as np
 
+from slem.evaluate.committee import RANKINGS  # numpy only: the option's choices
+
 
 def perturbed(atoms, count: int, rattle: float, strain: float, seed: int) -> list:
     """``count`` copies of ``atoms``: each a random symmetric strain (Voigt components uniform in
@@ -84,7 +86,7 @@ def _set_recorded(namespace, recorded) -> None:
 def learn_builder(pipeline, candidates: dict, loop: dict):
     """An ``ActiveLearningWorkChain`` builder from the finished ``pipeline``: its dataset, basis, protocol,
     training overrides and job options, its recorded operator inputs, the ``candidates`` and the ``loop``
-    inputs (n_models, select, max_rounds, target_sigma_H_meV)."""
+    inputs (n_models, select, max_rounds, target_sigma_H_meV, rank_by)."""
     from aiida_slem.cli.retrain import pipeline_codes
     from aiida_slem.workflows.active_learning import ActiveLearningWorkChain
 
@@ -159,6 +161,13 @@ def learn_builder(pipeline, candidates: dict, loop: dict):
     default=None,
     help="Stop when the largest H spread of the candidates falls below this (meV).",
 )
+@click.option(
+    "--rank-by",
+    type=click.Choice(RANKINGS),
+    default=None,
+    help="The committee spread that picks the new frames [default sigma_H_meV]; fermi_band_sigma_meV "
+    "(the bands around E_F) finds a rare structure among the candidates sooner (docs/transfer.md).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the perturbations.")
 @click.option(
     "--run", "run_here", is_flag=True, help="Run in this process instead of submitting to the daemon."
@@ -173,6 +182,7 @@ def learn(
     select,
     rounds,
     target_sigma,
+    rank_by,
     seed,
     run_here,
 ) -> None:
@@ -206,6 +216,7 @@ def learn(
             "select": select,
             "max_rounds": rounds,
             "target_sigma_H_meV": target_sigma,
+            "rank_by": rank_by,
         }
         builder = learn_builder(pipeline, candidates, loop)
     except ValueError as exc:

@@ -25,8 +25,6 @@ import numpy as np
 from slem.data.frame import Frame
 from slem.data.operators import has_spin_orbit
 
-from .blocks import block_errors
-
 
 def check_members(members: Sequence[Frame], label: str = "the frame") -> None:
     """ValueError unless every member predicted the same blocks (same pairs and cell shifts) of ``label``."""
@@ -76,7 +74,8 @@ def band_spread(members: Sequence[Frame], kpts: np.ndarray,
 # bands on each side of the Fermi level by count for fermi_band_sigma_meV: in Si8 DZP (16 occupied bands,
 # 4 k-points) six span the top 3.3-3.4 eV of the valence band and the lowest 2.6-3.3 eV of the conduction band
 FERMI_BANDS = 6
-# the spreads a selection can rank by, each a per-frame row key of committee_report
+# the spreads a selection can rank by, each a per-frame row key of committee_report; the AiiDA plugin reads
+# them in the daemon, so this module imports its numerics (blocks, bands, spectrum, scipy) where they are used
 RANKINGS = ("sigma_H_meV", "max_sigma_H_meV", "band_sigma_meV", "fermi_band_sigma_meV")
 
 
@@ -142,6 +141,8 @@ def committee_report(
     ``fermi_band_sigma_meV`` needs each frame's electron count: the reference's ``n_electrons`` metadata,
     else Tr(DS) of the members' mean D and S; without either it is None, and ranking by it is refused."""
     from slem.spectrum.analysis import SpectrumError, electron_count
+
+    from .blocks import block_errors
 
     if rank_by not in RANKINGS:
         raise ValueError(f"rank_by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")

@@ -229,7 +229,9 @@ def test_learn_continues_the_pipeline_with_its_own_dft_settings(pipeline):
     for label, structure in candidates.items():  # seeded: the same candidates again
         assert np.allclose(again[label].get_ase().positions, structure.get_ase().positions)
 
-    builder = learn_builder(pipeline, candidates, {"n_models": 2, "select": 1, "max_rounds": 1})
+    loop = {"n_models": 2, "select": 1, "max_rounds": 1, "rank_by": "fermi_band_sigma_meV"}
+    builder = learn_builder(pipeline, candidates, loop)
+    assert builder.committee.rank_by.value == "fermi_band_sigma_meV"
     recorded = pipeline.inputs.dataset.operator
     assert builder.dataset.uuid == pipeline.outputs.dataset.uuid
     assert builder.basis.uuid == pipeline.outputs.basis.uuid
