@@ -139,8 +139,9 @@ def committee_report(
     the ``select`` frames of largest ``rank_by`` spread (the ones to compute with DFT next).
 
     ``fermi_band_sigma_meV`` needs each frame's electron count: the reference's ``n_electrons`` metadata,
-    else Tr(DS) of the members' mean D and S; without either it is None, and ranking by it is refused."""
-    from slem.spectrum.analysis import SpectrumError, electron_count
+    else Tr(DS) of the members' mean D and S; without either (or with a count that leaves no empty band) it
+    is None, and ranking by it is refused."""
+    from slem.spectrum.analysis import electron_count
 
     from .blocks import block_errors
 
@@ -157,15 +158,15 @@ def committee_report(
                "band_sigma_meV": 1e3 * band_spread(members, kpts, overlap_tolerance)}
         try:
             counted = reference if reference is not None and reference.metadata.get("n_electrons") else None
-            n_electrons = electron_count(counted or mean_frame(members))[0]
+            n_electrons = electron_count(counted if counted is not None else mean_frame(members))[0]
             row["fermi_band_sigma_meV"] = 1e3 * fermi_band_spread(
                 members, kpts, n_electrons, overlap_tolerance=overlap_tolerance)
-        except SpectrumError:
+        except ValueError as exc:  # no electron count (SpectrumError), or one that leaves no empty band
             if rank_by == "fermi_band_sigma_meV":
                 raise ValueError(
-                    f"frame {label}: no electron count (no n_electrons metadata, no predicted D) to find "
-                    "its Fermi level; train the committee with D, or rank by sigma_H_meV") from None
-            row["fermi_band_sigma_meV"] = None
+                    f"frame {label}: cannot rank by the bands around E_F: {exc}. Train the committee with D, "
+                    "or rank by sigma_H_meV") from None
+            row["fermi_band_sigma_meV"] = None  # the other spreads still rank the frame
         if reference is not None and "H" in reference.operators:
             mean = mean_frame(members)
             row["error_H_meV"] = block_errors([mean], [reference], ["H"])["H"]["all"]["mae"]

@@ -118,8 +118,15 @@ def test_selection_follows_the_chosen_spread():
     without_d = [[Frame(m.numbers, m.positions, m.cell, m.pbc, m.basis, m.pairs, m.cell_shifts,
                         {"H": m.operators["H"], "S": m.operators["S"]}, {}) for m in row] for row in members]
     assert committee_report(without_d, [None] * 3, labels)["frames"][0]["fermi_band_sigma_meV"] is None
-    with pytest.raises(ValueError, match="frame a: no electron count .* train the committee with D"):
+    with pytest.raises(ValueError, match="frame a: cannot rank by the bands around E_F: .* no D .* Train the "
+                       "committee with D"):
         committee_report(without_d, [None] * 3, labels, rank_by="fermi_band_sigma_meV")
+    # a count that leaves no empty band (64 electrons, 32 bands): the H ranking goes on, the band one refuses
+    overfull = [Frame(f.numbers, f.positions, f.cell, f.pbc, f.basis, f.pairs, f.cell_shifts, f.operators,
+                      {**f.metadata, "n_electrons": 64.0}) for f in frames]
+    assert committee_report(members, overfull, labels)["frames"][0]["fermi_band_sigma_meV"] is None
+    with pytest.raises(ValueError, match="frame a: cannot rank .* 64 electrons leave no empty band"):
+        committee_report(members, overfull, labels, rank_by="fermi_band_sigma_meV")
 
 
 def test_identical_members_have_no_spread_and_no_correlation():
