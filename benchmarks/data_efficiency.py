@@ -327,18 +327,21 @@ def report(points: list[dict], sizes: list[int], targets: dict, header: str) -> 
     return result
 
 
+# the committee report's rank correlations printed per round (spearman_<key>), in the table's column order
+CORRELATIONS = ("sigma_H_vs_error", "fermi_band_sigma_vs_error", "sigma_H_vs_fermi_band_error",
+                "fermi_band_sigma_vs_fermi_band_error")
+
+
 def committee_correlations(folders: list[Path]) -> list[tuple[str, dict]]:
     """Per committee round: Spearman's rank correlations of the candidates' H spread and Fermi band spread
     with the committee mean's true H error and Fermi band error (the pool frames carry their DFT reference,
     which the ranking never sees). Rounds ranked before those keys existed lack some: None."""
-    keys = ("sigma_H_vs_error", "fermi_band_sigma_vs_error", "sigma_H_vs_fermi_band_error",
-            "fermi_band_sigma_vs_fermi_band_error")
     rows = []
     for folder in folders:
         ranked = [p for kind in RANKED for p in folder.glob(f"{kind}_s*_committee.json")]
         for path in sorted(ranked):
             report = json.loads(path.read_text())
-            values = {key: report.get(f"spearman_{key}") for key in keys}
+            values = {key: report.get(f"spearman_{key}") for key in CORRELATIONS}
             rows.append((path.name.removesuffix("_committee.json"),
                          {**values, "candidates": report["frames_with_reference"]}))
     return rows
@@ -396,9 +399,7 @@ def main() -> None:
         print(f"{'round':14s} {'candidates':>10s} {'H spread':>10s} {'Fermi spread':>12s}   (vs H error)"
               f" {'H spread':>10s} {'Fermi spread':>12s}   (vs Fermi band error)")
     for name, rho in rounds:
-        cells = ["-" if rho[key] is None else f"{rho[key]:.3f}" for key in (
-            "sigma_H_vs_error", "fermi_band_sigma_vs_error", "sigma_H_vs_fermi_band_error",
-            "fermi_band_sigma_vs_fermi_band_error")]
+        cells = ["-" if rho[key] is None else f"{rho[key]:.3f}" for key in CORRELATIONS]
         print(f"{name:14s} {rho['candidates']:10d} {cells[0]:>10s} {cells[1]:>12s} {'':13s} {cells[2]:>10s} "
               f"{cells[3]:>12s}")
     if args.plot:

@@ -61,14 +61,20 @@ def block_spread(members: Sequence[Frame], operator: str = "H") -> tuple[float, 
 BAND_OVERLAP_TOLERANCE = 1e-2
 
 
-def band_spread(members: Sequence[Frame], kpts: np.ndarray,
-                overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
-    """Mean over k-points and bands of the members' standard deviation of the band energies (eV)."""
+def member_bands(members: Sequence[Frame], kpts: np.ndarray,
+                 overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> np.ndarray:
+    """(members, k-points, bands) band energies in eV, cut to the fewest bands any member keeps."""
     from slem.bands.bloch import band_energies
 
     bands = [band_energies(m, kpts, overlap_tolerance=overlap_tolerance) for m in members]
     n = min(b.shape[1] for b in bands)
-    return float(np.std([b[:, :n] for b in bands], axis=0, ddof=1).mean())
+    return np.array([b[:, :n] for b in bands])
+
+
+def band_spread(bands: np.ndarray, window: slice = slice(None)) -> float:
+    """Mean over k-points and the ``window``'s bands of the members' standard deviation (eV) of
+    ``member_bands``."""
+    return float(np.std(bands[:, :, window], axis=0, ddof=1).mean())
 
 
 # bands on each side of the Fermi level by count for fermi_band_sigma_meV: in Si8 DZP (16 occupied bands,
@@ -92,27 +98,13 @@ def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int
     return slice(max(occupied - half_width, 0), min(occupied + half_width, n_bands))
 
 
-def fermi_band_spread(members: Sequence[Frame], kpts: np.ndarray, n_electrons: float,
-                      half_width: int = FERMI_BANDS,
-                      overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
-    """Mean over k-points and the ``fermi_window`` bands of the members' standard deviation (eV)."""
-    from slem.bands.bloch import band_energies
-
-    bands = [band_energies(m, kpts, overlap_tolerance=overlap_tolerance) for m in members]
-    window = fermi_window(members[0], n_electrons, min(b.shape[1] for b in bands), half_width)
-    return float(np.std([b[:, window] for b in bands], axis=0, ddof=1).mean())
-
-
 def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_electrons: float,
                      half_width: int = FERMI_BANDS,
                      overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> float:
     """Mean absolute error (eV) of ``predicted``'s ``fermi_window`` bands against ``reference``'s: what the
     Fermi band spread should rank, as the H error is what the H spread should."""
-    from slem.bands.bloch import band_energies
-
-    ours, theirs = (band_energies(f, kpts, overlap_tolerance=overlap_tolerance)
-                    for f in (predicted, reference))
-    window = fermi_window(reference, n_electrons, min(ours.shape[1], theirs.shape[1]), half_width)
+    ours, theirs = member_bands([predicted, reference], kpts, overlap_tolerance)
+    window = fermi_window(reference, n_electrons, ours.shape[1], half_width)
     return float(np.abs(ours[:, window] - theirs[:, window]).mean())
 
 
@@ -154,13 +146,15 @@ def committee_report(
         mean_sigma, max_sigma = block_spread(members, "H")
         kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, size=(max(n_kpoints - 1, 0), 3))])
         kpts[:, ~np.asarray(members[0].pbc)] = 0.0  # no k along a non-periodic axis
+        mean = mean_frame(members)
+        bands = member_bands(members, kpts, overlap_tolerance)  # once, for both band spreads
         row = {"label": label, "sigma_H_meV": 1e3 * mean_sigma, "max_sigma_H_meV": 1e3 * max_sigma,
-               "band_sigma_meV": 1e3 * band_spread(members, kpts, overlap_tolerance)}
+               "band_sigma_meV": 1e3 * band_spread(bands)}
         try:
-            counted = reference if reference is not None and reference.metadata.get("n_electrons") else None
-            n_electrons = electron_count(counted if counted is not None else mean_frame(members))[0]
-            row["fermi_band_sigma_meV"] = 1e3 * fermi_band_spread(
-                members, kpts, n_electrons, overlap_tolerance=overlap_tolerance)
+            counted = reference if reference is not None and reference.metadata.get("n_electrons") else mean
+            n_electrons = electron_count(counted)[0]
+            window = fermi_window(members[0], n_electrons, bands.shape[2])
+            row["fermi_band_sigma_meV"] = 1e3 * band_spread(bands, window)
         except ValueError as exc:  # no electron count (SpectrumError), or one that leaves no empty band
             if rank_by == "fermi_band_sigma_meV":
                 raise ValueError(
@@ -168,7 +162,6 @@ def committee_report(
                     "or rank by sigma_H_meV") from None
             row["fermi_band_sigma_meV"] = None  # the other spreads still rank the frame
         if reference is not None and "H" in reference.operators:
-            mean = mean_frame(members)
             row["error_H_meV"] = block_errors([mean], [reference], ["H"])["H"]["all"]["mae"]
             row["member_error_H_meV"] = float(np.mean(
                 [block_errors([m], [reference], ["H"])["H"]["all"]["mae"] for m in members]))

@@ -3,6 +3,7 @@ ranks frames by error when the error grows with it, and refuses members that are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from slem.evaluate.committee import (
     check_members,
     committee_report,
     fermi_band_error,
-    fermi_band_spread,
+    fermi_window,
     mean_frame,
+    member_bands,
 )
 
 SI8 = Path(__file__).parents[1] / "data" / "si8_frames.h5"
@@ -61,16 +63,21 @@ def test_band_spread_drops_only_near_null_overlap_directions():
     frame = read_frames(SI8)[0]
     members = [noisy(frame, 5e-3, rng) for _ in range(3)]
     kpts = np.vstack([np.zeros(3), rng.uniform(-0.5, 0.5, (2, 3))])
-    plain = band_spread(members, kpts, overlap_tolerance=0.0)
-    assert band_spread(members, kpts) == pytest.approx(plain, rel=1e-9)
-    assert band_spread(members, kpts, overlap_tolerance=0.5) != pytest.approx(plain, rel=1e-3)
+    plain = band_spread(member_bands(members, kpts, overlap_tolerance=0.0))
+    assert band_spread(member_bands(members, kpts)) == pytest.approx(plain, rel=1e-9)
+    assert band_spread(member_bands(members, kpts, overlap_tolerance=0.5)) != pytest.approx(plain, rel=1e-3)
+
+
+def fermi_band_spread(members: list[Frame], kpts: np.ndarray, n_electrons: float, half_width: int = 6):
+    """The report's fermi_band_sigma_meV (in eV): the band spread over the Fermi window."""
+    bands = member_bands(members, kpts)
+    return band_spread(bands, fermi_window(members[0], n_electrons, bands.shape[2], half_width))
 
 
 def shifted(frame: Frame, shift_ev: float) -> Frame:
     """H + shift * S: the same eigenvectors, every band moved by exactly ``shift_ev``."""
-    operators = {**frame.operators, "H": frame.operators["H"] + shift_ev * frame.operators["S"]}
-    return Frame(frame.numbers, frame.positions, frame.cell, frame.pbc, frame.basis, frame.pairs,
-                 frame.cell_shifts, operators, frame.metadata)
+    h = frame.operators["H"] + shift_ev * frame.operators["S"]
+    return dataclasses.replace(frame, operators={**frame.operators, "H": h})
 
 
 def test_fermi_band_spread_is_the_spread_of_the_bands_around_the_fermi_level():
@@ -115,15 +122,14 @@ def test_selection_follows_the_chosen_spread():
     with pytest.raises(ValueError, match="rank_by must be one of"):
         committee_report(members, frames, labels, rank_by="sigma_D")
     # unlabelled candidates and members without D: no electron count, so no Fermi level to rank around
-    without_d = [[Frame(m.numbers, m.positions, m.cell, m.pbc, m.basis, m.pairs, m.cell_shifts,
-                        {"H": m.operators["H"], "S": m.operators["S"]}, {}) for m in row] for row in members]
+    without_d = [[dataclasses.replace(m, operators={op: m.operators[op] for op in ("H", "S")}, metadata={})
+                  for m in row] for row in members]
     assert committee_report(without_d, [None] * 3, labels)["frames"][0]["fermi_band_sigma_meV"] is None
     with pytest.raises(ValueError, match="frame a: cannot rank by the bands around E_F: .* no D .* Train the "
                        "committee with D"):
         committee_report(without_d, [None] * 3, labels, rank_by="fermi_band_sigma_meV")
     # a count that leaves no empty band (64 electrons, 32 bands): the H ranking goes on, the band one refuses
-    overfull = [Frame(f.numbers, f.positions, f.cell, f.pbc, f.basis, f.pairs, f.cell_shifts, f.operators,
-                      {**f.metadata, "n_electrons": 64.0}) for f in frames]
+    overfull = [dataclasses.replace(f, metadata={**f.metadata, "n_electrons": 64.0}) for f in frames]
     assert committee_report(members, overfull, labels)["frames"][0]["fermi_band_sigma_meV"] is None
     with pytest.raises(ValueError, match="frame a: cannot rank .* 64 electrons leave no empty band"):
         committee_report(members, overfull, labels, rank_by="fermi_band_sigma_meV")
