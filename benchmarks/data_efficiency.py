@@ -5,6 +5,7 @@ Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--s
            [--members 3] [--steps 300] [--threads 2] [--strategies random,committee,mixed,finetune,refit]
            [--out DIR]
            [--also DIR ...] [--source-model model.pt] [--plot docs/images/data_efficiency.png]
+           [--training '{"eigenvalue_loss": 0.1, "eigenvalue_overlap_tolerance": 0.01}']
 
 DIR holds real pw.x frames made by ``benchmarks/efficiency_frames.py`` on one basis: ``pool.h5`` (Si8
 candidates, what a strategy may pay DFT for), ``test.h5`` (held-out Si8 frames of the same distribution;
@@ -63,9 +64,9 @@ RANKED = {"committee": "sigma_H_meV", "fermi": "fermi_band_sigma_meV", "mixed": 
 
 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
-                 refit: bool = False) -> dict:
+                 refit: bool = False, overrides: dict | None = None) -> dict:
     config = fast_inputs("train")["config"]
-    training = {**config["training"], "max_steps": steps, "seed": seed}
+    training = {**config["training"], **(overrides or {}), "max_steps": steps, "seed": seed}
     if parent is not None:
         training.update(init_model=str(parent), refit_statistics=refit)
     return {**config, "dataset": {"path": str(data), "basis_path": str(basis)}, "output_dir": str(out),
@@ -93,7 +94,8 @@ def read_report(path: Path) -> dict:
 
 
 class Runner:
-    def __init__(self, frames: Path, out: Path, steps: int, threads: int):
+    def __init__(self, frames: Path, out: Path, steps: int, threads: int, training: dict | None = None):
+        self.training = training or {}
         self.pool = read_frames(frames / "pool.h5")
         self.validation = read_frames(frames / "validation.h5")
         self.test, self.basis, self.out, self.steps = frames / "test.h5", frames / "basis.h5", out, steps
@@ -123,7 +125,8 @@ class Runner:
         if model.is_file() and timing.is_file():  # resumable: a finished run is kept
             return model, json.loads(timing.read_text())["train_s"]
         config = self.out / f"{name}.json"
-        config.write_text(json.dumps(train_config(data, self.basis, run, seed, self.steps, parent, refit)))
+        config.write_text(json.dumps(train_config(data, self.basis, run, seed, self.steps, parent, refit,
+                                                  self.training)))
         seconds = self.run("train", str(config), "--no-progress")
         timing.write_text(json.dumps({"train_s": seconds}))
         return model, seconds
@@ -274,7 +277,7 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
 def run(args, sizes: list[int]) -> list[dict]:
     """Every point of the requested strategies (finished runs in --out are reused)."""
     strategies = set(filter(None, args.strategies.split(",")))
-    runner = Runner(args.frames, args.out, args.steps, args.threads)
+    runner = Runner(args.frames, args.out, args.steps, args.threads, json.loads(args.training))
     if sizes[-1] > len(runner.pool):
         raise SystemExit(f"--sizes {sizes[-1]} exceeds the pool's {len(runner.pool)} frames")
     parent = args.source_model
@@ -367,6 +370,9 @@ def main() -> None:
                         help="--out folders of other runs (e.g. the strategies split over two processes) "
                         "whose points join the table and plot")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--training", default="{}",
+                        help="JSON keys of the config's training section every run gets, e.g. "
+                        "'{\"eigenvalue_loss\": 0.1, \"eigenvalue_overlap_tolerance\": 0.01}'")
     args = parser.parse_args()
     sizes = sorted(int(n) for n in args.sizes.split(","))
     # slem train reads a config's relative paths from the config's folder, not from here

@@ -11,9 +11,11 @@ from slem.lazy_names import lazy_getattr
 _SOURCES = {
     "band_energies": "bloch",
     "bloch_matrices": "bloch",
+    "fermi_band_window": "window",
     "generalized_eigvalsh": "bloch",
     "inversion_parities": "parity",
     "kpath": "path",
+    "occupied_bands": "window",
 }
 
 __all__ = sorted(_SOURCES)

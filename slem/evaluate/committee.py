@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from slem.bands.window import fermi_band_window, occupied_bands
 from slem.data.frame import Frame
 from slem.data.operators import has_spin_orbit
 
@@ -89,13 +90,11 @@ def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int
     """The ``half_width`` highest occupied and ``half_width`` lowest empty of ``n_bands`` bands, counted
     from ``n_electrons`` (one electron per spinor band of ``frame``, two otherwise). In a metal these are the
     bands that cross or nearly cross E_F."""
-    if half_width < 1:
-        raise ValueError(f"half_width must be at least 1 band, got {half_width}")
-    occupied = int(round(n_electrons / (1 if has_spin_orbit(frame.operators) else 2)))
-    if occupied < 1 or occupied >= n_bands:
+    occupied = occupied_bands(n_electrons, has_spin_orbit(frame.operators))
+    if half_width >= 1 and not 1 <= occupied < n_bands:
         raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n_bands} kept ones; the "
                          "committee's D (electron count) or overlap is wrong")
-    return slice(max(occupied - half_width, 0), min(occupied + half_width, n_bands))
+    return fermi_band_window(occupied, n_bands, half_width)
 
 
 def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_electrons: float,

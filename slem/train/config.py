@@ -61,6 +61,9 @@ class TrainingSection:
     eigenvalue_kpoints: int = 4
     # > 0: the eigenvalue loss uses the reference S, dropping S(k) directions below it (1e-2 for DZP)
     eigenvalue_overlap_tolerance: float = 0.0
+    # > 0: the eigenvalue loss takes only this many highest occupied and as many lowest empty bands of each
+    # frame, counted from its electrons; in DZP the many high empty bands otherwise dominate the loss
+    eigenvalue_fermi_bands: int = 0
     onsite_shift: bool = False
     block_weighting: Literal["none", "norm"] = "none"  # "norm": weight blocks by their target RMS (loss.py)
     operator_weights: dict = field(default_factory=dict)
@@ -182,6 +185,12 @@ def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
                         "'training.init_model'; a model trained from scratch always fits them")
     if t.get("ema") is not None and not 0.0 < t["ema"] < 1.0:
         problems.append(f"'training.ema' is the EMA decay and must lie in (0, 1), e.g. 0.99; got {t['ema']}")
+    fermi_bands = t.get("eigenvalue_fermi_bands", 0)
+    if fermi_bands < 0:
+        problems.append(f"'training.eigenvalue_fermi_bands' must be >= 0 (0: every band), got {fermi_bands}")
+    elif fermi_bands > 0 and not t.get("eigenvalue_loss", 0.0) > 0:
+        problems.append("'training.eigenvalue_fermi_bands' picks the bands of the eigenvalue loss and needs "
+                        "'training.eigenvalue_loss' > 0, e.g. 0.1")
     if t.get("eigenvalue_loss", 0.0) > 0 and not {"H", "S"} <= set(ops):
         problems.append("'training.eigenvalue_loss' needs operators H and S (bands solve H c = E S c)")
     scheduler = t.get("scheduler", "plateau")

@@ -12,7 +12,26 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from slem.bands.window import fermi_band_window, occupied_bands
+from slem.data.frame import Frame
+from slem.data.operators import has_spin_orbit
+
 from .loss import half_mae_rmse
+
+
+def occupied_band_count(frame: Frame) -> int:
+    """The bands the frame's electrons fill: its ``n_electrons`` metadata, else Tr(D S) of its D.
+
+    Raises ValueError naming the fix when the frame has neither."""
+    from slem.spectrum.analysis import SpectrumError, electron_count
+
+    try:
+        n_electrons, _ = electron_count(frame)
+    except SpectrumError as exc:
+        label = frame.metadata.get("label", "a frame")
+        raise ValueError(f"{label}: {exc}; training.eigenvalue_fermi_bands counts the bands from it (set "
+                         "training.eigenvalue_fermi_bands: 0 to take every band)") from exc
+    return occupied_bands(n_electrons, has_spin_orbit(frame.operators))
 
 
 def _dense_index(
@@ -144,16 +163,24 @@ def eigenvalue_loss(
     n_kpoints: int,
     seed: int,
     overlap_tolerance: float = 0.0,
+    fermi_bands: int = 0,
 ) -> torch.Tensor:
     """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
 
     Uses the predicted S when S is predicted, else the reference S on both sides. With
     ``overlap_tolerance`` > 0 both sides use the reference S, canonically orthogonalised
-    (``canonical_eigvalsh``), so only the predicted H is trained by this term."""
+    (``canonical_eigvalsh``), so only the predicted H is trained by this term. With ``fermi_bands`` > 0
+    only that many highest occupied and lowest empty bands count, from the graph's ``n_occupied`` per frame
+    (``occupied_band_count``)."""
     ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
     taken = ("H_onsite", "H_hopping") if overlap_tolerance > 0 else tuple(ref)
     model = {**ref, **{k: pred[k] for k in taken if k in pred}}
     with torch.no_grad():
         e_ref = batch_eigenvalues(ref, graph, n_kpoints, seed, overlap_tolerance)
     e_pred = batch_eigenvalues(model, graph, n_kpoints, seed, overlap_tolerance)
+    if fermi_bands > 0:
+        windows = [fermi_band_window(int(occupied), e.shape[1], fermi_bands) for occupied, e
+                   in zip(graph["n_occupied"].tolist(), e_ref, strict=True)]
+        e_pred = [e[:, w] for e, w in zip(e_pred, windows, strict=True)]
+        e_ref = [e[:, w] for e, w in zip(e_ref, windows, strict=True)]
     return torch.stack([half_mae_rmse(p, r) for p, r in zip(e_pred, e_ref, strict=True)]).mean()

@@ -29,6 +29,7 @@ from .distributed import (
     average_gradients,
     broadcast_parameters,
 )
+from .eigen_loss import eigenvalue_loss, occupied_band_count
 from .ema import EMA
 from .evaluate import evaluate
 from .loss import BlockLoss
@@ -101,10 +102,13 @@ class Trainer:
         self.model = model.to(device=self.device, dtype=self.dtype)
         self.cutoffs = model_io.cutoffs(self.model_config)
         frames = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}
-        self.graphs = GraphCache(
-            lambda f: model_io.graph_from_frame(f, self.model_config, self.dtype, self.config.operators),
-            frames,
-        )
+        self.graphs = GraphCache(self._graph, frames)
+        if self.t.eigenvalue_fermi_bands:  # every frame's electron count, before the first step
+            try:
+                for frame in (f for part in frames.values() for f in part):
+                    occupied_band_count(frame)
+            except ValueError as exc:
+                raise ConfigError([f"dataset: {exc}"]) from exc
         self.loss_fn = BlockLoss(
             self.config.operators, self.t.operator_weights, self.t.onsite_shift, self.t.block_weighting
         )
@@ -192,6 +196,12 @@ class Trainer:
                 callback(self)
         bar.close()
 
+    def _graph(self, frame) -> dict:
+        graph = model_io.graph_from_frame(frame, self.model_config, self.dtype, self.config.operators)
+        if self.t.eigenvalue_fermi_bands:
+            graph["n_occupied"] = torch.tensor([occupied_band_count(frame)])
+        return graph
+
     def _train_step(self) -> dict:
         ids = self.order.next_batch()
         graph = graph_to(model_io.collate([self.graphs.get("train", i) for i in ids]), self.device)
@@ -201,10 +211,9 @@ class Trainer:
         pred = model_io.forward(self.model, graph, self.t.edge_chunk)
         loss, parts = self.loss_fn(pred, graph, layout)
         if self.t.eigenvalue_loss > 0:
-            from .eigen_loss import eigenvalue_loss
-
             eig = eigenvalue_loss(
-                pred, graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance
+                pred, graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance,
+                self.t.eigenvalue_fermi_bands,
             )
             parts["eigenvalue"] = float(eig.detach())
             loss = loss + self.t.eigenvalue_loss * eig

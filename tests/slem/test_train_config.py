@@ -54,6 +54,8 @@ def test_yaml_float_strings_are_accepted(tmp_path):
         (_with(training={"onsite_shift": "yes"}), "'training.onsite_shift' must be bool"),
         (_with(training={"block_weighting": "pair"}), "'training.block_weighting' must be one of"),
         (_with(training={"eigenvalue_overlap_tolerance": -1e-2}), "must be >= 0"),
+        (_with(training={"eigenvalue_loss": 0.1, "eigenvalue_fermi_bands": -1}), "(0: every band)"),
+        (_with(training={"eigenvalue_fermi_bands": 6}), "needs 'training.eigenvalue_loss' > 0"),
     ],
 )
 def test_config_errors(cfg, fragment):

@@ -152,3 +152,47 @@ def test_canonical_eigvalsh_drops_near_null_overlap_directions():
     assert canonical_eigvalsh(h, s_dep, 1e-8).shape == (5,)
     with pytest.raises(RuntimeError):
         cholesky_eigvalsh(h, s_dep)
+
+
+def test_fermi_band_eigenvalue_loss_scores_only_the_bands_around_the_fermi_level():
+    """``fermi_bands`` N: the loss is that of the N highest occupied and N lowest empty bands by count."""
+    from pathlib import Path
+
+    from slem.data.frame import read_frames
+    from slem.data.graph import build_graph, collate
+    from slem.train.data_checks import infer_cutoffs
+    from slem.train.eigen_loss import batch_eigenvalues, eigenvalue_loss, occupied_band_count
+
+    frames = read_frames(Path(__file__).parents[1] / "data" / "si8_frames.h5", [0, 1])
+    cutoffs = infer_cutoffs(frames, ["Si"])
+    graphs = [build_graph(f, ["Si"], cutoffs, torch.float64, ("H", "S")) for f in frames]
+    for frame, graph in zip(frames, graphs, strict=True):
+        graph["n_occupied"] = torch.tensor([occupied_band_count(frame)])
+    graph = collate(graphs)
+    assert graph["n_occupied"].tolist() == [16, 16]  # Si8: 32 electrons
+    g = torch.Generator().manual_seed(0)
+    pred = {key: graph[key] + 0.05 * torch.randn(graph[key].shape, generator=g, dtype=torch.float64)
+            for key in ("H_onsite", "H_hopping")}
+    model = {**graph, **pred}
+    e_pred, e_ref = (batch_eigenvalues(blocks, graph, 3, 1) for blocks in (model, graph))
+    pairs = zip(e_pred, e_ref, strict=True)
+    expected = torch.stack([half_mae_rmse(p[:, 14:18], r[:, 14:18]) for p, r in pairs]).mean()
+    window = eigenvalue_loss(pred, graph, 3, 1, fermi_bands=2)
+    assert float(window) == pytest.approx(float(expected), rel=1e-12)
+    every_band = eigenvalue_loss(pred, graph, 3, 1)
+    assert abs(float(every_band) - float(window)) > 1e-3  # the window is not the whole spectrum
+
+
+def test_occupied_band_count_needs_an_electron_count():
+    import dataclasses
+    from pathlib import Path
+
+    from slem.data.frame import read_frames
+    from slem.train.eigen_loss import occupied_band_count
+
+    frame = read_frames(Path(__file__).parents[1] / "data" / "si8_frames.h5", [0])[0]
+    no_count = dataclasses.replace(frame, metadata={"label": "bare"})
+    assert occupied_band_count(no_count) == 16  # Tr(D S) of the frame's D
+    bare = dataclasses.replace(no_count, operators={k: v for k, v in frame.operators.items() if k != "D"})
+    with pytest.raises(ValueError, match="bare: .*n_electrons.*eigenvalue_fermi_bands: 0"):
+        occupied_band_count(bare)

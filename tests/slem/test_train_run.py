@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from slem.cli.train import train as train_cli
 from slem.data.frame import read_frames, write_frames
-from slem.train.config import validate_config
+from slem.train.config import ConfigError, validate_config
 from slem.train.status import WalltimeStop
 from slem.train.trainer import Trainer
 
@@ -206,10 +206,10 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
 
 
 @pytest.mark.slow
-def test_eigenvalue_loss_trains(tmp_path):
-    cfg = validate_config(
-        tiny_config(tmp_path / "eig", eigenvalue_loss=0.5, eigenvalue_kpoints=2, max_steps=3)
-    )
+@pytest.mark.parametrize("fermi_bands", [0, 4])
+def test_eigenvalue_loss_trains(tmp_path, fermi_bands):
+    cfg = validate_config(tiny_config(tmp_path / "eig", eigenvalue_loss=0.5, eigenvalue_kpoints=2,
+                                      max_steps=3, eigenvalue_fermi_bands=fermi_bands))
     trainer = Trainer(cfg, progress=False)
     trainer.run()
     records = [json.loads(x) for x in (tmp_path / "eig/metrics.jsonl").read_text().splitlines()]
@@ -241,3 +241,19 @@ def test_batch_atoms_grows_the_batch_of_small_frames(tmp_path):
     assert batch_size_for(TrainingSection(batch_size=2), [3] * 5) == 2
     with pytest.raises(Exception, match="batch_atoms"):
         validate_config(tiny_config(tmp_path / "bad", batch_atoms=0))
+
+
+def test_fermi_band_loss_refuses_frames_without_an_electron_count(tmp_path):
+    """No n_electrons and no D to count them: refused before the first step, naming the frame and the fix."""
+    import dataclasses
+
+    frames = [dataclasses.replace(f, metadata={**f.metadata, "n_electrons": None, "label": f"bare{i}"},
+                                  operators={k: v for k, v in f.operators.items() if k != "D"})
+              for i, f in enumerate(read_frames(SI8, [0, 1]))]
+    bare = tmp_path / "bare.h5"
+    write_frames(bare, frames, split={"train": [0], "validation": [1]})
+    cfg = tiny_config(tmp_path / "run", eigenvalue_loss=0.1, eigenvalue_fermi_bands=4)
+    cfg["dataset"]["path"] = str(bare)
+    with pytest.raises(ConfigError, match="bare0: .*n_electrons.*eigenvalue_fermi_bands: 0"):
+        Trainer(validate_config(cfg), progress=False).run()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
