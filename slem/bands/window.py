@@ -4,9 +4,10 @@ metal and the band edges in an insulator, without solving for E_F."""
 from __future__ import annotations
 
 
-def occupied_bands(n_electrons: float, spinor: bool) -> int:
-    """Bands an electron count fills at zero temperature: one electron per spinor band, two otherwise."""
-    return int(round(n_electrons / (1 if spinor else 2)))
+def occupied_bands(n_electrons: float, one_per_band: bool) -> int:
+    """Bands an electron count fills at zero temperature: one electron per band (spinor bands, or the merged
+    levels of two spin channels) or two."""
+    return int(round(n_electrons / (1 if one_per_band else 2)))
 
 
 def fermi_band_window(occupied: int, n_bands: int, half_width: int) -> slice:

@@ -24,7 +24,7 @@ import numpy as np
 
 from slem.bands.window import fermi_band_window, occupied_bands
 from slem.data.frame import Frame
-from slem.data.operators import has_spin_orbit
+from slem.data.operators import channel_names, has_spin_orbit, is_spin_polarised
 
 
 def check_members(members: Sequence[Frame], label: str = "the frame") -> None:
@@ -53,9 +53,19 @@ def mean_frame(members: Sequence[Frame]) -> Frame:
 
 
 def block_spread(members: Sequence[Frame], operator: str = "H") -> tuple[float, float]:
-    """(mean, max) over matrix elements of the members' standard deviation, in the operator's raw unit."""
-    std = np.std([m.operators[operator] for m in members], axis=0, ddof=1)
+    """(mean, max) over matrix elements of the members' standard deviation, in the operator's raw unit; over
+    both spin channels of a spin-polarised prediction (H_up and H_down)."""
+    names = channel_names(members[0].operators, operator)
+    if not names:
+        raise ValueError(f"the committee's predictions hold no {operator} (operators: "
+                         f"{sorted(members[0].operators)}); a committee ranks by the spread of its H")
+    std = np.std([np.concatenate([m.operators[n] for n in names]) for m in members], axis=0, ddof=1)
     return float(std.mean()), float(std.max())
+
+
+def one_electron_per_band(frame: Frame) -> bool:
+    """Spinor bands (spin-orbit), or the merged levels of both channels of a spin-polarised frame."""
+    return has_spin_orbit(frame.operators) or is_spin_polarised(frame.operators)
 
 
 # the validation protocol's overlap_tolerance (workflows/protocols/validation.yaml)
@@ -65,11 +75,20 @@ BAND_OVERLAP_TOLERANCE = 1e-2
 def member_bands(members: Sequence[Frame], kpts: np.ndarray,
                  overlap_tolerance: float = BAND_OVERLAP_TOLERANCE) -> np.ndarray:
     """(members, k-points, bands) band energies in eV, cut to the fewest bands any member keeps."""
-    from slem.bands.bloch import band_energies
-
-    bands = [band_energies(m, kpts, overlap_tolerance=overlap_tolerance) for m in members]
+    bands = [frame_bands(m, kpts, overlap_tolerance) for m in members]
     n = min(b.shape[1] for b in bands)
     return np.array([b[:, :n] for b in bands])
+
+
+def frame_bands(frame: Frame, kpts: np.ndarray, overlap_tolerance: float) -> np.ndarray:
+    """(k-points, bands) in eV; a spin-polarised frame's two channels merged into one ascending list per
+    k-point (one electron per level), as its electrons fill them."""
+    from slem.bands.bloch import band_energies
+
+    channels = [band_energies(frame, kpts, hamiltonian=name, overlap_tolerance=overlap_tolerance)
+                for name in channel_names(frame.operators, "H")]
+    n = min(b.shape[1] for b in channels)
+    return np.sort(np.concatenate([b[:, :n] for b in channels], axis=1), axis=1)
 
 
 def band_spread(bands: np.ndarray, window: slice = slice(None)) -> float:
@@ -88,9 +107,9 @@ RANKINGS = ("sigma_H_meV", "max_sigma_H_meV", "band_sigma_meV", "fermi_band_sigm
 
 def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int = FERMI_BANDS) -> slice:
     """The ``half_width`` highest occupied and ``half_width`` lowest empty of ``n_bands`` bands, counted
-    from ``n_electrons`` (one electron per spinor band of ``frame``, two otherwise). In a metal these are the
-    bands that cross or nearly cross E_F."""
-    occupied = occupied_bands(n_electrons, has_spin_orbit(frame.operators))
+    from ``n_electrons`` (one electron per spinor band, or per level of the merged spin channels of
+    ``frame``, two otherwise). In a metal these are the bands that cross or nearly cross E_F."""
+    occupied = occupied_bands(n_electrons, one_electron_per_band(frame))
     if half_width >= 1 and not 1 <= occupied < n_bands:
         raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n_bands} kept ones; the "
                          "committee's D (electron count) or overlap is wrong")
@@ -105,6 +124,14 @@ def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_ele
     ours, theirs = member_bands([predicted, reference], kpts, overlap_tolerance)
     window = fermi_window(reference, n_electrons, ours.shape[1], half_width)
     return float(np.abs(ours[:, window] - theirs[:, window]).mean())
+
+
+def h_error(predicted: Frame, reference: Frame, channels: Sequence[str]) -> float:
+    """H MAE in meV, over both spin channels of a spin-polarised frame (equal counts: the mean of theirs)."""
+    from .blocks import block_errors
+
+    errors = block_errors([predicted], [reference], list(channels))
+    return float(np.mean([errors[name]["all"]["mae"] for name in channels]))
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -134,8 +161,6 @@ def committee_report(
     is None, and ranking by it is refused."""
     from slem.spectrum.analysis import electron_count
 
-    from .blocks import block_errors
-
     if rank_by not in RANKINGS:
         raise ValueError(f"rank_by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
     rng = np.random.default_rng(seed)
@@ -160,10 +185,10 @@ def committee_report(
                     f"frame {label}: cannot rank by the bands around E_F: {exc}. Train the committee with D, "
                     "or rank by sigma_H_meV") from None
             row["fermi_band_sigma_meV"] = None  # the other spreads still rank the frame
-        if reference is not None and "H" in reference.operators:
-            row["error_H_meV"] = block_errors([mean], [reference], ["H"])["H"]["all"]["mae"]
-            row["member_error_H_meV"] = float(np.mean(
-                [block_errors([m], [reference], ["H"])["H"]["all"]["mae"] for m in members]))
+        channels = channel_names(members[0].operators, "H")
+        if reference is not None and channel_names(reference.operators, "H") == channels:
+            row["error_H_meV"] = h_error(mean, reference, channels)
+            row["member_error_H_meV"] = float(np.mean([h_error(m, reference, channels) for m in members]))
             if row["fermi_band_sigma_meV"] is not None:
                 row["fermi_band_error_meV"] = 1e3 * fermi_band_error(
                     mean, reference, kpts, n_electrons, overlap_tolerance=overlap_tolerance)

@@ -6,9 +6,9 @@ from slem.bands.window import fermi_band_window, occupied_bands
 
 
 def test_occupied_bands_count_two_electrons_per_band_one_per_spinor_band():
-    assert occupied_bands(32.0, spinor=False) == 16
-    assert occupied_bands(32.0, spinor=True) == 32
-    assert occupied_bands(31.9999, spinor=False) == 16  # Tr(DS) to rounding
+    assert occupied_bands(32.0, one_per_band=False) == 16
+    assert occupied_bands(32.0, one_per_band=True) == 32
+    assert occupied_bands(31.9999, one_per_band=False) == 16  # Tr(DS) to rounding
 
 
 def test_window_is_clipped_to_the_kept_bands():

@@ -187,3 +187,39 @@ def test_command_refuses_one_model_without_writing(committee_models, tmp_path):
     assert result.exit_code == 2
     assert "at least 2 models" in result.output
     assert not out.exists()
+
+
+def spin_polarised(frame: Frame, split_ev: float, shift_ev: float = 0.0) -> Frame:
+    """H_up = H + (split/2 + shift) S, H_down = H + (-split/2 + shift) S, one S: every level of both channels
+    moves by exactly ``shift_ev``."""
+    h, s = frame.operators["H"], frame.operators["S"]
+    operators = {"H_up": h + (0.5 * split_ev + shift_ev) * s, "H_down": h + (-0.5 * split_ev + shift_ev) * s,
+                 "S": s, "D_up": 0.5 * frame.operators["D"], "D_down": 0.5 * frame.operators["D"]}
+    return dataclasses.replace(frame, operators=operators, metadata={})
+
+
+def test_spin_polarised_committee_ranks_over_both_channels():
+    """A magnetic material's committee predicts H_up and H_down. Members shifted by (0, d, 2d) on both
+    channels: H spread d * mean|S| over both channels, band spread d on every merged level, the Fermi window
+    counted at one electron per level of the two merged channels (32 of 2 x 32 levels in Si8 1s1p), and
+    the H error over both channels; the electron count is Tr(DS) summed over D_up and D_down."""
+    frames = read_frames(SI8)[:2]
+    d = 0.01
+    members = [[spin_polarised(f, 0.4, d * m) for m in range(3)] for f in frames]
+    references = [spin_polarised(f, 0.4) for f in frames]
+    report = committee_report(members, references, ["a", "b"], n_kpoints=2, select=2,
+                              rank_by="fermi_band_sigma_meV")
+    for row, frame in zip(report["frames"], frames, strict=True):
+        s = frame.operators["S"]
+        assert row["sigma_H_meV"] == pytest.approx(1e3 * d * np.abs(s).mean(), rel=1e-9)
+        assert row["band_sigma_meV"] == pytest.approx(1e3 * d, rel=1e-6)
+        assert row["fermi_band_sigma_meV"] == pytest.approx(1e3 * d, rel=1e-6)
+        assert row["fermi_band_error_meV"] == pytest.approx(1e3 * d, rel=1e-6)  # the mean is shifted by d
+        assert row["error_H_meV"] == pytest.approx(1e3 * d * np.abs(s).mean(), rel=1e-9)
+    magnetic = members[0][0]
+    bands = member_bands([magnetic, magnetic], np.zeros((1, 3)))
+    assert bands.shape == (2, 1, 64)
+    assert fermi_window(magnetic, 32, 64) == slice(26, 38)
+    with pytest.raises(ValueError, match="hold no H"):
+        committee_report([[dataclasses.replace(m, operators={"S": m.operators["S"]}) for m in members[0]]],
+                         [None], ["a"])
