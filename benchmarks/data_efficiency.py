@@ -396,7 +396,8 @@ def main() -> None:
     thresholds = fast_inputs("validation")["settings"]["metal_thresholds"]
     targets = {"H_meV": thresholds["H_mae_meV"], "bands": thresholds["fermi_window_mae_vs_lcao_meV"]}
     header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
-              f"threads, {len(test)} held-out test frames")
+              f"threads, {len(test)} held-out test frames"
+              + (f", training overrides {args.training}" if json.loads(args.training) else ""))
     result = report(points, sizes, targets, header)
     rounds = committee_correlations([args.out, *args.also])
     if rounds:
