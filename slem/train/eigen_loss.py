@@ -14,13 +14,12 @@ import torch
 
 from slem.bands.window import fermi_band_window, occupied_bands
 from slem.data.frame import Frame
-from slem.data.operators import has_spin_orbit
 
 from .loss import half_mae_rmse
 
 
 def occupied_band_count(frame: Frame) -> int:
-    """The bands the frame's electrons fill: its ``n_electrons`` metadata, else Tr(D S) of its D.
+    """The bands of the scalar H the frame's electrons fill: its ``n_electrons`` metadata, else Tr(D S).
 
     Raises ValueError naming the fix when the frame has neither."""
     from slem.spectrum.analysis import SpectrumError, electron_count
@@ -31,7 +30,8 @@ def occupied_band_count(frame: Frame) -> int:
         label = frame.metadata.get("label", "a frame")
         raise ValueError(f"{label}: {exc}; training.eigenvalue_fermi_bands counts the bands from it (set "
                          "training.eigenvalue_fermi_bands: 0 to take every band)") from exc
-    return occupied_bands(n_electrons, has_spin_orbit(frame.operators))
+    # the loss diagonalises the scalar H alone (a spin-orbit frame's H_so parts are not in it): two per band
+    return occupied_bands(n_electrons, one_per_band=False)
 
 
 def _dense_index(
