@@ -193,6 +193,11 @@ def test_occupied_band_count_needs_an_electron_count():
     frame = read_frames(Path(__file__).parents[1] / "data" / "si8_frames.h5", [0])[0]
     no_count = dataclasses.replace(frame, metadata={"label": "bare"})
     assert occupied_band_count(no_count) == 16  # Tr(D S) of the frame's D
+    # the loss diagonalises the scalar H alone, so a spin-orbit frame still fills two electrons per band
+    zero = np.zeros_like(frame.operators["H"])
+    spin_orbit = dataclasses.replace(frame, operators={**frame.operators, "H_so_x": zero, "H_so_y": zero,
+                                                       "H_so_z": zero})
+    assert occupied_band_count(spin_orbit) == 16
     bare = dataclasses.replace(no_count, operators={k: v for k, v in frame.operators.items() if k != "D"})
     with pytest.raises(ValueError, match="bare: .*n_electrons.*eigenvalue_fermi_bands: 0"):
         occupied_band_count(bare)
