@@ -277,7 +277,7 @@ def plot(points: list[dict], path: Path, targets: dict) -> None:
 def run(args, sizes: list[int]) -> list[dict]:
     """Every point of the requested strategies (finished runs in --out are reused)."""
     strategies = set(filter(None, args.strategies.split(",")))
-    runner = Runner(args.frames, args.out, args.steps, args.threads, json.loads(args.training))
+    runner = Runner(args.frames, args.out, args.steps, args.threads, args.training)
     if sizes[-1] > len(runner.pool):
         raise SystemExit(f"--sizes {sizes[-1]} exceeds the pool's {len(runner.pool)} frames")
     parent = args.source_model
@@ -374,6 +374,12 @@ def main() -> None:
                         help="JSON keys of the config's training section every run gets, e.g. "
                         "'{\"eigenvalue_loss\": 0.1, \"eigenvalue_overlap_tolerance\": 0.01}'")
     args = parser.parse_args()
+    try:
+        args.training = json.loads(args.training)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--training is not JSON ({exc}); give an object, e.g. '{{\"eigenvalue_loss\": 0.1}}'")
+    if not isinstance(args.training, dict):
+        parser.error(f"--training must be a JSON object of training-section keys, got {args.training!r}")
     sizes = sorted(int(n) for n in args.sizes.split(","))
     # slem train reads a config's relative paths from the config's folder, not from here
     args.out, args.frames = args.out.resolve(), args.frames.resolve()
@@ -397,7 +403,7 @@ def main() -> None:
     targets = {"H_meV": thresholds["H_mae_meV"], "bands": thresholds["fermi_window_mae_vs_lcao_meV"]}
     header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
               f"threads, {len(test)} held-out test frames"
-              + (f", training overrides {args.training}" if json.loads(args.training) else ""))
+              + (f", training overrides {json.dumps(args.training)}" if args.training else ""))
     result = report(points, sizes, targets, header)
     rounds = committee_correlations([args.out, *args.also])
     if rounds:
