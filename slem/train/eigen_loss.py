@@ -157,6 +157,31 @@ def batch_eigenvalues(
     return out
 
 
+def check_fermi_window(
+    graph: Mapping[str, torch.Tensor],
+    occupied: int,
+    n_kpoints: int,
+    seed: int,
+    overlap_tolerance: float,
+    fermi_bands: int,
+    label: str,
+) -> None:
+    """Raise ValueError, naming the frame and the fix, where the reference bands the loss sees keep no empty
+    band above the ``occupied`` ones. Canonical orthogonalisation can drop that many, and the loss would then
+    stop mid-run; the kept count depends on the reference S alone, so this check before training is exact."""
+    ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
+    with torch.no_grad():
+        (energies,) = batch_eigenvalues(ref, graph, n_kpoints, seed, overlap_tolerance)
+    try:
+        fermi_band_window(occupied, energies.shape[1], fermi_bands)
+    except ValueError as exc:
+        raise ValueError(
+            f"{label}: {exc} at the eigenvalue loss's k-points (training.eigenvalue_overlap_tolerance "
+            f"{overlap_tolerance} drops the rest); lower that tolerance or set "
+            "training.eigenvalue_fermi_bands: 0"
+        ) from exc
+
+
 def eigenvalue_loss(
     pred: Mapping[str, torch.Tensor],
     graph: Mapping[str, torch.Tensor],

@@ -29,7 +29,7 @@ from .distributed import (
     average_gradients,
     broadcast_parameters,
 )
-from .eigen_loss import eigenvalue_loss, occupied_band_count
+from .eigen_loss import check_fermi_window, eigenvalue_loss, occupied_band_count
 from .ema import EMA
 from .evaluate import evaluate
 from .loss import BlockLoss
@@ -103,12 +103,7 @@ class Trainer:
         self.cutoffs = model_io.cutoffs(self.model_config)
         frames = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}
         self.graphs = GraphCache(self._graph, frames)
-        if self.t.eigenvalue_fermi_bands:  # every frame's electron count, before the first step
-            try:
-                for frame in (f for part in frames.values() for f in part):
-                    occupied_band_count(frame)
-            except ValueError as exc:
-                raise ConfigError([f"dataset: {exc}"]) from exc
+        self.n_occupied = self._fermi_window_counts() if self.t.eigenvalue_fermi_bands else None
         self.loss_fn = BlockLoss(
             self.config.operators, self.t.operator_weights, self.t.onsite_shift, self.t.block_weighting
         )
@@ -197,14 +192,30 @@ class Trainer:
         bar.close()
 
     def _graph(self, frame) -> dict:
-        graph = model_io.graph_from_frame(frame, self.model_config, self.dtype, self.config.operators)
-        if self.t.eigenvalue_fermi_bands:
-            graph["n_occupied"] = torch.tensor([occupied_band_count(frame)])
-        return graph
+        return model_io.graph_from_frame(frame, self.model_config, self.dtype, self.config.operators)
+
+    def _fermi_window_counts(self) -> list[int]:
+        """Each training frame's occupied bands for the windowed eigenvalue loss, checked before the first
+        step: an electron count must exist and the loss's reference bands must keep an empty band above it."""
+        counts = []
+        try:
+            for i, frame in enumerate(self.data.train):
+                occupied = occupied_band_count(frame)
+                check_fermi_window(
+                    model_io.collate([self.graphs.get("train", i)]), occupied, self.t.eigenvalue_kpoints,
+                    self.t.seed, self.t.eigenvalue_overlap_tolerance, self.t.eigenvalue_fermi_bands,
+                    frame.metadata.get("label", f"training frame {i}"),
+                )
+                counts.append(occupied)
+        except ValueError as exc:
+            raise ConfigError([f"dataset: {exc}"]) from exc
+        return counts
 
     def _train_step(self) -> dict:
         ids = self.order.next_batch()
         graph = graph_to(model_io.collate([self.graphs.get("train", i) for i in ids]), self.device)
+        if self.n_occupied is not None:
+            graph["n_occupied"] = torch.tensor([self.n_occupied[i] for i in ids], device=self.device)
         layout = batch_layout(graph, self.species, self.basis, self.device) if self.t.onsite_shift else None
         self.optimizer.zero_grad(set_to_none=True)
         # edge_chunk: the layers' per-edge work in slices recomputed in backward (lower peak memory)

@@ -257,3 +257,19 @@ def test_fermi_band_loss_refuses_frames_without_an_electron_count(tmp_path):
     with pytest.raises(ConfigError, match="bare0: .*n_electrons.*eigenvalue_fermi_bands: 0"):
         Trainer(validate_config(cfg), progress=False).run()
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_fermi_band_loss_refuses_an_overlap_tolerance_that_keeps_no_empty_band(tmp_path):
+    """The tiny Si8 basis keeps 16 of 32 bands at overlap tolerance 0.5, all of them occupied: refused before
+    the first step, not at the step whose batch holds that frame; 0.3 keeps 18 and trains."""
+    cfg = tiny_config(tmp_path / "run", eigenvalue_loss=0.1, eigenvalue_kpoints=2, eigenvalue_fermi_bands=4,
+                      eigenvalue_overlap_tolerance=0.5, max_steps=1)
+    refusal = "training frame 0: 16 occupied bands leave no empty band among the 16 .*tolerance 0.5"
+    with pytest.raises(ConfigError, match=refusal):
+        Trainer(validate_config(cfg), progress=False).run()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    cfg["training"]["eigenvalue_overlap_tolerance"] = 0.3
+    trainer = Trainer(validate_config(cfg), progress=False)
+    trainer.setup()
+    assert trainer.n_occupied == [16] * len(trainer.data.train)
+    assert trainer.run()["steps"] == 1
