@@ -14,7 +14,7 @@ from conftest import train_tiny_si8
 
 from slem.bands.bloch import band_energies
 from slem.cli.committee import committee as committee_cli
-from slem.data.frame import Frame, frame_from_blocks, read_frames
+from slem.data.frame import Frame, frame_from_blocks, read_frames, write_frames
 from slem.evaluate.committee import (
     band_spread,
     check_members,
@@ -223,3 +223,39 @@ def test_spin_polarised_committee_ranks_over_both_channels():
     with pytest.raises(ValueError, match="hold no H"):
         committee_report([[dataclasses.replace(m, operators={"S": m.operators["S"]}) for m in members[0]]],
                          [None], ["a"])
+
+
+def test_command_on_trained_spin_polarised_members(tmp_path, tiny_si_model):
+    """Two tiny models trained on H_up, H_down and S (Si8 with a 0.4 eV rigid exchange split) with different
+    seeds: ``slem committee`` predicts both channels, spreads and errors over both, and a Fermi window of
+    one electron per merged level (32 electrons of Si8 1s1p among 2 x 32 levels)."""
+    import torch
+
+    from slem.train.config import validate_config
+    from slem.train.trainer import Trainer
+
+    data = tmp_path / "spin.h5"
+    frames = [dataclasses.replace(spin_polarised(f, 0.4), metadata={"label": f"fe{i}", "n_electrons": 32.0})
+              for i, f in enumerate(read_frames(SI8))]
+    write_frames(data, frames, split={"train": [0, 1, 2, 3], "validation": [4], "test": [5, 6, 7]})
+    models = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for seed in (0, 1):
+        cfg = {"dataset": {"path": str(data)}, "operators": ["H_up", "H_down", "S"],
+               "output_dir": str(tmp_path / f"seed{seed}"), "model": dict(tiny_si_model),
+               "training": {"max_steps": 3, "validate_every": 3, "seed": seed}}
+        Trainer(validate_config(cfg), progress=False).run()
+        models.append(str(tmp_path / f"seed{seed}" / "model.pt"))
+    torch.set_num_threads(threads)
+    out = tmp_path / "committee.json"
+    args = [*models, "--frames", str(data), "-o", str(out), "--select", "2", "--kpoints", "2",
+            "--rank-by", "fermi_band_sigma_meV"]
+    result = CliRunner().invoke(committee_cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["committee_size"] == 2 and report["frames_with_reference"] == 8
+    rows = report["frames"]
+    assert all(r["sigma_H_meV"] > 0 and r["fermi_band_sigma_meV"] > 0 and r["error_H_meV"] > 0 for r in rows)
+    fermi = {r["label"]: r["fermi_band_sigma_meV"] for r in rows}
+    assert report["most_uncertain"] == sorted(fermi, key=lambda label: -fermi[label])[:2]
