@@ -16,7 +16,8 @@ PW_OUTPUT = "aiida.out"
 
 
 def train_progress(text: str, max_steps: int | None) -> str | None:
-    """'step 420/800, loss 0.0031, validation H MAE 2.2 meV, ETA 3.1 min' from metrics.jsonl text."""
+    """'step 420/800, loss 0.0031, validation H MAE 2.2 meV, ETA 3.1 min' from metrics.jsonl text; the total
+    is the run's logged step count, else ``max_steps`` of its config."""
     rows = []
     for line in text.splitlines():
         try:
@@ -27,6 +28,9 @@ def train_progress(text: str, max_steps: int | None) -> str | None:
     if not train:
         return None
     last = train[-1]
+    # the run's own step count (an epoch-based duration resolves only once the trainer has the data)
+    planned = [r["max_steps"] for r in rows if r.get("kind") == "run" and r.get("max_steps")]
+    max_steps = planned[-1] if planned else max_steps
     out = f"step {last['step']}" + (f"/{max_steps}" if max_steps else "")
     if "loss" in last:
         out += f", loss {last['loss']:.3g}"

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from fast_protocol import fast_inputs  # same folder
 
+from slem.train.duration import with_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +34,7 @@ def fast_config(train: Path, out: Path, seed: int, steps: int) -> dict:
     config = fast_inputs("train")["config"]
     model = dict(config["model"])
     model.pop("overlap", None)  # the frames file has no basis tables: S is learned here
-    training = {**config["training"], "max_steps": steps, "seed": seed,
+    training = {**with_duration(config["training"], {"max_steps": steps}), "seed": seed,
                 "validate_every": steps, "checkpoint_every": steps}
     return {"dataset": {"path": str(train)}, "operators": ["H", "S"], "output_dir": str(out),
             "model": model, "training": training}

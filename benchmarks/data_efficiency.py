@@ -57,6 +57,7 @@ import numpy as np
 from fast_protocol import fast_inputs  # same folder
 
 from slem.data.frame import read_frames, write_frames
+from slem.train.duration import with_duration
 
 STRATEGIES = ("random", "committee", "fermi", "mixed", "finetune", "refit")
 # the strategies whose rounds a committee ranks, and the slem committee spread each ranks by
@@ -66,7 +67,8 @@ RANKED = {"committee": "sigma_H_meV", "fermi": "fermi_band_sigma_meV", "mixed": 
 def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
                  refit: bool = False, overrides: dict | None = None) -> dict:
     config = fast_inputs("train")["config"]
-    training = {**config["training"], **(overrides or {}), "max_steps": steps, "seed": seed}
+    training = {**config["training"], **(overrides or {})}
+    training = {**with_duration(training, {"max_steps": steps}), "seed": seed}
     if parent is not None:
         training.update(init_model=str(parent), refit_statistics=refit)
     return {**config, "dataset": {"path": str(data), "basis_path": str(basis)}, "output_dir": str(out),

@@ -38,6 +38,8 @@ from pathlib import Path
 
 from fast_protocol import fast_inputs  # same folder
 
+from slem.train.duration import with_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 SI8 = ROOT / "tests" / "data" / "si8_frames.h5"
 VARIANTS = ("before", "after", "active", "one")
@@ -73,7 +75,7 @@ def measure(variant: str, steps: int, warmup: int) -> dict:
     keep_freed_memory()  # as the slem command does
     with tempfile.TemporaryDirectory() as tmp:
         config = fast_config(str(Path(tmp) / "run"))
-        config["training"] = {**config["training"], "max_steps": steps + warmup}
+        config["training"] = with_duration(config["training"], {"max_steps": steps + warmup})
         trainer = Trainer(validate_config(config), progress=False)
         trainer.setup()
         trainer.model.train()

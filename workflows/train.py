@@ -10,8 +10,21 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida_quantumespresso.workflows.protocols.utils import recursive_merge
 from aiida_slem.calcjobs.train import SlemTrainCalculation
 
+from slem.train.duration import with_duration
+
 from .magnetism import spin_operators, spin_orbit_operators
 from .protocols import SlemProtocolMixin, calcjob_options
+
+
+def _layered(base: dict, top: dict) -> dict:
+    """``top`` merged into ``base``; a training duration in ``top`` (max_steps, or epochs and their bounds)
+    replaces ``base``'s whole duration, so a user's ``max_steps`` overrides the fast protocol's epochs."""
+    merged = recursive_merge(base, top)
+    training = merged.get("config", {}).get("training")
+    if training is not None:
+        given = (top.get("config") or {}).get("training") or {}
+        merged["config"]["training"] = with_duration(training, given)
+    return merged
 
 
 class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
@@ -65,11 +78,10 @@ class SlemTrainWorkChain(SlemProtocolMixin, BaseRestartWorkChain):
         spin-polarised (``magnetization``): the config's H and D become one operator per channel (H_up,
         H_down, D_up, D_down); channels the overrides name stay as they are. ``spin_orbit``: the frames hold
         spin-orbit parts, which the model learns beside H (H_so_x, H_so_y, H_so_z)."""
-        inputs = cls.get_protocol_inputs(protocol, overrides)
-        if sheet:
-            user = {key: value for key, value in (overrides or {}).items() if key != "sheet"}
-            base = recursive_merge(cls.get_protocol_inputs(protocol), inputs["sheet"])
-            inputs = recursive_merge(base, user)
+        with_user = cls.get_protocol_inputs(protocol, overrides)  # refuses unknown override keys
+        sheet_settings = with_user["sheet"] if sheet else {}
+        user = {key: value for key, value in (overrides or {}).items() if key != "sheet"}
+        inputs = _layered(_layered(cls.get_protocol_inputs(protocol), sheet_settings), user)
         inputs.pop("sheet", None)
         if spin:
             inputs["config"]["operators"] = spin_operators(inputs["config"]["operators"])

@@ -23,6 +23,8 @@ from slem.data.operators import OPERATORS, check_operator_set
 from slem.model.config import model_problems
 from slem.schema import check_section, coerce, suggest
 
+from .duration import duration_problems
+
 OPERATOR_NAMES = OPERATORS
 
 
@@ -46,6 +48,7 @@ class DatasetSection:
 class TrainingSection:
     max_steps: int | None = None
     epochs: int | None = None
+    epoch_step_bounds: list[int] | None = None  # with epochs: [low, high] steps (duration.py)
     batch_size: int = 1
     # fewest atoms per batch: the batch grows to ceil(batch_atoms / median atoms per training frame) frames,
     # so a 3-atom cell takes as many atoms per step as a protocol tuned on 8-atom cells (batch_size_for)
@@ -156,10 +159,7 @@ def validate_config(raw: Mapping[str, Any]) -> TrainConfig:
 
 
 def _check_training(t: dict, ops: list[str], problems: list[str]) -> None:
-    if t.get("max_steps") is None and t.get("epochs") is None:
-        problems.append("give 'training.max_steps' or 'training.epochs' (how long to train)")
-    if t.get("max_steps") is not None and t.get("epochs") is not None:
-        problems.append("give only one of 'training.max_steps' and 'training.epochs'")
+    problems.extend(duration_problems(t))
     positive = (
         "max_steps",
         "epochs",

@@ -29,6 +29,7 @@ from .distributed import (
     average_gradients,
     broadcast_parameters,
 )
+from .duration import training_steps
 from .eigen_loss import check_fermi_window, eigenvalue_loss, occupied_band_count
 from .ema import EMA
 from .evaluate import evaluate
@@ -110,7 +111,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.t)
         self.batch_size = batch_size_for(self.t, [f.n_atoms for f in self.data.train])
         self.order = DataOrder(list(range(len(self.data.train))), self.batch_size, self.t.seed, self.dist)
-        self.max_steps = self.t.max_steps or self.t.epochs * self.order.batches_per_epoch
+        self.max_steps = training_steps(self.t.max_steps, self.t.epochs, self.t.epoch_step_bounds,
+                                        self.order.batches_per_epoch)
         self.scheduler = make_scheduler(self.optimizer, self.t, self.max_steps)
         self.ema = EMA(self.model, self.t.ema) if self.t.ema else None
         resume_path = self._resume_path()
@@ -171,6 +173,10 @@ class Trainer:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress, desc="train")
+        if self.step == 0:  # the step count an epoch-based duration resolved to, for live progress
+            plan = {"max_steps": self.max_steps, "training_frames": len(self.data.train),
+                    "batch_size": self.batch_size}
+            self.logger.log("run", 0, plan)
         if self.step == 0 and self.data.validation:  # the starting point of the learning curve
             self.logger.log("validation", 0, self._evaluate("validation"))
         self.model.train()

@@ -23,6 +23,10 @@ def test_training_progress_names_step_loss_validation_and_eta():
     expected = "step 100/800, loss 0.0099, validation H MAE 2.50 meV, ETA 5.8 min"
     assert train_progress(_metrics(), 800) == expected
     assert train_progress("", 800) is None
+    # an epoch-based duration: the config has no max_steps, the run logs the count it resolved to
+    planned = json.dumps({"kind": "run", "step": 0, "time": 0.0, "max_steps": 1400, "training_frames": 14})
+    assert train_progress(planned + "\n" + _metrics(), None).startswith("step 100/1400, loss 0.0099")
+    assert train_progress(_metrics(), None).startswith("step 100, loss 0.0099")
 
 
 def test_md_progress_counts_pw_steps():

@@ -10,6 +10,9 @@ from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 from aiida_slem.workflows.pipeline_inputs import validate_inputs as validate_pipeline
 from ase.build import bulk, graphene
 
+from slem.train.config import validate_config
+from slem.train.duration import DURATION_KEYS
+
 MdSamplingWorkChain = WorkflowFactory("slem.md_sampling")
 OperatorWorkChain = WorkflowFactory("slem.operator")
 
@@ -94,13 +97,19 @@ def test_fast_sheets_train_longer_and_overrides_still_win(codes, pseudo_family):
         builder = SlemPipelineWorkChain.get_builder_from_protocol(
             codes, {"s": structure}, protocol=protocol, overrides=overrides
         )
-        return builder.train.train.config.get_dict()["training"]["max_steps"]
+        training = builder.train.train.config.get_dict()["training"]
+        duration = {key: training[key] for key in DURATION_KEYS if key in training}
+        assert validate_config({"dataset": {"path": "f.h5"}, "training": training})  # one duration, not two
+        return duration.get("max_steps", duration)
 
     bulk_c = orm.StructureData(ase=bulk("C", "diamond", a=3.567))
-    assert (steps(bulk_c), steps(sheet())) == (800, 2000)
+    by_epochs = {"epochs": 100, "epoch_step_bounds": [800, 2000]}  # 800 steps for Si8's default data
+    assert (steps(bulk_c), steps(sheet())) == (by_epochs, 2000)
     assert steps(sheet(), "balanced") == steps(bulk_c, "balanced") == 2000
     assert steps(sheet(), "precise") == 10000
     user = {"train": {"config": {"training": {"max_steps": 900}}}}
     assert steps(sheet(), overrides=user) == steps(bulk_c, overrides=user) == 900
     tuned = {"train": {"sheet": {"config": {"training": {"max_steps": 1200}}}}}
-    assert (steps(sheet(), overrides=tuned), steps(bulk_c, overrides=tuned)) == (1200, 800)
+    assert (steps(sheet(), overrides=tuned), steps(bulk_c, overrides=tuned)) == (1200, by_epochs)
+    longer = {"train": {"config": {"training": {"epochs": 300}}}}
+    assert steps(bulk_c, overrides=longer) == steps(sheet(), overrides=longer) == {"epochs": 300}

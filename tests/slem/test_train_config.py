@@ -48,6 +48,10 @@ def test_yaml_float_strings_are_accepted(tmp_path):
             "scheduler_params.patience",
         ),
         (_with(training={"epochs": 3}), "only one of"),
+        (_with(training={"epoch_step_bounds": [8, 20]}), "with 'training.max_steps' the step count is fixed"),
+        (_with(training={"max_steps": None, "epochs": 3, "epoch_step_bounds": [20, 8]}), "low <= high"),
+        (_with(training={"max_steps": None, "epochs": 3, "epoch_step_bounds": [8]}), "two positive step"),
+        (_with(training={"max_steps": None, "epochs": 3, "epoch_step_bounds": [0, 8]}), "two positive step"),
         ({"training": {"max_steps": 1}}, "missing section 'dataset'"),
         (_with(dataset={"validation": "v.h5"}), "did you mean 'validation_path'"),
         (_with(operators=["H"], training={"eigenvalue_loss": 1.0}), "needs operators H and S"),
@@ -133,3 +137,17 @@ def test_hidden_lmax_below_twice_the_orbital_l_warns():
         warnings.simplefilter("error")
         make_model_config({"hidden_irreps": "16x0e+8x1o+8x2e+4x3o+4x4e"}, *args)
         make_model_config({"hidden_irreps": "16x0e+16x1o+8x2e"}, ["Si"], {"Si": "1s1p"}, {"Si": 4.0}, ["H"])
+
+
+def test_a_layer_with_a_duration_replaces_the_whole_duration():
+    """A protocol's epochs and bounds give way to a user's max_steps (and the reverse), instead of the config
+    being refused for holding both; a layer without a duration keeps the base's, and null removes a key."""
+    from slem.train.duration import with_duration
+
+    fast = {"epochs": 100, "epoch_step_bounds": [800, 2000], "lr": 0.01}
+    assert with_duration(fast, {"max_steps": 900, "lr": 0.1}) == {"max_steps": 900, "lr": 0.01}
+    assert with_duration(fast, {"lr": 0.1}) == fast
+    assert with_duration({"max_steps": 10}, {"epochs": 5}) == {"epochs": 5}
+    assert with_duration({"max_steps": None, "epochs": 100}, {}) == {"epochs": 100}
+    for merged in (with_duration(fast, {"max_steps": 900}), with_duration({"max_steps": 10}, fast)):
+        validate_config(_with(training=None) | {"training": merged})

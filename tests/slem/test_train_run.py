@@ -80,6 +80,7 @@ def test_train_outputs(tmp_path):
     assert meta["training_data_sha256"]["dataset"] == hashlib.sha256(SI8.read_bytes()).hexdigest()
     kinds = [json.loads(line)["kind"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert kinds.count("train") == 6 and kinds.count("validation") == 4  # steps 0, 2, 4, 6
+    assert kinds[0] == "run"  # the step count, logged once at the start
 
 
 @pytest.mark.parametrize("scheduler", ["plateau", pytest.param("cosine", marks=pytest.mark.slow)])
@@ -273,3 +274,20 @@ def test_fermi_band_loss_refuses_an_overlap_tolerance_that_keeps_no_empty_band(t
     trainer.setup()
     assert trainer.n_occupied == [16] * len(trainer.data.train)
     assert trainer.run()["steps"] == 1
+
+
+def test_epochs_within_step_bounds_set_the_number_of_steps(tmp_path):
+    """epochs x batches per epoch, raised to the lower bound and cut at the upper one; the run logs the count
+    it resolved to (a ``run`` record, read by live progress)."""
+    from slem.train.duration import training_steps
+
+    cfg = tiny_config(tmp_path / "lo", batch_size=2, validate_every=100)
+    del cfg["training"]["max_steps"]
+    cfg["training"].update(epochs=1, epoch_step_bounds=[4, 5])
+    assert Trainer(validate_config(cfg), progress=False).run()["steps"] == 4  # 1 epoch = 3 batches of 2
+    plan = [json.loads(x) for x in (tmp_path / "lo/metrics.jsonl").read_text().splitlines()][0]
+    assert (plan["kind"], plan["max_steps"], plan["training_frames"], plan["batch_size"]) == ("run", 4, 6, 2)
+    assert training_steps(None, 100, [800, 2000], 6) == 800  # Si8's fast default keeps its 800 steps
+    assert training_steps(None, 100, [800, 2000], 14) == 1400  # four structures' pipeline
+    assert training_steps(None, 100, [800, 2000], 40) == 2000
+    assert training_steps(None, 3, None, 7) == 21 and training_steps(50, None, None, 7) == 50
