@@ -120,6 +120,13 @@ MATERIALS: dict[str, Material] = {
         "CuAu-I ordered Al0.5Ga0.5As, (001) cation layers alternating, 8-atom cubic cell, a = 5.657",
         _ordered_alloy("GaAs", "Al", 5.657, lambda p: abs(p[2]) < 1e-6),
     ),
+    # the Ga-dilute mirror of AlGa3As4: its As bind three Al and one Ga, so with GaAs, AlGaAs2 and AlAs every
+    # As environment but AlGa3As4's one Al + three Ga is in training (docs/transfer.md, session 30)
+    "Al3GaAs4": Material(
+        "ordered Al0.75Ga0.25As, one Ga among the four cations of the 8-atom cubic cell (each Ga's 12 cation "
+        "second neighbours are Al), a = 5.659",
+        _ordered_alloy("AlAs", "Ga", 5.659, lambda p: np.allclose(p, 0.0)),
+    ),
     "AlGa3As4": Material(
         "ordered Al0.25Ga0.75As, one Al among the four cations of the 8-atom cubic cell (each Al's 12 cation "
         "second neighbours are Ga), a = 5.655",

@@ -136,3 +136,18 @@ class DataOrder:
             )
         self.epoch = state["epoch"]
         self.batch = state["batch"]
+
+
+def weight_agreement(model: torch.nn.Module, info: DistInfo) -> dict:
+    """Checksums of the live weights on every rank: data parallelism must keep them identical."""
+    flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in model.parameters()])
+    index = torch.arange(len(flat), dtype=flat.dtype, device=flat.device)
+    local = torch.stack([flat.sum(), flat.abs().sum(), (flat * index).sum()])
+    gathered = [torch.zeros_like(local) for _ in range(info.world_size)]
+    dist.all_gather(gathered, local)
+    sums = [g.tolist() for g in gathered]
+    return {
+        "world_size": info.world_size,
+        "weight_checksums": sums,
+        "weights_agree": all(x == sums[0] for x in sums),
+    }

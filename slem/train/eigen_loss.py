@@ -157,21 +157,28 @@ def batch_eigenvalues(
     return out
 
 
-def check_fermi_window(
-    graph: Mapping[str, torch.Tensor],
-    occupied: int,
-    n_kpoints: int,
-    seed: int,
-    overlap_tolerance: float,
-    fermi_bands: int,
-    label: str,
-) -> None:
-    """Raise ValueError, naming the frame and the fix, where the reference bands the loss sees keep no empty
-    band above the ``occupied`` ones. Canonical orthogonalisation can drop that many, and the loss would then
-    stop mid-run; the kept count depends on the reference S alone, so this check before training is exact."""
-    ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
+def reference_eigenvalues(
+    graph: Mapping[str, torch.Tensor], n_kpoints: int, seed: int, overlap_tolerance: float = 0.0
+) -> list[torch.Tensor]:
+    """The reference bands :func:`eigenvalue_loss` compares with, per frame of the batch, without gradient.
+
+    They depend on the frame, the k-point seed and the tolerance alone, so a trainer computes them once per
+    training frame and passes them back as ``reference``."""
     with torch.no_grad():
-        (energies,) = batch_eigenvalues(ref, graph, n_kpoints, seed, overlap_tolerance)
+        return batch_eigenvalues(_reference_blocks(graph), graph, n_kpoints, seed, overlap_tolerance)
+
+
+def _reference_blocks(graph: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
+
+
+def check_fermi_window(
+    energies: torch.Tensor, occupied: int, overlap_tolerance: float, fermi_bands: int, label: str
+) -> None:
+    """Raise ValueError, naming the frame and the fix, where a frame's reference bands ``energies``
+    (nk, kept), as the loss sees them, keep no empty band above the ``occupied`` ones. Canonical
+    orthogonalisation can drop that many, and the loss would then stop mid-run; the kept count depends on
+    the reference S alone, so this check before training is exact."""
     try:
         fermi_band_window(occupied, energies.shape[1], fermi_bands)
     except ValueError as exc:
@@ -189,6 +196,7 @@ def eigenvalue_loss(
     seed: int,
     overlap_tolerance: float = 0.0,
     fermi_bands: int = 0,
+    reference: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """½(MAE+RMSE) of generalized eigenvalues (eV) over frames and k-points of the batch.
 
@@ -196,12 +204,13 @@ def eigenvalue_loss(
     ``overlap_tolerance`` > 0 both sides use the reference S, canonically orthogonalised
     (``canonical_eigvalsh``), so only the predicted H is trained by this term. With ``fermi_bands`` > 0
     only that many highest occupied and lowest empty bands count, from the graph's ``n_occupied`` per frame
-    (``occupied_band_count``)."""
-    ref = {k: graph[k] for k in ("H_onsite", "H_hopping", "S_onsite", "S_hopping")}
+    (``occupied_band_count``). ``reference``, the batch's :func:`reference_eigenvalues` computed before,
+    saves solving them again (without it they are solved here: the plain path)."""
+    ref = _reference_blocks(graph)
     taken = ("H_onsite", "H_hopping") if overlap_tolerance > 0 else tuple(ref)
     model = {**ref, **{k: pred[k] for k in taken if k in pred}}
-    with torch.no_grad():
-        e_ref = batch_eigenvalues(ref, graph, n_kpoints, seed, overlap_tolerance)
+    e_ref = reference if reference is not None else reference_eigenvalues(graph, n_kpoints, seed,
+                                                                         overlap_tolerance)
     e_pred = batch_eigenvalues(model, graph, n_kpoints, seed, overlap_tolerance)
     if fermi_bands > 0:
         windows = [fermi_band_window(int(occupied), e.shape[1], fermi_bands) for occupied, e

@@ -28,9 +28,10 @@ from .distributed import (
     any_rank,
     average_gradients,
     broadcast_parameters,
+    weight_agreement,
 )
 from .duration import training_steps
-from .eigen_loss import check_fermi_window, eigenvalue_loss, occupied_band_count
+from .eigen_loss import check_fermi_window, eigenvalue_loss, occupied_band_count, reference_eigenvalues
 from .ema import EMA
 from .evaluate import evaluate
 from .loss import BlockLoss
@@ -104,6 +105,7 @@ class Trainer:
         self.cutoffs = model_io.cutoffs(self.model_config)
         frames = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}
         self.graphs = GraphCache(self._graph, frames)
+        self._reference_bands: dict[int, torch.Tensor] = {}
         self.n_occupied = self._fermi_window_counts() if self.t.eigenvalue_fermi_bands else None
         self.loss_fn = BlockLoss(
             self.config.operators, self.t.operator_weights, self.t.onsite_shift, self.t.block_weighting
@@ -207,15 +209,24 @@ class Trainer:
         try:
             for i, frame in enumerate(self.data.train):
                 occupied = occupied_band_count(frame)
-                check_fermi_window(
-                    model_io.collate([self.graphs.get("train", i)]), occupied, self.t.eigenvalue_kpoints,
-                    self.t.seed, self.t.eigenvalue_overlap_tolerance, self.t.eigenvalue_fermi_bands,
-                    frame.metadata.get("label", f"training frame {i}"),
-                )
+                label = frame.metadata.get("label", f"training frame {i}")
+                check_fermi_window(self._reference(i), occupied, self.t.eigenvalue_overlap_tolerance,
+                                   self.t.eigenvalue_fermi_bands, label)
                 counts.append(occupied)
         except ValueError as exc:
             raise ConfigError([f"dataset: {exc}"]) from exc
         return counts
+
+    def _reference(self, i: int) -> torch.Tensor:
+        """Training frame i's reference bands at the eigenvalue loss's k-points, solved once: the frame, the
+        k-points (from the seed) and the overlap tolerance fix them, and solving them each step was half the
+        loss's eigen work (docs/benchmarks.md)."""
+        if i not in self._reference_bands:
+            graph = graph_to(model_io.collate([self.graphs.get("train", i)]), self.device)
+            (self._reference_bands[i],) = reference_eigenvalues(
+                graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance
+            )
+        return self._reference_bands[i]
 
     def _train_step(self) -> dict:
         ids = self.order.next_batch()
@@ -230,7 +241,7 @@ class Trainer:
         if self.t.eigenvalue_loss > 0:
             eig = eigenvalue_loss(
                 pred, graph, self.t.eigenvalue_kpoints, self.t.seed, self.t.eigenvalue_overlap_tolerance,
-                self.t.eigenvalue_fermi_bands,
+                self.t.eigenvalue_fermi_bands, reference=[self._reference(i) for i in ids],
             )
             parts["eigenvalue"] = float(eig.detach())
             loss = loss + self.t.eigenvalue_loss * eig
@@ -254,19 +265,13 @@ class Trainer:
         self.logger.log("train", self.step + 1, values)
         return values
 
-    def _evaluate(self, split: str) -> dict:
+    def _evaluate(self, split: str, averaged: bool = True) -> dict:
+        """Metrics of ``split``; with EMA, of the averaged weights unless ``averaged`` is False (the test
+        metrics, taken after the best weights, already averaged, are loaded)."""
         graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
-        args = (
-            graphs,
-            self.loss_fn,
-            self.config.operators,
-            self.species,
-            self.basis,
-            self.device,
-            self.dist,
-            self.t.edge_chunk,
-        )
-        if self.ema is not None:
+        args = (graphs, self.loss_fn, self.config.operators, self.species, self.basis, self.device, self.dist,
+                self.t.edge_chunk)
+        if averaged and self.ema is not None:
             with self.ema.applied(self.model):
                 return evaluate(self.model, *args)
         return evaluate(self.model, *args)
@@ -310,9 +315,9 @@ class Trainer:
 
     def finish(self) -> dict:
         """Best weights (averaged if EMA) -> model.pt, test metrics, summary.json, learning curve."""
-        ddp = self._ddp_agreement() if self.dist.enabled else None
+        ddp = weight_agreement(self.model, self.dist) if self.dist.enabled else None
         self._load_best_weights()
-        test = self._evaluate_plain("test") if self.data.test else {}
+        test = self._evaluate("test", averaged=False) if self.data.test else {}
         summary = {}
         if self.dist.is_main:
             model_path = self.out / "model.pt"
@@ -364,39 +369,6 @@ class Trainer:
             plot_learning_curve(self.out / "metrics.jsonl", self.out / "learning_curve.png")
         except Exception as exc:  # noqa: BLE001
             print(f"warning: learning_curve.png not written: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-    def _ddp_agreement(self) -> dict:
-        """Checksums of the live weights on every rank: data parallelism must keep them identical."""
-        flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in self.model.parameters()])
-        local = torch.stack(
-            [
-                flat.sum(),
-                flat.abs().sum(),
-                (flat * torch.arange(len(flat), dtype=flat.dtype, device=flat.device)).sum(),
-            ]
-        )
-        gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
-        torch.distributed.all_gather(gathered, local)
-        sums = [g.tolist() for g in gathered]
-        return {
-            "world_size": self.dist.world_size,
-            "weight_checksums": sums,
-            "weights_agree": all(x == sums[0] for x in sums),
-        }
-
-    def _evaluate_plain(self, split: str) -> dict:
-        graphs = self.graphs.all(split)[self.dist.rank :: self.dist.world_size]
-        return evaluate(
-            self.model,
-            graphs,
-            self.loss_fn,
-            self.config.operators,
-            self.species,
-            self.basis,
-            self.device,
-            self.dist,
-            self.t.edge_chunk,
-        )
 
     # --- signals ------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict:

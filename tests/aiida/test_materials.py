@@ -55,7 +55,8 @@ def test_4h_silicon_has_diamond_and_lonsdaleite_sites():
 
 def test_algaas_alloys_cation_shells():
     """Per Al, its 12 cation second neighbours at a / sqrt 2: AlGaAs2 mixes them (4 Al, 8 Ga), AlGa3As4 has
-    only Ga; every As of AlGa3As4 binds one Al and three Ga, an environment no other III-V cell has."""
+    only Ga; every As of AlGa3As4 binds one Al and three Ga, an environment no other III-V cell has (Al3GaAs4,
+    its mirror, three Al and one Ga)."""
     from ase.neighborlist import neighbor_list
 
     def shells(name, centre, lo, hi):
@@ -74,6 +75,9 @@ def test_algaas_alloys_cation_shells():
     assert list(shells("AlGa3As4", "Al", second - 0.1, second + 0.1).values()) == [["Ga"] * 12]
     bond = 5.655 * 3**0.5 / 4
     assert all(s == ["Al", "Ga", "Ga", "Ga"] for s in shells("AlGa3As4", "As", 0.0, bond + 0.1).values())
+    # the mirror: its Ga sees only Al, its As three Al and one Ga
+    assert list(shells("Al3GaAs4", "Ga", second - 0.1, second + 0.1).values()) == [["Al"] * 12]
+    assert all(s == ["Al", "Al", "Al", "Ga"] for s in shells("Al3GaAs4", "As", 0.0, bond + 0.1).values())
 
 
 def test_mos2_sulphur_planes_are_3_13_apart():

@@ -183,6 +183,38 @@ def test_fermi_band_eigenvalue_loss_scores_only_the_bands_around_the_fermi_level
     assert abs(float(every_band) - float(window)) > 1e-3  # the window is not the whole spectrum
 
 
+def test_eigenvalue_loss_with_reference_bands_solved_once_per_frame_equals_the_plain_path():
+    """The trainer solves each training frame's reference bands once, alone, and hands them back per batch:
+    the loss and its gradient must equal those of solving the batch's reference every step."""
+    from pathlib import Path
+
+    from slem.data.frame import read_frames
+    from slem.data.graph import build_graph, collate
+    from slem.train.data_checks import infer_cutoffs
+    from slem.train.eigen_loss import eigenvalue_loss, occupied_band_count, reference_eigenvalues
+
+    frames = read_frames(Path(__file__).parents[1] / "data" / "si8_frames.h5", [0, 1])
+    cutoffs = infer_cutoffs(frames, ["Si"])
+    graphs = [build_graph(f, ["Si"], cutoffs, torch.float64, ("H", "S")) for f in frames]
+    for frame, graph in zip(frames, graphs, strict=True):
+        graph["n_occupied"] = torch.tensor([occupied_band_count(frame)])
+    once = [reference_eigenvalues(collate([g]), 3, 1, 0.01)[0] for g in graphs]
+    graph = collate(graphs)
+    g = torch.Generator().manual_seed(0)
+    for fermi_bands in (0, 3):
+        losses, grads = [], []
+        for reference in (None, once):
+            pred = {key: (graph[key] + 0.05 * torch.randn(graph[key].shape, generator=g.manual_seed(1),
+                                                          dtype=torch.float64)).requires_grad_()
+                    for key in ("H_onsite", "H_hopping")}
+            loss = eigenvalue_loss(pred, graph, 3, 1, 0.01, fermi_bands, reference=reference)
+            loss.backward()
+            losses.append(float(loss.detach()))
+            grads.append(torch.cat([pred[k].grad for k in ("H_onsite", "H_hopping")]))
+        assert losses[0] > 1e-3 and losses[1] == pytest.approx(losses[0], rel=1e-10)
+        assert torch.allclose(grads[1], grads[0], rtol=1e-8, atol=1e-12)
+
+
 def test_occupied_band_count_needs_an_electron_count():
     import dataclasses
     from pathlib import Path

@@ -273,6 +273,8 @@ def test_fermi_band_loss_refuses_an_overlap_tolerance_that_keeps_no_empty_band(t
     trainer = Trainer(validate_config(cfg), progress=False)
     trainer.setup()
     assert trainer.n_occupied == [16] * len(trainer.data.train)
+    # the check solved every training frame's reference bands, which the loss then reuses at each step
+    assert sorted(trainer._reference_bands) == list(range(len(trainer.data.train)))
     assert trainer.run()["steps"] == 1
 
 
