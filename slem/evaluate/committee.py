@@ -110,10 +110,13 @@ def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int
     from ``n_electrons`` (one electron per spinor band, or per level of the merged spin channels of
     ``frame``, two otherwise). In a metal these are the bands that cross or nearly cross E_F."""
     occupied = occupied_bands(n_electrons, one_electron_per_band(frame))
-    if half_width >= 1 and not 1 <= occupied < n_bands:
-        raise ValueError(f"{n_electrons:g} electrons leave no empty band among the {n_bands} kept ones; the "
-                         "committee's D (electron count) or overlap is wrong")
-    return fermi_band_window(occupied, n_bands, half_width)
+    try:
+        return fermi_band_window(occupied, n_bands, half_width)
+    except ValueError as exc:
+        if half_width < 1:
+            raise
+        raise ValueError(f"{n_electrons:g} electrons: {exc}; the committee's D (electron count) or overlap is "
+                         "wrong") from exc
 
 
 def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_electrons: float,

@@ -97,7 +97,7 @@ def test_fermi_band_spread_is_the_spread_of_the_bands_around_the_fermi_level():
     assert fermi_band_spread(members, kpts, 32, half_width=2) == pytest.approx(spread[:, 14:18].mean(),
                                                                                rel=1e-9)
     assert fermi_band_spread(members, kpts, 32) != pytest.approx(spread.mean(), rel=1e-3)
-    with pytest.raises(ValueError, match="64 electrons leave no empty band"):
+    with pytest.raises(ValueError, match="64 electrons: 32 occupied bands leave no empty band"):
         fermi_band_spread(members, kpts, 64)
 
 
@@ -131,7 +131,7 @@ def test_selection_follows_the_chosen_spread():
     # a count that leaves no empty band (64 electrons, 32 bands): the H ranking goes on, the band one refuses
     overfull = [dataclasses.replace(f, metadata={**f.metadata, "n_electrons": 64.0}) for f in frames]
     assert committee_report(members, overfull, labels)["frames"][0]["fermi_band_sigma_meV"] is None
-    with pytest.raises(ValueError, match="frame a: cannot rank .* 64 electrons leave no empty band"):
+    with pytest.raises(ValueError, match="frame a: cannot rank .* 64 electrons: .* leave no empty band"):
         committee_report(members, overfull, labels, rank_by="fermi_band_sigma_meV")
 
 
