@@ -115,8 +115,8 @@ def fermi_window(frame: Frame, n_electrons: float, n_bands: int, half_width: int
     except ValueError as exc:
         if half_width < 1:
             raise
-        raise ValueError(f"{n_electrons:g} electrons: {exc}; the committee's D (electron count) or overlap is "
-                         "wrong") from exc
+        raise ValueError(f"{n_electrons:g} electrons: {exc}; the committee's D (electron count) or overlap "
+                         "is wrong") from exc
 
 
 def fermi_band_error(predicted: Frame, reference: Frame, kpts: np.ndarray, n_electrons: float,
