@@ -66,16 +66,16 @@ def main() -> None:
     from slem.train.config import validate_config
 
     load = os.getloadavg()
+    steps = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         for name, cls in (("cached", Trainer), ("every step", EveryStep)):
-            steps = args.warmup + args.steps
             cfg = validate_config(config(args.frames, f"{tmp}/{name}", steps, args.training))
             trainer = cls(cfg, progress=False)
             trainer.setup()
             trainer.model.train()
             runs[name] = {"trainer": trainer, "wall": [], "cpu": [], "loss": []}
-        for k in range(args.warmup + args.steps):
+        for k in range(steps):
             for run in runs.values():
                 t0, c0 = time.perf_counter(), time.process_time()
                 values = run["trainer"]._train_step()
