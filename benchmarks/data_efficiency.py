@@ -2,7 +2,8 @@
 frames and fine-tuning from a model of another material.
 
 Usage: python benchmarks/data_efficiency.py --frames DIR [--sizes 2,4,8,16] [--seeds 2] [--first-seed 0]
-           [--members 3] [--steps 300] [--threads 2] [--strategies random,committee,mixed,finetune,refit]
+           [--members 3] [--steps protocol|N] [--threads 2]
+           [--strategies random,committee,mixed,finetune,refit]
            [--out DIR]
            [--also DIR ...] [--source-model model.pt] [--plot docs/images/data_efficiency.png]
            [--training '{"eigenvalue_loss": 0.1, "eigenvalue_overlap_tolerance": 0.01}']
@@ -16,8 +17,9 @@ material). With a rare structure in the pool, ``validation.h5`` holds the common
 user's own validation frames would: a rare-structure frame there stops every run whose training lacks that
 structure after a few hundred steps (seen: steps 150-200 of 800, diamond bands 360-520 meV off).
 Every run is ``slem train`` with the fast protocol's model and optimiser
-(``workflows/protocols/train.yaml``: H, S from the basis, D; ``--steps`` steps), then ``slem predict`` and
-``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
+(``workflows/protocols/train.yaml``: H, S from the basis, D), for the protocol's own duration (100 epochs
+within 800 and 2000 steps, so 16 Si8 frames train 1600 steps) or ``--steps N`` steps, then ``slem predict``
+and ``slem validate`` on the test frames with the fast protocol's validation settings. Strategies:
 
 * random: the first n frames of a seeded permutation of the pool, one run per seed and size;
 * committee: from the same first frames as random seed s, ``--members`` models (member 0 with seed s)
@@ -64,11 +66,12 @@ STRATEGIES = ("random", "committee", "fermi", "mixed", "finetune", "refit")
 RANKED = {"committee": "sigma_H_meV", "fermi": "fermi_band_sigma_meV", "mixed": "sigma_H_meV"}
 
 
-def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int, parent: Path | None,
+def train_config(data: Path, basis: Path, out: Path, seed: int, steps: int | None, parent: Path | None,
                  refit: bool = False, overrides: dict | None = None) -> dict:
+    """The fast protocol's config; ``steps`` None keeps the protocol's duration (epochs within bounds)."""
     config = fast_inputs("train")["config"]
     training = {**config["training"], **(overrides or {})}
-    training = {**with_duration(training, {"max_steps": steps}), "seed": seed}
+    training = {**with_duration(training, {} if steps is None else {"max_steps": steps}), "seed": seed}
     if parent is not None:
         training.update(init_model=str(parent), refit_statistics=refit)
     return {**config, "dataset": {"path": str(data), "basis_path": str(basis)}, "output_dir": str(out),
@@ -96,7 +99,8 @@ def read_report(path: Path) -> dict:
 
 
 class Runner:
-    def __init__(self, frames: Path, out: Path, steps: int, threads: int, training: dict | None = None):
+    def __init__(self, frames: Path, out: Path, steps: int | None, threads: int,
+                 training: dict | None = None):
         self.training = training or {}
         self.pool = read_frames(frames / "pool.h5")
         self.validation = read_frames(frames / "validation.h5")
@@ -352,6 +356,14 @@ def committee_correlations(folders: list[Path]) -> list[tuple[str, dict]]:
     return rows
 
 
+def steps_arg(text: str) -> int | None:
+    if text == "protocol":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"give a positive step count or 'protocol', not {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,7 +374,9 @@ def main() -> None:
                         help="start at this seed (another process runs the ones before it)")
     parser.add_argument("--committee-seeds", type=int, help="default: --seeds")
     parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=steps_arg, default=None,
+                        help="steps per run, or 'protocol' (default): the fast protocol's epochs within "
+                        "bounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strategies", default="random,committee,finetune,refit", help="'' to only report")
     parser.add_argument("--source-model", type=Path,
@@ -403,7 +417,8 @@ def main() -> None:
     # the test frames are smeared (see efficiency_frames.py), so the fast protocol's metal targets apply
     thresholds = fast_inputs("validation")["settings"]["metal_thresholds"]
     targets = {"H_meV": thresholds["H_mae_meV"], "bands": thresholds["fermi_window_mae_vs_lcao_meV"]}
-    header = (f"8-atom DZP frames, the fast protocol's model, {args.steps} steps per run, {args.threads} "
+    duration = "the protocol's 100 epochs (800-2000 steps)" if args.steps is None else f"{args.steps} steps"
+    header = (f"8-atom DZP frames, the fast protocol's model, {duration} per run, {args.threads} "
               f"threads, {len(test)} held-out test frames"
               + (f", training overrides {json.dumps(args.training)}" if args.training else ""))
     result = report(points, sizes, targets, header)
