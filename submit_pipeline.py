@@ -1,5 +1,7 @@
 """Run the whole SLEM pipeline: ``verdi run submit_pipeline.py [options]``.
 
+The options: ``verdi run submit_pipeline.py -- --help`` (``verdi run`` takes a bare ``--help`` as its own).
+
 With no option: the ``fast`` protocol on bulk Si (8-atom cubic cell) on this profile's localhost codes,
 through the daemon if one runs (submit, then poll and print progress) or in this process otherwise.
 Ends with a table of the held-out errors, the plot files and the PKs to query.
