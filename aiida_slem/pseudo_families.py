@@ -9,14 +9,18 @@ relativistic (spin-orbit runs, docs/spin-orbit.md), never a mixture.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiida_slem.pseudos import STRINGENCIES
 from slem.qe.upf import read_upf
+from slem.threads import available_cpus
 
 UPF_SUFFIXES = (".upf",)
 MANIFEST = "MANIFEST.txt"
@@ -24,6 +28,8 @@ CUTOFFS_JSON = "cutoffs.json"
 HARTREE_IN_RY = 2.0
 # PseudoDojo's convention for norm-conserving tables: the density cutoff is 4 x the wavefunction cutoff
 NC_DUAL = 4.0
+# a manifest row's hints_Ha for a file the table gives no cutoff hints for
+NO_HINTS = "-"
 PSEUDO_DIR_HINT = "aiida-slem setup --pseudo-dir DIR [--family-label LABEL] [--cutoffs Si=30/120,...]"
 
 Cutoffs = dict  # element -> stringency -> (ecutwfc, ecutrho), Ry
@@ -45,18 +51,15 @@ def _refuse(problems: list[str], where: str, tail: str = "Nothing was installed.
         raise PseudoFamilyError(f"{where}:\n  " + "\n  ".join(problems) + f"\n{tail}")
 
 
-def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, UpfFile]:
-    """element -> file for ``paths``, after reading every one (and, with ``check_levels``, screening its
-    pseudo-atom for ghost states, a few seconds per file); all problems are reported together."""
-    from slem.basis.ghosts import check_upf_levels
-
+def read_upf_files(paths: list[Path], check_levels: bool = False,
+                   report: Callable[[str], None] | None = None) -> dict[str, UpfFile]:
+    """element -> file for ``paths``, after reading every one; all problems are reported together. With
+    ``check_levels`` each pseudo-atom is then screened for ghost states (``screen_levels``)."""
     problems, found, relativistic = [], {}, {}
     for path in sorted(paths):
         try:
             upf = read_upf(path, spin_orbit=True)
-            if check_levels:
-                check_upf_levels(path)
-        except ValueError as exc:  # UpfError, GhostStateError, or numbers that do not parse
+        except ValueError as exc:  # UpfError, or numbers that do not parse
             problems.append(f"{path.name}: {exc}")
             continue
         if not upf.element:
@@ -76,7 +79,47 @@ def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, U
             "or the other (spin-orbit runs need every file fully relativistic); install them as two families"
         )
     _refuse(problems, "refused, the pseudopotentials are not usable")
+    if check_levels:
+        screen_levels([f.path for f in found.values()], report)
     return found
+
+
+def _screen(path: Path) -> str | None:
+    from slem.basis.ghosts import check_upf_levels
+
+    try:
+        check_upf_levels(path)
+    except ValueError as exc:  # GhostStateError, or a pseudo-atom that does not converge
+        return f"{path.name}: {exc}"
+    return None
+
+
+def _screened(paths: list[Path], workers: int):
+    """(path, problem or None) for each file, in order, as each is done."""
+    if workers == 1:
+        yield from zip(paths, map(_screen, paths), strict=True)
+        return
+    # spawn: the CLI process may hold threads (torch, BLAS) that a forked child would inherit mid-lock
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from zip(paths, pool.map(_screen, paths), strict=True)
+
+
+def screen_levels(paths: list[Path], report: Callable[[str], None] | None = None) -> None:
+    """Solve each file's pseudo-atom and compare its levels with the file's own (a ghost state or a damaged
+    file shows there). A few seconds per file, so the files are spread over the CPUs this process may use,
+    and ``report`` hears of each as it is done: a whole table of 69 elements would otherwise be minutes of
+    silence."""
+    paths = sorted(paths)
+    workers = max(min(available_cpus(), len(paths)), 1)
+    if report:
+        report(f"  screening {len(paths)} pseudo-atoms for ghost states on {workers} CPU(s), seconds each")
+    problems = []
+    for done, (path, problem) in enumerate(_screened(paths, workers), 1):
+        if report:
+            report(f"    {done:>3}/{len(paths)} {path.name:<16} {'refused' if problem else 'ok'}")
+        if problem:
+            problems.append(problem)
+    _refuse(problems, "refused, the pseudopotentials are not usable")
 
 
 def folder_upfs(folder: Path) -> list[Path]:
@@ -94,7 +137,8 @@ def _pair(wfc: float, rho: float | None = None) -> tuple[float, float]:
 
 def read_manifest(path: Path) -> tuple[Cutoffs, dict[str, tuple[str, str]]]:
     """PseudoDojo-style manifest: a '# element file md5 ... hints_Ha' header line, then one row per element
-    with 'low/normal/high' hints in Hartree. Returns (cutoffs in Ry, element -> (file, md5))."""
+    with 'low/normal/high' hints in Hartree, or '-' where the table gives none. Returns (cutoffs in Ry of the
+    elements with hints, element -> (file, md5) of every row)."""
     columns, cutoffs, files = None, {}, {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.startswith("#"):
@@ -110,6 +154,9 @@ def read_manifest(path: Path) -> tuple[Cutoffs, dict[str, tuple[str, str]]]:
                 f"give the cutoffs with --cutoffs"
             )
         row = dict(zip(columns, line.split(), strict=False))
+        files[row["element"]] = (row["file"], row.get("md5", ""))
+        if row.get("hints_Ha") == NO_HINTS:  # the table has no hints for this file: --cutoffs gives them
+            continue
         try:
             hints = [float(h) for h in row["hints_Ha"].split("/")]
         except (KeyError, ValueError):
@@ -119,9 +166,8 @@ def read_manifest(path: Path) -> tuple[Cutoffs, dict[str, tuple[str, str]]]:
                 f"{path}:{number}: hints_Ha must be 'low/normal/high' in Hartree (e.g. 14/18/24), got "
                 f"{row.get('hints_Ha')!r}"
             )
-        element = row["element"]
-        cutoffs[element] = {s: _pair(HARTREE_IN_RY * h) for s, h in zip(STRINGENCIES, hints, strict=True)}
-        files[element] = (row["file"], row.get("md5", ""))
+        levels = zip(STRINGENCIES, hints, strict=True)
+        cutoffs[row["element"]] = {s: _pair(HARTREE_IN_RY * h) for s, h in levels}
     return cutoffs, files
 
 
@@ -180,7 +226,9 @@ def folder_hints(folder: Path, files: dict[str, UpfFile]) -> Cutoffs | None:
 
 
 def check_cutoffs_cover(files: dict[str, UpfFile], cutoffs: Cutoffs) -> None:
-    problems = [f"no recommended cutoffs for {e}" for e in sorted(set(files) - set(cutoffs))]
+    problems = [f"no recommended cutoffs for {e} ({files[e].path.name}): give them with --cutoffs "
+                f"{e}=ECUTWFC/ECUTRHO (Ry), or take {files[e].path.name} out of the folder"
+                for e in sorted(set(files) - set(cutoffs))]
     for element, levels in sorted(cutoffs.items()):
         for stringency, (wfc, rho) in levels.items():
             if not 0 < wfc <= rho:

@@ -20,6 +20,7 @@ from aiida_slem.pseudo_families import (
     load_usable_family,
     parse_cutoffs_option,
     read_upf_files,
+    screen_levels,
 )
 from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR, FAMILY_LABEL, STRINGENCIES, available_choices
 
@@ -240,17 +241,20 @@ def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
 
 
 def read_pseudo_dir(folder: Path, cutoffs_option: str | None) -> tuple[dict, dict]:
-    """Every UPF of ``folder`` read and its cutoffs found, before anything is created."""
+    """Every UPF of ``folder`` read and its cutoffs found, before anything is created. The cheap checks
+    (files, hints, cutoffs) come first, so a bad hints file is refused before minutes of ghost screening.
+    ``--cutoffs`` adds to the hints file's cutoffs and replaces those of the elements it names."""
     try:
-        files = read_upf_files(folder_upfs(folder), check_levels=True)
+        files = read_upf_files(folder_upfs(folder))
         hints = folder_hints(folder, files)
-        cutoffs = parse_cutoffs_option(cutoffs_option) if cutoffs_option else hints
-        if cutoffs is None:
+        if hints is None and not cutoffs_option:
             raise PseudoFamilyError(
                 f"{folder} has no hints file ({MANIFEST} with a hints_Ha column, or {CUTOFFS_JSON}); "
                 "give the recommended cutoffs with --cutoffs Si=30/120,Ga=40/160 (Ry) or --cutoffs FILE.json"
             )
+        cutoffs = {**(hints or {}), **(parse_cutoffs_option(cutoffs_option) if cutoffs_option else {})}
         check_cutoffs_cover(files, cutoffs)
+        screen_levels([upf.path for upf in files.values()], report=click.echo)
     except PseudoFamilyError as exc:
         raise click.ClickException(str(exc)) from exc
     return files, cutoffs
@@ -350,8 +354,8 @@ def setup(
     if (family_label or cutoffs_option) and pseudo_dir is None:
         raise click.UsageError("--family-label and --cutoffs go with --pseudo-dir")
     executables = find_executables()
-    own = read_pseudo_dir(pseudo_dir, cutoffs_option) if pseudo_dir is not None else None
     click.echo("aiida-slem setup")
+    own = read_pseudo_dir(pseudo_dir, cutoffs_option) if pseudo_dir is not None else None
     name = ensure_profile(profile_name, backend)
     from aiida import load_profile
 

@@ -3,6 +3,7 @@ low/normal/high hints; broken copies are refused before anything is stored; reru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -92,10 +93,18 @@ def _fully_relativistic(folder: Path) -> str:
     return "Si.upf fully relativistic and the other files scalar-relativistic"
 
 
+def _rewrite_with_manifest(folder: Path, name: str, text: str) -> None:
+    """Write ``name`` and its new md5 into the MANIFEST, as the maker of a (broken) table would."""
+    old = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    (folder / name).write_text(text)
+    new = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    (folder / "MANIFEST.txt").write_text((folder / "MANIFEST.txt").read_text().replace(old, new))
+
+
 def _wrong_levels(folder: Path) -> str:
     # the file's own 3S eigenvalue no longer matches its potential: what a ghost state or damage looks like
     text = (folder / "Al.upf").read_text().replace("-0.5698283664E+00", "-0.9698283664E+00")
-    (folder / "Al.upf").write_text(text)
+    _rewrite_with_manifest(folder, "Al.upf", text)
     return "Al.upf: the pseudo-atom's levels disagree with the file's own PP_CHI energies"
 
 
@@ -142,6 +151,33 @@ def test_folder_without_hints_needs_cutoffs(aiida_profile, tmp_path):
         read_pseudo_dir(folder, "Si=30/120,Al=40")
     files, cutoffs = read_pseudo_dir(folder, "N=40,Al=30/120")
     assert cutoffs["N"] == {"normal": (40.0, 160.0)} and cutoffs["Al"] == {"normal": (30.0, 120.0)}
+
+
+def _no_hints_for(folder: Path, element: str) -> None:
+    """PseudoDojo writes '-' where its table gives a file no cutoff hints (W-fsp in v0.4)."""
+    rows = (folder / "MANIFEST.txt").read_text().splitlines()
+    rows = [r if r.startswith("#") or r.split()[0] != element else " ".join(r.split()[:-1] + ["-"])
+            for r in rows]
+    (folder / "MANIFEST.txt").write_text("\n".join(rows) + "\n")
+
+
+def test_a_file_without_hints_is_named_and_cutoffs_fill_it_in(aiida_profile, tmp_path, capsys):
+    folder = _copy(tmp_path)
+    _no_hints_for(folder, "N")
+    with pytest.raises(click.ClickException, match=r"no recommended cutoffs for N \(N.upf\): give them with "
+                       r"--cutoffs N=ECUTWFC/ECUTRHO \(Ry\), or take N.upf out of the folder"):
+        read_pseudo_dir(folder, None)
+    # refused before the minutes of ghost screening a whole table costs
+    assert "screening" not in capsys.readouterr().out
+    files, cutoffs = read_pseudo_dir(folder, "N=44")
+    # the option fills in N; Al keeps the MANIFEST's three stringencies (Al 16/20/26 Ha)
+    assert cutoffs["N"] == {"normal": (44.0, 176.0)}
+    assert cutoffs["Al"]["low"] == (32.0, 128.0) and cutoffs["Al"]["high"] == (52.0, 208.0)
+    shown = capsys.readouterr().out
+    assert "screening 2 pseudo-atoms" in shown and "Al.upf" in shown and "N.upf" in shown
+    family, state = install_family(files, _label(), cutoffs, "test")
+    # one stringency common to every element: 'normal' only
+    assert state == "created" and list(family.get_cutoff_stringencies()) == ["normal"]
 
 
 def test_cutoffs_option_forms(tmp_path):
