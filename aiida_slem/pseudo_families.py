@@ -225,6 +225,20 @@ def folder_hints(folder: Path, files: dict[str, UpfFile]) -> Cutoffs | None:
     return None
 
 
+def merge_cutoffs(hints: Cutoffs | None, given: Cutoffs) -> Cutoffs:
+    """The hints file's cutoffs with ``--cutoffs`` on top: a given element replaces its hints. One pair given
+    for an element serves every stringency the hints have, so one element the table gives no hints for does
+    not strip low and high (the fast and precise protocols' cutoffs) from the whole family."""
+    hints = hints or {}
+    stringencies = {s for levels in hints.values() for s in levels}
+    merged = dict(hints)
+    for element, levels in given.items():
+        if set(levels) == {"normal"} and stringencies:
+            levels = {s: levels["normal"] for s in STRINGENCIES if s in stringencies | {"normal"}}
+        merged[element] = levels
+    return merged
+
+
 def check_cutoffs_cover(files: dict[str, UpfFile], cutoffs: Cutoffs) -> None:
     problems = [f"no recommended cutoffs for {e} ({files[e].path.name}): give them with --cutoffs "
                 f"{e}=ECUTWFC/ECUTRHO (Ry), or take {files[e].path.name} out of the folder"

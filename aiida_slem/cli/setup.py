@@ -18,6 +18,7 @@ from aiida_slem.pseudo_families import (
     folder_upfs,
     install_family,
     load_usable_family,
+    merge_cutoffs,
     parse_cutoffs_option,
     read_upf_files,
     screen_levels,
@@ -252,7 +253,7 @@ def read_pseudo_dir(folder: Path, cutoffs_option: str | None) -> tuple[dict, dic
                 f"{folder} has no hints file ({MANIFEST} with a hints_Ha column, or {CUTOFFS_JSON}); "
                 "give the recommended cutoffs with --cutoffs Si=30/120,Ga=40/160 (Ry) or --cutoffs FILE.json"
             )
-        cutoffs = {**(hints or {}), **(parse_cutoffs_option(cutoffs_option) if cutoffs_option else {})}
+        cutoffs = merge_cutoffs(hints, parse_cutoffs_option(cutoffs_option) if cutoffs_option else {})
         check_cutoffs_cover(files, cutoffs)
         screen_levels([upf.path for upf in files.values()], report=click.echo)
     except PseudoFamilyError as exc:

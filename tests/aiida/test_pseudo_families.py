@@ -170,14 +170,16 @@ def test_a_file_without_hints_is_named_and_cutoffs_fill_it_in(aiida_profile, tmp
     # refused before the minutes of ghost screening a whole table costs
     assert "screening" not in capsys.readouterr().out
     files, cutoffs = read_pseudo_dir(folder, "N=44")
-    # the option fills in N; Al keeps the MANIFEST's three stringencies (Al 16/20/26 Ha)
-    assert cutoffs["N"] == {"normal": (44.0, 176.0)}
+    # the option fills in N at every stringency; Al keeps the MANIFEST's three (Al 16/20/26 Ha)
+    assert cutoffs["N"] == {s: (44.0, 176.0) for s in ("low", "normal", "high")}
     assert cutoffs["Al"]["low"] == (32.0, 128.0) and cutoffs["Al"]["high"] == (52.0, 208.0)
     shown = capsys.readouterr().out
     assert "screening 2 pseudo-atoms" in shown and "Al.upf" in shown and "N.upf" in shown
     family, state = install_family(files, _label(), cutoffs, "test")
-    # one stringency common to every element: 'normal' only
-    assert state == "created" and list(family.get_cutoff_stringencies()) == ["normal"]
+    # the fast protocol's 'low' survives the element without hints
+    assert state == "created" and set(family.get_cutoff_stringencies()) == {"low", "normal", "high"}
+    low = family.get_recommended_cutoffs(elements=("Al", "N"), stringency="low", unit="Ry")
+    assert low == pytest.approx((44, 176))
 
 
 def test_cutoffs_option_forms(tmp_path):
