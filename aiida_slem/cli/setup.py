@@ -9,45 +9,27 @@ from pathlib import Path
 
 import click
 
-from aiida_slem.pseudo_families import (
-    CUTOFFS_JSON,
-    MANIFEST,
-    PseudoFamilyError,
-    check_cutoffs_cover,
-    folder_hints,
-    folder_upfs,
-    install_family,
-    load_usable_family,
-    merge_cutoffs,
-    parse_cutoffs_option,
-    read_upf_files,
-    screen_levels,
+from aiida_slem.cli.report import report_item
+from aiida_slem.cli.setup_pseudos import (
+    QE_INSTALL_HINT,
+    ensure_pseudo_family,
+    install_reported,
+    make_default_family,
+    read_pseudo_dir,
+    screen_new_files,
 )
-from aiida_slem.pseudos import DEBIAN_PSEUDO_DIR, FAMILY_LABEL, STRINGENCIES, available_choices
 
 QE_EXECUTABLES = {
     "pw": ("pw.x", "quantumespresso.pw"),
     "pp": ("pp.x", "quantumespresso.pp"),
     "projwfc": ("projwfc.x", "quantumespresso.projwfc"),
 }
-QE_INSTALL_HINT = (
-    "Quantum ESPRESSO is missing. Install it with:\n"
-    "    sudo apt-get install quantum-espresso quantum-espresso-data\n"
-    "(Debian/Ubuntu; it provides pw.x, pp.x, projwfc.x and the pseudopotentials in "
-    "/usr/share/espresso/pseudo)."
-)
-DEBIAN_DESCRIPTION = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
 CACHED_PLUGINS = (
     "aiida.calculations:quantumespresso.pw",
     "aiida.calculations:quantumespresso.pp",
     "aiida.calculations:slem.project",
     "aiida.calculations:slem.basis",
 )
-
-
-def _report(item: str, state: str, detail: str = "") -> None:
-    colour = {"created": "green", "exists": "blue", "updated": "yellow"}.get(state, "white")
-    click.echo(f"  {item:<34} " + click.style(f"{state:<8}", fg=colour) + (f" {detail}" if detail else ""))
 
 
 def find_executables() -> dict[str, Path]:
@@ -129,10 +111,10 @@ def ensure_profile(profile_name: str | None, backend: str) -> str:
     config = get_config(create=True)
     names = config.profile_names
     if profile_name and profile_name in names:
-        _report(f"profile {profile_name}", "exists")
+        report_item(f"profile {profile_name}", "exists")
         return profile_name
     if not profile_name and config.default_profile_name in names:
-        _report(f"profile {config.default_profile_name}", "exists", "(default)")
+        report_item(f"profile {config.default_profile_name}", "exists", "(default)")
         return config.default_profile_name
     name = profile_name or "aiida-slem"
     command = ["verdi", "presto", "--profile-name", name]
@@ -146,7 +128,7 @@ def ensure_profile(profile_name: str | None, backend: str) -> str:
     from aiida.manage.configuration import reset_config
 
     reset_config()  # verdi presto wrote the config file in another process
-    _report(f"profile {name}", "created", f"({backend})")
+    report_item(f"profile {name}", "created", f"({backend})")
     return name
 
 
@@ -155,7 +137,7 @@ def ensure_computer(label: str = "localhost"):
 
     try:
         computer = orm.load_computer(label)
-        _report(f"computer {label}", "exists")
+        report_item(f"computer {label}", "exists")
     except Exception:
         computer = orm.Computer(
             label=label,
@@ -165,7 +147,7 @@ def ensure_computer(label: str = "localhost"):
             scheduler_type="core.direct",
             workdir=str(Path.home() / "aiida_run"),
         ).store()
-        _report(f"computer {label}", "created")
+        report_item(f"computer {label}", "created")
     if not computer.is_configured:
         computer.configure(safe_interval=0)
     computer.set_minimum_job_poll_interval(0.5)
@@ -181,7 +163,7 @@ def ensure_code(label: str, executable: Path, plugin: str | None, computer) -> N
     if existing:
         code = existing[0]
         if str(code.filepath_executable) == str(executable):
-            _report(f"code {label}@{computer.label}", "exists", str(executable))
+            report_item(f"code {label}@{computer.label}", "exists", str(executable))
             return
         raise click.ClickException(
             f"code {label}@{computer.label} exists but points to {code.filepath_executable}, "
@@ -196,81 +178,7 @@ def ensure_code(label: str, executable: Path, plugin: str | None, computer) -> N
     if label == "slem":
         code.prepend_text = "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}"
     code.store()
-    _report(f"code {label}@{computer.label}", "created", str(executable))
-
-
-def _family_rows(family) -> None:
-    stringencies = [s for s in STRINGENCIES if s in family.get_cutoff_stringencies()]
-    for pseudo in sorted(family.nodes, key=lambda p: p.element):
-        pairs = (family.get_recommended_cutoffs(elements=pseudo.element, stringency=s, unit="Ry")
-                 for s in stringencies)
-        levels = " ".join(f"{wfc:>4.0f}/{rho:<4.0f}" for wfc, rho in pairs)
-        click.echo(f"      {pseudo.element:<3} {pseudo.filename:<22} {levels} Ry")
-
-
-def _install(files: dict, label: str, cutoffs: dict, description: str) -> str:
-    try:
-        family, state = install_family(files, label, cutoffs, description)
-    except PseudoFamilyError as exc:
-        raise click.ClickException(str(exc)) from exc
-    _report(f"pseudo family {label}", state)
-    if state != "exists":
-        stringencies = [s for s in STRINGENCIES if s in family.get_cutoff_stringencies()]
-        click.echo(f"      (ecutwfc/ecutrho per stringency: {', '.join(stringencies)})")
-        _family_rows(family)
-    return state
-
-
-def ensure_pseudo_family(pseudo_dir: Path = DEBIAN_PSEUDO_DIR) -> None:
-    """The Debian family: the default that needs no download."""
-    choices = available_choices(pseudo_dir)
-    if not choices:
-        raise click.ClickException(f"no norm-conserving UPF found in {pseudo_dir}.\n{QE_INSTALL_HINT}")
-    from aiida import orm
-    from aiida_pseudo.groups.family import PseudoPotentialFamily
-
-    # the ghost-state screening takes seconds per file: only for a family about to be created
-    new = not orm.QueryBuilder().append(PseudoPotentialFamily, filters={"label": FAMILY_LABEL}).count()
-    try:
-        files = read_upf_files([pseudo_dir / choice.filename for choice in choices], check_levels=new)
-    except PseudoFamilyError as exc:
-        raise click.ClickException(f"{exc}\nReinstall quantum-espresso-data.") from exc
-    cutoffs = {choice.element: choice.cutoffs for choice in choices}
-    if _install(files, FAMILY_LABEL, cutoffs, DEBIAN_DESCRIPTION) != "exists":
-        for choice in choices:
-            click.echo(f"      {choice.element:<3} {choice.why}")
-
-
-def read_pseudo_dir(folder: Path, cutoffs_option: str | None) -> tuple[dict, dict]:
-    """Every UPF of ``folder`` read and its cutoffs found, before anything is created. The cheap checks
-    (files, hints, cutoffs) come first, so a bad hints file is refused before minutes of ghost screening.
-    ``--cutoffs`` adds to the hints file's cutoffs and replaces those of the elements it names."""
-    try:
-        files = read_upf_files(folder_upfs(folder))
-        hints = folder_hints(folder, files)
-        if hints is None and not cutoffs_option:
-            raise PseudoFamilyError(
-                f"{folder} has no hints file ({MANIFEST} with a hints_Ha column, or {CUTOFFS_JSON}); "
-                "give the recommended cutoffs with --cutoffs Si=30/120,Ga=40/160 (Ry) or --cutoffs FILE.json"
-            )
-        cutoffs = merge_cutoffs(hints, parse_cutoffs_option(cutoffs_option) if cutoffs_option else {})
-        check_cutoffs_cover(files, cutoffs)
-        screen_levels([upf.path for upf in files.values()], report=click.echo)
-    except PseudoFamilyError as exc:
-        raise click.ClickException(str(exc)) from exc
-    return files, cutoffs
-
-
-def make_default_family(label: str) -> None:
-    from aiida_slem.pseudos import default_family_label, set_default_family
-
-    try:
-        family = load_usable_family(label)
-    except PseudoFamilyError as exc:
-        raise click.ClickException(str(exc)) from exc
-    state = "exists" if default_family_label() == label else "updated"
-    set_default_family(family)
-    _report("default pseudo family", state, label)
+    report_item(f"code {label}@{computer.label}", "created", str(executable))
 
 
 def _loadable(identifier: str) -> bool:
@@ -291,11 +199,11 @@ def ensure_caching() -> None:
     current = list(config.get_option("caching.enabled_for", profile.name, default=[]) or [])
     wanted = sorted(set(current) | {name for name in CACHED_PLUGINS if _loadable(name)})
     if wanted == sorted(current):
-        _report("caching (pw, pp, project)", "exists")
+        report_item("caching (pw, pp, project)", "exists")
         return
     config.set_option("caching.enabled_for", wanted, scope=profile.name)
     config.store()
-    _report("caching (pw, pp, project)", "updated")
+    report_item("caching (pw, pp, project)", "updated")
 
 
 @click.command("setup")
@@ -356,7 +264,10 @@ def setup(
         raise click.UsageError("--family-label and --cutoffs go with --pseudo-dir")
     executables = find_executables()
     click.echo("aiida-slem setup")
-    own = read_pseudo_dir(pseudo_dir, cutoffs_option) if pseudo_dir is not None else None
+    own = read_pseudo_dir(pseudo_dir, cutoffs_option, screen=False) if pseudo_dir is not None else None
+    if own is not None:
+        family_label = family_label or f"SLEM/{pseudo_dir.resolve().name}"
+        screen_new_files(own[0], family_label, profile_name)
     name = ensure_profile(profile_name, backend)
     from aiida import load_profile
 
@@ -367,9 +278,9 @@ def setup(
     ensure_code("slem", executables["slem"], None, computer)
     ensure_pseudo_family()
     if own is not None:
-        family_label = family_label or f"SLEM/{pseudo_dir.resolve().name}"
         files, cutoffs = own
-        _install(files, family_label, cutoffs, f"UPFs installed by aiida-slem from {pseudo_dir.resolve()}")
+        source = f"UPFs installed by aiida-slem from {pseudo_dir.resolve()}"
+        install_reported(files, family_label, cutoffs, source)
     default = pseudo_family or (family_label if own is not None else None)
     if default is not None:
         make_default_family(default)

@@ -151,7 +151,7 @@ def dojo_family(tmp_path: Path, element: str) -> str:
     import shutil
     import uuid
 
-    from aiida_slem.cli.setup import read_pseudo_dir
+    from aiida_slem.cli.setup_pseudos import read_pseudo_dir
     from aiida_slem.pseudo_families import install_family
 
     folder = tmp_path / f"dojo-{element}"

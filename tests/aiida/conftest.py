@@ -236,7 +236,7 @@ def _executable(name: str) -> str:
 def module_codes(aiida_profile, tmp_path_factory, request) -> dict:
     """Serial pw.x, pp.x and slem on a localhost computer of the test module (labels are unique per
     profile, and the profile lives as long as the session)."""
-    from aiida_slem.cli.setup import ensure_pseudo_family
+    from aiida_slem.cli.setup_pseudos import ensure_pseudo_family
 
     module = request.module.__name__.rsplit(".", 1)[-1]
     computer = orm.Computer(
@@ -304,7 +304,7 @@ def pseudo_family(aiida_profile):
     """The family ``aiida-slem setup`` installs, created the same way."""
     from aiida_pseudo.groups.family import CutoffsPseudoPotentialFamily
 
-    from aiida_slem.cli.setup import ensure_pseudo_family
+    from aiida_slem.cli.setup_pseudos import ensure_pseudo_family
 
     ensure_pseudo_family()
     return orm.QueryBuilder().append(CutoffsPseudoPotentialFamily, filters={"label": FAMILY_LABEL}).one()[0]

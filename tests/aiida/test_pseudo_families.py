@@ -13,7 +13,7 @@ import click
 import pytest
 from aiida import orm
 
-from aiida_slem.cli.setup import make_default_family, read_pseudo_dir
+from aiida_slem.cli.setup_pseudos import make_default_family, read_pseudo_dir
 from aiida_slem.pseudo_families import (
     PseudoFamilyError,
     install_family,

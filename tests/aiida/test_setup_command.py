@@ -74,6 +74,9 @@ def test_setup_pseudo_dir_refuses_a_truncated_copy_then_installs_and_records_the
     assert f"pseudo family {label}" in first.stdout and "28/112" in first.stdout  # Si low: 14 Ha
     second = _run(["aiida-slem", "setup", "--pseudo-dir", str(dojo), "--family-label", label], tmp_path)
     assert second.returncode == 0 and " created " not in second.stdout and " updated " not in second.stdout
+    # the family holds these very files, screened when it was installed: a rerun does not screen again
+    assert "screening" in first.stdout and "screening" not in second.stdout
+    assert f"7 UPFs as in {label} (screened when it was installed)" in second.stdout
     code = "from aiida import load_profile; load_profile(); "
     code += "from aiida_slem.pseudos import default_family_label; "
     shown = _run([sys.executable, "-c", code + "print(default_family_label())"], tmp_path)

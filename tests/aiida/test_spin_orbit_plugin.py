@@ -22,7 +22,7 @@ from aiida_slem.workflows.magnetism import spin_orbit_operators
 from aiida_slem.workflows.pipeline import SlemPipelineWorkChain
 from aiida_test_helpers import si8_structure
 
-from aiida_slem.cli.setup import read_pseudo_dir
+from aiida_slem.cli.setup_pseudos import read_pseudo_dir
 from aiida_slem.data import BasisData
 from aiida_slem.pseudo_families import install_family
 from slem.basis.generate import generate_basis
