@@ -51,8 +51,7 @@ def _refuse(problems: list[str], where: str, tail: str = "Nothing was installed.
         raise PseudoFamilyError(f"{where}:\n  " + "\n  ".join(problems) + f"\n{tail}")
 
 
-def read_upf_files(paths: list[Path], check_levels: bool = False,
-                   report: Callable[[str], None] | None = None) -> dict[str, UpfFile]:
+def read_upf_files(paths: list[Path], check_levels: bool = False) -> dict[str, UpfFile]:
     """element -> file for ``paths``, after reading every one; all problems are reported together. With
     ``check_levels`` each pseudo-atom is then screened for ghost states (``screen_levels``)."""
     problems, found, relativistic = [], {}, {}
@@ -80,7 +79,7 @@ def read_upf_files(paths: list[Path], check_levels: bool = False,
         )
     _refuse(problems, "refused, the pseudopotentials are not usable")
     if check_levels:
-        screen_levels([f.path for f in found.values()], report)
+        screen_levels([f.path for f in found.values()])
     return found
 
 
