@@ -31,6 +31,8 @@ QE_INSTALL_HINT = (
     "/usr/share/espresso/pseudo)."
 )
 DEBIAN_DESCRIPTION = "Norm-conserving PBE UPFs from Debian's quantum-espresso-data, chosen by aiida-slem"
+
+
 def _family_rows(family) -> None:
     stringencies = [s for s in STRINGENCIES if s in family.get_cutoff_stringencies()]
     for pseudo in sorted(family.nodes, key=lambda p: p.element):
@@ -88,11 +90,18 @@ def read_pseudo_dir(folder: Path, cutoffs_option: str | None, screen: bool = Tru
             )
         cutoffs = merge_cutoffs(hints, parse_cutoffs_option(cutoffs_option) if cutoffs_option else {})
         check_cutoffs_cover(files, cutoffs)
-        if screen:
-            screen_levels([upf.path for upf in files.values()], report=click.echo)
     except PseudoFamilyError as exc:
         raise click.ClickException(str(exc)) from exc
+    if screen:
+        _screen_reported(files)
     return files, cutoffs
+
+
+def _screen_reported(files: dict) -> None:
+    try:
+        screen_levels([upf.path for upf in files.values()], report=click.echo)
+    except PseudoFamilyError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _existing_profile(profile_name: str | None) -> str | None:
@@ -122,10 +131,7 @@ def screen_new_files(files: dict, label: str, profile_name: str | None) -> None:
         if held == {element: upf.md5 for element, upf in files.items()}:
             click.echo(f"  {len(files)} UPFs as in {label} (screened when it was installed)")
             return
-    try:
-        screen_levels([upf.path for upf in files.values()], report=click.echo)
-    except PseudoFamilyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    _screen_reported(files)
 
 
 def make_default_family(label: str) -> None:
